@@ -1,0 +1,54 @@
+# Both entry points build .venv themselves, so a fresh clone needs only python3 (>= 3.11).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+STAMP_BENCH := $(VENV)/.installed-bench
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test lint typecheck bench bench-quick clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP_RUN): setup.cfg | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(STAMP_TEST): setup.cfg | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(STAMP_RUN)
+
+$(STAMP_BENCH): setup.cfg | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@ $(STAMP_TEST) $(STAMP_RUN)
+
+run: $(STAMP_RUN)
+	mkdir -p var/scripts
+	@echo "cronwell: store sqlite:///var/cronwell.db, script root $(CURDIR)/var/scripts, http://$(HOST):$(PORT)"
+	$(BIN)/cronwell serve --host $(HOST) --port $(PORT) --store sqlite:///var/cronwell.db --script-root $(CURDIR)/var/scripts
+
+lint: $(STAMP_TEST)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP_TEST)
+	$(BIN)/mypy engine runners
+
+test: $(STAMP_TEST) lint typecheck
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP_BENCH)
+	$(BIN)/python -m bench.dispatch
+	$(BIN)/python -m bench.store
+	$(BIN)/python -m bench.api
+
+bench-quick: $(STAMP_BENCH)
+	$(BIN)/python -m bench.dispatch --quick
+	$(BIN)/python -m bench.store --quick
+	$(BIN)/python -m bench.api --quick
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,189 @@
+"""Settings: one frozen object built from the environment (and a `.env` file).
+
+Precedence: CLI flag > real environment > `.env` in the working folder > default.
+`api/cli.py` applies the flags; everything else reads a Settings, never os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine.errors import InvalidInput
+
+DEFAULT_STORE = "sqlite:///var/cronwell.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    store_url: str = DEFAULT_STORE
+    #: MongoDB database name (DB_NAME, as the scheduler seed documents)
+    db_name: str = "cronwell"
+    oracle_dsn: str = ""
+    oracle_user: str = ""
+    oracle_password: str = ""
+    data_dir: Path = Path("var")
+    script_roots: tuple[Path, ...] = ()
+    timezone: str = "UTC"
+    pool_size: int = 10
+    command_queue_size: int = 10_000
+    #: fires waiting for a free worker beyond this are recorded as skipped, not queued
+    backlog_limit: int = 100_000
+    output_cap: int = 64 * 1024  # bytes of stdout+stderr kept per execution
+    max_body: int = 1024 * 1024  # bytes per request body
+    misfire_grace_time: float = 60.0
+    shutdown_timeout: float = 30.0
+    api_keys: tuple[str, ...] = ()
+    secret_key: str = ""  # Fernet key; generated into data_dir on first start when empty
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_from: str = "cronwell@localhost"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    backup_dir: Path | None = None
+    report_dir: Path | None = None
+    #: extra folders put on sys.path so user job classes can be imported by class string
+    job_paths: tuple[Path, ...] = ()
+    log_json: bool = False
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backups(self) -> Path:
+        return self.backup_dir or self.data_dir / "backups"
+
+    @property
+    def reports(self) -> Path:
+        return self.report_dir or self.data_dir / "reports"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with the given fields changed (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; `#` comments, `export ` prefixes and quotes allowed."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise InvalidInput(f"{name} must be true or false, not {value!r}")
+
+
+def _int(name: str, value: str, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise InvalidInput(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def _paths(value: str) -> tuple[Path, ...]:
+    return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p.strip())
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown timezone: {name!r}") from None
+    return name
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Settings from `.env` overlaid by the real environment."""
+    env: dict[str, str] = read_dotenv(dotenv) if dotenv is not None else {}
+    env.update(os.environ if environ is None else environ)
+    get = env.get
+    s: dict[str, Any] = {}
+    if v := get("CRONWELL_HOST"):
+        s["host"] = v
+    if v := get("CRONWELL_PORT"):
+        s["port"] = _int("CRONWELL_PORT", v, 0)
+    s["db_name"] = get("DB_NAME") or "cronwell"
+    s["oracle_dsn"] = get("CRONWELL_ORACLE_DSN", "")
+    s["oracle_user"] = get("CRONWELL_ORACLE_USER", "")
+    s["oracle_password"] = get("CRONWELL_ORACLE_PASSWORD", "")
+    if v := get("CRONWELL_STORE"):
+        s["store_url"] = v
+    elif v := get("MONGO_URI"):
+        s["store_url"] = v
+    elif s["oracle_dsn"]:
+        s["store_url"] = "oracle://"
+    if v := get("CRONWELL_DATA_DIR"):
+        s["data_dir"] = Path(v).expanduser()
+    if v := get("CRONWELL_SCRIPT_ROOTS"):
+        s["script_roots"] = _paths(v)
+    if v := get("CRONWELL_TIMEZONE"):
+        s["timezone"] = check_timezone(v)
+    for key, name, minimum in (
+        ("CRONWELL_POOL_SIZE", "pool_size", 1),
+        ("CRONWELL_COMMAND_QUEUE", "command_queue_size", 1),
+        ("CRONWELL_BACKLOG_LIMIT", "backlog_limit", 1),
+        ("CRONWELL_OUTPUT_CAP", "output_cap", 1024),
+        ("CRONWELL_MAX_BODY", "max_body", 1024),
+        ("CRONWELL_SMTP_PORT", "smtp_port", 1),
+    ):
+        if v := get(key):
+            s[name] = _int(key, v, minimum)
+    for key, name in (
+        ("CRONWELL_MISFIRE_GRACE", "misfire_grace_time"),
+        ("CRONWELL_SHUTDOWN_TIMEOUT", "shutdown_timeout"),
+    ):
+        if v := get(key):
+            s[name] = float(_int(key, v, 0))
+    if v := get("CRONWELL_API_KEYS"):
+        s["api_keys"] = tuple(k.strip() for k in v.split(",") if k.strip())
+    for key, name in (
+        ("CRONWELL_SECRET_KEY", "secret_key"),
+        ("CRONWELL_SMTP_HOST", "smtp_host"),
+        ("CRONWELL_SMTP_FROM", "smtp_from"),
+        ("CRONWELL_SMTP_USER", "smtp_user"),
+        ("CRONWELL_SMTP_PASSWORD", "smtp_password"),
+        ("CRONWELL_LOG_LEVEL", "log_level"),
+    ):
+        if v := get(key):
+            s[name] = v
+    if v := get("CRONWELL_SMTP_STARTTLS"):
+        s["smtp_starttls"] = _bool("CRONWELL_SMTP_STARTTLS", v)
+    if v := get("CRONWELL_LOG_JSON"):
+        s["log_json"] = _bool("CRONWELL_LOG_JSON", v)
+    if v := get("CRONWELL_BACKUP_DIR"):
+        s["backup_dir"] = Path(v).expanduser()
+    if v := get("CRONWELL_REPORT_DIR"):
+        s["report_dir"] = Path(v).expanduser()
+    if v := get("CRONWELL_JOB_PATH"):
+        s["job_paths"] = _paths(v)
+    return Settings(**s)

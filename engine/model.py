@@ -1,0 +1,172 @@
+"""The scheduling model: jobs, executions and their statuses.
+
+Dataclasses with slots, since the engine keeps one Job per scheduled job in memory and
+memory per job is a measured target. Datetimes are aware and in UTC everywhere.
+`to_record` / `from_record` give the plain-dict form every store persists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from engine.triggers.base import Trigger
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class JobKind(StrEnum):
+    """How a job runs; the runner is chosen from this."""
+
+    BASH = "bash"  # executable or bash script, child process, argv list
+    PYTHON = "python"  # python script, child interpreter, main(*args)
+    CLASS = "class"  # built-in or user job class, in a pool thread
+
+
+class Status(StrEnum):
+    SCHEDULED = "scheduled"  # recorded for a future retry
+    QUEUED = "queued"  # fired and written, waiting for a worker
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    MISSED = "missed"  # too late per misfire_grace_time; never ran
+    SKIPPED = "skipped"  # max_instances reached; never ran
+    ABANDONED = "abandoned"  # was running when the service died
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        Status.COMPLETED,
+        Status.FAILED,
+        Status.TIMEOUT,
+        Status.CANCELLED,
+        Status.MISSED,
+        Status.SKIPPED,
+        Status.ABANDONED,
+    }
+)
+ACTIVE_STATUSES = frozenset({Status.SCHEDULED, Status.QUEUED, Status.RUNNING})
+
+
+class Surface(StrEnum):
+    """Which HTTP surface created the job (both can see and manage it)."""
+
+    SCRIPTS = "scripts"
+    SCHEDULER = "scheduler"
+
+
+@dataclass(slots=True)
+class Job:
+    id: str
+    name: str
+    kind: JobKind
+    #: script path for BASH/PYTHON, dotted class string for CLASS
+    target: str
+    trigger: Trigger
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    owner: str | None = None  # user id on the scheduler surface
+    surface: Surface = Surface.SCHEDULER
+    enabled: bool = True
+    paused: bool = False
+    max_instances: int = 1
+    #: seconds a fire may run late; None runs it however late
+    misfire_grace_time: float | None = 60.0
+    coalesce: bool = True
+    timeout: float | None = None  # seconds; None = no limit
+    retries: int = 0
+    retry_delay: float = 0.0  # seconds before the first retry
+    retry_backoff: str = "fixed"  # "fixed" or "exponential" (delay * 2**n)
+    next_run_time: datetime | None = None
+    last_run_time: datetime | None = None
+    created_at: datetime = EPOCH
+    updated_at: datetime = EPOCH
+    total_executions: int = 0
+
+    @property
+    def timezone(self) -> str:
+        return self.trigger.timezone
+
+    @property
+    def active(self) -> bool:
+        """True when the job should fire (enabled and not paused)."""
+        return self.enabled and not self.paused
+
+    def to_record(self) -> dict[str, Any]:
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        record["trigger"] = self.trigger.to_dict()
+        record["kind"] = str(self.kind)
+        record["surface"] = str(self.surface)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Job:
+        from engine.triggers import trigger_from_dict
+
+        values = {f.name: record[f.name] for f in fields(cls) if f.name in record}
+        values["trigger"] = trigger_from_dict(record["trigger"])
+        values["kind"] = JobKind(record["kind"])
+        values["surface"] = Surface(record.get("surface", Surface.SCHEDULER))
+        for name in ("next_run_time", "last_run_time", "created_at", "updated_at"):
+            if values.get(name) is not None:
+                values[name] = as_utc(values[name])
+        return cls(**values)
+
+
+@dataclass(slots=True)
+class Execution:
+    id: str
+    job_id: str
+    status: Status
+    created_at: datetime
+    #: the fire time this execution is for; None for a manual run
+    scheduled_for: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    output: str = ""
+    error: str = ""
+    return_value: Any = None
+    exit_code: int | None = None
+    owner: str | None = None
+    job_name: str = ""
+    job_kind: str = ""
+    job_target: str = ""
+    reason: str = "schedule"  # "schedule", "manual" or "retry"
+    attempt: int = 1
+    retry_of: str | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def to_record(self) -> dict[str, Any]:
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        record["status"] = str(self.status)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Execution:
+        values = {f.name: record[f.name] for f in fields(cls) if f.name in record}
+        values["status"] = Status(record["status"])
+        for name in ("created_at", "scheduled_for", "started_at", "completed_at"):
+            if values.get(name) is not None:
+                values[name] = as_utc(values[name])
+        return cls(**values)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Aware UTC datetime; naive values are taken as UTC (how stores hand them back)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

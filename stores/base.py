@@ -1,0 +1,208 @@
+"""The Store interface: the one contract every backend keeps.
+
+Rules every backend follows (tests/test_store_contract.py checks them all):
+- The caller passes every timestamp; a store never reads the clock (huey's rule), so
+  the engine's fake clock reaches all the way down.
+- Methods take and return model objects (`engine.model`, `stores.records`), never
+  driver types; datetimes come back aware and in UTC.
+- Returned objects are the caller's: mutating one never changes what is stored.
+- Lookups of a missing id raise the matching `NotFound` subclass; inserting an existing
+  id raises `JobExists` (jobs) or stores nothing twice; a duplicate user email raises
+  `DuplicateEmail`.
+- Driver failures while running are raised as `StoreError` with the driver's message;
+  failure to connect or create the schema in `open()` is `StoreUnavailable`.
+- Lists of executions are newest first (created_at, then id, descending).
+- Groups of writes marked "atomic" below happen all or not at all.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine.model import Execution, Job, Status
+from stores.records import Server, User
+
+#: the collection names the scheduler seed documents, used by backup and cleanup too
+COLLECTIONS = ("users", "servers", "jobs", "executions")
+
+
+@dataclass(frozen=True, slots=True)
+class JobCounts:
+    total: int
+    enabled: int
+    paused: int
+
+
+class Store(ABC):
+    #: short backend name: "memory", "sqlite", "mongo", "oracle"
+    backend: str = "abstract"
+
+    # -- lifecycle -------------------------------------------------------------------
+    @abstractmethod
+    def open(self) -> None:
+        """Connect and create tables/collections/indexes idempotently.
+
+        Raises StoreUnavailable with a one-line reason when the store cannot be used.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    # -- jobs ------------------------------------------------------------------------
+    @abstractmethod
+    def add_job(self, job: Job, *, replace: bool = False) -> None:
+        """Insert a job (with its first next_run_time, atomically).
+
+        With replace=True an existing job of the same id is overwritten; its executions
+        are kept. Without it an existing id raises JobExists.
+        """
+
+    @abstractmethod
+    def update_job(self, job: Job) -> None:
+        """Overwrite every field of an existing job. Raises JobNotFound."""
+
+    @abstractmethod
+    def remove_job(self, job_id: str) -> None:
+        """Delete a job; its executions stay as history. Raises JobNotFound."""
+
+    @abstractmethod
+    def get_job(self, job_id: str) -> Job:
+        """Raises JobNotFound."""
+
+    @abstractmethod
+    def list_jobs(self, owner: str | None = None) -> list[Job]:
+        """All jobs (of one owner when given), oldest first (created_at, then id)."""
+
+    @abstractmethod
+    def count_jobs(self, owner: str | None = None) -> JobCounts:
+        """Totals computed in the database."""
+
+    @abstractmethod
+    def claim_fire(
+        self,
+        job_id: str,
+        expected_next_run_time: datetime | None,
+        next_run_time: datetime | None,
+        executions: Sequence[Execution],
+    ) -> bool:
+        """Atomically claim one fire of a job.
+
+        If the stored job's next_run_time equals `expected_next_run_time`, set it to
+        `next_run_time`, set last_run_time to `expected_next_run_time` when executions
+        are given, insert `executions`, and return True. Otherwise change nothing and
+        return False: another engine (or a modify) got there first. This conditional
+        update is what lets several engines share one store and fire each occurrence
+        exactly once. A missing job returns False.
+        """
+
+    # -- executions ------------------------------------------------------------------
+    @abstractmethod
+    def add_execution(self, execution: Execution) -> None:
+        """Insert one execution (a manual run, a retry, a skipped fire)."""
+
+    @abstractmethod
+    def update_execution(self, execution: Execution) -> None:
+        """Overwrite a non-terminal execution (queued -> running). Raises ExecutionNotFound."""
+
+    @abstractmethod
+    def finish_execution(self, execution: Execution) -> None:
+        """Atomically write a terminal execution and bump its job's total_executions
+        (and last_run_time to the execution's started_at when later). The job may be gone.
+        Raises ExecutionNotFound when the execution was never added.
+        """
+
+    @abstractmethod
+    def get_execution(self, execution_id: str) -> Execution:
+        """Raises ExecutionNotFound."""
+
+    @abstractmethod
+    def list_executions(
+        self,
+        *,
+        job_id: str | None = None,
+        owner: str | None = None,
+        status: Status | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Execution]:
+        """Newest first, filtered, paged in the database."""
+
+    @abstractmethod
+    def count_executions(
+        self, *, job_id: str | None = None, owner: str | None = None, status: Status | None = None
+    ) -> int:
+        """Count with the same filters as list_executions."""
+
+    @abstractmethod
+    def execution_stats(self, owner: str | None = None) -> dict[str, int]:
+        """Executions counted by status, grouped in the database ({"completed": 40, ...})."""
+
+    @abstractmethod
+    def abandon_running(self, now: datetime, message: str) -> int:
+        """Mark every queued/running execution abandoned (completed_at=now, error=message).
+
+        Called once at start, before the engine fires anything. Returns how many.
+        """
+
+    @abstractmethod
+    def delete_executions_before(self, cutoff: datetime) -> int:
+        """Delete terminal executions created before `cutoff`; return how many."""
+
+    # -- users -----------------------------------------------------------------------
+    @abstractmethod
+    def add_user(self, user: User) -> None:
+        """Raises DuplicateEmail when another user has the email (case-insensitive)."""
+
+    @abstractmethod
+    def get_user(self, user_id: str) -> User:
+        """Raises UserNotFound."""
+
+    @abstractmethod
+    def list_users(self) -> list[User]:
+        """Oldest first."""
+
+    @abstractmethod
+    def update_user(self, user: User) -> None:
+        """Raises UserNotFound or DuplicateEmail."""
+
+    @abstractmethod
+    def delete_user(self, user_id: str) -> None:
+        """Raises UserNotFound. Jobs and servers are the caller's to deal with."""
+
+    # -- servers ---------------------------------------------------------------------
+    @abstractmethod
+    def add_server(self, server: Server) -> None: ...
+
+    @abstractmethod
+    def get_server(self, server_id: str) -> Server:
+        """Raises ServerNotFound."""
+
+    @abstractmethod
+    def list_servers(self, user_id: str | None = None) -> list[Server]:
+        """Oldest first, of one user when given."""
+
+    @abstractmethod
+    def update_server(self, server: Server) -> None:
+        """Raises ServerNotFound."""
+
+    @abstractmethod
+    def delete_server(self, server_id: str) -> None:
+        """Raises ServerNotFound."""
+
+    # -- whole-collection work (backup, cleanup, maintenance jobs) --------------------
+    @abstractmethod
+    def export(self, collection: str) -> Iterator[dict[str, Any]]:
+        """Every record of one of COLLECTIONS as a plain dict (servers without
+        password_encrypted), streamed, not loaded at once. Raises InvalidInput for
+        another name."""
+
+    @abstractmethod
+    def maintenance(self, task: str) -> dict[str, Any]:
+        """Run one of "rebuild_indexes", "optimize_queries", "clear_cache", "vacuum"
+        the way this backend really does it; return what was done. InvalidInput for others.
+        """

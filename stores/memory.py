@@ -1,0 +1,288 @@
+"""The in-memory store: the reference implementation of the Store contract.
+
+Used by engine tests and benchmarks, and run through the same contract suite as every
+real backend. Nothing survives the process. One lock makes each method atomic.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from engine.errors import (
+    DuplicateEmail,
+    ExecutionNotFound,
+    InvalidInput,
+    JobExists,
+    JobNotFound,
+    ServerNotFound,
+    UserNotFound,
+)
+from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
+from stores.base import COLLECTIONS, JobCounts, Store
+from stores.records import Server, User
+
+T = TypeVar("T")
+MAINTENANCE_TASKS = ("rebuild_indexes", "optimize_queries", "clear_cache", "vacuum")
+
+
+def _clone(obj: T) -> T:
+    """Copy deep enough that the caller's later mutations never reach the store."""
+    return copy.deepcopy(obj)
+
+
+class MemoryStore(Store):
+    backend = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self._executions: dict[str, Execution] = {}
+        self._users: dict[str, User] = {}
+        self._servers: dict[str, Server] = {}
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    # -- jobs ------------------------------------------------------------------------
+    def add_job(self, job: Job, *, replace: bool = False) -> None:
+        with self._lock:
+            if job.id in self._jobs and not replace:
+                raise JobExists(job.id)
+            self._jobs[job.id] = _clone(job)
+
+    def update_job(self, job: Job) -> None:
+        with self._lock:
+            if job.id not in self._jobs:
+                raise JobNotFound(job.id)
+            self._jobs[job.id] = _clone(job)
+
+    def remove_job(self, job_id: str) -> None:
+        with self._lock:
+            if self._jobs.pop(job_id, None) is None:
+                raise JobNotFound(job_id)
+
+    def get_job(self, job_id: str) -> Job:
+        with self._lock:
+            try:
+                return _clone(self._jobs[job_id])
+            except KeyError:
+                raise JobNotFound(job_id) from None
+
+    def list_jobs(self, owner: str | None = None) -> list[Job]:
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if owner is None or j.owner == owner]
+            return [_clone(j) for j in sorted(jobs, key=lambda j: (j.created_at, j.id))]
+
+    def count_jobs(self, owner: str | None = None) -> JobCounts:
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if owner is None or j.owner == owner]
+            return JobCounts(
+                total=len(jobs),
+                enabled=sum(1 for j in jobs if j.enabled),
+                paused=sum(1 for j in jobs if j.paused),
+            )
+
+    def claim_fire(
+        self,
+        job_id: str,
+        expected_next_run_time: datetime | None,
+        next_run_time: datetime | None,
+        executions: Sequence[Execution],
+    ) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.next_run_time != expected_next_run_time:
+                return False
+            job.next_run_time = next_run_time
+            if executions:
+                job.last_run_time = expected_next_run_time
+            for execution in executions:
+                self._executions[execution.id] = _clone(execution)
+            return True
+
+    # -- executions ------------------------------------------------------------------
+    def add_execution(self, execution: Execution) -> None:
+        with self._lock:
+            self._executions[execution.id] = _clone(execution)
+
+    def update_execution(self, execution: Execution) -> None:
+        with self._lock:
+            if execution.id not in self._executions:
+                raise ExecutionNotFound(execution.id)
+            self._executions[execution.id] = _clone(execution)
+
+    def finish_execution(self, execution: Execution) -> None:
+        with self._lock:
+            if execution.id not in self._executions:
+                raise ExecutionNotFound(execution.id)
+            self._executions[execution.id] = _clone(execution)
+            job = self._jobs.get(execution.job_id)
+            if job is not None:
+                job.total_executions += 1
+                started = execution.started_at
+                if started is not None and (
+                    job.last_run_time is None or started > job.last_run_time
+                ):
+                    job.last_run_time = started
+
+    def get_execution(self, execution_id: str) -> Execution:
+        with self._lock:
+            try:
+                return _clone(self._executions[execution_id])
+            except KeyError:
+                raise ExecutionNotFound(execution_id) from None
+
+    def _filtered(
+        self, job_id: str | None, owner: str | None, status: Status | None
+    ) -> list[Execution]:
+        return [
+            e
+            for e in self._executions.values()
+            if (job_id is None or e.job_id == job_id)
+            and (owner is None or e.owner == owner)
+            and (status is None or e.status == status)
+        ]
+
+    def list_executions(
+        self,
+        *,
+        job_id: str | None = None,
+        owner: str | None = None,
+        status: Status | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Execution]:
+        with self._lock:
+            rows = sorted(
+                self._filtered(job_id, owner, status),
+                key=lambda e: (e.created_at, e.id),
+                reverse=True,
+            )
+            return [_clone(e) for e in rows[offset : offset + limit]]
+
+    def count_executions(
+        self, *, job_id: str | None = None, owner: str | None = None, status: Status | None = None
+    ) -> int:
+        with self._lock:
+            return len(self._filtered(job_id, owner, status))
+
+    def execution_stats(self, owner: str | None = None) -> dict[str, int]:
+        with self._lock:
+            counts: dict[str, int] = {}
+            for e in self._filtered(None, owner, None):
+                counts[str(e.status)] = counts.get(str(e.status), 0) + 1
+            return counts
+
+    def abandon_running(self, now: datetime, message: str) -> int:
+        with self._lock:
+            count = 0
+            for e in self._executions.values():
+                if e.status in ACTIVE_STATUSES and e.status != Status.SCHEDULED:
+                    e.status = Status.ABANDONED
+                    e.completed_at = now
+                    e.error = message
+                    count += 1
+            return count
+
+    def delete_executions_before(self, cutoff: datetime) -> int:
+        with self._lock:
+            doomed = [
+                e.id
+                for e in self._executions.values()
+                if e.created_at < cutoff and e.status in TERMINAL_STATUSES
+            ]
+            for execution_id in doomed:
+                del self._executions[execution_id]
+            return len(doomed)
+
+    # -- users -----------------------------------------------------------------------
+    def _check_email(self, user: User) -> None:
+        wanted = user.email.casefold()
+        for other in self._users.values():
+            if other.id != user.id and other.email.casefold() == wanted:
+                raise DuplicateEmail(user.email)
+
+    def add_user(self, user: User) -> None:
+        with self._lock:
+            self._check_email(user)
+            self._users[user.id] = _clone(user)
+
+    def get_user(self, user_id: str) -> User:
+        with self._lock:
+            try:
+                return _clone(self._users[user_id])
+            except KeyError:
+                raise UserNotFound(user_id) from None
+
+    def list_users(self) -> list[User]:
+        with self._lock:
+            users = sorted(self._users.values(), key=lambda u: (u.created_at, u.id))
+            return [_clone(u) for u in users]
+
+    def update_user(self, user: User) -> None:
+        with self._lock:
+            if user.id not in self._users:
+                raise UserNotFound(user.id)
+            self._check_email(user)
+            self._users[user.id] = _clone(user)
+
+    def delete_user(self, user_id: str) -> None:
+        with self._lock:
+            if self._users.pop(user_id, None) is None:
+                raise UserNotFound(user_id)
+
+    # -- servers ---------------------------------------------------------------------
+    def add_server(self, server: Server) -> None:
+        with self._lock:
+            self._servers[server.id] = _clone(server)
+
+    def get_server(self, server_id: str) -> Server:
+        with self._lock:
+            try:
+                return _clone(self._servers[server_id])
+            except KeyError:
+                raise ServerNotFound(server_id) from None
+
+    def list_servers(self, user_id: str | None = None) -> list[Server]:
+        with self._lock:
+            servers = [s for s in self._servers.values() if user_id in (None, s.user_id)]
+            return [_clone(s) for s in sorted(servers, key=lambda s: (s.created_at, s.id))]
+
+    def update_server(self, server: Server) -> None:
+        with self._lock:
+            if server.id not in self._servers:
+                raise ServerNotFound(server.id)
+            self._servers[server.id] = _clone(server)
+
+    def delete_server(self, server_id: str) -> None:
+        with self._lock:
+            if self._servers.pop(server_id, None) is None:
+                raise ServerNotFound(server_id)
+
+    # -- whole collections -----------------------------------------------------------
+    def export(self, collection: str) -> Iterator[dict[str, Any]]:
+        if collection not in COLLECTIONS:
+            raise InvalidInput(f"unknown collection {collection!r}; one of {', '.join(COLLECTIONS)}")
+        with self._lock:
+            source: dict[str, Any] = {
+                "users": self._users,
+                "servers": self._servers,
+                "jobs": self._jobs,
+                "executions": self._executions,
+            }[collection]
+            records = [obj.to_record() for obj in source.values()]
+        for record in records:
+            record.pop("password_encrypted", None)
+            yield record
+
+    def maintenance(self, task: str) -> dict[str, Any]:
+        if task not in MAINTENANCE_TASKS:
+            raise InvalidInput(f"unknown maintenance task {task!r}; one of {', '.join(MAINTENANCE_TASKS)}")
+        return {"task": task, "backend": self.backend, "done": "nothing to do in memory"}
