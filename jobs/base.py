@@ -1,0 +1,102 @@
+"""The base every job class extends, and the context it runs with.
+
+A job class (ndscheduler's shape) carries metadata a client can build a form from and
+a `run(*args, **kwargs)`. It reaches the store and configuration only through its
+`JobContext`, never through globals, so tests hand it a real store on a temp file.
+Whatever it prints is captured into the execution's output; its return value is
+stored as the execution's return_value (JSON-safe values as they are, others as repr).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from engine.config import Settings
+    from stores.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """One argument a job class takes, for `/api/scheduler/available-jobs` forms."""
+
+    name: str
+    type: str  # "string", "integer", "number", "boolean", "array", "object"
+    description: str = ""
+    required: bool = False
+    #: "pub_args" (positional, in order) or "pub_kwargs" (by name)
+    source: str = "pub_kwargs"
+    default: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobServices:
+    """What the service lends every job class: handed to the engine once at start."""
+
+    store: Store
+    settings: Settings
+
+
+@dataclass(slots=True)
+class JobContext:
+    """Per-execution view a job class runs with."""
+
+    services: JobServices
+    job_id: str
+    execution_id: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+
+class JobError(Exception):
+    """Raised by a job class for an expected failure: the message becomes the
+    execution's error without a traceback."""
+
+
+class BaseJob:
+    #: shown as "description" by available-jobs
+    description: ClassVar[str] = ""
+    arguments: ClassVar[tuple[Argument, ...]] = ()
+
+    def __init__(self, context: JobContext) -> None:
+        self.context = context
+
+    @classmethod
+    def class_string(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @classmethod
+    def meta(cls) -> dict[str, Any]:
+        """The available-jobs entry: documented keys first, then the arguments."""
+        return {
+            "class_string": cls.class_string(),
+            "name": cls.__name__,
+            "description": cls.description,
+            "arguments": [
+                {
+                    "name": a.name,
+                    "type": a.type,
+                    "description": a.description,
+                    "required": a.required,
+                    "source": a.source,
+                    "default": a.default,
+                }
+                for a in cls.arguments
+            ],
+        }
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
