@@ -7,6 +7,7 @@ surface's envelope and status code.
     CronwellError
     ├── InvalidInput (ValueError)            -> 400 / 422
     │   ├── TriggerError                     bad cron field / date / interval; names the field
+    │   ├── InvalidField                     a sent field has the wrong type or value; names it
     │   ├── ScriptPathError                  path outside the script roots, missing, not a file
     │   └── UnknownJobClass                  a class string that is not a job class
     ├── NotFound (LookupError)               -> 404
@@ -18,6 +19,7 @@ surface's envelope and status code.
     │   ├── JobExists
     │   ├── DuplicateEmail
     │   └── ExecutionNotCancellable
+    ├── NotAuthenticated (PermissionError)   -> 401 (API keys configured, none/wrong sent)
     ├── StoreError (RuntimeError)            -> 500 (store failed while running)
     │   └── StoreUnavailable                 cannot reach the store at start
     └── EngineError (RuntimeError)           -> 503
@@ -42,6 +44,18 @@ class TriggerError(InvalidInput):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"invalid {field}: {message}")
+
+
+class InvalidField(InvalidInput):
+    """A field the caller sent has the wrong type or an impossible value.
+
+    `field` names it, so the scheduler surface can answer 422 (FastAPI-style) while the
+    scripts surface keeps the 400 its document promises.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class ScriptPathError(InvalidInput):
@@ -99,6 +113,10 @@ class DuplicateEmail(Conflict):
 class ExecutionNotCancellable(Conflict):
     def __init__(self, execution_id: str, status: str) -> None:
         super().__init__(f"Execution {execution_id} is {status}, not running or queued")
+
+
+class NotAuthenticated(CronwellError, PermissionError):
+    """API keys are configured and the request carried none, or a wrong one."""
 
 
 class StoreError(CronwellError, RuntimeError):
