@@ -1,0 +1,90 @@
+"""The timer heap: which key is due next, with lazy removal.
+
+Entries are `(fire_ts, seq, key)` as in CPython's `sched`: the unique, increasing `seq`
+breaks ties in insertion order so keys are never compared. Re-scheduling or removing a
+key does not search the heap; it only forgets the key's live `seq`, leaving a stale
+entry that is skipped when it surfaces. When stale entries outnumber live ones the heap
+is rebuilt, so memory stays within twice the live count.
+
+Not thread-safe on purpose: only the engine loop thread touches it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class TimerHeap(Generic[K]):
+    """A min-heap of fire timestamps keyed by job id (or any hashable key)."""
+
+    __slots__ = ("_entries", "_live", "_seq")
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[float, int, K]] = []
+        #: key -> seq of its one live entry
+        self._live: dict[K, int] = {}
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        """Number of live keys."""
+        return len(self._live)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._live
+
+    @property
+    def stale(self) -> int:
+        """Entries left behind by re-scheduling or removal, not yet pruned."""
+        return len(self._entries) - len(self._live)
+
+    def push(self, key: K, fire_ts: float) -> None:
+        """Schedule `key` at `fire_ts`, replacing any earlier schedule of the same key."""
+        seq = next(self._seq)
+        self._live[key] = seq
+        heapq.heappush(self._entries, (fire_ts, seq, key))
+        self._maybe_prune()
+
+    def remove(self, key: K) -> bool:
+        """Forget `key`'s schedule; True when it had one."""
+        if self._live.pop(key, None) is None:
+            return False
+        self._maybe_prune()
+        return True
+
+    def peek(self) -> float | None:
+        """Fire timestamp of the earliest live key; None when nothing is scheduled."""
+        self._drop_stale_head()
+        return self._entries[0][0] if self._entries else None
+
+    def pop_due(self, now_ts: float) -> K | None:
+        """Remove and return the earliest live key due at `now_ts`, else None."""
+        self._drop_stale_head()
+        entries = self._entries
+        if not entries or entries[0][0] > now_ts:
+            return None
+        _, _, key = heapq.heappop(entries)
+        del self._live[key]
+        return key
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._live.clear()
+
+    def _drop_stale_head(self) -> None:
+        entries, live = self._entries, self._live
+        while entries:
+            _, seq, key = entries[0]
+            if live.get(key) == seq:
+                return
+            heapq.heappop(entries)
+
+    def _maybe_prune(self) -> None:
+        if len(self._entries) > 2 * len(self._live) + 64:
+            live = self._live
+            self._entries = [e for e in self._entries if live.get(e[2]) == e[1]]
+            heapq.heapify(self._entries)

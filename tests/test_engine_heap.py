@@ -1,0 +1,53 @@
+"""TimerHeap: ordering, ties, lazy removal and pruning."""
+
+from __future__ import annotations
+
+from engine.heap import TimerHeap
+
+
+def drain(heap: TimerHeap[str], now_ts: float) -> list[str]:
+    keys = []
+    while (key := heap.pop_due(now_ts)) is not None:
+        keys.append(key)
+    return keys
+
+
+def test_pops_in_time_order_and_ties_in_insertion_order() -> None:
+    heap: TimerHeap[str] = TimerHeap()
+    heap.push("c", 3.0)
+    heap.push("a", 1.0)
+    heap.push("b1", 2.0)
+    heap.push("b2", 2.0)
+    assert heap.peek() == 1.0
+    assert drain(heap, 2.5) == ["a", "b1", "b2"]
+    assert heap.peek() == 3.0
+    assert len(heap) == 1
+
+
+def test_push_again_reschedules_and_remove_forgets() -> None:
+    heap: TimerHeap[str] = TimerHeap()
+    heap.push("a", 1.0)
+    heap.push("b", 2.0)
+    heap.push("a", 5.0)  # moved later: the 1.0 entry is now stale
+    assert heap.remove("b") is True
+    assert heap.remove("b") is False
+    assert "b" not in heap and "a" in heap
+    assert drain(heap, 4.0) == []
+    assert heap.peek() == 5.0
+    assert drain(heap, 5.0) == ["a"]
+    assert heap.peek() is None
+
+
+def test_stale_entries_are_pruned_when_they_outnumber_live_ones() -> None:
+    heap: TimerHeap[int] = TimerHeap()
+    for key in range(1000):
+        heap.push(key, float(key))
+    for key in range(900):
+        heap.remove(key)
+    assert len(heap) == 100
+    assert heap.stale <= len(heap) + 64
+    for _ in range(10):  # re-scheduling the same keys never grows the heap unboundedly
+        for key in range(900, 1000):
+            heap.push(key, float(key) + 0.5)
+    assert heap.stale <= len(heap) + 64
+    assert drain(heap, 10_000.0) == list(range(900, 1000))
