@@ -28,6 +28,8 @@ from stores.records import Server, User
 
 #: the collection names the scheduler seed documents, used by backup and cleanup too
 COLLECTIONS = ("users", "servers", "jobs", "executions")
+#: the tasks `Store.maintenance` accepts (MaintenanceJob offers exactly these)
+MAINTENANCE_TASKS = ("rebuild_indexes", "optimize_queries", "clear_cache", "vacuum")
 
 
 @dataclass(frozen=True, slots=True)

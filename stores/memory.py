@@ -22,11 +22,10 @@ from engine.errors import (
     UserNotFound,
 )
 from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
-from stores.base import COLLECTIONS, JobCounts, Store
+from stores.base import COLLECTIONS, MAINTENANCE_TASKS, JobCounts, Store
 from stores.records import Server, User
 
 T = TypeVar("T")
-MAINTENANCE_TASKS = ("rebuild_indexes", "optimize_queries", "clear_cache", "vacuum")
 
 
 def _clone(obj: T) -> T:
