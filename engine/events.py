@@ -1,0 +1,187 @@
+"""The event bus: listeners hear about jobs and executions without slowing the engine.
+
+Emitters (the loop thread, the workers) only put an `Event` on a bounded queue; one
+delivery thread calls the listeners. A slow or stuck listener therefore delays other
+listeners, never a fire. When the queue is full the event is dropped, counted in
+`overflowed` and logged (the first time and every 1,000th time after), so emitting never
+blocks. With no listener for a kind, emitting it costs one set lookup.
+
+Kinds:
+    job_added, job_modified, job_removed, job_paused, job_resumed
+    execution_submitted   a fire or manual run was queued for a worker
+    execution_executed    an execution completed
+    execution_failed      an execution ended failed, timeout or cancelled (see `status`)
+    job_missed            a fire never ran: too late (missed) or no room in the backlog
+    max_instances_reached a fire was skipped because max_instances were running
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.errors import InvalidInput
+from engine.model import Execution, Job
+
+log = logging.getLogger(__name__)
+
+JOB_ADDED = "job_added"
+JOB_MODIFIED = "job_modified"
+JOB_REMOVED = "job_removed"
+JOB_PAUSED = "job_paused"
+JOB_RESUMED = "job_resumed"
+EXECUTION_SUBMITTED = "execution_submitted"
+EXECUTION_EXECUTED = "execution_executed"
+EXECUTION_FAILED = "execution_failed"
+JOB_MISSED = "job_missed"
+MAX_INSTANCES_REACHED = "max_instances_reached"
+
+EVENT_KINDS = frozenset(
+    {
+        JOB_ADDED,
+        JOB_MODIFIED,
+        JOB_REMOVED,
+        JOB_PAUSED,
+        JOB_RESUMED,
+        EXECUTION_SUBMITTED,
+        EXECUTION_EXECUTED,
+        EXECUTION_FAILED,
+        JOB_MISSED,
+        MAX_INSTANCES_REACHED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str
+    job_id: str
+    #: engine clock time when the event was emitted
+    at: datetime
+    #: a snapshot taken at emit time (execution events)
+    execution: Execution | None = None
+    #: a snapshot taken at emit time (job events; None for job_removed)
+    job: Job | None = None
+
+
+Listener = Callable[[Event], object]
+_STOP = object()
+
+
+class EventBus:
+    """Bounded, non-blocking fan-out of engine events to subscribed callables."""
+
+    def __init__(self, queue_size: int = 10_000) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._lock = threading.Lock()
+        #: (listener, kinds or None for all), copied on write so delivery never locks
+        self._listeners: tuple[tuple[Listener, frozenset[str] | None], ...] = ()
+        self._wanted: frozenset[str] = frozenset()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.overflowed = 0
+        self.delivered = 0
+
+    def subscribe(
+        self, callback: Listener, kinds: Iterable[str] | None = None
+    ) -> Callable[[], None]:
+        """Call `callback(event)` for events of `kinds` (all when None); returns unsubscribe."""
+        wanted = None if kinds is None else frozenset(kinds)
+        if wanted is not None and not wanted <= EVENT_KINDS:
+            unknown = ", ".join(sorted(wanted - EVENT_KINDS))
+            raise InvalidInput(f"unknown event kind(s): {unknown}")
+        entry = (callback, wanted)
+        with self._lock:
+            self._listeners = (*self._listeners, entry)
+            self._recompute_wanted()
+            self._ensure_thread()
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._listeners = tuple(e for e in self._listeners if e is not entry)
+                self._recompute_wanted()
+
+        return unsubscribe
+
+    def wants(self, kind: str) -> bool:
+        """True when some listener would receive `kind` (lets emitters skip the snapshot)."""
+        return kind in self._wanted
+
+    def emit(
+        self,
+        kind: str,
+        job_id: str,
+        at: datetime,
+        *,
+        execution: Execution | None = None,
+        job: Job | None = None,
+    ) -> None:
+        """Queue an event for delivery; never blocks, drops (and counts) on overflow."""
+        if kind not in self._wanted:
+            return
+        event = Event(
+            kind,
+            job_id,
+            at,
+            execution=copy.copy(execution) if execution is not None else None,
+            job=copy.copy(job) if job is not None else None,
+        )
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.overflowed += 1
+            if self.overflowed % 1000 == 1:
+                log.warning(
+                    "event queue full: %d event(s) dropped so far (a listener is too slow)",
+                    self.overflowed,
+                )
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (up to `timeout`), then stop the delivery thread."""
+        with self._lock:
+            self._closed = True
+            self._wanted = frozenset()
+            thread = self._thread
+        if thread is None:
+            return
+        try:
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            log.warning("event delivery did not drain within %.1f s; stopping anyway", timeout)
+            return
+        thread.join(timeout)
+
+    def _recompute_wanted(self) -> None:
+        if self._closed:
+            return
+        wanted: set[str] = set()
+        for _, kinds in self._listeners:
+            wanted |= EVENT_KINDS if kinds is None else kinds
+        self._wanted = frozenset(wanted)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(
+                target=self._deliver_forever, name="cronwell-events", daemon=True
+            )
+            self._thread.start()
+
+    def _deliver_forever(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, Event)
+            for callback, kinds in self._listeners:
+                if kinds is not None and item.kind not in kinds:
+                    continue
+                try:
+                    callback(item)
+                except Exception:
+                    log.exception("event listener %r failed on %s", callback, item.kind)
+            self.delivered += 1
