@@ -10,7 +10,9 @@ stored as the execution's return_value (JSON-safe values as they are, others as 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -31,12 +33,19 @@ class Argument:
     default: Any = None
 
 
+def system_now() -> datetime:
+    """Wall-clock 'now', aware UTC: the default when no clock is lent."""
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class JobServices:
     """What the service lends every job class: handed to the engine once at start."""
 
     store: Store
     settings: Settings
+    #: where job classes read "now" (the engine lends its clock's `now`; tests a fake)
+    now: Callable[[], datetime] = system_now
 
 
 @dataclass(slots=True)
@@ -59,6 +68,10 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         return self.cancel.is_set()
+
+    def now(self) -> datetime:
+        """Current time, aware UTC, from the lent clock."""
+        return self.services.now()
 
 
 class JobError(Exception):

@@ -48,6 +48,11 @@ def resolve_job_class(class_string: str) -> type[BaseJob]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UnknownJobClass(f"Unknown job class {class_string}: {exc}") from None
+    except Exception as exc:  # a user module that fails while importing
+        raise UnknownJobClass(
+            f"Unknown job class {class_string}: importing {module_name} failed with "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, BaseJob) and cls is not BaseJob):
         raise UnknownJobClass(f"Unknown job class {class_string}: not a job class")

@@ -1,0 +1,75 @@
+"""Shared helpers for the job-class tests: contexts, stores and records to feed them."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.clock import FakeClock
+from engine.config import Settings
+from engine.model import Execution, Status
+from jobs.base import BaseJob, JobContext, JobServices
+from stores.base import Store
+from stores.memory import MemoryStore
+
+START = datetime.fromisoformat("2026-03-01T12:00:00+00:00")
+HAS_SQLITE = importlib.util.find_spec("stores.sqlite") is not None
+#: every backend the store-facing job tests run on (SQLite once it exists)
+BACKENDS = [
+    "memory",
+    pytest.param(
+        "sqlite", marks=pytest.mark.skipif(not HAS_SQLITE, reason="stores/sqlite.py not written yet")
+    ),
+]
+
+
+def make_store(backend: str, folder: Path) -> Store:
+    if backend == "sqlite":
+        from stores.sqlite import SQLiteStore  # type: ignore[import-not-found,unused-ignore]
+
+        store: Store = SQLiteStore(folder / "cronwell.db")
+    else:
+        store = MemoryStore()
+    store.open()
+    return store
+
+
+def make_context(
+    store: Store, settings: Settings | None = None, clock: FakeClock | None = None
+) -> JobContext:
+    services = JobServices(
+        store=store, settings=settings or Settings(), now=(clock or FakeClock(START)).now
+    )
+    return JobContext(services=services, job_id="job-under-test", execution_id="exec-under-test")
+
+
+def run_job(cls: type[BaseJob], context: JobContext, *args: Any, **kwargs: Any) -> Any:
+    """Run a job class the way the job-class runner does: one instance, one run."""
+    return cls(context).run(*args, **kwargs)
+
+
+def finished_execution(
+    execution_id: str,
+    job_id: str,
+    status: Status,
+    created_at: datetime,
+    seconds: float = 1.0,
+    error: str = "",
+) -> Execution:
+    """A terminal execution that started at created_at and ran for `seconds`."""
+    return Execution(
+        id=execution_id,
+        job_id=job_id,
+        status=status,
+        created_at=created_at,
+        started_at=created_at,
+        completed_at=created_at + timedelta(seconds=seconds),
+        error=error,
+        job_name=f"name of {job_id}",
+        job_kind="class",
+        job_target="jobs.echo.EchoJob",
+    )
