@@ -1,0 +1,113 @@
+"""Shared pieces for the engine tests: small triggers, job builders, a recording runner.
+
+`Every` and `At` satisfy `engine.triggers.base.Trigger` with the fewest lines, so the
+engine tests do not depend on the cron machinery being finished.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from engine.model import Job, JobKind, Status
+from engine.work import Outcome, RunRequest
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Every:
+    """Fires at start + k * seconds."""
+
+    seconds: float
+    start: datetime = T0
+    kind = "interval"
+
+    @property
+    def timezone(self) -> str:
+        return "UTC"
+
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        step = timedelta(seconds=self.seconds)
+        if after < self.start:
+            return self.start
+        return self.start + step * ((after - self.start) // step + 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "seconds": self.seconds, "start": self.start.isoformat()}
+
+    def describe(self) -> str:
+        return f"every[{self.seconds}s]"
+
+
+@dataclass(frozen=True, slots=True)
+class At:
+    """Fires once at `when`."""
+
+    when: datetime
+    kind = "date"
+
+    @property
+    def timezone(self) -> str:
+        return "UTC"
+
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        return self.when if self.when > after else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "when": self.when.isoformat()}
+
+    def describe(self) -> str:
+        return f"date[{self.when}]"
+
+
+def make_job(job_id: str, trigger: Any, **fields: Any) -> Job:
+    return Job(
+        id=job_id,
+        name=fields.pop("name", f"job {job_id}"),
+        kind=JobKind.CLASS,
+        target="tests.fake.Job",
+        trigger=trigger,
+        **fields,
+    )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.001)
+    return predicate()
+
+
+class Recorder:
+    """A runner that records each request; `behave` decides each outcome."""
+
+    def __init__(self, behave: Callable[[RunRequest], Outcome] | None = None) -> None:
+        self.requests: list[RunRequest] = []
+        self.started = threading.Event()
+        self._lock = threading.Lock()
+        self._behave = behave or (lambda request: Outcome(Status.COMPLETED, output="ok\n"))
+
+    def __call__(self, request: RunRequest) -> Outcome:
+        with self._lock:
+            self.requests.append(request)
+        self.started.set()
+        return self._behave(request)
+
+    @property
+    def job_ids(self) -> list[str]:
+        with self._lock:
+            return [r.job.id for r in self.requests]
+
+
+def wait_until_cancelled(request: RunRequest) -> Outcome:
+    """A well-behaved long run: stops when the engine sets the cancel flag."""
+    if request.cancel.wait(10):
+        return Outcome(Status.CANCELLED, output="stopped\n", error="cancelled")
+    return Outcome(Status.COMPLETED)
