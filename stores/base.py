@@ -33,6 +33,16 @@ MAINTENANCE_TASKS = ("rebuild_indexes", "optimize_queries", "clear_cache", "vacu
 
 
 @dataclass(frozen=True, slots=True)
+class FireClaim:
+    """One fire to claim with `Store.claim_fires`: the four arguments of `claim_fire`."""
+
+    job_id: str
+    expected_next_run_time: datetime | None
+    next_run_time: datetime | None
+    executions: Sequence[Execution]
+
+
+@dataclass(frozen=True, slots=True)
 class JobCounts:
     total: int
     enabled: int
@@ -101,6 +111,19 @@ class Store(ABC):
         update is what lets several engines share one store and fire each occurrence
         exactly once. A missing job returns False.
         """
+
+    def claim_fires(self, claims: Sequence[FireClaim]) -> list[bool]:
+        """Claim many fires at once: result[i] is what `claim_fire` returns for claims[i].
+
+        Each claim keeps `claim_fire`'s contract on its own (a lost claim changes nothing
+        and does not undo the others). The engine calls this with every fire due in one
+        step, so a burst of due jobs costs one round trip; this default loops over
+        `claim_fire`, and SQL/Mongo backends override it with one transaction or bulk write.
+        """
+        return [
+            self.claim_fire(c.job_id, c.expected_next_run_time, c.next_run_time, c.executions)
+            for c in claims
+        ]
 
     # -- executions ------------------------------------------------------------------
     @abstractmethod
