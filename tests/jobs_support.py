@@ -29,9 +29,9 @@ BACKENDS = [
 
 def make_store(backend: str, folder: Path) -> Store:
     if backend == "sqlite":
-        from stores.sqlite import SQLiteStore  # type: ignore[import-not-found,unused-ignore]
+        from stores.sqlite import SqliteStore
 
-        store: Store = SQLiteStore(folder / "cronwell.db")
+        store: Store = SqliteStore(folder / "cronwell.db")
     else:
         store = MemoryStore()
     store.open()
