@@ -1,7 +1,33 @@
-"""Triggers: when a job fires. See base.py for the interface."""
+"""Triggers: when a job fires. See base.py for the interface.
+
+`trigger_from_dict` is how a stored job gets its trigger back (`Job.from_record`).
+"""
 
 from __future__ import annotations
 
-from engine.triggers.base import Trigger
+from typing import Any
 
-__all__ = ["Trigger"]
+from engine.errors import TriggerError
+from engine.triggers.base import Trigger
+from engine.triggers.cron import CronTrigger
+from engine.triggers.date import DateTrigger
+from engine.triggers.interval import IntervalTrigger
+
+__all__ = ["CronTrigger", "DateTrigger", "IntervalTrigger", "Trigger", "trigger_from_dict"]
+
+_BY_KIND: dict[str, Any] = {
+    DateTrigger.kind: DateTrigger,
+    CronTrigger.kind: CronTrigger,
+    IntervalTrigger.kind: IntervalTrigger,
+}
+
+
+def trigger_from_dict(d: dict[str, Any]) -> Trigger:
+    """Rebuild the trigger `to_dict` wrote; TriggerError (field "kind") for an unknown kind."""
+    if not isinstance(d, dict):
+        raise TriggerError("trigger", f"expected a dict with a 'kind', got {type(d).__name__}")
+    cls = _BY_KIND.get(d.get("kind"))  # type: ignore[arg-type]
+    if cls is None:
+        raise TriggerError("kind", f"{d.get('kind')!r} is not one of {sorted(_BY_KIND)}")
+    trigger: Trigger = cls.from_dict(d)
+    return trigger

@@ -1,0 +1,184 @@
+"""CronTrigger: crontab fields plus an ISO `week` filter, read in a per-job time zone.
+
+Fields (the scheduler surface's names): minute 0-59, hour 0-23, day_of_month 1-31 (and
+`L`, the last day), month 1-12 (or jan-dec), day_of_week 0-6 with 0 = Sunday (7 is
+Sunday too; names sun-sat; `5#2` = second Friday, `L5` = last Friday), week 1-53 (ISO
+week number). Each takes `*`, numbers, ranges, lists and steps (`*/15`, `1-10/2`).
+croniter parses and validates the five crontab fields; fires are computed by the walk in
+cron_schedule.py. Fires are on whole minutes.
+
+Day matching follows croniter (and POSIX cron): when both day_of_month and day_of_week
+are restricted, a day matching *either* fires (`0 0 1 * 1` = the 1st and every Monday);
+otherwise only the restricted one counts. `week` always narrows (AND).
+
+DST rule (Vixie cron's, for a zone that changes offset). The fields are read on the
+zone's wall clock. A job is a *wildcard* job when its minute or hour field starts with
+`*` (`*/5 * ...`, `0 * ...`), otherwise a *fixed-time* job (`30 2 ...`, `0 9-17 ...`).
+- Spring forward, a wall time that does not exist (02:30 on a day New York jumps from
+  02:00 to 03:00): a fixed-time job fires once, at the first valid instant after the
+  gap (03:00 local, however many of its times fell in the gap); a wildcard job skips
+  the missing times and keeps to the real clock (its 03:00, 03:30 ... fires stand).
+- Fall back, a wall time that occurs twice (01:30 on a day New York repeats 01:00-02:00):
+  a fixed-time job fires once, at the first occurrence; a wildcard job fires at both
+  occurrences, so an hourly job keeps firing every real hour.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, NoReturn
+
+from engine.errors import TriggerError
+from engine.triggers.common import DEFAULT_ZONE, check_known_keys, load_zone
+from engine.triggers.cron_fields import CRONTAB_FIELDS, normalise
+from engine.triggers.cron_schedule import CronSchedule, compile_schedule
+
+FIELD_NAMES = (*CRONTAB_FIELDS, "week")
+_KEYS = frozenset({*FIELD_NAMES, "timezone"})
+#: crontab's nicknames, as croniter and Vixie cron know them.
+_NICKNAMES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def _schedule_from(values: tuple[object, ...], timezone: object) -> CronSchedule:
+    """Validate and normalise the raw field values, then fetch the shared schedule."""
+    fields = tuple(normalise(name, value) for name, value in zip(FIELD_NAMES, values, strict=True))
+    return compile_schedule(fields, load_zone(timezone).key)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _schedule_for(*values: object) -> CronSchedule:
+    """Raw constructor arguments -> schedule: the common case (the same expression again)
+    costs one cache lookup. `typed` keeps True apart from 1 so bools are still refused."""
+    return _schedule_from(values[:-1], values[-1])
+
+
+class CronTrigger:
+    """Immutable; holds only a reference to the shared compiled schedule (one slot).
+
+    Jobs with the same fields and zone share one CronSchedule, so a trigger costs one
+    small object however many jobs use the expression.
+    """
+
+    __slots__ = ("_schedule",)
+    _schedule: CronSchedule
+
+    kind = "cron"
+
+    def __init__(
+        self,
+        minute: str | int = "*",
+        hour: str | int = "*",
+        day_of_month: str | int = "*",
+        month: str | int = "*",
+        day_of_week: str | int = "*",
+        week: str | int = "*",
+        timezone: str = DEFAULT_ZONE,
+    ) -> None:
+        try:
+            schedule = _schedule_for(minute, hour, day_of_month, month, day_of_week, week, timezone)
+        except TypeError:  # an unhashable value: say which field, in our words
+            _schedule_from((minute, hour, day_of_month, month, day_of_week, week), timezone)
+            raise
+        object.__setattr__(self, "_schedule", schedule)
+
+    @classmethod
+    def from_crontab(cls, expression: str, timezone: str = DEFAULT_ZONE) -> CronTrigger:
+        """`"*/5 * * * *"` (five fields, or a nickname like `@daily`) as a CronTrigger."""
+        if not isinstance(expression, str):
+            raise TriggerError("expression", f"expected a crontab string, got {expression!r}")
+        text = _NICKNAMES.get(expression.strip().lower(), expression)
+        parts = text.split()
+        if len(parts) != len(CRONTAB_FIELDS):
+            raise TriggerError(
+                "expression",
+                f"{expression!r} has {len(parts)} fields; expected 5 "
+                "(minute hour day_of_month month day_of_week)",
+            )
+        minute, hour, day_of_month, month, day_of_week = parts
+        return cls(minute, hour, day_of_month, month, day_of_week, timezone=timezone)
+
+    # -- the six fields, as given (the scheduler surface returns them) --------------
+
+    @property
+    def minute(self) -> str:
+        return self._schedule.fields[0]
+
+    @property
+    def hour(self) -> str:
+        return self._schedule.fields[1]
+
+    @property
+    def day_of_month(self) -> str:
+        return self._schedule.fields[2]
+
+    @property
+    def month(self) -> str:
+        return self._schedule.fields[3]
+
+    @property
+    def day_of_week(self) -> str:
+        return self._schedule.fields[4]
+
+    @property
+    def week(self) -> str:
+        return self._schedule.fields[5]
+
+    @property
+    def timezone(self) -> str:
+        return self._schedule.timezone
+
+    def fields(self) -> dict[str, str]:
+        """The six fields by name, in crontab order then week."""
+        return dict(zip(FIELD_NAMES, self._schedule.fields, strict=True))
+
+    # -- the Trigger interface --------------------------------------------------------
+
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        return self._schedule.next_fire_time(after)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.fields(), "timezone": self.timezone}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CronTrigger:
+        check_known_keys(cls.kind, data, _KEYS)
+        values = {name: data[name] for name in _KEYS if name in data}
+        return cls(**values)
+
+    def describe(self) -> str:
+        """`cron[minute='0', hour='9', day_of_month='*', month='*', day_of_week='*', week='*']`."""
+        return f"cron[{self._shown_fields()}]"
+
+    # -- value behaviour ---------------------------------------------------------------
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"CronTrigger is immutable (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"CronTrigger is immutable (cannot delete {name!r})")
+
+    def __reduce__(self) -> tuple[type[CronTrigger], tuple[str, ...]]:
+        return (CronTrigger, (*self._schedule.fields, self.timezone))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CronTrigger):
+            return NotImplemented
+        return (self._schedule.fields, self.timezone) == (other._schedule.fields, other.timezone)
+
+    def __hash__(self) -> int:
+        return hash((self._schedule.fields, self.timezone))
+
+    def __repr__(self) -> str:
+        return f"CronTrigger({self._shown_fields()}, timezone={self.timezone!r})"
+
+    def _shown_fields(self) -> str:
+        return ", ".join(f"{name}={value!r}" for name, value in self.fields().items())
