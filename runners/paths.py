@@ -1,0 +1,92 @@
+"""Which script files may run: inside the configured script roots, and runnable.
+
+Checked when a job is scheduled (by the API) and again right before it runs (by the
+runners), because the file system can change in between. Every refusal is a
+ScriptPathError whose message names the rule that failed and the roots.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.errors import ScriptPathError
+from engine.model import JobKind
+
+
+def resolve_script(path: str | os.PathLike[str], roots: Sequence[Path]) -> Path:
+    """The script's real path (symlinks followed, `..` collapsed), provided it is
+    absolute, lies inside one of the (resolved) roots, exists and is a regular file.
+
+    Containment is checked before existence, so a caller cannot probe for files
+    outside the roots.
+    """
+    if not roots:
+        raise ScriptPathError(
+            "no script roots are configured, so no script may run: "
+            "set CRONWELL_SCRIPT_ROOTS to the folders holding your scripts"
+        )
+    listed = _list_roots(roots)
+    try:
+        text: object = os.fspath(path)
+    except TypeError:  # None or another non-path from an untyped caller
+        text = path
+    if not isinstance(text, str) or not text.strip():
+        raise ScriptPathError(
+            f"script path must be a non-empty string, not {text!r} (script roots: {listed})"
+        )
+    if not os.path.isabs(text):
+        raise ScriptPathError(
+            f"script path must be absolute, not {text!r} (script roots: {listed})"
+        )
+    resolved = _resolve(Path(text), listed)
+    if not any(resolved.is_relative_to(root) for root in _resolved_roots(roots)):
+        how = "" if resolved == Path(text) else f" (it resolves to {resolved})"
+        raise ScriptPathError(
+            f"script path {text} is outside the script roots{how}; allowed roots: {listed}"
+        )
+    if not resolved.exists():
+        raise ScriptPathError(f"script {text} does not exist (script roots: {listed})")
+    if not resolved.is_file():
+        raise ScriptPathError(
+            f"script {text} is not a regular file (a directory or device cannot run); "
+            f"script roots: {listed}"
+        )
+    return resolved
+
+
+def check_runnable(path: Path, kind: JobKind) -> None:
+    """A bash script must carry the execute bit (the scripts seed requires it and it
+    is started directly, shebang honoured); a python script must be readable."""
+    if kind is JobKind.BASH and not os.access(path, os.X_OK):
+        raise ScriptPathError(
+            f"bash script {path} is not executable: run `chmod +x {path}` to allow it"
+        )
+    if kind is JobKind.PYTHON and not os.access(path, os.R_OK):
+        raise ScriptPathError(
+            f"python script {path} is not readable by the service: run `chmod a+r {path}`"
+        )
+
+
+def _resolve(path: Path, listed: str) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # symlink loop, NUL byte...
+        raise ScriptPathError(
+            f"script path {path} cannot be resolved ({exc}); script roots: {listed}"
+        ) from None
+
+
+def _resolved_roots(roots: Sequence[Path]) -> list[Path]:
+    resolved: list[Path] = []
+    for root in roots:
+        try:
+            resolved.append(Path(root).resolve())
+        except (OSError, RuntimeError, ValueError):
+            continue  # an unusable root admits nothing
+    return resolved
+
+
+def _list_roots(roots: Sequence[Path]) -> str:
+    return ", ".join(str(root) for root in roots)
