@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.errors import InvalidInput
 from engine.model import Execution, Job, Status
 from stores.records import Server, User
 
@@ -30,6 +31,20 @@ from stores.records import Server, User
 COLLECTIONS = ("users", "servers", "jobs", "executions")
 #: the tasks `Store.maintenance` accepts (MaintenanceJob offers exactly these)
 MAINTENANCE_TASKS = ("rebuild_indexes", "optimize_queries", "clear_cache", "vacuum")
+
+
+def check_collection(name: str) -> None:
+    """InvalidInput unless `name` is one of COLLECTIONS (every backend's export uses it)."""
+    if name not in COLLECTIONS:
+        raise InvalidInput(f"unknown collection {name!r}; one of {', '.join(COLLECTIONS)}")
+
+
+def check_maintenance_task(task: str) -> None:
+    """InvalidInput unless `task` is one of MAINTENANCE_TASKS."""
+    if task not in MAINTENANCE_TASKS:
+        raise InvalidInput(
+            f"unknown maintenance task {task!r}; one of {', '.join(MAINTENANCE_TASKS)}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,14 +15,13 @@ from typing import Any, TypeVar
 from engine.errors import (
     DuplicateEmail,
     ExecutionNotFound,
-    InvalidInput,
     JobExists,
     JobNotFound,
     ServerNotFound,
     UserNotFound,
 )
 from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
-from stores.base import COLLECTIONS, MAINTENANCE_TASKS, JobCounts, Store
+from stores.base import JobCounts, Store, check_collection, check_maintenance_task
 from stores.records import Server, User
 
 T = TypeVar("T")
@@ -267,8 +266,7 @@ class MemoryStore(Store):
 
     # -- whole collections -----------------------------------------------------------
     def export(self, collection: str) -> Iterator[dict[str, Any]]:
-        if collection not in COLLECTIONS:
-            raise InvalidInput(f"unknown collection {collection!r}; one of {', '.join(COLLECTIONS)}")
+        check_collection(collection)
         with self._lock:
             source: dict[str, Any] = {
                 "users": self._users,
@@ -282,6 +280,5 @@ class MemoryStore(Store):
             yield record
 
     def maintenance(self, task: str) -> dict[str, Any]:
-        if task not in MAINTENANCE_TASKS:
-            raise InvalidInput(f"unknown maintenance task {task!r}; one of {', '.join(MAINTENANCE_TASKS)}")
+        check_maintenance_task(task)
         return {"task": task, "backend": self.backend, "done": "nothing to do in memory"}

@@ -1,0 +1,68 @@
+"""How model records are written as text: one encoding shared by every real backend.
+
+Datetimes become fixed-width UTC ISO text (`2026-01-01T00:00:00.000000Z`, 27 chars), so
+string order is time order in SQL and MongoDB alike, `<` works in a WHERE clause, and
+microseconds survive (BSON dates keep only milliseconds). Everything else in a record is
+JSON: values JSON cannot hold (a job's odd return value) are kept as their `str()`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, TypeVar
+
+from engine.model import as_utc
+
+T = TypeVar("T")
+
+
+def time_text(value: datetime | None) -> str | None:
+    """Fixed-width, sortable UTC text for an aware datetime (naive is taken as UTC)."""
+    if value is None:
+        return None
+    return as_utc(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def text_time(value: str | None) -> datetime | None:
+    """Inverse of `time_text`."""
+    if value is None:
+        return None
+    return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=UTC)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return time_text(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """JSON text of a record, datetimes as `time_text`."""
+    return json.dumps(record, default=_json_default, separators=(",", ":"))
+
+
+def plain(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as JSON would give it back: what a document store can hold as-is."""
+    result: dict[str, Any] = json.loads(dumps(record))
+    return result
+
+
+@cache
+def time_fields(model: type) -> tuple[str, ...]:
+    """Names of a model dataclass's datetime fields (found from the annotations)."""
+    return tuple(f.name for f in fields(model) if "datetime" in str(f.type))
+
+
+def revive(model: type[T], record: dict[str, Any]) -> T:
+    """Build a model object from a decoded record, turning time text back to datetimes."""
+    for name in time_fields(model):
+        value = record.get(name)
+        if isinstance(value, str):
+            record[name] = text_time(value)
+    result: T = model.from_record(record)  # type: ignore[attr-defined]
+    return result

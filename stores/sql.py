@@ -1,0 +1,596 @@
+"""The shared SQL store: tables, every statement, and the Store methods over DB-API.
+
+Each table keeps indexed scalar columns for what is filtered, sorted or counted, plus a
+`doc` column with the whole record as JSON (`stores.codec`). A few job columns
+(next_run_time, last_run_time, total_executions) are authoritative over the doc, so the
+fire claim and the counter bump are single conditional UPDATEs, never a read-modify-write.
+
+Both drivers take `:name` binds, so the statements are shared; a `Dialect` supplies only
+what differs (column types, upsert, paging, "create if missing"). Every statement is
+built by `build_statements`, so tests can enumerate them all. Backends implement
+`_connection()` and `_maintain()`; everything else lives here.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import combinations
+from typing import Any, TypeVar
+
+from engine.errors import (
+    DuplicateEmail,
+    ExecutionNotFound,
+    JobExists,
+    JobNotFound,
+    NotFound,
+    ServerNotFound,
+    StoreError,
+    UserNotFound,
+)
+from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
+from stores.base import (
+    FireClaim,
+    JobCounts,
+    Store,
+    check_collection,
+    check_maintenance_task,
+)
+from stores.codec import dumps, revive, time_text
+from stores.records import Server, User
+
+T = TypeVar("T")
+
+#: rows per round trip when streaming a whole table out
+EXPORT_PAGE = 500
+#: the filters list_executions/count_executions accept, in statement-name order
+EXECUTION_FILTERS = ("job_id", "owner", "status")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    #: "key", "text", "time", "int" or "doc"; a Dialect maps kinds to DDL types
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    name: str
+    columns: tuple[str, ...]
+    unique: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    model: type
+    columns: tuple[Column, ...]
+    indexes: tuple[Index, ...]
+    #: columns that win over the doc's copy and are read back beside it
+    overlay: tuple[str, ...] = ()
+    #: columns computed from the object instead of read from the same-named attribute
+    derived: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def read_columns(self) -> str:
+        return ", ".join(("doc", *self.overlay))
+
+    def row(self, obj: Any) -> dict[str, Any]:
+        """Bind values for one object: scalar columns plus the JSON doc."""
+        row: dict[str, Any] = {}
+        for column in self.columns:
+            if column.kind == "doc":
+                row["doc"] = dumps(obj.to_record())
+            elif column.name in self.derived:
+                row[column.name] = self.derived[column.name](obj)
+            else:
+                value = getattr(obj, column.name)
+                if column.kind == "time":
+                    value = time_text(value)
+                elif column.kind == "int":
+                    value = int(value)
+                row[column.name] = value
+        return row
+
+    def decode(self, values: Sequence[Any]) -> Any:
+        """The object for one row selected as `read_columns`."""
+        record = json.loads(values[0])
+        record.update(zip(self.overlay, values[1:], strict=True))
+        return revive(self.model, record)
+
+
+JOBS = Table(
+    "cw_jobs",
+    Job,
+    (
+        Column("id", "key"),
+        Column("owner", "text"),
+        Column("created_at", "time"),
+        Column("enabled", "int"),
+        Column("paused", "int"),
+        Column("next_run_time", "time"),
+        Column("last_run_time", "time"),
+        Column("total_executions", "int"),
+        Column("doc", "doc"),
+    ),
+    (
+        Index("cw_jobs_created", ("created_at", "id")),
+        Index("cw_jobs_owner", ("owner", "created_at")),
+        Index("cw_jobs_next_run", ("next_run_time",)),
+    ),
+    overlay=("next_run_time", "last_run_time", "total_executions"),
+)
+EXECUTIONS = Table(
+    "cw_executions",
+    Execution,
+    (
+        Column("id", "key"),
+        Column("job_id", "text"),
+        Column("owner", "text"),
+        Column("status", "text"),
+        Column("created_at", "time"),
+        Column("doc", "doc"),
+    ),
+    (
+        Index("cw_executions_created", ("created_at", "id")),
+        Index("cw_executions_job", ("job_id", "created_at")),
+        Index("cw_executions_owner", ("owner", "created_at")),
+        Index("cw_executions_status", ("status", "created_at")),
+    ),
+    derived={"status": lambda e: str(e.status)},
+)
+USERS = Table(
+    "cw_users",
+    User,
+    (
+        Column("id", "key"),
+        Column("email_key", "text"),
+        Column("created_at", "time"),
+        Column("doc", "doc"),
+    ),
+    (
+        Index("cw_users_email", ("email_key",), unique=True),
+        Index("cw_users_created", ("created_at", "id")),
+    ),
+    derived={"email_key": lambda u: u.email.casefold()},
+)
+SERVERS = Table(
+    "cw_servers",
+    Server,
+    (
+        Column("id", "key"),
+        Column("user_id", "text"),
+        Column("created_at", "time"),
+        Column("doc", "doc"),
+    ),
+    (
+        Index("cw_servers_user", ("user_id", "created_at")),
+        Index("cw_servers_created", ("created_at", "id")),
+    ),
+)
+#: tables by the collection name the Store interface uses
+TABLES: dict[str, Table] = {
+    "jobs": JOBS,
+    "executions": EXECUTIONS,
+    "users": USERS,
+    "servers": SERVERS,
+}
+
+
+def _quoted(values: Sequence[str]) -> str:
+    return ", ".join(f"'{v}'" for v in sorted(values))
+
+
+#: executions that a crash leaves behind (scheduled retries are kept: they never started)
+LEFT_RUNNING = _quoted([str(s) for s in ACTIVE_STATUSES - {Status.SCHEDULED}])
+TERMINAL = _quoted([str(s) for s in TERMINAL_STATUSES])
+
+
+class Dialect:
+    """What differs between SQL databases. The defaults are standard SQL."""
+
+    name = "sql"
+    types: Mapping[str, str] = {}
+    #: "IF NOT EXISTS " where the database has it; otherwise the store checks first
+    if_not_exists = ""
+
+    def create_table(self, table: Table) -> str:
+        columns = ", ".join(f"{c.name} {self.types[c.kind]}" for c in table.columns)
+        return f"CREATE TABLE {self.if_not_exists}{table.name} ({columns})"
+
+    def create_index(self, table: Table, index: Index) -> str:
+        unique = "UNIQUE " if index.unique else ""
+        columns = ", ".join(index.columns)
+        return f"CREATE {unique}INDEX {self.if_not_exists}{index.name} ON {table.name} ({columns})"
+
+    @abstractmethod
+    def upsert(self, table: Table) -> str:
+        """Insert one row, or overwrite every column of the row with the same id."""
+
+    @abstractmethod
+    def page(self, select: str) -> str:
+        """`select` limited to :limit rows after skipping :offset."""
+
+
+def _where(columns: Sequence[str]) -> str:
+    return (" WHERE " + " AND ".join(f"{c} = :{c}" for c in columns)) if columns else ""
+
+
+def filter_key(prefix: str, filters: Sequence[str]) -> str:
+    """Statement name for one combination of optional filters ("list_executions:owner")."""
+    return f"{prefix}:{','.join(filters)}"
+
+
+def build_statements(dialect: Dialect) -> dict[str, str]:
+    """Every DML/query statement the SQL store issues, by name."""
+    sql: dict[str, str] = {}
+    for short, table in TABLES.items():
+        names = table.names
+        sql[f"insert_{short}"] = (
+            f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join(':' + n for n in names)})"
+        )
+        sql[f"upsert_{short}"] = dialect.upsert(table)
+        assignments = ", ".join(f"{n} = :{n}" for n in names if n != "id")
+        sql[f"update_{short}"] = f"UPDATE {table.name} SET {assignments} WHERE id = :id"
+        sql[f"delete_{short}"] = f"DELETE FROM {table.name} WHERE id = :id"
+        select = f"SELECT {table.read_columns} FROM {table.name}"
+        sql[f"get_{short}"] = f"{select} WHERE id = :id"
+        sql[f"export_{short}_first"] = dialect.page(
+            f"SELECT id, {table.read_columns} FROM {table.name} ORDER BY id"
+        )
+        sql[f"export_{short}_after"] = dialect.page(
+            f"SELECT id, {table.read_columns} FROM {table.name} WHERE id > :after ORDER BY id"
+        )
+    for short, owner_column in (("jobs", "owner"), ("users", None), ("servers", "user_id")):
+        table = TABLES[short]
+        select = f"SELECT {table.read_columns} FROM {table.name}"
+        sql[filter_key(f"list_{short}", ())] = f"{select} ORDER BY created_at, id"
+        if owner_column:
+            sql[filter_key(f"list_{short}", (owner_column,))] = (
+                f"{select}{_where([owner_column])} ORDER BY created_at, id"
+            )
+    for size in range(len(EXECUTION_FILTERS) + 1):
+        for filters in combinations(EXECUTION_FILTERS, size):
+            where = _where(filters)
+            sql[filter_key("list_executions", filters)] = dialect.page(
+                f"SELECT doc FROM cw_executions{where} ORDER BY created_at DESC, id DESC"
+            )
+            sql[filter_key("count_executions", filters)] = (
+                f"SELECT COUNT(*) FROM cw_executions{where}"
+            )
+    for filters in ((), ("owner",)):
+        where = _where(filters)
+        sql[filter_key("execution_stats", filters)] = (
+            f"SELECT status, COUNT(*) FROM cw_executions{where} GROUP BY status"
+        )
+        sql[filter_key("count_jobs", filters)] = (
+            "SELECT COUNT(*), COALESCE(SUM(enabled), 0), COALESCE(SUM(paused), 0) "
+            f"FROM cw_jobs{where}"
+        )
+    claim = (
+        "UPDATE cw_jobs SET next_run_time = :next_run_time, "
+        "last_run_time = CASE WHEN :fired = 1 THEN :expected ELSE last_run_time END "
+        "WHERE id = :id AND next_run_time "
+    )
+    sql["claim_fire"] = claim + "= :expected"
+    sql["claim_fire_unscheduled"] = claim + "IS NULL"
+    sql["finish_job"] = (
+        "UPDATE cw_jobs SET total_executions = total_executions + 1, "
+        "last_run_time = CASE WHEN :started IS NOT NULL "
+        "AND (last_run_time IS NULL OR last_run_time < :started) "
+        "THEN :started ELSE last_run_time END WHERE id = :job_id"
+    )
+    sql["left_running"] = f"SELECT doc FROM cw_executions WHERE status IN ({LEFT_RUNNING})"
+    sql["delete_executions_before"] = (
+        f"DELETE FROM cw_executions WHERE created_at < :cutoff AND status IN ({TERMINAL})"
+    )
+    return sql
+
+
+class _Duplicate(Exception):
+    """A unique constraint refused a write; the caller knows which conflict it means."""
+
+
+class SqlStore(Store):
+    """Store methods over a DB-API connection with `:name` binds."""
+
+    dialect: Dialect
+    #: the driver's root error and its unique-constraint error
+    driver_error: type[Exception] = Exception
+    integrity_error: type[Exception] = Exception
+
+    def __init__(self) -> None:
+        self._sql = build_statements(self.dialect)
+
+    # -- what a backend supplies -----------------------------------------------------
+    @abstractmethod
+    def _connection(self) -> AbstractContextManager[Any]:
+        """A DB-API connection for this caller's exclusive use until the block ends."""
+
+    @abstractmethod
+    def _maintain(self, task: str) -> dict[str, Any]:
+        """Run one (already checked) maintenance task."""
+
+    def _begin(self, cursor: Any) -> None:
+        """Start a write transaction (drivers that begin implicitly do nothing)."""
+
+    def _execute(self, cursor: Any, sql: str, params: Mapping[str, Any]) -> None:
+        cursor.execute(sql, params)
+
+    def _execute_many(self, cursor: Any, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        cursor.executemany(sql, rows)
+
+    # -- plumbing --------------------------------------------------------------------
+    def _failure(self, exc: Exception) -> StoreError:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        return StoreError(f"{self.backend} store failed: {message}")
+
+    @contextmanager
+    def _transaction(self, write: bool = True) -> Iterator[Any]:
+        """A cursor; with write=True everything done through it commits or none of it."""
+        try:
+            with self._connection() as connection:
+                cursor = connection.cursor()
+                try:
+                    if write:
+                        self._begin(cursor)
+                    yield cursor
+                    if write:
+                        connection.commit()
+                except BaseException:
+                    if write:
+                        with suppress(self.driver_error):
+                            connection.rollback()
+                    raise
+                finally:
+                    with suppress(self.driver_error):
+                        cursor.close()
+        except self.integrity_error as exc:
+            raise _Duplicate(str(exc)) from exc
+        except self.driver_error as exc:
+            raise self._failure(exc) from exc
+
+    def _write(self, name: str, params: Mapping[str, Any]) -> int:
+        """Run one write statement in its own transaction; return the rows it touched."""
+        with self._transaction() as cursor:
+            self._execute(cursor, self._sql[name], params)
+            return int(cursor.rowcount)
+
+    def _rows(self, name: str, params: Mapping[str, Any]) -> list[Any]:
+        with self._transaction(write=False) as cursor:
+            self._execute(cursor, self._sql[name], params)
+            return list(cursor.fetchall())
+
+    def _get(self, short: str, record_id: str, missing: type[NotFound]) -> Any:
+        rows = self._rows(f"get_{short}", {"id": record_id})
+        if not rows:
+            raise missing(record_id)
+        return TABLES[short].decode(rows[0])
+
+    def _list(self, short: str, filters: Mapping[str, Any]) -> list[Any]:
+        table = TABLES[short]
+        name = filter_key(f"list_{short}", tuple(filters))
+        return [table.decode(row) for row in self._rows(name, filters)]
+
+    def _update(self, short: str, obj: Any, missing: type[NotFound]) -> None:
+        if self._write(f"update_{short}", TABLES[short].row(obj)) == 0:
+            raise missing(obj.id)
+
+    def _delete(self, short: str, record_id: str, missing: type[NotFound]) -> None:
+        if self._write(f"delete_{short}", {"id": record_id}) == 0:
+            raise missing(record_id)
+
+    # -- jobs ------------------------------------------------------------------------
+    def add_job(self, job: Job, *, replace: bool = False) -> None:
+        try:
+            self._write("upsert_jobs" if replace else "insert_jobs", JOBS.row(job))
+        except _Duplicate:
+            raise JobExists(job.id) from None
+
+    def update_job(self, job: Job) -> None:
+        self._update("jobs", job, JobNotFound)
+
+    def remove_job(self, job_id: str) -> None:
+        self._delete("jobs", job_id, JobNotFound)
+
+    def get_job(self, job_id: str) -> Job:
+        job: Job = self._get("jobs", job_id, JobNotFound)
+        return job
+
+    def list_jobs(self, owner: str | None = None) -> list[Job]:
+        return self._list("jobs", {} if owner is None else {"owner": owner})
+
+    def count_jobs(self, owner: str | None = None) -> JobCounts:
+        filters = {} if owner is None else {"owner": owner}
+        total, enabled, paused = self._rows(filter_key("count_jobs", tuple(filters)), filters)[0]
+        return JobCounts(total=int(total), enabled=int(enabled), paused=int(paused))
+
+    def claim_fire(
+        self,
+        job_id: str,
+        expected_next_run_time: datetime | None,
+        next_run_time: datetime | None,
+        executions: Sequence[Execution],
+    ) -> bool:
+        with self._transaction() as cursor:
+            return self._claim(cursor, job_id, expected_next_run_time, next_run_time, executions)
+
+    def claim_fires(self, claims: Sequence[FireClaim]) -> list[bool]:
+        """Every claim in one transaction: one commit for a burst of due fires."""
+        with self._transaction() as cursor:
+            return [
+                self._claim(
+                    cursor, c.job_id, c.expected_next_run_time, c.next_run_time, c.executions
+                )
+                for c in claims
+            ]
+
+    def _claim(
+        self,
+        cursor: Any,
+        job_id: str,
+        expected: datetime | None,
+        next_run_time: datetime | None,
+        executions: Sequence[Execution],
+    ) -> bool:
+        """One conditional UPDATE; the executions are written only when it matched."""
+        name = "claim_fire" if expected is not None else "claim_fire_unscheduled"
+        params = {
+            "id": job_id,
+            "expected": time_text(expected),
+            "next_run_time": time_text(next_run_time),
+            "fired": 1 if executions else 0,
+        }
+        self._execute(cursor, self._sql[name], params)
+        if cursor.rowcount != 1:
+            return False
+        if executions:
+            self._execute_many(
+                cursor, self._sql["upsert_executions"], [EXECUTIONS.row(e) for e in executions]
+            )
+        return True
+
+    # -- executions ------------------------------------------------------------------
+    def add_execution(self, execution: Execution) -> None:
+        self._write("upsert_executions", EXECUTIONS.row(execution))
+
+    def update_execution(self, execution: Execution) -> None:
+        self._update("executions", execution, ExecutionNotFound)
+
+    def finish_execution(self, execution: Execution) -> None:
+        with self._transaction() as cursor:
+            self._execute(cursor, self._sql["update_executions"], EXECUTIONS.row(execution))
+            if cursor.rowcount == 0:
+                raise ExecutionNotFound(execution.id)
+            params = {"job_id": execution.job_id, "started": time_text(execution.started_at)}
+            self._execute(cursor, self._sql["finish_job"], params)
+
+    def get_execution(self, execution_id: str) -> Execution:
+        execution: Execution = self._get("executions", execution_id, ExecutionNotFound)
+        return execution
+
+    @staticmethod
+    def _execution_filters(
+        job_id: str | None, owner: str | None, status: Status | None
+    ) -> dict[str, Any]:
+        values = {
+            "job_id": job_id,
+            "owner": owner,
+            "status": None if status is None else str(status),
+        }
+        return {name: values[name] for name in EXECUTION_FILTERS if values[name] is not None}
+
+    def list_executions(
+        self,
+        *,
+        job_id: str | None = None,
+        owner: str | None = None,
+        status: Status | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Execution]:
+        filters = self._execution_filters(job_id, owner, status)
+        name = filter_key("list_executions", tuple(filters))
+        rows = self._rows(name, {**filters, "limit": max(limit, 0), "offset": max(offset, 0)})
+        return [EXECUTIONS.decode(row) for row in rows]
+
+    def count_executions(
+        self, *, job_id: str | None = None, owner: str | None = None, status: Status | None = None
+    ) -> int:
+        filters = self._execution_filters(job_id, owner, status)
+        return int(self._rows(filter_key("count_executions", tuple(filters)), filters)[0][0])
+
+    def execution_stats(self, owner: str | None = None) -> dict[str, int]:
+        filters = {} if owner is None else {"owner": owner}
+        rows = self._rows(filter_key("execution_stats", tuple(filters)), filters)
+        return {str(status): int(count) for status, count in rows}
+
+    def abandon_running(self, now: datetime, message: str) -> int:
+        with self._transaction() as cursor:
+            self._execute(cursor, self._sql["left_running"], {})
+            executions = [EXECUTIONS.decode(row) for row in cursor.fetchall()]
+            for execution in executions:
+                execution.status = Status.ABANDONED
+                execution.completed_at = now
+                execution.error = message
+            if executions:
+                rows = [EXECUTIONS.row(e) for e in executions]
+                self._execute_many(cursor, self._sql["update_executions"], rows)
+            return len(executions)
+
+    def delete_executions_before(self, cutoff: datetime) -> int:
+        return self._write("delete_executions_before", {"cutoff": time_text(cutoff)})
+
+    # -- users -----------------------------------------------------------------------
+    def add_user(self, user: User) -> None:
+        try:
+            self._write("upsert_users", USERS.row(user))
+        except _Duplicate:
+            raise DuplicateEmail(user.email) from None
+
+    def get_user(self, user_id: str) -> User:
+        user: User = self._get("users", user_id, UserNotFound)
+        return user
+
+    def list_users(self) -> list[User]:
+        return self._list("users", {})
+
+    def update_user(self, user: User) -> None:
+        try:
+            self._update("users", user, UserNotFound)
+        except _Duplicate:
+            raise DuplicateEmail(user.email) from None
+
+    def delete_user(self, user_id: str) -> None:
+        self._delete("users", user_id, UserNotFound)
+
+    # -- servers ---------------------------------------------------------------------
+    def add_server(self, server: Server) -> None:
+        self._write("upsert_servers", SERVERS.row(server))
+
+    def get_server(self, server_id: str) -> Server:
+        server: Server = self._get("servers", server_id, ServerNotFound)
+        return server
+
+    def list_servers(self, user_id: str | None = None) -> list[Server]:
+        return self._list("servers", {} if user_id is None else {"user_id": user_id})
+
+    def update_server(self, server: Server) -> None:
+        self._update("servers", server, ServerNotFound)
+
+    def delete_server(self, server_id: str) -> None:
+        self._delete("servers", server_id, ServerNotFound)
+
+    # -- whole collections -----------------------------------------------------------
+    def export(self, collection: str) -> Iterator[dict[str, Any]]:
+        check_collection(collection)
+        return self._export(collection)
+
+    def _export(self, collection: str) -> Iterator[dict[str, Any]]:
+        """Keyset paging by id: each page is one short read, never a held cursor."""
+        table = TABLES[collection]
+        page: dict[str, Any] = {"limit": EXPORT_PAGE, "offset": 0}
+        name = f"export_{collection}_first"
+        while True:
+            rows = self._rows(name, page)
+            for row in rows:
+                record = table.decode(row[1:]).to_record()
+                record.pop("password_encrypted", None)
+                yield record
+            if len(rows) < EXPORT_PAGE:
+                return
+            name, page["after"] = f"export_{collection}_after", rows[-1][0]
+
+    def maintenance(self, task: str) -> dict[str, Any]:
+        check_maintenance_task(task)
+        return {"task": task, "backend": self.backend, **self._maintain(task)}
