@@ -1,0 +1,504 @@
+"""The MongoDB store (pymongo), in the collections the scheduler seed documents.
+
+`users`, `servers`, `scheduler_jobs`, `scheduler_executions`; each document is the
+record with `_id` = the id string. Datetimes are `stores.codec` text (BSON dates keep
+only milliseconds, and the contract wants microseconds back); a time field that is None
+is left out, so `{"next_run_time": None}` matches it and `$max` can raise it.
+
+Claims are one `update_one` filtered on `next_run_time`. Writes that belong together
+(a claim and its executions, a finish and the job's counter) run in a transaction when
+the server is a replica set or mongos; on a standalone server they run in order, claim
+first, so a fire is never run twice. The client factory is injectable: tests pass
+`mongomock.MongoClient` and run this same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+import pymongo
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne, UpdateOne
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+
+from engine.errors import (
+    DuplicateEmail,
+    ExecutionNotFound,
+    JobExists,
+    JobNotFound,
+    NotFound,
+    ServerNotFound,
+    StoreError,
+    StoreUnavailable,
+    UserNotFound,
+)
+from engine.ids import new_id
+from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
+from stores.base import FireClaim, JobCounts, Store, check_collection, check_maintenance_task
+from stores.codec import plain, revive, time_fields, time_text
+from stores.records import Server, User
+
+T = TypeVar("T")
+
+#: Store collection name -> MongoDB collection (the scheduler seed's names)
+COLLECTION_NAMES = {
+    "users": "users",
+    "servers": "servers",
+    "jobs": "scheduler_jobs",
+    "executions": "scheduler_executions",
+}
+MODELS: dict[str, type] = {"users": User, "servers": Server, "jobs": Job, "executions": Execution}
+OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
+NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+INDEXES: dict[str, list[IndexModel]] = {
+    "users": [
+        IndexModel([("email_key", ASCENDING)], name="email_key_unique", unique=True),
+        IndexModel(OLDEST_FIRST, name="created"),
+    ],
+    "servers": [
+        IndexModel([("user_id", ASCENDING), ("created_at", ASCENDING)], name="user_created"),
+        IndexModel(OLDEST_FIRST, name="created"),
+    ],
+    "jobs": [
+        IndexModel(OLDEST_FIRST, name="created"),
+        IndexModel([("owner", ASCENDING), ("created_at", ASCENDING)], name="owner_created"),
+        IndexModel([("next_run_time", ASCENDING)], name="next_run_time"),
+    ],
+    "executions": [
+        IndexModel(NEWEST_FIRST, name="created"),
+        IndexModel([("job_id", ASCENDING), ("created_at", DESCENDING)], name="job_created"),
+        IndexModel([("owner", ASCENDING), ("created_at", DESCENDING)], name="owner_created"),
+        IndexModel([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created"),
+    ],
+}
+LEFT_RUNNING = sorted(str(s) for s in ACTIVE_STATUSES - {Status.SCHEDULED})
+TERMINAL = sorted(str(s) for s in TERMINAL_STATUSES)
+#: claim tokens kept per job: enough to tell which claims of one bulk write won
+RECENT_CLAIMS = 8
+#: the server command behind each maintenance task that is one command per collection
+MAINTENANCE_COMMANDS = {"clear_cache": "planCacheClear", "vacuum": "compact"}
+
+
+def to_document(obj: Any) -> dict[str, Any]:
+    """A model object as the document stored for it."""
+    document = plain(obj.to_record())
+    document["_id"] = document.pop("id")
+    for name in time_fields(type(obj)):
+        if document.get(name) is None:
+            document.pop(name, None)
+    if isinstance(obj, User):
+        document["email_key"] = obj.email.casefold()
+    return document
+
+
+def from_document(model: type[T], document: Mapping[str, Any]) -> T:
+    record = dict(document)
+    record["id"] = record.pop("_id")
+    return revive(model, record)
+
+
+def _set_or_unset(values: Mapping[str, Any]) -> dict[str, Any]:
+    """An update document setting the given fields, removing those that are None."""
+    update: dict[str, Any] = {}
+    sets = {k: v for k, v in values.items() if v is not None}
+    unsets = {k: "" for k, v in values.items() if v is None}
+    if sets:
+        update["$set"] = sets
+    if unsets:
+        update["$unset"] = unsets
+    return update
+
+
+def _claim_update(claim: FireClaim, token: str) -> UpdateOne:
+    """The conditional update for one claim (see `MongoStore.claim_fires`)."""
+    expected = time_text(claim.expected_next_run_time)
+    values: dict[str, Any] = {"next_run_time": time_text(claim.next_run_time)}
+    if claim.executions:
+        values["last_run_time"] = expected
+    update = _set_or_unset(values)
+    update["$push"] = {"recent_claims": {"$each": [token], "$slice": -RECENT_CLAIMS}}
+    return UpdateOne({"_id": claim.job_id, "next_run_time": expected}, update)
+
+
+class MongoStore(Store):
+    backend = "mongo"
+
+    def __init__(
+        self,
+        uri: str,
+        db_name: str,
+        *,
+        client_factory: Callable[..., Any] = pymongo.MongoClient,
+        timeout_ms: int = 5000,
+    ) -> None:
+        self.uri = uri
+        self.db_name = db_name
+        self._factory = client_factory
+        self._timeout_ms = timeout_ms
+        self._client: Any = None
+        self._db: Any = None
+        self._transactions = False
+
+    # -- lifecycle -------------------------------------------------------------------
+    def open(self) -> None:
+        if self._client is not None:
+            return
+        options: dict[str, Any] = {"tz_aware": True}
+        if "serverselectiontimeoutms" not in self.uri.lower():
+            options["serverSelectionTimeoutMS"] = self._timeout_ms
+        try:
+            client = self._factory(self.uri, **options)
+        except (PyMongoError, ValueError) as exc:
+            raise StoreUnavailable(f"invalid MongoDB URI: {exc}") from exc
+        try:
+            client.admin.command("ping")
+            self._db = client[self.db_name]
+            self._ensure_indexes()
+        except PyMongoError as exc:
+            client.close()
+            raise StoreUnavailable(" ".join(str(exc).split())) from exc
+        self._client = client
+        self._transactions = self._supports_transactions()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+            self._db = None
+
+    def _supports_transactions(self) -> bool:
+        """True on a replica set or mongos, where multi-document transactions exist."""
+        try:
+            hello = self._client.admin.command("hello")
+        except (PyMongoError, NotImplementedError):  # old server, or a stand-in client
+            return False
+        return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+
+    def _ensure_indexes(self) -> dict[str, list[str]]:
+        """Create every index (a no-op for those that exist); return their names."""
+        return {
+            name: list(self._collection(name).create_indexes(models))
+            for name, models in INDEXES.items()
+        }
+
+    def _collection(self, name: str) -> Any:
+        if self._db is None:
+            raise StoreError("mongo store is not open")
+        return self._db[COLLECTION_NAMES[name]]
+
+    @contextmanager
+    def _driver(self, duplicate: Exception | None = None) -> Iterator[None]:
+        """Driver failures become StoreError with the driver's message; a unique-index
+        refusal becomes `duplicate` when the caller knows what it means."""
+        try:
+            yield
+        except DuplicateKeyError as exc:
+            if duplicate is None:
+                raise StoreError("mongo store failed: " + " ".join(str(exc).split())) from exc
+            raise duplicate from None
+        except PyMongoError as exc:
+            raise StoreError("mongo store failed: " + " ".join(str(exc).split())) from exc
+
+    def _atomically(self, work: Callable[[Any], T]) -> T:
+        """Run work(session) in a transaction where the server has them, else in order."""
+        if not self._transactions:
+            return work(None)
+        with self._client.start_session() as session:
+            result: T = session.with_transaction(work)
+            return result
+
+    # -- shared shapes ---------------------------------------------------------------
+    def _get(self, name: str, record_id: str, missing: type[NotFound]) -> Any:
+        with self._driver():
+            document = self._collection(name).find_one({"_id": record_id})
+        if document is None:
+            raise missing(record_id)
+        return from_document(MODELS[name], document)
+
+    def _find(
+        self,
+        name: str,
+        query: Mapping[str, Any],
+        sort: list[tuple[str, int]],
+        skip: int = 0,
+        limit: int = 0,
+    ) -> list[Any]:
+        with self._driver():
+            cursor = self._collection(name).find(query).sort(sort).skip(skip).limit(limit)
+            return [from_document(MODELS[name], d) for d in cursor]
+
+    def _replace(
+        self, name: str, obj: Any, missing: type[NotFound], duplicate: Exception | None = None
+    ) -> None:
+        with self._driver(duplicate):
+            result = self._collection(name).replace_one({"_id": obj.id}, to_document(obj))
+        if result.matched_count == 0:
+            raise missing(obj.id)
+
+    def _upsert(self, name: str, obj: Any, duplicate: Exception | None = None) -> None:
+        with self._driver(duplicate):
+            self._collection(name).replace_one({"_id": obj.id}, to_document(obj), upsert=True)
+
+    def _delete(self, name: str, record_id: str, missing: type[NotFound]) -> None:
+        with self._driver():
+            result = self._collection(name).delete_one({"_id": record_id})
+        if result.deleted_count == 0:
+            raise missing(record_id)
+
+    # -- jobs ------------------------------------------------------------------------
+    def add_job(self, job: Job, *, replace: bool = False) -> None:
+        if replace:
+            self._upsert("jobs", job)
+            return
+        with self._driver(duplicate=JobExists(job.id)):
+            self._collection("jobs").insert_one(to_document(job))
+
+    def update_job(self, job: Job) -> None:
+        self._replace("jobs", job, JobNotFound)
+
+    def remove_job(self, job_id: str) -> None:
+        self._delete("jobs", job_id, JobNotFound)
+
+    def get_job(self, job_id: str) -> Job:
+        job: Job = self._get("jobs", job_id, JobNotFound)
+        return job
+
+    def list_jobs(self, owner: str | None = None) -> list[Job]:
+        return self._find("jobs", {} if owner is None else {"owner": owner}, OLDEST_FIRST)
+
+    def count_jobs(self, owner: str | None = None) -> JobCounts:
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {} if owner is None else {"owner": owner}},
+            {
+                "$group": {
+                    "_id": None,
+                    "total": {"$sum": 1},
+                    "enabled": {"$sum": {"$cond": ["$enabled", 1, 0]}},
+                    "paused": {"$sum": {"$cond": ["$paused", 1, 0]}},
+                }
+            },
+        ]
+        with self._driver():
+            groups = list(self._collection("jobs").aggregate(pipeline))
+        if not groups:
+            return JobCounts(total=0, enabled=0, paused=0)
+        g = groups[0]
+        return JobCounts(total=int(g["total"]), enabled=int(g["enabled"]), paused=int(g["paused"]))
+
+    def claim_fire(
+        self,
+        job_id: str,
+        expected_next_run_time: datetime | None,
+        next_run_time: datetime | None,
+        executions: Sequence[Execution],
+    ) -> bool:
+        claim = FireClaim(job_id, expected_next_run_time, next_run_time, executions)
+        return self.claim_fires([claim])[0]
+
+    def claim_fires(self, claims: Sequence[FireClaim]) -> list[bool]:
+        """All claims in one bulk write, then all their executions in another.
+
+        A bulk result only gives a total, so each claim also pushes a fresh token onto
+        the job's short `recent_claims` list: when the total says some claim lost, one
+        read of those lists tells exactly which ones won. In a transaction where the
+        server has them; otherwise claims land first, so a fire is never run twice.
+        """
+        if not claims:
+            return []
+        tokens = [new_id() for _ in claims]
+
+        def work(session: Any) -> list[bool]:
+            jobs = self._collection("jobs")
+            updates = [_claim_update(c, t) for c, t in zip(claims, tokens, strict=True)]
+            result = jobs.bulk_write(updates, ordered=True, session=session)
+            if result.matched_count == len(claims):
+                won = [True] * len(claims)
+            else:
+                query = {"_id": {"$in": [c.job_id for c in claims]}}
+                found = jobs.find(query, {"recent_claims": 1}, session=session)
+                recent = {d["_id"]: d.get("recent_claims", []) for d in found}
+                won = [t in recent.get(c.job_id, ()) for c, t in zip(claims, tokens, strict=True)]
+            writes = [
+                ReplaceOne({"_id": e.id}, to_document(e), upsert=True)
+                for claim, ok in zip(claims, won, strict=True)
+                if ok
+                for e in claim.executions
+            ]
+            if writes:
+                self._collection("executions").bulk_write(writes, ordered=True, session=session)
+            return won
+
+        with self._driver():
+            return self._atomically(work)
+
+    # -- executions ------------------------------------------------------------------
+    def add_execution(self, execution: Execution) -> None:
+        self._upsert("executions", execution)
+
+    def update_execution(self, execution: Execution) -> None:
+        self._replace("executions", execution, ExecutionNotFound)
+
+    def finish_execution(self, execution: Execution) -> None:
+        bump: dict[str, Any] = {"$inc": {"total_executions": 1}}
+        if execution.started_at is not None:
+            bump["$max"] = {"last_run_time": time_text(execution.started_at)}
+
+        def work(session: Any) -> None:
+            written = self._collection("executions").replace_one(
+                {"_id": execution.id}, to_document(execution), session=session
+            )
+            if written.matched_count == 0:
+                raise ExecutionNotFound(execution.id)
+            self._collection("jobs").update_one({"_id": execution.job_id}, bump, session=session)
+
+        with self._driver():
+            self._atomically(work)
+
+    def get_execution(self, execution_id: str) -> Execution:
+        execution: Execution = self._get("executions", execution_id, ExecutionNotFound)
+        return execution
+
+    @staticmethod
+    def _execution_query(
+        job_id: str | None, owner: str | None, status: Status | None
+    ) -> dict[str, Any]:
+        values = {
+            "job_id": job_id,
+            "owner": owner,
+            "status": None if status is None else str(status),
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+    def list_executions(
+        self,
+        *,
+        job_id: str | None = None,
+        owner: str | None = None,
+        status: Status | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Execution]:
+        if limit <= 0:  # MongoDB reads limit(0) as "no limit"
+            return []
+        query = self._execution_query(job_id, owner, status)
+        return self._find("executions", query, NEWEST_FIRST, max(offset, 0), limit)
+
+    def count_executions(
+        self, *, job_id: str | None = None, owner: str | None = None, status: Status | None = None
+    ) -> int:
+        with self._driver():
+            query = self._execution_query(job_id, owner, status)
+            return int(self._collection("executions").count_documents(query))
+
+    def execution_stats(self, owner: str | None = None) -> dict[str, int]:
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {} if owner is None else {"owner": owner}},
+            {"$group": {"_id": "$status", "count": {"$sum": 1}}},
+        ]
+        with self._driver():
+            groups = list(self._collection("executions").aggregate(pipeline))
+        return {str(g["_id"]): int(g["count"]) for g in groups}
+
+    def abandon_running(self, now: datetime, message: str) -> int:
+        update = {
+            "$set": {
+                "status": str(Status.ABANDONED),
+                "completed_at": time_text(now),
+                "error": message,
+            }
+        }
+        with self._driver():
+            result = self._collection("executions").update_many(
+                {"status": {"$in": LEFT_RUNNING}}, update
+            )
+        return int(result.matched_count)
+
+    def delete_executions_before(self, cutoff: datetime) -> int:
+        query = {"created_at": {"$lt": time_text(cutoff)}, "status": {"$in": TERMINAL}}
+        with self._driver():
+            return int(self._collection("executions").delete_many(query).deleted_count)
+
+    # -- users -----------------------------------------------------------------------
+    def add_user(self, user: User) -> None:
+        self._upsert("users", user, DuplicateEmail(user.email))
+
+    def get_user(self, user_id: str) -> User:
+        user: User = self._get("users", user_id, UserNotFound)
+        return user
+
+    def list_users(self) -> list[User]:
+        return self._find("users", {}, OLDEST_FIRST)
+
+    def update_user(self, user: User) -> None:
+        self._replace("users", user, UserNotFound, DuplicateEmail(user.email))
+
+    def delete_user(self, user_id: str) -> None:
+        self._delete("users", user_id, UserNotFound)
+
+    # -- servers ---------------------------------------------------------------------
+    def add_server(self, server: Server) -> None:
+        self._upsert("servers", server)
+
+    def get_server(self, server_id: str) -> Server:
+        server: Server = self._get("servers", server_id, ServerNotFound)
+        return server
+
+    def list_servers(self, user_id: str | None = None) -> list[Server]:
+        return self._find("servers", {} if user_id is None else {"user_id": user_id}, OLDEST_FIRST)
+
+    def update_server(self, server: Server) -> None:
+        self._replace("servers", server, ServerNotFound)
+
+    def delete_server(self, server_id: str) -> None:
+        self._delete("servers", server_id, ServerNotFound)
+
+    # -- whole collections -----------------------------------------------------------
+    def export(self, collection: str) -> Iterator[dict[str, Any]]:
+        check_collection(collection)
+        return self._export(collection)
+
+    def _export(self, collection: str) -> Iterator[dict[str, Any]]:
+        """A server-side cursor in _id order, read in batches as the caller consumes it."""
+        model = MODELS[collection]
+        with self._driver():
+            for document in self._collection(collection).find({}).sort("_id", ASCENDING):
+                record = from_document(model, document).to_record()
+                record.pop("password_encrypted", None)
+                yield record
+
+    def maintenance(self, task: str) -> dict[str, Any]:
+        check_maintenance_task(task)
+        with self._driver():
+            if task == "rebuild_indexes":
+                done: Any = self._ensure_indexes()
+            elif task == "optimize_queries":
+                done = self._index_usage()
+            else:
+                done = self._per_collection(MAINTENANCE_COMMANDS[task])
+        return {"task": task, "backend": self.backend, "done": done}
+
+    def _per_collection(self, command: str) -> dict[str, str]:
+        """Run one server command on each collection. A server that refuses it (no
+        privilege, or a stand-in that lacks it) is reported per collection, not raised."""
+        results: dict[str, str] = {}
+        for name in COLLECTION_NAMES:
+            try:
+                self._db.command({command: COLLECTION_NAMES[name]})
+                results[name] = "ok"
+            except (OperationFailure, NotImplementedError) as exc:
+                results[name] = f"skipped: {' '.join(str(exc).split())}"
+        return results
+
+    def _index_usage(self) -> dict[str, Any]:
+        """Per-index use counts since server start: what shows an index is dead weight
+        or a query is missing one (MongoDB has no ANALYZE to run)."""
+        usage: dict[str, Any] = {}
+        for name in COLLECTION_NAMES:
+            try:
+                stats = self._collection(name).aggregate([{"$indexStats": {}}])
+                usage[name] = {s["name"]: int(s["accesses"]["ops"]) for s in stats}
+            except (OperationFailure, NotImplementedError) as exc:
+                usage[name] = f"skipped: {' '.join(str(exc).split())}"
+        return usage
