@@ -1,0 +1,206 @@
+"""The Oracle store: python-oracledb in thin mode (no Instant Client), over a pool.
+
+The tables are those of `stores.sql` with Oracle types (VARCHAR2, NUMBER, CLOB for the
+JSON doc). Oracle has no "CREATE ... IF NOT EXISTS" before 23ai, so `open()` looks in
+the data dictionary first and treats ORA-00955 (a concurrent start made it) as done.
+Upserts are MERGE, paging is OFFSET/FETCH. Every statement text this module sends is
+returned by `all_statements()`, which tests parse as Oracle SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import oracledb
+
+from engine.errors import StoreError, StoreUnavailable
+from stores.base import MAINTENANCE_TASKS
+from stores.sql import TABLES, Dialect, SqlStore, Table, build_statements
+
+TABLE_EXISTS = "SELECT COUNT(*) FROM user_tables WHERE table_name = :name"
+INDEX_EXISTS = "SELECT COUNT(*) FROM user_indexes WHERE index_name = :name"
+CURRENT_SCHEMA = "SELECT SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA') FROM dual"
+FLUSH_SHARED_POOL = "ALTER SYSTEM FLUSH SHARED_POOL"
+#: the PL/SQL procedure optimize_queries calls (by callproc, not as statement text)
+GATHER_STATS = "DBMS_STATS.GATHER_TABLE_STATS"
+#: ORA- codes that mean "this account or tablespace cannot do that maintenance step"
+NOT_PERMITTED = {1031, 10635}
+ALREADY_EXISTS = 955
+
+
+class OracleDialect(Dialect):
+    name = "oracle"
+    types = {
+        "key": "VARCHAR2(255) NOT NULL PRIMARY KEY",
+        "text": "VARCHAR2(512)",
+        "time": "VARCHAR2(32)",
+        "int": "NUMBER(19) DEFAULT 0 NOT NULL",
+        "doc": "CLOB NOT NULL",
+    }
+
+    def upsert(self, table: Table) -> str:
+        names = table.names
+        updates = ", ".join(f"t.{n} = :{n}" for n in names if n != "id")
+        return (
+            f"MERGE INTO {table.name} t USING (SELECT :id AS id FROM dual) s ON (t.id = s.id) "
+            f"WHEN MATCHED THEN UPDATE SET {updates} "
+            f"WHEN NOT MATCHED THEN INSERT ({', '.join(names)}) "
+            f"VALUES ({', '.join(':' + n for n in names)})"
+        )
+
+    def page(self, select: str) -> str:
+        return f"{select} OFFSET :offset ROWS FETCH NEXT :limit ROWS ONLY"
+
+
+DIALECT = OracleDialect()
+
+
+def schema_objects() -> list[tuple[str, str, str]]:
+    """(existence query, object name, CREATE statement) for every table and index."""
+    objects: list[tuple[str, str, str]] = []
+    for table in TABLES.values():
+        objects.append((TABLE_EXISTS, table.name.upper(), DIALECT.create_table(table)))
+        for index in table.indexes:
+            objects.append((INDEX_EXISTS, index.name.upper(), DIALECT.create_index(table, index)))
+    return objects
+
+
+def maintenance_statements(task: str) -> list[str]:
+    """The statements one maintenance task runs, in order."""
+    if task == "rebuild_indexes":
+        return [f"ALTER INDEX {i.name} REBUILD" for t in TABLES.values() for i in t.indexes]
+    if task == "optimize_queries":
+        return [CURRENT_SCHEMA]  # then GATHER_STATS per table, by callproc
+    if task == "clear_cache":
+        return [FLUSH_SHARED_POOL]
+    if task == "vacuum":
+        return [
+            statement
+            for t in TABLES.values()
+            for statement in (
+                f"ALTER TABLE {t.name} ENABLE ROW MOVEMENT",
+                f"ALTER TABLE {t.name} SHRINK SPACE CASCADE",
+            )
+        ]
+    raise ValueError(task)
+
+
+def all_statements() -> list[str]:
+    """Every SQL text the Oracle store can send."""
+    statements = list(build_statements(DIALECT).values())
+    statements += [TABLE_EXISTS, INDEX_EXISTS]
+    statements += [create for _, _, create in schema_objects()]
+    for task in MAINTENANCE_TASKS:
+        statements += maintenance_statements(task)
+    return statements
+
+
+def _ora_code(exc: oracledb.Error) -> int | None:
+    error = exc.args[0] if exc.args else None
+    code = getattr(error, "code", None)
+    return code if isinstance(code, int) else None
+
+
+class OracleStore(SqlStore):
+    backend = "oracle"
+    dialect = DIALECT
+    driver_error = oracledb.Error
+    integrity_error = oracledb.IntegrityError
+
+    def __init__(
+        self,
+        dsn: str,
+        user: str,
+        password: str,
+        *,
+        pool_max: int = 8,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.dsn = dsn
+        self.user = user
+        self._password = password
+        self._pool_max = pool_max
+        self._connect_timeout = connect_timeout
+        self._pool: oracledb.ConnectionPool | None = None
+
+    def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            pool = oracledb.create_pool(
+                user=self.user,
+                password=self._password,
+                dsn=self.dsn,
+                min=1,
+                max=self._pool_max,
+                increment=1,
+                tcp_connect_timeout=self._connect_timeout,
+            )
+            with pool.acquire() as connection:
+                self._create_schema(connection)
+        except oracledb.Error as exc:
+            raise StoreUnavailable(" ".join(str(exc).split())) from exc
+        self._pool = pool
+
+    @staticmethod
+    def _create_schema(connection: Any) -> None:
+        with connection.cursor() as cursor:
+            for exists, name, create in schema_objects():
+                cursor.execute(exists, {"name": name})
+                if cursor.fetchone()[0]:
+                    continue
+                try:
+                    cursor.execute(create)  # DDL commits by itself
+                except oracledb.DatabaseError as exc:
+                    if _ora_code(exc) != ALREADY_EXISTS:
+                        raise
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close(force=True)
+            self._pool = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        if self._pool is None:
+            raise StoreError("oracle store is not open")
+        with self._pool.acquire() as connection:
+            yield connection
+
+    def _execute(self, cursor: Any, sql: str, params: Mapping[str, Any]) -> None:
+        if ":doc" in sql:  # JSON docs may exceed VARCHAR2's 32 KB bind limit
+            cursor.setinputsizes(doc=oracledb.DB_TYPE_CLOB)
+        cursor.execute(sql, params, fetch_lobs=False)
+
+    def _execute_many(self, cursor: Any, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if ":doc" in sql:
+            cursor.setinputsizes(doc=oracledb.DB_TYPE_CLOB)
+        cursor.executemany(sql, list(rows))
+
+    def _maintain(self, task: str) -> dict[str, Any]:
+        steps: dict[str, str] = {}
+        with self._transaction(write=False) as cursor:
+            for statement in maintenance_statements(task):
+                steps[statement] = self._step(lambda s=statement: cursor.execute(s))
+                if statement == CURRENT_SCHEMA:
+                    schema = cursor.fetchone()[0]
+                    for table in TABLES.values():
+                        params = {"ownname": schema, "tabname": table.name.upper()}
+                        steps[f"{GATHER_STATS}({table.name})"] = self._step(
+                            lambda p=params: cursor.callproc(GATHER_STATS, keyword_parameters=p)
+                        )
+        return {"done": steps}
+
+    @staticmethod
+    def _step(run: Callable[[], object]) -> str:
+        """Run one maintenance step; a step this account may not take is reported."""
+        try:
+            run()
+        except oracledb.DatabaseError as exc:
+            if _ora_code(exc) in NOT_PERMITTED:
+                return "skipped: " + " ".join(str(exc).split())
+            raise
+        return "ok"
