@@ -67,9 +67,7 @@ def test_dotdot_traversal_out_of_the_root_is_refused(root: Path, tmp_path: Path)
     assert str(tmp_path / "evil.sh") in message and str(root) in message
 
 
-def test_a_symlink_inside_the_root_pointing_outside_is_refused(
-    root: Path, tmp_path: Path
-) -> None:
+def test_a_symlink_inside_the_root_pointing_outside_is_refused(root: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside.sh"
     outside.write_text("#!/bin/sh\n")
     (root / "escape.sh").symlink_to(outside)

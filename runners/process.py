@@ -1,0 +1,246 @@
+"""Child processes for jobs: an argv list (never a shell), its own process group,
+both pipes captured up to a cap, and a timeout or cancel that stops the whole group.
+
+How the waiting works (no busy loop): a reaper thread blocks in `waitpid` and sets an
+Event the moment the child exits; two reader threads drain stdout and stderr
+concurrently so neither pipe can fill and stall the child. The calling thread waits on
+that Event with the time left before the deadline, in slices of
+CANCEL_CHECK_INTERVAL, because `threading.Event` offers no way to wait on the
+caller's cancel Event and the exit Event at once: an exit or a timeout is therefore
+noticed at once, a cancel within CANCEL_CHECK_INTERVAL.
+
+Stopping: SIGTERM to the whole group, then SIGKILL to the group once the leader has
+exited and the pipes have closed, or the grace (default 2 s) has run out, whichever
+comes first. If the script itself exits but processes it left in the background still
+hold the output pipes, the run cannot finish: after the grace the group is stopped the
+same way and the output says so. Background processes that let go of the pipes
+(`cmd >/dev/null 2>&1 &`) are left running: the script chose to detach them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from engine.model import Status
+from engine.work import Outcome
+from runners.capture import CappedBuffer
+
+DEFAULT_GRACE = 2.0
+CANCEL_CHECK_INTERVAL = 0.1
+READ_CHUNK = 64 * 1024
+
+
+@dataclass(slots=True)
+class ProcessResult:
+    """What a child did. `error` is empty for COMPLETED; for FAILED it says
+    `exit code N` (or the killing signal) followed by stderr."""
+
+    status: Status
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    error: str = ""
+
+    @property
+    def output(self) -> str:
+        return combine_output(self.stdout, self.stderr)
+
+    def to_outcome(self) -> Outcome:
+        return Outcome(
+            status=self.status, output=self.output, error=self.error, exit_code=self.exit_code
+        )
+
+
+def combine_output(stdout: str, stderr: str) -> str:
+    """One execution output: stdout, then stderr under a `[stderr]` line."""
+    if not stderr:
+        return stdout
+    separator = "" if not stdout or stdout.endswith("\n") else "\n"
+    return f"{stdout}{separator}[stderr]\n{stderr}"
+
+
+def describe_exit(code: int) -> str:
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"exit code {code} (killed by {name})"
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    timeout: float | None,
+    output_cap: int,
+    cancel: threading.Event,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    grace: float = DEFAULT_GRACE,
+) -> ProcessResult:
+    """Run argv to a ProcessResult: exit 0 COMPLETED, non-zero FAILED, TIMEOUT when
+    `timeout` seconds pass first, CANCELLED when `cancel` is set first. Never raises
+    for a child that cannot start: that is a FAILED result saying why."""
+    command = [str(part) for part in argv]
+    if not command:
+        return ProcessResult(Status.FAILED, None, "", "", "nothing to run: the argv list is empty")
+    if cancel.is_set():
+        return ProcessResult(Status.CANCELLED, None, "", "", "cancelled before it started")
+    try:
+        child = _Child.start(command, output_cap, cwd, env)
+    except OSError as exc:
+        return ProcessResult(Status.FAILED, None, "", "", _spawn_error(command[0], exc))
+
+    stopped_for = child.wait_for_exit(timeout, cancel)
+    notes: list[str] = []
+    how = ""
+    if stopped_for is not None:
+        how = child.stop_group(grace)
+    elif not child.pipes_closed(within=grace):
+        how = child.stop_group(grace)
+        notes.append(
+            f"processes left in the background still held the output {grace:g} s after "
+            f"the script exited, so its process group was stopped with {how}"
+        )
+    if not child.pipes_closed(within=grace):
+        notes.append("output may be incomplete: a process outside the group holds the pipes")
+
+    exit_code = child.proc.returncode if child.exited.is_set() else None
+    stdout = child.stdout.text() + "".join(f"[cronwell: {note}]\n" for note in notes)
+    stderr = child.stderr.text()
+    if stopped_for is Status.TIMEOUT:
+        error = f"timed out after {timeout:g} s; process group stopped with {how}"
+        return ProcessResult(Status.TIMEOUT, exit_code, stdout, stderr, error)
+    if stopped_for is Status.CANCELLED:
+        error = f"cancelled; process group stopped with {how}"
+        return ProcessResult(Status.CANCELLED, exit_code, stdout, stderr, error)
+    if exit_code == 0:
+        return ProcessResult(Status.COMPLETED, 0, stdout, stderr)
+    error = describe_exit(exit_code) if exit_code is not None else "the process did not exit"
+    if stderr.strip():
+        error = f"{error}\n{stderr}"
+    return ProcessResult(Status.FAILED, exit_code, stdout, stderr, error)
+
+
+class _Child:
+    """A started child with its reaper and reader threads."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], output_cap: int) -> None:
+        self.proc = proc
+        self.exited = threading.Event()
+        self.stdout = CappedBuffer(output_cap, "stdout")
+        self.stderr = CappedBuffer(output_cap, "stderr")
+        assert proc.stdout is not None and proc.stderr is not None
+        self._readers = [
+            _daemon(_drain, proc.stdout, self.stdout),
+            _daemon(_drain, proc.stderr, self.stderr),
+        ]
+        _daemon(self._reap)
+
+    @classmethod
+    def start(
+        cls,
+        command: list[str],
+        output_cap: int,
+        cwd: Path | None,
+        env: Mapping[str, str] | None,
+    ) -> _Child:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            start_new_session=True,  # its own session and process group: killpg reaches all
+            close_fds=True,
+        )
+        try:
+            return cls(proc, output_cap)
+        except BaseException:  # could not start a thread: do not leave the child behind
+            _kill_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+
+    def _reap(self) -> None:
+        self.proc.wait()
+        self.exited.set()
+
+    def wait_for_exit(self, timeout: float | None, cancel: threading.Event) -> Status | None:
+        """None when the child exited by itself, else TIMEOUT or CANCELLED."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            step = (
+                CANCEL_CHECK_INTERVAL
+                if remaining is None
+                else min(remaining, CANCEL_CHECK_INTERVAL)
+            )
+            if self.exited.wait(max(0.0, step)):
+                return None
+            if cancel.is_set():
+                return Status.CANCELLED
+            if deadline is not None and time.monotonic() >= deadline:
+                return Status.TIMEOUT
+
+    def pipes_closed(self, within: float) -> bool:
+        """True once both pipes reached end of file (every holder exited)."""
+        deadline = time.monotonic() + within
+        for reader in self._readers:
+            reader.join(max(0.0, deadline - time.monotonic()))
+        return not any(reader.is_alive() for reader in self._readers)
+
+    def stop_group(self, grace: float) -> str:
+        """SIGTERM the group; SIGKILL what is left once the leader and pipes are done
+        or the grace is over. Returns how it was stopped, for the error text."""
+        if not _kill_group(self.proc.pid, signal.SIGTERM):
+            return "nothing (the group had already exited)"
+        deadline = time.monotonic() + grace
+        self.exited.wait(grace)
+        self.pipes_closed(within=max(0.0, deadline - time.monotonic()))
+        if not _kill_group(self.proc.pid, signal.SIGKILL):
+            return "SIGTERM"
+        self.exited.wait(grace)  # SIGKILL cannot be refused; only an uninterruptible wait delays it
+        return f"SIGTERM, then SIGKILL (grace {grace:g} s)"
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> bool:
+    """Signal a whole process group; False when no process is left in it."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _drain(stream: IO[bytes], sink: CappedBuffer) -> None:
+    """Read a pipe to its end: kept up to the cap, the rest read and dropped."""
+    fd = stream.fileno()
+    try:
+        while chunk := os.read(fd, READ_CHUNK):
+            sink.write(chunk)
+    finally:
+        stream.close()
+
+
+def _daemon(target: Callable[..., object], *args: object) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def _spawn_error(program: str, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOEXEC:
+        reason += " (a script must start with a #! line such as #!/bin/bash)"
+    return f"cannot start {program}: {reason}"
