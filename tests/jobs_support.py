@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,10 @@ def finished_execution(
         job_kind="class",
         job_target="jobs.echo.EchoJob",
     )
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released): a closed port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

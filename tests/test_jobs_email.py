@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import socket
 import ssl
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -24,7 +23,7 @@ from engine.config import Settings
 from jobs.base import JobError
 from jobs.email import EmailNotificationJob
 from stores.memory import MemoryStore
-from tests.jobs_support import START, make_context, run_job
+from tests.jobs_support import START, free_port, make_context, run_job
 
 
 class Inbox:
@@ -43,12 +42,6 @@ class Inbox:
 def text(mail: EmailMessage) -> str:
     """The body with the wire's CRLF line ends made plain."""
     return str(mail.get_content()).replace("\r\n", "\n")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start(inbox: Inbox, **smtp_options: Any) -> Controller:

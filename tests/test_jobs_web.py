@@ -19,7 +19,7 @@ from jobs.web import EXCERPT_BYTES
 from jobs.webhook import WebhookJob
 from stores.memory import MemoryStore
 from stores.records import Server
-from tests.jobs_support import START, make_context, run_job
+from tests.jobs_support import START, free_port, make_context, run_job
 
 #: path -> (status, body) the peer answers with
 ROUTES: dict[str, tuple[int, bytes]] = {
@@ -76,13 +76,6 @@ def peer() -> Iterator[Peer]:
     server.server_close()
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 QUICK = Settings(extra={"webhook_timeout": 2, "health_check_timeout": 2})
 
 
@@ -134,7 +127,7 @@ def test_webhook_refuses_bad_urls(args: tuple[str, ...], message: str) -> None:
 
 
 def test_webhook_to_a_closed_port_fails_clearly() -> None:
-    url = f"http://127.0.0.1:{closed_port()}/hook"
+    url = f"http://127.0.0.1:{free_port()}/hook"
     with pytest.raises(JobError, match=f"POST {url} failed: .*refused"):
         run_job(WebhookJob, make_context(MemoryStore(), QUICK), url)
 
@@ -182,7 +175,7 @@ def test_health_of_a_listening_server_is_running(
 
 def test_health_of_a_closed_port_is_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
     store = MemoryStore()
-    stored_server(store, closed_port())
+    stored_server(store, free_port())
     result = check(store)
     assert result["status"] == "unreachable" and result["tcp"]["ok"] is False
     assert "refused" in result["tcp"]["error"].lower()
