@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from engine.clock import FakeClock
 from engine.config import Settings
@@ -16,22 +13,15 @@ from engine.model import Execution, Status
 from jobs.base import BaseJob, JobContext, JobServices
 from stores.base import Store
 from stores.memory import MemoryStore
+from stores.sqlite import SqliteStore
 
 START = datetime.fromisoformat("2026-03-01T12:00:00+00:00")
-HAS_SQLITE = importlib.util.find_spec("stores.sqlite") is not None
-#: every backend the store-facing job tests run on (SQLite once it exists)
-BACKENDS = [
-    "memory",
-    pytest.param(
-        "sqlite", marks=pytest.mark.skipif(not HAS_SQLITE, reason="stores/sqlite.py not written yet")
-    ),
-]
+#: every backend the store-facing job tests run on
+BACKENDS = ["memory", "sqlite"]
 
 
 def make_store(backend: str, folder: Path) -> Store:
     if backend == "sqlite":
-        from stores.sqlite import SqliteStore
-
         store: Store = SqliteStore(folder / "cronwell.db")
     else:
         store = MemoryStore()
