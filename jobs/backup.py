@@ -69,8 +69,13 @@ class DataBackupJob(BaseJob):
         folder = self.context.settings.backups
 
         def write(handle: TextIO) -> None:
-            header = {"format": FORMAT, "version": VERSION, "created_at": created.isoformat()}
-            header["backend"] = self.context.store.backend
+            header = {
+                "format": FORMAT,
+                "version": VERSION,
+                "created_at": created.isoformat(),
+                "backend": self.context.store.backend,
+            }
+            # the header's closing brace is left off: the collections follow, streamed
             handle.write(json.dumps(header)[:-1] + ', "collections": {')
             for position, name in enumerate(names):
                 handle.write(("," if position else "") + f"\n{json.dumps(name)}: [")
