@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
+
+from engine.model import Execution, Job, JobKind, Status
+from engine.triggers.date import DateTrigger
+from engine.work import RunRequest
 
 
 def write_script(folder: Path, name: str, body: str, mode: int = 0o755) -> Path:
@@ -42,3 +49,41 @@ def read_pid(path: Path, within: float = 2.0) -> int:
             raise AssertionError(f"no pid written to {path}")
         time.sleep(0.02)
     return int(path.read_text())
+
+
+def make_request(
+    kind: JobKind,
+    target: str,
+    args: list[Any] | None = None,
+    *,
+    kwargs: dict[str, Any] | None = None,
+    roots: tuple[Path, ...] = (),
+    timeout: float | None = None,
+    output_cap: int = 64 * 1024,
+    services: Any = None,
+) -> RunRequest:
+    """A RunRequest as the engine builds one, for a job of the given kind."""
+    trigger = DateTrigger(run_date=datetime(2030, 1, 1, tzinfo=UTC))
+    job = Job(
+        id=f"job-{uuid.uuid4().hex[:8]}",
+        name=f"{kind}:{target}",
+        kind=kind,
+        target=target,
+        trigger=trigger,
+        args=args or [],
+        kwargs=kwargs or {},
+    )
+    execution = Execution(
+        id=f"exec-{uuid.uuid4().hex[:8]}",
+        job_id=job.id,
+        status=Status.RUNNING,
+        created_at=datetime.now(UTC),
+    )
+    return RunRequest(
+        job=job,
+        execution=execution,
+        timeout=timeout,
+        output_cap=output_cap,
+        script_roots=roots,
+        services=services,
+    )

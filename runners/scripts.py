@@ -1,0 +1,139 @@
+"""Bash and python scripts, run as child processes after the script-path checks.
+
+BASH: the resolved file itself is executed, `[path, *args]`, so its shebang decides
+the interpreter (the scripts seed requires the execute bit). PYTHON: a child
+interpreter runs `pyhost.py`, which imports the file and calls `main(*args)`; the
+return value comes back through a private temp file, never stdout. A child
+interpreter means a crash, a hang or `sys.exit` cannot harm the service, and the
+timeout can kill it. Both run with the script's folder as the working directory.
+
+The paths are checked again here, at run time, because the file system may have
+changed since the job was scheduled. `run_script` never raises for a refused path:
+that is a FAILED outcome carrying the ScriptPathError message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ScriptPathError
+from engine.model import JobKind, Status
+from engine.work import Outcome
+from runners.paths import check_runnable, resolve_script
+from runners.process import DEFAULT_GRACE, ProcessResult, run_process
+
+PYHOST = Path(__file__).with_name("pyhost.py")
+#: JSON framing allowed on top of the output cap before a return value is dropped
+RESULT_SLACK = 4096
+
+
+def run_script(
+    kind: JobKind,
+    path: str | os.PathLike[str],
+    args: Sequence[str],
+    *,
+    roots: Sequence[Path],
+    timeout: float | None,
+    output_cap: int,
+    cancel: threading.Event,
+    grace: float = DEFAULT_GRACE,
+) -> Outcome:
+    """Check the path, then run the script to an Outcome (see the module docstring)."""
+    if kind not in (JobKind.BASH, JobKind.PYTHON):
+        return Outcome(Status.FAILED, error=f"run_script runs bash and python scripts, not {kind}")
+    try:
+        script = resolve_script(path, roots)
+        check_runnable(script, kind)
+    except ScriptPathError as exc:
+        return Outcome(Status.FAILED, error=str(exc))
+    argv = [str(arg) for arg in args]
+    if kind is JobKind.BASH:
+        result = run_process(
+            [str(script), *argv],
+            timeout=timeout,
+            output_cap=output_cap,
+            cancel=cancel,
+            cwd=script.parent,
+            grace=grace,
+        )
+        return result.to_outcome()
+    return _run_python(
+        script, argv, timeout=timeout, output_cap=output_cap, cancel=cancel, grace=grace
+    )
+
+
+def _run_python(
+    script: Path,
+    args: list[str],
+    *,
+    timeout: float | None,
+    output_cap: int,
+    cancel: threading.Event,
+    grace: float,
+) -> Outcome:
+    handle, name = tempfile.mkstemp(prefix="cronwell-result-", suffix=".json")
+    os.close(handle)
+    result_file = Path(name)
+    try:
+        result = run_process(
+            [sys.executable, "-P", str(PYHOST), name, str(script), *args],
+            timeout=timeout,
+            output_cap=output_cap,
+            cancel=cancel,
+            cwd=script.parent,
+            grace=grace,
+        )
+        reply = read_reply(result_file, output_cap)
+    finally:
+        result_file.unlink(missing_ok=True)
+    return python_outcome(result, reply)
+
+
+def read_reply(result_file: Path, output_cap: int) -> dict[str, Any] | None:
+    """The host's result record; None when it wrote none (sys.exit, killed). A record
+    larger than the cap is not loaded: it is replaced by a note saying so."""
+    try:
+        size = result_file.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size == 0:
+        return None
+    if size > output_cap + RESULT_SLACK:
+        with result_file.open("rb") as head:
+            returned = head.read(16).startswith(b'{"ok": true')
+        if returned:
+            return {
+                "ok": True,
+                "repr": f"<return value dropped: {size} bytes of JSON, over the "
+                f"{output_cap}-byte output cap>",
+            }
+        return {
+            "ok": False,
+            "error": f"main() failed; its traceback ({size} bytes) is over the "
+            f"{output_cap}-byte output cap",
+        }
+    try:
+        record = json.loads(result_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):  # killed while writing it
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def python_outcome(result: ProcessResult, reply: dict[str, Any] | None) -> Outcome:
+    """The process outcome, with main()'s return value or its traceback folded in."""
+    outcome = result.to_outcome()
+    if reply is None or result.status not in (Status.COMPLETED, Status.FAILED):
+        return outcome
+    if reply.get("ok"):
+        outcome.return_value = reply["value"] if "value" in reply else reply.get("repr")
+    else:
+        outcome.status = Status.FAILED
+        outcome.error = str(reply.get("error", "main() failed"))
+    return outcome
