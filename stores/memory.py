@@ -20,16 +20,25 @@ from engine.errors import (
     ServerNotFound,
     UserNotFound,
 )
-from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
+from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status, as_utc
 from stores.base import JobCounts, Store, check_collection, check_maintenance_task
+from stores.codec import time_fields
 from stores.records import Server, User
 
 T = TypeVar("T")
 
 
 def _clone(obj: T) -> T:
-    """Copy deep enough that the caller's later mutations never reach the store."""
-    return copy.deepcopy(obj)
+    """Copy deep enough that the caller's later mutations never reach the store, with
+    every datetime field in UTC (what the real backends hand back)."""
+    clone = copy.deepcopy(obj)
+    for name in time_fields(type(clone)):
+        setattr(clone, name, _utc(getattr(clone, name)))
+    return clone
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
 
 
 class MemoryStore(Store):
@@ -98,9 +107,9 @@ class MemoryStore(Store):
             job = self._jobs.get(job_id)
             if job is None or job.next_run_time != expected_next_run_time:
                 return False
-            job.next_run_time = next_run_time
+            job.next_run_time = _utc(next_run_time)
             if executions:
-                job.last_run_time = expected_next_run_time
+                job.last_run_time = _utc(expected_next_run_time)
             for execution in executions:
                 self._executions[execution.id] = _clone(execution)
             return True
@@ -124,7 +133,7 @@ class MemoryStore(Store):
             job = self._jobs.get(execution.job_id)
             if job is not None:
                 job.total_executions += 1
-                started = execution.started_at
+                started = _utc(execution.started_at)
                 if started is not None and (
                     job.last_run_time is None or started > job.last_run_time
                 ):
@@ -184,7 +193,7 @@ class MemoryStore(Store):
             for e in self._executions.values():
                 if e.status in ACTIVE_STATUSES and e.status != Status.SCHEDULED:
                     e.status = Status.ABANDONED
-                    e.completed_at = now
+                    e.completed_at = as_utc(now)
                     e.error = message
                     count += 1
             return count

@@ -1,0 +1,674 @@
+"""The Store contract (stores/base.py), run against every backend.
+
+Plain test functions taking a `store` fixture, as APScheduler's datastore tests do:
+memory (the reference), SQLite (a temp file), MongoDB through the real MongoStore code on
+mongomock (`mongomock-standin`: an in-process stand-in, not a server), and real MongoDB
+/ Oracle servers when MONGO_URI / CRONWELL_ORACLE_DSN are set (skipped otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stores.sql
+from engine.errors import (
+    DuplicateEmail,
+    ExecutionNotFound,
+    InvalidInput,
+    JobExists,
+    JobNotFound,
+    ServerNotFound,
+    UserNotFound,
+)
+from engine.ids import new_id
+from engine.model import Execution, Job, JobKind, Status, Surface
+from engine.triggers import DateTrigger, IntervalTrigger
+from stores.base import MAINTENANCE_TASKS, FireClaim, Store
+from stores.memory import MemoryStore
+from stores.records import Server, User
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+MONGO_URI = os.environ.get("MONGO_URI", "")
+ORACLE_DSN = os.environ.get("CRONWELL_ORACLE_DSN", "")
+
+
+def _sqlite(tmp_path: Path) -> Store:
+    from stores.sqlite import SqliteStore
+
+    return SqliteStore(tmp_path / "data" / "cronwell.db")
+
+
+def _mongomock(tmp_path: Path) -> Store:
+    from stores.mongo import MongoStore
+    from stores.standin import mongomock_client
+
+    return MongoStore("mongodb://standin.invalid", "cronwell_test", client_factory=mongomock_client)
+
+
+def _mongo_real(tmp_path: Path) -> Store:
+    from stores.mongo import MongoStore
+
+    return MongoStore(MONGO_URI, f"cronwell_test_{new_id()}")
+
+
+def _oracle_real(tmp_path: Path) -> Store:
+    from stores.oracle import OracleStore
+
+    return OracleStore(
+        ORACLE_DSN,
+        os.environ.get("CRONWELL_ORACLE_USER", ""),
+        os.environ.get("CRONWELL_ORACLE_PASSWORD", ""),
+    )
+
+
+def _wipe(store: Store) -> None:
+    """Real servers outlive a test: drop what it wrote."""
+    if store.backend == "mongo" and MONGO_URI and store.db_name.startswith("cronwell_test_"):  # type: ignore[attr-defined]
+        store._client.drop_database(store.db_name)  # type: ignore[attr-defined]
+    if store.backend == "oracle":
+        from stores.sql import TABLES
+
+        with store._transaction() as cursor:  # type: ignore[attr-defined]
+            for table in TABLES.values():
+                cursor.execute(f"DELETE FROM {table.name}")
+
+
+BACKENDS = [
+    pytest.param(lambda _: MemoryStore(), id="memory"),
+    pytest.param(_sqlite, id="sqlite"),
+    pytest.param(_mongomock, id="mongomock-standin"),
+    pytest.param(
+        _mongo_real,
+        id="mongo-real",
+        marks=[
+            pytest.mark.mongo_real,
+            pytest.mark.skipif(not MONGO_URI, reason="set MONGO_URI to run against a real MongoDB"),
+        ],
+    ),
+    pytest.param(
+        _oracle_real,
+        id="oracle-real",
+        marks=[
+            pytest.mark.oracle_real,
+            pytest.mark.skipif(
+                not ORACLE_DSN,
+                reason="set CRONWELL_ORACLE_DSN, CRONWELL_ORACLE_USER, CRONWELL_ORACLE_PASSWORD",
+            ),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    factory: Callable[[Path], Store] = request.param
+    backend = factory(tmp_path)
+    backend.open()
+    _wipe(backend)
+    try:
+        yield backend
+    finally:
+        _wipe(backend)
+        backend.close()
+
+
+# -- builders ---------------------------------------------------------------------------
+def make_job(
+    job_id: str | None = None, *, at: datetime = T0, owner: str | None = "u1", **changes: Any
+) -> Job:
+    values: dict[str, Any] = {
+        "id": job_id or new_id(),
+        "name": "nightly report",
+        "kind": JobKind.CLASS,
+        "target": "jobs.echo.EchoJob",
+        "trigger": IntervalTrigger(minutes=5, start_date=at),
+        "args": [1, "two", {"three": [3.5, None, True]}],
+        "kwargs": {"nested": {"list": [1, 2]}, "text": "é ✓"},
+        "description": "made by the contract suite",
+        "owner": owner,
+        "next_run_time": at + timedelta(minutes=5),
+        "created_at": at,
+        "updated_at": at,
+        "misfire_grace_time": None,
+        "timeout": 12.5,
+    }
+    values.update(changes)
+    return Job(**values)
+
+
+def make_execution(
+    job: Job, *, at: datetime = T0, status: Status = Status.RUNNING, **changes: Any
+) -> Execution:
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "job_id": job.id,
+        "status": status,
+        "created_at": at,
+        "scheduled_for": at,
+        "started_at": at + timedelta(microseconds=7),
+        "owner": job.owner,
+        "job_name": job.name,
+        "job_kind": str(job.kind),
+        "job_target": job.target,
+    }
+    values.update(changes)
+    return Execution(**values)
+
+
+def make_user(email: str, *, at: datetime = T0, user_id: str | None = None) -> User:
+    return User(id=user_id or new_id(), name="Ada", email=email, created_at=at, updated_at=at)
+
+
+def make_server(user_id: str, *, at: datetime = T0) -> Server:
+    return Server(
+        id=new_id(),
+        user_id=user_id,
+        name="db1",
+        hostname="db1.internal",
+        port=5432,
+        password_encrypted="gAAAA-token",
+        last_check={"tcp": True, "latency_ms": 1.25},
+        last_check_at=at,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+# -- jobs -------------------------------------------------------------------------------
+def test_job_round_trips_every_field(store: Store) -> None:
+    job = make_job(
+        surface=Surface.SCRIPTS, kind=JobKind.BASH, target="/srv/scripts/a.sh", paused=True
+    )
+    store.add_job(job)
+    assert store.get_job(job.id) == job
+
+
+def test_datetimes_come_back_aware_utc_with_microseconds(store: Store) -> None:
+    india = timezone(timedelta(hours=5, minutes=30))
+    local = datetime(2026, 7, 4, 9, 15, 30, 999999, tzinfo=india)
+    job = make_job(next_run_time=local, last_run_time=local - timedelta(microseconds=1))
+    store.add_job(job)
+    got = store.get_job(job.id)
+    assert got.next_run_time == local
+    assert got.next_run_time is not None and got.next_run_time.utcoffset() == timedelta(0)
+    assert got.next_run_time.microsecond == 999999
+    assert got.last_run_time == local - timedelta(microseconds=1)
+    assert got.created_at.tzinfo is not None
+
+
+def test_date_trigger_job_without_next_run_time(store: Store) -> None:
+    job = make_job(trigger=DateTrigger(T0), next_run_time=None, misfire_grace_time=30.0)
+    store.add_job(job)
+    got = store.get_job(job.id)
+    assert got.next_run_time is None and got.trigger == DateTrigger(T0)
+    assert got.misfire_grace_time == 30.0
+
+
+def test_add_existing_job_raises_unless_replace(store: Store) -> None:
+    job = make_job("user-chosen id")
+    store.add_job(job)
+    execution = make_execution(job)
+    store.add_execution(execution)
+    with pytest.raises(JobExists):
+        store.add_job(make_job("user-chosen id", name="other"))
+    assert store.get_job("user-chosen id").name == "nightly report"
+    store.add_job(make_job("user-chosen id", name="replaced"), replace=True)
+    assert store.get_job("user-chosen id").name == "replaced"
+    assert store.get_execution(execution.id) == execution  # executions are kept
+
+
+def test_update_and_remove_job(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    job.paused, job.name, job.total_executions = True, "renamed", 9
+    store.update_job(job)
+    assert store.get_job(job.id) == job
+    execution = make_execution(job)
+    store.add_execution(execution)
+    store.remove_job(job.id)
+    with pytest.raises(JobNotFound):
+        store.get_job(job.id)
+    assert store.get_execution(execution.id) == execution  # history stays
+
+
+@pytest.mark.parametrize("call", ["get_job", "remove_job", "update_job"])
+def test_missing_job_raises(store: Store, call: str) -> None:
+    argument: Any = make_job("ghost") if call == "update_job" else "ghost"
+    with pytest.raises(JobNotFound, match="ghost"):
+        getattr(store, call)(argument)
+
+
+def test_returned_objects_are_copies(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    job.kwargs["nested"]["list"].append(99)  # the caller's object after add
+    got = store.get_job(job.id)
+    assert got.kwargs["nested"]["list"] == [1, 2]
+    got.args.append("mutated")
+    got.name = "mutated"
+    assert store.get_job(job.id).args == [1, "two", {"three": [3.5, None, True]}]
+    assert store.list_jobs()[0].name == "nightly report"
+    user = make_user("copy@example.com")
+    store.add_user(user)
+    store.get_user(user.id).email = "changed@example.com"
+    assert store.get_user(user.id).email == "copy@example.com"
+
+
+def test_list_jobs_oldest_first_and_by_owner(store: Store) -> None:
+    late = make_job("b-late", at=T0 + timedelta(hours=1), owner="u2")
+    tie_b = make_job("tie-b", owner="u1")
+    tie_a = make_job("tie-a", owner="u1")
+    for job in (late, tie_b, tie_a):
+        store.add_job(job)
+    assert [j.id for j in store.list_jobs()] == ["tie-a", "tie-b", "b-late"]
+    assert [j.id for j in store.list_jobs(owner="u2")] == ["b-late"]
+    assert store.list_jobs(owner="nobody") == []
+
+
+def test_count_jobs(store: Store) -> None:
+    assert store.count_jobs().total == 0
+    store.add_job(make_job(owner="u1"))
+    store.add_job(make_job(owner="u1", paused=True))
+    store.add_job(make_job(owner="u2", enabled=False))
+    counts = store.count_jobs()
+    assert (counts.total, counts.enabled, counts.paused) == (3, 2, 1)
+    mine = store.count_jobs(owner="u1")
+    assert (mine.total, mine.enabled, mine.paused) == (2, 2, 1)
+
+
+# -- claims -----------------------------------------------------------------------------
+def test_claim_fire_moves_the_job_and_writes_executions(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    due = job.next_run_time
+    assert due is not None
+    fire = make_execution(job, at=due, status=Status.QUEUED)
+    assert store.claim_fire(job.id, due, due + timedelta(minutes=5), [fire])
+    got = store.get_job(job.id)
+    assert got.next_run_time == due + timedelta(minutes=5)
+    assert got.last_run_time == due
+    assert store.get_execution(fire.id) == fire
+
+
+def test_claim_fire_with_a_stale_expectation_changes_nothing(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    stale = T0 - timedelta(minutes=5)
+    fire = make_execution(job)
+    assert not store.claim_fire(job.id, stale, T0 + timedelta(hours=1), [fire])
+    assert store.get_job(job.id) == job
+    with pytest.raises(ExecutionNotFound):
+        store.get_execution(fire.id)
+    assert not store.claim_fire(job.id, None, T0, [])  # expected unscheduled, but it is
+
+
+def test_claim_fire_of_a_missing_job_is_false(store: Store) -> None:
+    assert store.claim_fire("ghost", T0, None, [make_execution(make_job("ghost"))]) is False
+    assert store.count_executions() == 0
+
+
+def test_claim_fire_without_executions_keeps_last_run_time(store: Store) -> None:
+    job = make_job(last_run_time=T0 - timedelta(days=1))
+    store.add_job(job)
+    assert store.claim_fire(job.id, job.next_run_time, None, [])
+    got = store.get_job(job.id)
+    assert got.next_run_time is None and got.last_run_time == T0 - timedelta(days=1)
+    assert store.claim_fire(job.id, None, T0, [])  # an unscheduled job is claimed by None
+    assert store.get_job(job.id).next_run_time == T0
+
+
+def test_each_fire_is_claimed_exactly_once_across_threads(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    due = job.next_run_time
+    wins: list[bool] = []
+    barrier = threading.Barrier(6)
+
+    def engine() -> None:
+        barrier.wait()
+        wins.append(store.claim_fire(job.id, due, T0 + timedelta(days=1), [make_execution(job)]))
+
+    threads = [threading.Thread(target=engine) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 5 + [True]
+    assert store.count_executions(job_id=job.id) == 1
+
+
+def test_claim_fires_reports_each_claim(store: Store) -> None:
+    a, b = make_job("a"), make_job("b")
+    store.add_job(a)
+    store.add_job(b)
+    due = a.next_run_time
+    assert due is not None
+    later = due + timedelta(minutes=5)
+    fires = [make_execution(a, at=due), make_execution(b, at=due), make_execution(a, at=later)]
+    results = store.claim_fires(
+        [
+            FireClaim("a", due, later, [fires[0]]),
+            FireClaim("b", T0, later, [fires[1]]),  # stale: b is due at `due`, not T0
+            FireClaim("ghost", due, later, []),
+            FireClaim("a", later, None, [fires[2]]),  # a's next fire, after the first claim
+        ]
+    )
+    assert results == [True, False, False, True]
+    assert store.get_job("a").next_run_time is None
+    assert store.get_job("a").last_run_time == later
+    assert store.get_job("b") == b
+    assert {e.id for e in store.list_executions()} == {fires[0].id, fires[2].id}
+    assert store.claim_fires([]) == []
+
+
+# -- executions -------------------------------------------------------------------------
+def test_execution_round_trip_and_update(store: Store) -> None:
+    job = make_job()
+    execution = make_execution(
+        job, status=Status.QUEUED, started_at=None, return_value={"rows": [1, 2], "ok": True}
+    )
+    store.add_execution(execution)
+    assert store.get_execution(execution.id) == execution
+    execution.status, execution.started_at = Status.RUNNING, T0 + timedelta(seconds=1)
+    store.update_execution(execution)
+    assert store.get_execution(execution.id) == execution
+    with pytest.raises(ExecutionNotFound):
+        store.update_execution(make_execution(job))
+    with pytest.raises(ExecutionNotFound):
+        store.get_execution("ghost")
+
+
+def test_finish_execution_counts_and_moves_last_run_time(store: Store) -> None:
+    job = make_job(last_run_time=T0 - timedelta(hours=1))
+    store.add_job(job)
+    first = make_execution(job, started_at=T0)
+    old = make_execution(job, started_at=T0 - timedelta(hours=2))
+    for execution in (first, old):
+        store.add_execution(execution)
+        execution.status, execution.completed_at, execution.output = Status.COMPLETED, T0, "done\n"
+        store.finish_execution(execution)
+    got = store.get_job(job.id)
+    assert got.total_executions == 2
+    assert got.last_run_time == T0  # the older start did not move it back
+    assert store.get_execution(first.id).output == "done\n"
+    with pytest.raises(ExecutionNotFound):
+        store.finish_execution(make_execution(job, status=Status.FAILED))
+    assert store.get_job(job.id).total_executions == 2
+
+
+def test_finish_execution_of_a_removed_job(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    execution = make_execution(job)
+    store.add_execution(execution)
+    store.remove_job(job.id)
+    execution.status = Status.CANCELLED
+    store.finish_execution(execution)
+    assert store.get_execution(execution.id).status == Status.CANCELLED
+
+
+def test_finish_execution_counter_is_atomic_under_threads(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    executions = [make_execution(job) for _ in range(40)]
+    for execution in executions:
+        store.add_execution(execution)
+        execution.status = Status.COMPLETED
+
+    def finish(chunk: list[Execution]) -> None:
+        for execution in chunk:
+            store.finish_execution(execution)
+
+    threads = [threading.Thread(target=finish, args=(executions[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.get_job(job.id).total_executions == 40
+
+
+def _history(store: Store) -> dict[str, list[Execution]]:
+    """Two jobs, two owners, mixed statuses, including a created_at tie."""
+    a, b = make_job("a", owner="u1"), make_job("b", owner="u2")
+    made: dict[str, list[Execution]] = {"a": [], "b": []}
+    statuses = [Status.COMPLETED, Status.FAILED, Status.COMPLETED, Status.RUNNING, Status.COMPLETED]
+    for i, status in enumerate(statuses):
+        for job in (a, b):
+            execution = make_execution(job, at=T0 + timedelta(seconds=i), status=status)
+            store.add_execution(execution)
+            made[job.id].append(execution)
+    return made
+
+
+def test_list_executions_newest_first_with_filters_and_paging(store: Store) -> None:
+    made = _history(store)
+    everything = store.list_executions()
+    assert len(everything) == 10
+    keys = [(e.created_at, e.id) for e in everything]
+    assert keys == sorted(keys, reverse=True)  # ties broken by id, descending
+    newest_a = sorted(made["a"], key=lambda e: e.created_at, reverse=True)
+    assert [e.id for e in store.list_executions(job_id="a")] == [e.id for e in newest_a]
+    assert [e.id for e in store.list_executions(job_id="a", limit=2, offset=1)] == [
+        e.id for e in newest_a[1:3]
+    ]
+    assert [e.id for e in store.list_executions(owner="u2", status=Status.FAILED)] == [
+        made["b"][1].id
+    ]
+    assert len(store.list_executions(status=Status.COMPLETED, limit=4)) == 4
+    assert store.list_executions(job_id="a", owner="u2") == []
+    assert store.list_executions(limit=5, offset=10) == []
+    assert store.list_executions(limit=0) == []
+
+
+def test_count_executions_and_stats(store: Store) -> None:
+    _history(store)
+    assert store.count_executions() == 10
+    assert store.count_executions(job_id="a") == 5
+    assert store.count_executions(owner="u1", status=Status.COMPLETED) == 3
+    assert store.count_executions(job_id="a", owner="u1", status=Status.RUNNING) == 1
+    assert store.execution_stats() == {"completed": 6, "failed": 2, "running": 2}
+    assert store.execution_stats(owner="u2") == {"completed": 3, "failed": 1, "running": 1}
+    assert store.execution_stats(owner="nobody") == {}
+
+
+def test_abandon_running_marks_only_queued_and_running(store: Store) -> None:
+    job = make_job()
+    kept = {s: make_execution(job, status=s) for s in (Status.COMPLETED, Status.SCHEDULED)}
+    left = [make_execution(job, status=Status.RUNNING), make_execution(job, status=Status.QUEUED)]
+    for execution in [*kept.values(), *left]:
+        store.add_execution(execution)
+    now = T0 + timedelta(hours=1)
+    assert store.abandon_running(now, "the service stopped while this ran") == 2
+    for execution in left:
+        got = store.get_execution(execution.id)
+        assert got.status == Status.ABANDONED
+        assert got.completed_at == now and got.error == "the service stopped while this ran"
+        assert got.started_at == execution.started_at
+    for execution in kept.values():
+        assert store.get_execution(execution.id) == execution
+    assert store.abandon_running(now, "again") == 0
+
+
+def test_delete_executions_before_keeps_recent_and_active(store: Store) -> None:
+    job = make_job()
+    old_done = make_execution(job, at=T0 - timedelta(days=40), status=Status.COMPLETED)
+    old_running = make_execution(job, at=T0 - timedelta(days=40), status=Status.RUNNING)
+    recent = make_execution(job, at=T0, status=Status.FAILED)
+    for execution in (old_done, old_running, recent):
+        store.add_execution(execution)
+    assert store.delete_executions_before(T0 - timedelta(days=30)) == 1
+    assert {e.id for e in store.list_executions()} == {old_running.id, recent.id}
+
+
+# -- users and servers ------------------------------------------------------------------
+def test_users_keep_emails_unique_ignoring_case(store: Store) -> None:
+    ada = make_user("Ada@Example.com")
+    store.add_user(ada)
+    with pytest.raises(DuplicateEmail):
+        store.add_user(make_user("ada@example.COM"))
+    store.add_user(ada)  # the same user again is not a duplicate of itself
+    bob = make_user("bob@example.com", at=T0 + timedelta(seconds=1))
+    store.add_user(bob)
+    bob.email = "ADA@example.com"
+    with pytest.raises(DuplicateEmail):
+        store.update_user(bob)
+    assert store.get_user(bob.id).email == "bob@example.com"
+    bob.email, bob.role = "robert@example.com", "admin"
+    store.update_user(bob)
+    assert store.get_user(bob.id) == bob
+    assert [u.id for u in store.list_users()] == [ada.id, bob.id]
+    store.delete_user(ada.id)
+    store.add_user(make_user("ada@example.com"))  # the email is free again
+
+
+@pytest.mark.parametrize("call", ["get_user", "delete_user", "update_user"])
+def test_missing_user_raises(store: Store, call: str) -> None:
+    argument: Any = (
+        make_user("x@example.com", user_id="ghost") if call == "update_user" else "ghost"
+    )
+    with pytest.raises(UserNotFound, match="ghost"):
+        getattr(store, call)(argument)
+
+
+def test_servers_by_user(store: Store) -> None:
+    first = make_server("u1")
+    second = make_server("u1", at=T0 + timedelta(seconds=1))
+    other = make_server("u2")
+    for server in (second, other, first):
+        store.add_server(server)
+    assert store.get_server(first.id) == first
+    assert [s.id for s in store.list_servers("u1")] == [first.id, second.id]
+    assert len(store.list_servers()) == 3
+    first.status, first.last_check = "up", {"http": 200}
+    store.update_server(first)
+    assert store.get_server(first.id) == first
+    store.delete_server(first.id)
+    assert [s.id for s in store.list_servers("u1")] == [second.id]
+
+
+@pytest.mark.parametrize("call", ["get_server", "delete_server", "update_server"])
+def test_missing_server_raises(store: Store, call: str) -> None:
+    argument: Any = make_server("u1") if call == "update_server" else "ghost"
+    with pytest.raises(ServerNotFound):
+        getattr(store, call)(argument)
+
+
+# -- whole collections ------------------------------------------------------------------
+def test_export_every_collection_without_secrets(store: Store) -> None:
+    user = make_user("export@example.com")
+    server = make_server(user.id)
+    job = make_job(owner=user.id)
+    store.add_user(user)
+    store.add_server(server)
+    store.add_job(job)
+    store.add_execution(make_execution(job))
+    exported = {
+        name: list(store.export(name)) for name in ("users", "servers", "jobs", "executions")
+    }
+    assert [r["email"] for r in exported["users"]] == ["export@example.com"]
+    assert exported["servers"][0]["hostname"] == "db1.internal"
+    assert "password_encrypted" not in exported["servers"][0]
+    assert (
+        exported["jobs"][0]["id"] == job.id
+        and exported["jobs"][0]["next_run_time"] == job.next_run_time
+    )
+    assert len(exported["executions"]) == 1
+    with pytest.raises(InvalidInput):
+        list(store.export("passwords"))
+
+
+@pytest.mark.parametrize("count", [8, 11])
+def test_export_streams_past_one_page(
+    store: Store, count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stores.sql, "EXPORT_PAGE", 4)  # SQL stores page by id; 8 ends on a page
+    job = make_job()
+    for i in range(count):
+        store.add_execution(make_execution(job, at=T0 + timedelta(microseconds=i)))
+    ids = [r["id"] for r in store.export("executions")]
+    assert len(ids) == len(set(ids)) == count
+
+
+@pytest.mark.parametrize("task", MAINTENANCE_TASKS)
+def test_maintenance_runs_every_task(store: Store, task: str) -> None:
+    store.add_job(make_job())
+    result = store.maintenance(task)
+    assert result["task"] == task and result["backend"] == store.backend
+    assert store.count_jobs().total == 1  # still usable afterwards
+
+
+def test_maintenance_rejects_unknown_tasks(store: Store) -> None:
+    with pytest.raises(InvalidInput):
+        store.maintenance("drop_everything")
+
+
+def test_close_is_safe_twice(store: Store) -> None:
+    store.close()
+    store.close()
+
+
+# -- SQLite only ------------------------------------------------------------------------
+def test_sqlite_data_survives_close_and_open(tmp_path: Path) -> None:
+    from stores.sqlite import SqliteStore
+
+    path = tmp_path / "nested" / "folders" / "cronwell.db"
+    first = SqliteStore(path)
+    first.open()
+    job = make_job()
+    first.add_job(job)
+    execution = make_execution(job)
+    first.add_execution(execution)
+    first.close()
+    assert path.is_file()
+    second = SqliteStore(path)
+    second.open()
+    try:
+        assert second.get_job(job.id) == job
+        assert second.get_execution(execution.id) == execution
+        with closing(sqlite3.connect(path)) as raw:  # WAL is a property of the file
+            assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        second.close()
+
+
+def test_sqlite_concurrent_writes_from_many_threads(tmp_path: Path) -> None:
+    from stores.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "cronwell.db")
+    store.open()
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(50):
+                job = make_job(f"w{n}-{i}")
+                store.add_job(job)
+                execution = make_execution(job)
+                store.add_execution(execution)
+                execution.status = Status.COMPLETED
+                store.finish_execution(execution)
+                store.list_executions(job_id=job.id)
+        except BaseException as exc:  # surfaced below, with the thread's error
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert store.count_jobs().total == 300
+        assert store.execution_stats() == {"completed": 300}
+        assert all(j.total_executions == 1 for j in store.list_jobs())
+    finally:
+        store.close()
