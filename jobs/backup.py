@@ -6,7 +6,8 @@ as `cronwell-backup-<UTC stamp>.json`, readable by people and by `json.load`:
     {"format": "cronwell-backup", "version": 1, "created_at": "...", "backend": "sqlite",
      "collections": {"users": [{...}, ...], "servers": [...], "jobs": [...], ...}}
 
-Records are the stores' plain-dict form with datetimes as ISO 8601. Each collection is
+Records are the stores' plain-dict form, encoded as the SQL and Mongo stores encode them
+(`stores.codec`: datetimes as UTC ISO 8601 text ending in Z). Each collection is
 streamed from `Store.export` straight into the file, so a large history is never held in
 memory; the file appears under its final name only once complete (`jobs.files`).
 Server passwords are left out by `export`: they are never written to a backup.
@@ -29,17 +30,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import fields
-from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from engine.errors import DuplicateEmail, InvalidInput, NotFound
 from engine.model import Execution, Job
 from jobs.base import Argument, BaseJob, JobError
-from jobs.files import plain_json, publish, stamp
+from jobs.files import publish, stamp
 from jobs.params import check_signature, subset
 from stores.base import COLLECTIONS, Store
+from stores.codec import dumps, revive
 from stores.records import Server, User
 
 FORMAT = "cronwell-backup"
@@ -100,19 +100,9 @@ class DataBackupJob(BaseJob):
         for record in records:
             if count % 500 == 0 and self.context.cancelled:
                 raise BackupCancelled
-            handle.write(("," if count else "") + "\n" + json.dumps(record, default=plain_json))
+            handle.write(("," if count else "") + "\n" + dumps(record))
             count += 1
         return count
-
-
-def _revive(cls: type, record: dict[str, Any]) -> dict[str, Any]:
-    """Turn the ISO strings of a model class's datetime fields back into datetimes."""
-    revived = dict(record)
-    for f in fields(cls):
-        value = revived.get(f.name)
-        if isinstance(value, str) and "datetime" in str(f.type):
-            revived[f.name] = datetime.fromisoformat(value)
-    return revived
 
 
 def _insert_missing(
@@ -161,7 +151,7 @@ def restore_backup(store: Store, path: Path) -> dict[str, dict[str, int]]:
         cls, insert = kinds[name]
         restored = skipped = 0
         for record in collections[name]:
-            obj = cls.from_record(_revive(cls, record))  # type: ignore[attr-defined]
+            obj: Any = revive(cls, record)
             try:
                 added = insert(obj)
             except DuplicateEmail:  # another user already has this email

@@ -11,25 +11,13 @@ import os
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 
 def stamp(when: datetime) -> str:
     """Filename-safe UTC timestamp, sortable: 20260101T093000Z."""
     return when.strftime("%Y%m%dT%H%M%SZ")
-
-
-def plain_json(value: Any) -> Any:
-    """`json.dump(default=...)` for model values: datetimes as ISO 8601, enums as values."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return repr(value)
 
 
 def publish(folder: Path, stem: str, suffix: str, write: Callable[[TextIO], None]) -> Path:
