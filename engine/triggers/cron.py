@@ -35,7 +35,8 @@ from engine.triggers.cron_fields import CRONTAB_FIELDS, normalise
 from engine.triggers.cron_schedule import CronSchedule, compile_schedule
 
 FIELD_NAMES = (*CRONTAB_FIELDS, "week")
-_KEYS = frozenset({*FIELD_NAMES, "timezone"})
+_ARGUMENTS = (*FIELD_NAMES, "timezone")
+_KEYS = frozenset({"kind", *_ARGUMENTS})
 #: crontab's nicknames, as croniter and Vixie cron know them.
 _NICKNAMES = {
     "@yearly": "0 0 1 1 *",
@@ -151,7 +152,7 @@ class CronTrigger:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CronTrigger:
         check_known_keys(cls.kind, data, _KEYS)
-        values = {name: data[name] for name in _KEYS if name in data}
+        values = {name: data[name] for name in _ARGUMENTS if name in data}
         return cls(**values)
 
     def describe(self) -> str:

@@ -17,7 +17,7 @@ from engine.triggers.common import (
     show_in_zone,
 )
 
-_KEYS = frozenset({"run_date", "timezone"})
+_KEYS = frozenset({"kind", "run_date", "timezone"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from engine.triggers.common import (
 )
 
 _UNITS = ("weeks", "days", "hours", "minutes", "seconds")
-_KEYS = frozenset({*_UNITS, "start_date", "end_date", "timezone"})
+_KEYS = frozenset({"kind", *_UNITS, "start_date", "end_date", "timezone"})
 
 
 def _amount(unit: str, value: object) -> float:
