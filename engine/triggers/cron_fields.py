@@ -105,13 +105,23 @@ def _reason(field: str, text: str) -> str:
     """The most specific complaint we can make about one refused field."""
     low, high = _RANGES[field]
     for part in text.split(","):
-        base, _, step = part.partition("/")
-        if step and (not step.isdigit() or int(step) < 1):
-            return f"step {step!r} in {part!r} must be a whole number >= 1"
+        base, slash, step = part.partition("/")
+        problem = slash and _bad_step(part, step)
         for number in _NUMBER.findall(base.split("#")[0]):
-            if not low <= int(number) <= high:
-                return f"{number} is out of range {low}-{high}"
+            problem = problem or _out_of_range(number, low, high)
+        if problem:
+            return problem
     return f"{text!r} is not a valid {field} ({_SYNTAX_HELP}; range {low}-{high})"
+
+
+def _bad_step(part: str, step: str) -> str | None:
+    if step.isdigit() and int(step) >= 1:
+        return None
+    return f"step {step!r} in {part!r} must be a whole number >= 1"
+
+
+def _out_of_range(number: str, low: int, high: int) -> str | None:
+    return None if low <= int(number) <= high else f"{number} is out of range {low}-{high}"
 
 
 def parse_week(text: str) -> frozenset[int] | None:
@@ -120,10 +130,9 @@ def parse_week(text: str) -> frozenset[int] | None:
     allowed: set[int] = set()
     for part in text.split(","):
         base, slash, step_text = part.partition("/")
-        if slash and not (step_text.isdigit() and int(step_text) >= 1):
-            raise TriggerError(
-                "week", f"step {step_text!r} in {part!r} must be a whole number >= 1"
-            )
+        problem = slash and _bad_step(part, step_text)
+        if problem:
+            raise TriggerError("week", problem)
         step = int(step_text) if slash else 1
         if base == "*":
             first, last = low, high
@@ -140,8 +149,9 @@ def _week_range(part: str, base: str, low: int, high: int) -> tuple[int, int]:
     for number in (first_text, last_text) if dash else (first_text,):
         if not number.isdigit():
             raise TriggerError("week", f"{part!r} is not a valid week ({_SYNTAX_HELP}; range 1-53)")
-        if not low <= int(number) <= high:
-            raise TriggerError("week", f"{number} is out of range {low}-{high}")
+        problem = _out_of_range(number, low, high)
+        if problem:
+            raise TriggerError("week", problem)
     first = int(first_text)
     last = int(last_text) if dash else first
     if last < first:
