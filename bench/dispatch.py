@@ -1,0 +1,200 @@
+"""Dispatch benchmark: cronwell's engine against APScheduler 3.11 and a bare-wait floor.
+
+    python -m bench.dispatch [--quick]
+
+Every (system, workload, repetition) runs in a fresh child interpreter, systems taking
+turns within each repetition, so no system inherits another's heap, threads or caches.
+Prints a table of medians (with the spread over repetitions), the issue's target ratios
+with PASS/MISS, and as its last line one JSON object:
+`{"bench": "dispatch", "results": [{"system", "workload", "p50_ms", "p99_ms", "max_ms",
+"jobs_per_s", "bytes_per_job"}]}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench.common import (
+    ChildFailed,
+    fmt,
+    json_line,
+    median_or_none,
+    ratio,
+    render_table,
+    run_child_json,
+    spread,
+    verdict,
+)
+
+RESULT_KEYS = ("p50_ms", "p99_ms", "max_ms", "jobs_per_s", "bytes_per_job")
+LATENCY_WORKLOADS = ("date-1000", "date-10000")
+#: workload -> the figure the spread column shows for it
+HEADLINE = {
+    "date-1000": "p99_ms",
+    "date-10000": "p99_ms",
+    "burst-10000": "jobs_per_s",
+    "add-date-10000": "jobs_per_s",
+    "add-cron-10000": "jobs_per_s",
+    "memory-cron-100000": "bytes_per_job",
+}
+FULL_REPETITIONS = 3
+QUICK_REPETITIONS = 1
+CHILD_TIMEOUT = 300.0
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def plan() -> list[tuple[str, list[str]]]:
+    """(workload, systems) in run order; cronwell rows only once its engine exists."""
+    cronwell = ["cronwell"] if _importable("engine.scheduler") else []
+    sqlite = ["cronwell-sqlite"] if cronwell and _importable("stores.sqlite") else []
+    latency = ["floor", *cronwell, *sqlite, "apscheduler"]
+    peers = [*cronwell, "apscheduler"]
+    return [
+        ("date-1000", latency),
+        ("date-10000", latency),
+        ("burst-10000", peers),
+        ("add-date-10000", peers),
+        ("add-cron-10000", peers),
+        ("memory-cron-100000", peers),
+    ]
+
+
+def child_main(system: str, workload: str) -> None:
+    from bench.dispatch_workloads import run_workload
+
+    print(json.dumps(run_workload(system, workload)))
+
+
+@dataclass(slots=True)
+class Cell:
+    """Every repetition of one (system, workload)."""
+
+    system: str
+    workload: str
+    runs: list[dict[str, Any]]
+    failures: list[str]
+
+    def median(self, key: str) -> float | None:
+        return median_or_none(run.get(key) for run in self.runs)
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"system": self.system, "workload": self.workload}
+        out.update({key: self.median(key) for key in RESULT_KEYS})
+        return out
+
+
+def measure(repetitions: int, log: Callable[[str], None]) -> list[Cell]:
+    cells: dict[tuple[str, str], Cell] = {}
+    for rep in range(1, repetitions + 1):
+        for workload, systems in plan():
+            for system in systems:
+                cell = cells.setdefault((system, workload), Cell(system, workload, [], []))
+                log(f"[{rep}/{repetitions}] {workload:<20} {system}")
+                try:
+                    cell.runs.append(run_child_json("bench.dispatch", ["--child", system, workload], CHILD_TIMEOUT))
+                except ChildFailed as failure:
+                    cell.failures.append(str(failure))
+                    log(f"    failed: {failure}")
+    return list(cells.values())
+
+
+def table(cells: Sequence[Cell]) -> str:
+    headers = ["system", "workload", "p50 ms", "p99 ms", "max ms", "jobs/s", "bytes/job", "runs", "spread (headline)"]
+    rows = []
+    for cell in cells:
+        r = cell.result()
+        low_high = spread(run.get(HEADLINE[cell.workload]) for run in cell.runs)
+        rows.append(
+            [
+                cell.system,
+                cell.workload,
+                fmt(r["p50_ms"], 3),
+                fmt(r["p99_ms"], 3),
+                fmt(r["max_ms"], 3),
+                fmt(r["jobs_per_s"]),
+                fmt(r["bytes_per_job"]),
+                f"{len(cell.runs)}" + (f" ({len(cell.failures)} failed)" if cell.failures else ""),
+                "-" if low_high is None else f"{fmt(low_high[0], 3)} .. {fmt(low_high[1], 3)}",
+            ]
+        )
+    return render_table(headers, rows)
+
+
+def targets(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The issue's target ratios, each computed from this run's medians."""
+
+    def get(system: str, workload: str, key: str) -> float | None:
+        for r in results:
+            if r["system"] == system and r["workload"] == workload:
+                value: float | None = r[key]
+                return value
+        return None
+
+    lines = []
+    for workload in LATENCY_WORKLOADS:
+        ours, floor, peer = (get(s, workload, "p99_ms") for s in ("cronwell", "floor", "apscheduler"))
+        gap = None if ours is None or floor is None else ours - floor
+        lines.append(
+            f"{workload} p99 within 0.5 ms of the floor: cronwell - floor = {fmt(gap, 3)} ms"
+            f"  {verdict(None if gap is None else gap <= 0.5)}"
+        )
+        lower = ratio(peer, ours)
+        lines.append(
+            f"{workload} p99 >= 3x lower than APScheduler's: {fmt(lower)}x"
+            f"  {verdict(None if lower is None else lower >= 3)}"
+        )
+    for workload in ("burst-10000", "add-date-10000", "add-cron-10000"):
+        faster = ratio(get("cronwell", workload, "jobs_per_s"), get("apscheduler", workload, "jobs_per_s"))
+        lines.append(
+            f"{workload} throughput >= 4x APScheduler's: {fmt(faster)}x"
+            f"  {verdict(None if faster is None else faster >= 4)}"
+        )
+    share = ratio(get("cronwell", "memory-cron-100000", "bytes_per_job"), get("apscheduler", "memory-cron-100000", "bytes_per_job"))
+    lines.append(
+        f"memory-cron-100000 bytes per job <= 1/4 of APScheduler's: {fmt(share, 3)}"
+        f"  {verdict(None if share is None else share <= 0.25)}"
+    )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.dispatch", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the same workloads, one repetition (under two minutes)")
+    parser.add_argument("--repetitions", type=int, help="override the number of repetitions")
+    parser.add_argument("--child", nargs=2, metavar=("SYSTEM", "WORKLOAD"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child_main(*args.child)
+        return 0
+    repetitions = args.repetitions or (QUICK_REPETITIONS if args.quick else FULL_REPETITIONS)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    cells = measure(repetitions, log)
+    results = [cell.result() for cell in cells if cell.runs]
+    print(table(cells))
+    print()
+    for failure in (f for cell in cells for f in cell.failures):
+        print(f"failed run: {failure}")
+    print("targets (cronwell against the floor and APScheduler, this run):")
+    for line in targets(results):
+        print(f"  {line}")
+    print(json_line("dispatch", results))
+    return 0 if all(cell.runs for cell in cells) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The schedulers `bench.dispatch` measures, one adapter module per system.
+
+Adapters are imported by name only inside the child process that measures them, so the
+parent (and the smoke test) never imports APScheduler or the engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bench.systems.base import DispatchSystem, StartRecorder
+
+#: system name -> module holding its `make_system(recorder)` factory
+SYSTEM_MODULES = {
+    "floor": "bench.systems.floor",
+    "cronwell": "bench.systems.cronwell",
+    "cronwell-sqlite": "bench.systems.cronwell",
+    "apscheduler": "bench.systems.apscheduler",
+}
+
+
+def load_system(name: str, recorder: StartRecorder) -> DispatchSystem:
+    """Build the named system around `recorder` (its no-op job records into it)."""
+    module = importlib.import_module(SYSTEM_MODULES[name])
+    system: DispatchSystem = module.make_system(name, recorder)
+    return system
