@@ -111,3 +111,50 @@ def wait_until_cancelled(request: RunRequest) -> Outcome:
     if request.cancel.wait(10):
         return Outcome(Status.CANCELLED, output="stopped\n", error="cancelled")
     return Outcome(Status.COMPLETED)
+
+
+class Harness:
+    """A Scheduler on a FakeClock and a MemoryStore, driven by `at()` steps.
+
+    The clock starts one second before T0, so jobs added first are not due yet.
+    """
+
+    def __init__(self, runner: Any = None, store: Any = None, **options: Any) -> None:
+        from engine.clock import FakeClock
+        from engine.scheduler import Scheduler
+        from stores.memory import MemoryStore
+
+        self.clock = FakeClock(T0 - timedelta(seconds=1))
+        self.store = store if store is not None else MemoryStore()
+        self.runner = runner if runner is not None else Recorder()
+        self.scheduler = Scheduler(self.store, self.runner, clock=self.clock, **options)
+
+    def __enter__(self) -> Harness:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.scheduler.shutdown(timeout=5)
+
+    def at(self, seconds: float) -> float | None:
+        """Move the clock to T0 + seconds and run one step there."""
+        now = T0 + timedelta(seconds=seconds)
+        self.clock.set(now)
+        return self.scheduler.run_once(now)
+
+    def do(self, future: Any) -> Any:
+        """Apply a command now and return its result (or raise its error)."""
+        self.scheduler.run_once(self.clock.now())
+        return future.result(timeout=5)
+
+    def add(self, job: Job) -> Job:
+        return self.do(self.scheduler.add_job(job))  # type: ignore[no-any-return]
+
+    def settle(self) -> None:
+        assert self.scheduler.wait_idle(5), "executions did not finish"
+
+    def executions(self, job_id: str | None = None) -> list[Any]:
+        """Executions of a job, oldest first."""
+        return list(reversed(self.store.list_executions(job_id=job_id, limit=10_000)))
+
+    def statuses(self, job_id: str | None = None) -> list[str]:
+        return [str(e.status) for e in self.executions(job_id)]

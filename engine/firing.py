@@ -1,0 +1,212 @@
+"""Turning due heap entries into claimed, recorded, dispatched executions.
+
+One step takes every due job (in batches of `BATCH`), asks the policy what each due fire
+becomes (run, missed), applies max_instances and the backlog limit (run -> skipped),
+claims all of them in one `Store.claim_fires` call, and hands the won runs to the pool
+straight away; rescheduling and events come after, off the dispatch path. A lost claim
+(another engine, or a modify) reloads the job from the store. A store failure never
+escapes: the batch is revisited after a growing backoff.
+
+Due retries are marked `queued` and dispatched the same way (they are not limited by
+max_instances: they continue a fire that was already admitted).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engine import events as ev
+from engine.backoff import StoreBackoff
+from engine.dispatch import WorkerPool, WorkItem
+from engine.errors import JobNotFound
+from engine.events import EventBus
+from engine.executions import new_execution
+from engine.model import Execution, Status
+from engine.policy import FirePlan, plan_fires
+from engine.timetable import JobSlot, Timetable
+from engine.work import Outcome
+from stores.base import FireClaim, Store
+
+log = logging.getLogger(__name__)
+BATCH = 256
+SHUT_DOWN_UNSTARTED = "cronwell shut down before this execution started"
+
+
+@dataclass(slots=True)
+class _Fire:
+    """One job's share of a batch: its plan and the records it produces."""
+
+    slot: JobSlot
+    plan: FirePlan
+    records: list[Execution] = field(default_factory=list)
+    #: (event kind, execution) to emit once the claim is won
+    notices: list[tuple[str, Execution]] = field(default_factory=list)
+    queued: list[WorkItem] = field(default_factory=list)
+
+
+class Firer:
+    def __init__(
+        self,
+        store: Store,
+        timetable: Timetable,
+        pool: WorkerPool,
+        events: EventBus,
+        record: Callable[[WorkItem, Outcome], object],
+    ) -> None:
+        self._store = store
+        self._timetable = timetable
+        self._pool = pool
+        self._events = events
+        #: `Executor.record`: how an execution that never reached a worker is ended
+        self._record = record
+        self._backoff = StoreBackoff()
+
+    def fire_due(self, now: datetime) -> None:
+        """Fire everything due at `now`."""
+        now_ts = now.timestamp()
+        while True:
+            jobs: list[JobSlot] = []
+            retries: list[Execution] = []
+            while len(jobs) + len(retries) < BATCH:
+                due = self._timetable.pop_due(now_ts)
+                if due is None:
+                    break
+                if isinstance(due, JobSlot):
+                    jobs.append(due)
+                else:
+                    retries.append(due)
+            if not jobs and not retries:
+                return
+            if jobs:
+                self._fire_jobs(jobs, now)
+            for retry in retries:
+                self._fire_retry(retry, now)
+
+    # -- scheduled fires -------------------------------------------------------------
+    def _fire_jobs(self, slots: list[JobSlot], now: datetime) -> None:
+        fires: list[_Fire] = []
+        room = self._pool.room()
+        for slot in slots:
+            try:
+                plan = plan_fires(
+                    slot.trigger,
+                    slot.next_run_time,
+                    now,
+                    grace=slot.misfire_grace_time,
+                    coalesce=slot.coalesce,
+                )
+            except Exception:
+                log.exception("trigger of job %s failed; the job will not fire again", slot.id)
+                self._timetable.drop_job(slot.id)
+                continue
+            if not plan.runs and not plan.missed:  # woke a hair early (float rounding)
+                self._timetable.move(slot, plan.next_run_time)
+                continue
+            fire = _Fire(slot, plan)
+            room = self._admit(fire, now, room)
+            fires.append(fire)
+        if not fires:
+            return
+        claims = [
+            FireClaim(f.slot.id, f.slot.next_run_time, f.plan.next_run_time, f.records)
+            for f in fires
+        ]
+        try:
+            won = self._store.claim_fires(claims)
+        except Exception as exc:
+            delay = self._backoff.failed()
+            log.error("claiming %d fire(s) failed (%s); trying again in %.2f s", len(claims), exc, delay)
+            for f in fires:
+                self._timetable.look_again(f.slot, now.timestamp() + delay)
+            return
+        self._backoff.succeeded()
+        self._dispatch([item for f, ok in zip(fires, won, strict=True) if ok for item in f.queued])
+        for f, ok in zip(fires, won, strict=True):
+            if ok:
+                self._timetable.move(f.slot, f.plan.next_run_time)
+                for kind, execution in f.notices:
+                    self._events.emit(kind, f.slot.id, now, execution=execution)
+            else:
+                self._reload(f.slot, now)
+
+    def _admit(self, fire: _Fire, now: datetime, room: int) -> int:
+        """Fill `fire.records`: missed fires, then runs that fit (queued) or not (skipped)."""
+        slot, plan = fire.slot, fire.plan
+        for when, error in plan.missed:
+            record = new_execution(slot, slot.kind, Status.MISSED, now, scheduled_for=when, error=error)
+            fire.records.append(record)
+            fire.notices.append((ev.JOB_MISSED, record))
+        active = self._pool.instances(slot.id)
+        for when in plan.runs:
+            if active >= slot.max_instances:
+                error = (
+                    f"skipped: max_instances reached ({active} execution(s) of this job "
+                    f"already queued or running, max_instances={slot.max_instances})"
+                )
+                kind = ev.MAX_INSTANCES_REACHED
+            elif room <= 0:
+                error = (
+                    f"skipped: the worker backlog is full ({self._pool.backlog_limit} "
+                    "executions waiting for a worker); raise backlog_limit or pool_size"
+                )
+                kind = ev.JOB_MISSED
+            else:
+                record = new_execution(
+                    slot, slot.kind, Status.QUEUED, now, scheduled_for=when, output=plan.note
+                )
+                fire.records.append(record)
+                fire.queued.append(WorkItem(record))
+                fire.notices.append((ev.EXECUTION_SUBMITTED, record))
+                active += 1
+                room -= 1
+                continue
+            record = new_execution(slot, slot.kind, Status.SKIPPED, now, scheduled_for=when, error=error)
+            fire.records.append(record)
+            fire.notices.append((kind, record))
+        return room
+
+    def _reload(self, slot: JobSlot, now: datetime) -> None:
+        """A lost claim: the store knows better; schedule what it says."""
+        try:
+            job = self._store.get_job(slot.id)
+        except JobNotFound:
+            self._timetable.drop_job(slot.id)
+            return
+        except Exception as exc:
+            delay = self._backoff.failed()
+            log.error("reloading job %s failed (%s); trying again in %.2f s", slot.id, exc, delay)
+            self._timetable.look_again(slot, now.timestamp() + delay)
+            return
+        self._timetable.put_job(job)
+
+    # -- retries ---------------------------------------------------------------------
+    def _fire_retry(self, retry: Execution, now: datetime) -> None:
+        if self._pool.room() <= 0:
+            retry.error = (
+                f"skipped: the worker backlog is full ({self._pool.backlog_limit} executions "
+                "waiting for a worker); raise backlog_limit or pool_size"
+            )
+            self._record(WorkItem(retry), Outcome(Status.SKIPPED, error=retry.error))
+            return
+        retry.status = Status.QUEUED
+        try:
+            self._store.update_execution(retry)
+        except Exception as exc:
+            retry.status = Status.SCHEDULED
+            delay = self._backoff.failed()
+            log.error("queueing retry %s failed (%s); trying again in %.2f s", retry.id, exc, delay)
+            self._timetable.put_retry(retry, now.timestamp() + delay)
+            return
+        self._dispatch([WorkItem(retry)])
+        self._events.emit(ev.EXECUTION_SUBMITTED, retry.job_id, now, execution=retry)
+
+    def _dispatch(self, items: list[WorkItem]) -> None:
+        if not items:
+            return
+        taken = self._pool.submit(items)
+        for item in items[taken:]:  # the pool stopped between claim and submit
+            self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_UNSTARTED))
+

@@ -1,0 +1,183 @@
+"""Applying commands on the loop thread: the store first, then the in-memory timetable.
+
+Each handler returns the command's result (a snapshot the caller may keep) or raises a
+`CronwellError`; `apply` resolves the command's future with either. A future the caller
+cancelled before the loop reached it withdraws the command. A cancel of a running
+execution resolves later, when the worker records its terminal status.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from engine import events as ev
+from engine.commands import (
+    AddJob,
+    CancelExecution,
+    Command,
+    ModifyJob,
+    PauseJob,
+    RemoveJob,
+    ResumeJob,
+    RunJobNow,
+    ScheduleRetry,
+)
+from engine.dispatch import WorkerPool, WorkItem
+from engine.errors import CronwellError, ExecutionNotCancellable
+from engine.events import EventBus
+from engine.executions import new_execution
+from engine.model import EPOCH, Execution, Job, Status
+from engine.policy import first_fire_time
+from engine.timetable import Timetable
+from engine.validate import check_changes, check_job
+from engine.work import Outcome
+from stores.base import Store
+
+log = logging.getLogger(__name__)
+#: returned by a handler that resolves its command's future later
+DEFERRED = object()
+CANCELLED_QUEUED = "cancelled before it started"
+JOB_REMOVED = "the job was removed before this retry ran"
+BACKLOG_FULL = "skipped: the worker backlog is full ({limit} executions waiting for a worker)"
+
+
+class CommandHandler:
+    def __init__(
+        self,
+        store: Store,
+        timetable: Timetable,
+        pool: WorkerPool,
+        events: EventBus,
+        record: Callable[[WorkItem, Outcome], object],
+    ) -> None:
+        self._store = store
+        self._timetable = timetable
+        self._pool = pool
+        self._events = events
+        self._record = record
+        self._handlers: dict[type[Command], Callable[[Any, datetime], object]] = {
+            AddJob: self.add_job,
+            ModifyJob: self.modify_job,
+            RemoveJob: self.remove_job,
+            PauseJob: self.pause_job,
+            ResumeJob: self.resume_job,
+            RunJobNow: self.run_job_now,
+            CancelExecution: self.cancel_execution,
+            ScheduleRetry: self.schedule_retry,
+        }
+
+    def apply(self, command: Command, now: datetime) -> None:
+        future = command.future
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self._handlers[type(command)](command, now)
+        except Exception as exc:
+            if not isinstance(exc, CronwellError):
+                log.exception("%s failed unexpectedly", type(command).__name__)
+            future.set_exception(exc)
+        else:
+            if result is not DEFERRED:
+                future.set_result(result)
+
+    # -- jobs ------------------------------------------------------------------------
+    def add_job(self, command: AddJob, now: datetime) -> Job:
+        job = check_job(dataclasses.replace(command.job))
+        job.next_run_time = first_fire_time(job.trigger, now, job.last_run_time) if job.active else None
+        if job.created_at == EPOCH:
+            job.created_at = now
+        job.updated_at = now
+        self._store.add_job(job, replace=command.replace)
+        self._timetable.put_job(job)
+        self._events.emit(ev.JOB_ADDED, job.id, now, job=job)
+        return job
+
+    def modify_job(self, command: ModifyJob, now: datetime) -> Job:
+        changes = check_changes(command.job_id, command.changes)
+        before = self._store.get_job(command.job_id)
+        job = check_job(dataclasses.replace(before, **changes))
+        if not job.active:
+            job.next_run_time = None
+        elif "next_run_time" not in changes and (
+            "trigger" in changes or not before.active or before.next_run_time is None
+        ):
+            job.next_run_time = first_fire_time(job.trigger, now, job.last_run_time)
+        job.updated_at = now
+        self._store.update_job(job)
+        self._timetable.put_job(job)
+        self._events.emit(ev.JOB_MODIFIED, job.id, now, job=job)
+        return job
+
+    def remove_job(self, command: RemoveJob, now: datetime) -> None:
+        self._store.remove_job(command.job_id)
+        self._timetable.drop_job(command.job_id)
+        for retry in [r for r in self._timetable.retries.values() if r.job_id == command.job_id]:
+            self._timetable.drop_retry(retry.id)
+            self._record(WorkItem(retry), Outcome(Status.CANCELLED, error=JOB_REMOVED))
+        self._events.emit(ev.JOB_REMOVED, command.job_id, now)
+
+    def pause_job(self, command: PauseJob, now: datetime) -> Job:
+        job = self._store.get_job(command.job_id)
+        job.paused = True
+        job.next_run_time = None
+        job.updated_at = now
+        self._store.update_job(job)
+        self._timetable.drop_job(job.id)
+        self._events.emit(ev.JOB_PAUSED, job.id, now, job=job)
+        return job
+
+    def resume_job(self, command: ResumeJob, now: datetime) -> Job:
+        job = self._store.get_job(command.job_id)
+        if not job.paused:
+            return job
+        job.paused = False
+        job.next_run_time = (
+            first_fire_time(job.trigger, now, job.last_run_time) if job.active else None
+        )
+        job.updated_at = now
+        self._store.update_job(job)
+        self._timetable.put_job(job)
+        self._events.emit(ev.JOB_RESUMED, job.id, now, job=job)
+        return job
+
+    # -- executions ------------------------------------------------------------------
+    def run_job_now(self, command: RunJobNow, now: datetime) -> Execution:
+        job = self._store.get_job(command.job_id)
+        if self._pool.room() <= 0:
+            error = BACKLOG_FULL.format(limit=self._pool.backlog_limit)
+            skipped = new_execution(job, job.kind.value, Status.SKIPPED, now, reason="manual", error=error)
+            self._store.add_execution(skipped)
+            self._events.emit(ev.JOB_MISSED, job.id, now, execution=skipped)
+            return skipped
+        execution = new_execution(job, job.kind.value, Status.QUEUED, now, reason="manual")
+        self._store.add_execution(execution)
+        result = copy.copy(execution)
+        item = WorkItem(execution, job=job)
+        if self._pool.submit([item]) == 0:
+            self._record(item, Outcome(Status.CANCELLED, error="cronwell is shutting down"))
+        self._events.emit(ev.EXECUTION_SUBMITTED, job.id, now, execution=result)
+        return result
+
+    def cancel_execution(self, command: CancelExecution, now: datetime) -> object:
+        execution_id = command.execution_id
+        queued = self._pool.take_queued(execution_id)
+        if queued is None:
+            retry = self._timetable.drop_retry(execution_id)
+            queued = None if retry is None else WorkItem(retry)
+        if queued is not None:
+            self._record(queued, Outcome(Status.CANCELLED, error=CANCELLED_QUEUED))
+            return copy.copy(queued.execution)
+        running = self._pool.find_running(execution_id)
+        if running is not None and running.add_waiter(command.future):
+            running.cancel.set()
+            return DEFERRED
+        stored = self._store.get_execution(execution_id)
+        raise ExecutionNotCancellable(execution_id, str(stored.status))
+
+    def schedule_retry(self, command: ScheduleRetry, now: datetime) -> None:
+        self._timetable.put_retry(command.execution)

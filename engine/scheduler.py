@@ -1,0 +1,189 @@
+"""The Scheduler: the one object the service (and the tests) drive the engine through.
+
+It wires the parts together: commands go through a bounded queue to the loop thread
+(the single writer of job state), due fires are claimed in the store and handed to a
+bounded worker pool, and events go to listeners on their own thread. Reads (jobs,
+executions, stats) do not come here: callers read the store directly.
+
+Commands are thread-safe and return a `concurrent.futures.Future`; a refused command
+(queue full: `EngineBusy`; after shutdown: `EngineStopped`) returns an already failed
+future, so `await asyncio.wrap_future(...)` raises it like any other error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.clock import Clock, SystemClock
+from engine.commands import (
+    AddJob,
+    CancelExecution,
+    CommandQueue,
+    ModifyJob,
+    PauseJob,
+    RemoveJob,
+    ResumeJob,
+    RunJobNow,
+    ScheduleRetry,
+)
+from engine.dispatch import WorkerPool
+from engine.errors import EngineStopped
+from engine.events import EventBus
+from engine.execute import Executor
+from engine.firing import Firer
+from engine.handlers import CommandHandler
+from engine.loop import EngineLoop
+from engine.model import Execution, Job, Status
+from engine.recovery import Recovery, recover
+from engine.timetable import Timetable
+from engine.work import JobRunner, Outcome
+from stores.base import Store
+
+log = logging.getLogger(__name__)
+#: after a shutdown timeout, how long cancelled runs get to stop before being recorded
+CANCEL_GRACE = 5.0
+QUEUED_AT_SHUTDOWN = "cronwell shut down before this execution started"
+RUNNING_AT_SHUTDOWN = "cronwell shut down while this execution was running (waited {:g} s)"
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        runner: JobRunner,
+        *,
+        clock: Clock | None = None,
+        pool_size: int = 10,
+        queue_size: int = 10_000,
+        backlog_limit: int = 100_000,
+        output_cap: int = 64 * 1024,
+        script_roots: tuple[Path, ...] = (),
+        services: Any = None,
+        events: EventBus | None = None,
+    ) -> None:
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self._owns_events = events is None
+        self.events = events if events is not None else EventBus()
+        self.cancel_grace = CANCEL_GRACE
+        self._stopping = threading.Event()
+        self._commands = CommandQueue(queue_size)
+        self._timetable = Timetable()
+        self._executor = Executor(
+            store,
+            runner,
+            self.clock,
+            self.events,
+            output_cap=output_cap,
+            script_roots=tuple(script_roots),
+            services=services,
+            schedule_retry=self._post_retry,
+            stopping=self._stopping,
+        )
+        self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
+        self._loop = EngineLoop(
+            self.clock,
+            self._commands,
+            self._timetable,
+            Firer(store, self._timetable, self._pool, self.events, self._executor.record),
+            CommandHandler(store, self._timetable, self._pool, self.events, self._executor.record),
+        )
+        self._state = "new"
+        self._state_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self, *, loop_thread: bool = True) -> Recovery:
+        """Recover from the store, start the workers and (unless told not to, for tests
+        that drive `run_once` by hand) the loop thread."""
+        with self._state_lock:
+            if self._state != "new":
+                raise EngineStopped(f"the scheduler cannot start: it is {self._state}")
+            with self._loop.step_lock:
+                recovery = recover(self.store, self._timetable, self.clock.now())
+            self._pool.start()
+            if loop_thread:
+                self._loop.start()
+            self._state = "running"
+        return recovery
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop firing; let running executions finish within `timeout`, then cancel them.
+
+        Commands not yet applied fail with EngineStopped; queued executions and those
+        still running after the grace are recorded `cancelled`. Safe to call twice.
+        """
+        with self._state_lock:
+            if self._state == "stopped":
+                return
+            self._state = "stopped"
+        for command in self._commands.close():
+            if command.future.set_running_or_notify_cancel():
+                command.future.set_exception(EngineStopped("the scheduler shut down first"))
+        self._loop.stop()
+        for item in self._pool.stop_intake():
+            self._executor.record(item, Outcome(Status.CANCELLED, error=QUEUED_AT_SHUTDOWN))
+        if not self._pool.wait_idle(timeout):
+            running = self._pool.running_items()
+            log.warning("shutdown: cancelling %d execution(s) still running", len(running))
+            for item in running:
+                item.cancel.set()
+            if not self._pool.wait_idle(self.cancel_grace):
+                error = RUNNING_AT_SHUTDOWN.format(timeout)
+                for item in self._pool.running_items():
+                    self._executor.record(item, Outcome(Status.CANCELLED, error=error))
+        self._stopping.set()
+        self._pool.join(1.0)
+        if self._owns_events:
+            self.events.close()
+
+    # -- commands --------------------------------------------------------------------
+    def add_job(self, job: Job, *, replace: bool = False) -> Future[Job]:
+        return self._commands.put(AddJob(job, replace))
+
+    def modify_job(self, job_id: str, **changes: Any) -> Future[Job]:
+        return self._commands.put(ModifyJob(job_id, changes))
+
+    def remove_job(self, job_id: str) -> Future[None]:
+        return self._commands.put(RemoveJob(job_id))
+
+    def pause_job(self, job_id: str) -> Future[Job]:
+        return self._commands.put(PauseJob(job_id))
+
+    def resume_job(self, job_id: str) -> Future[Job]:
+        return self._commands.put(ResumeJob(job_id))
+
+    def run_job_now(self, job_id: str) -> Future[Execution]:
+        return self._commands.put(RunJobNow(job_id))
+
+    def cancel_execution(self, execution_id: str) -> Future[Execution]:
+        return self._commands.put(CancelExecution(execution_id))
+
+    # -- driving by hand (tests, benchmarks) ----------------------------------------
+    def run_once(self, now: datetime | None = None) -> float | None:
+        """Apply pending commands and fire everything due at `now` (default: the clock);
+        seconds until the next fire, None when nothing is scheduled."""
+        if self._state == "stopped":
+            raise EngineStopped("the scheduler has shut down")
+        return self._loop.run_once(now)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no execution is queued or running (False after `timeout` seconds)."""
+        return self._pool.wait_idle(timeout)
+
+    @property
+    def scheduled_jobs(self) -> int:
+        """Jobs currently on the heap (active, with a next fire time)."""
+        return len(self._timetable.jobs)
+
+    def _post_retry(self, execution: Execution) -> None:
+        if not self._commands.post_internal(ScheduleRetry(execution)):
+            log.info("retry %s stays scheduled in the store for the next start", execution.id)

@@ -1,0 +1,148 @@
+"""What the loop keeps in memory: a small slot per scheduled job, and scheduled retries.
+
+Memory per job is a measured target, so the loop does not hold whole `Job`s: a
+`JobSlot` carries only what deciding and recording a fire needs (trigger, next fire time,
+misfire/coalesce/max_instances, and the labels every Execution repeats). Workers load
+the full Job from the store when they run it. Only jobs that will fire have a slot:
+paused, disabled and finished jobs live in the store alone.
+
+Strings shared by many jobs (the target, the owner) are interned, and equal triggers
+share one object (triggers are immutable values), so 100,000 jobs on a handful of cron
+expressions hold a handful of trigger objects.
+
+Owned by the loop thread; not thread-safe.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Any
+
+from engine.heap import TimerHeap
+from engine.model import Execution, Job
+from engine.triggers.base import Trigger
+
+#: heap key of a scheduled retry; job keys are the job ids themselves
+RetryKey = tuple[str, str]
+#: stop sharing triggers past this many distinct ones (bounds the intern table)
+TRIGGER_INTERN_LIMIT = 10_000
+
+
+class JobSlot:
+    """The loop's compact view of one scheduled job."""
+
+    __slots__ = (
+        "id",
+        "name",
+        "kind",
+        "target",
+        "owner",
+        "trigger",
+        "next_run_time",
+        "misfire_grace_time",
+        "coalesce",
+        "max_instances",
+    )
+
+    def __init__(self, job: Job, trigger: Trigger, next_run_time: datetime) -> None:
+        self.id = job.id
+        self.name = job.name
+        self.kind: str = job.kind.value
+        self.target = sys.intern(job.target)
+        self.owner = None if job.owner is None else sys.intern(job.owner)
+        self.trigger = trigger
+        self.next_run_time = next_run_time
+        self.misfire_grace_time = job.misfire_grace_time
+        self.coalesce = job.coalesce
+        self.max_instances = job.max_instances
+
+
+class Timetable:
+    """Slots of scheduled jobs, scheduled retries, and the heap that orders them."""
+
+    def __init__(self) -> None:
+        self.heap: TimerHeap[str | RetryKey] = TimerHeap()
+        self.jobs: dict[str, JobSlot] = {}
+        self.retries: dict[str, Execution] = {}
+        self._triggers: dict[Any, Trigger] = {}
+
+    def __len__(self) -> int:
+        return len(self.heap)
+
+    def put_job(self, job: Job) -> JobSlot | None:
+        """Schedule `job` at its next_run_time, or forget it when it will not fire."""
+        when = job.next_run_time
+        if when is None or not job.active:
+            self.drop_job(job.id)
+            return None
+        slot = JobSlot(job, self._shared(job.trigger), when)
+        self.jobs[job.id] = slot
+        self.heap.push(job.id, when.timestamp())
+        return slot
+
+    def move(self, slot: JobSlot, when: datetime | None) -> None:
+        """Set a slot's next fire time (None: the job is done, drop it)."""
+        if when is None:
+            self.drop_job(slot.id)
+            return
+        slot.next_run_time = when
+        self.jobs[slot.id] = slot
+        self.heap.push(slot.id, when.timestamp())
+
+    def look_again(self, slot: JobSlot, at_ts: float) -> None:
+        """Revisit a slot at `at_ts` without changing its fire time (after a store error)."""
+        self.jobs[slot.id] = slot
+        self.heap.push(slot.id, at_ts)
+
+    def drop_job(self, job_id: str) -> None:
+        if self.jobs.pop(job_id, None) is not None:
+            self.heap.remove(job_id)
+
+    def put_retry(self, execution: Execution, at_ts: float | None = None) -> None:
+        """Schedule a retry at its scheduled_for (or revisit it at `at_ts`)."""
+        when = execution.scheduled_for
+        if when is None:
+            raise ValueError(f"retry {execution.id} has no scheduled_for")
+        self.retries[execution.id] = execution
+        self.heap.push(("retry", execution.id), when.timestamp() if at_ts is None else at_ts)
+
+    def drop_retry(self, execution_id: str) -> Execution | None:
+        execution = self.retries.pop(execution_id, None)
+        if execution is not None:
+            self.heap.remove(("retry", execution_id))
+        return execution
+
+    def pop_due(self, now_ts: float) -> JobSlot | Execution | None:
+        """The earliest job slot or retry due at `now_ts`, taken off the heap."""
+        key = self.heap.pop_due(now_ts)
+        if key is None:
+            return None
+        if isinstance(key, tuple):
+            return self.retries.pop(key[1])
+        return self.jobs[key]
+
+    def next_fire_ts(self) -> float | None:
+        return self.heap.peek()
+
+    def clear(self) -> None:
+        self.heap.clear()
+        self.jobs.clear()
+        self.retries.clear()
+
+    def _shared(self, trigger: Trigger) -> Trigger:
+        """One object per distinct recurring trigger value (they are immutable, so sharing
+        is safe). Date triggers are nearly always unique and leave after one fire, so they
+        are not kept."""
+        if trigger.kind == "date":
+            return trigger
+        try:
+            key = (type(trigger), trigger)
+            shared = self._triggers.get(key)
+        except TypeError:  # an unhashable trigger is simply not shared
+            return trigger
+        if shared is not None:
+            return shared
+        if len(self._triggers) < TRIGGER_INTERN_LIMIT:
+            self._triggers[key] = trigger
+        return trigger

@@ -1,0 +1,63 @@
+"""Checks the engine makes on every job it is asked to schedule.
+
+The API validates requests for its own error messages; these are the engine's last
+line, so a job with settings the loop cannot honour never reaches the store.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from typing import Any
+
+from engine.errors import InvalidInput
+from engine.model import Job, as_utc
+from engine.policy import check_backoff
+
+JOB_FIELDS = frozenset(f.name for f in fields(Job))
+
+
+def _non_negative(name: str, value: float | None, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if (
+        value is None
+        or isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise InvalidInput(f"{name} must be a number >= 0, not {value!r}")
+
+
+def check_job(job: Job) -> Job:
+    if not isinstance(job.id, str) or not job.id:
+        raise InvalidInput("a job needs a non-empty string id")
+    if not callable(getattr(job.trigger, "next_fire_time", None)):  # cheaper than isinstance
+        raise InvalidInput(f"job {job.id}: trigger {job.trigger!r} is not a trigger")
+    if isinstance(job.max_instances, bool) or not isinstance(job.max_instances, int) or job.max_instances < 1:
+        raise InvalidInput(f"max_instances must be a whole number >= 1, not {job.max_instances!r}")
+    if isinstance(job.retries, bool) or not isinstance(job.retries, int) or job.retries < 0:
+        raise InvalidInput(f"retries must be a whole number >= 0, not {job.retries!r}")
+    _non_negative("retry_delay", job.retry_delay)
+    _non_negative("misfire_grace_time", job.misfire_grace_time, allow_none=True)
+    _non_negative("timeout", job.timeout, allow_none=True)
+    if job.timeout == 0:
+        raise InvalidInput("timeout must be more than 0 seconds (or None for no limit)")
+    check_backoff(job.retry_backoff)
+    return job
+
+
+def check_changes(job_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Field names must be Job fields; the id cannot change; datetimes become UTC."""
+    unknown = sorted(set(changes) - JOB_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown job field(s): {', '.join(unknown)}")
+    if "id" in changes and changes["id"] != job_id:
+        raise InvalidInput("a job's id cannot be changed; add a new job instead")
+    cleaned = dict(changes)
+    for name in ("next_run_time", "last_run_time", "created_at", "updated_at"):
+        value = cleaned.get(name)
+        if value is not None:
+            cleaned[name] = as_utc(value)
+    return cleaned
