@@ -1,0 +1,199 @@
+"""The bounded worker pool: N threads taking queued executions from a capped backlog.
+
+The loop checks `room()` before it claims a fire, so a fire that finds the backlog full
+is recorded as `skipped` instead of being queued; nothing waits unbounded and nothing
+is dropped silently. The pool also keeps the per-job count of queued + running
+executions that max_instances is checked against, and the registry that lets a queued
+execution be withdrawn or a running one be asked to stop.
+
+Threads start on the first submit (or `start()`), so a scheduler that never fires
+starts no threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from engine.model import Execution, Job
+
+log = logging.getLogger(__name__)
+_finish_lock = threading.Lock()
+
+
+@dataclass(slots=True, eq=False)
+class WorkItem:
+    """One queued execution on its way to a worker."""
+
+    execution: Execution
+    #: the job when the loop already has it (manual runs); workers load it otherwise
+    job: Job | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    #: futures of cancel commands waiting for this execution's terminal status
+    waiters: list[Future[Execution]] = field(default_factory=list)
+    _finished: bool = False
+
+    def add_waiter(self, future: Future[Execution]) -> bool:
+        """Resolve `future` with the terminal execution; False when already finished."""
+        with _finish_lock:
+            if self._finished:
+                return False
+            self.waiters.append(future)
+            return True
+
+    def claim_finish(self) -> bool:
+        """True for the one caller allowed to record the terminal status (worker or
+        shutdown), False for everyone after it."""
+        with _finish_lock:
+            if self._finished:
+                return False
+            self._finished = True
+            return True
+
+
+class WorkerPool:
+    def __init__(
+        self, size: int, backlog_limit: int, work: Callable[[WorkItem], None]
+    ) -> None:
+        if size < 1 or backlog_limit < 1:
+            raise ValueError("pool_size and backlog_limit must be at least 1")
+        self.size = size
+        self.backlog_limit = backlog_limit
+        self._work = work
+        self._lock = threading.Lock()
+        self._has_work = threading.Condition(self._lock)
+        self._became_idle = threading.Condition(self._lock)
+        self._backlog: deque[WorkItem] = deque()
+        self._running: dict[str, WorkItem] = {}
+        #: job id -> queued + running executions (entries removed at zero)
+        self._instances: dict[str, int] = {}
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+
+    # -- the loop's side -------------------------------------------------------------
+    def room(self) -> int:
+        """How many more executions the backlog takes now."""
+        return self.backlog_limit - len(self._backlog)
+
+    def instances(self, job_id: str) -> int:
+        """Queued + running executions of a job (what max_instances limits)."""
+        return self._instances.get(job_id, 0)
+
+    def submit(self, items: Iterable[WorkItem]) -> int:
+        """Queue items for the workers; returns how many were taken. Items beyond the
+        backlog limit (the caller checked `room()`, so only after a race) are refused."""
+        taken = 0
+        with self._lock:
+            if self._stopping:
+                return 0
+            if not self._threads:
+                self._start_locked()
+            for item in items:
+                if len(self._backlog) >= self.backlog_limit:
+                    break
+                self._backlog.append(item)
+                job_id = item.execution.job_id
+                self._instances[job_id] = self._instances.get(job_id, 0) + 1
+                taken += 1
+            self._has_work.notify(taken)
+        return taken
+
+    def take_queued(self, execution_id: str) -> WorkItem | None:
+        """Withdraw a queued execution before a worker starts it."""
+        with self._lock:
+            for item in self._backlog:
+                if item.execution.id == execution_id:
+                    self._backlog.remove(item)
+                    self._release_locked(item)
+                    return item
+        return None
+
+    def find_running(self, execution_id: str) -> WorkItem | None:
+        with self._lock:
+            return self._running.get(execution_id)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            if not self._threads and not self._stopping:
+                self._start_locked()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._backlog or self._running)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once nothing is queued or running (within `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._backlog or self._running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._became_idle.wait(left)
+            return True
+
+    def stop_intake(self) -> list[WorkItem]:
+        """Refuse new work and hand back everything still queued (never started)."""
+        with self._lock:
+            self._stopping = True
+            queued = list(self._backlog)
+            self._backlog.clear()
+            for item in queued:
+                self._release_locked(item)
+            self._has_work.notify_all()
+            if not self._running:
+                self._became_idle.notify_all()
+        return queued
+
+    def running_items(self) -> list[WorkItem]:
+        with self._lock:
+            return list(self._running.values())
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # -- the workers' side -----------------------------------------------------------
+    def _start_locked(self) -> None:
+        for number in range(self.size):
+            thread = threading.Thread(
+                target=self._work_forever, name=f"cronwell-worker-{number}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _work_forever(self) -> None:
+        backlog, running = self._backlog, self._running
+        while True:
+            with self._lock:
+                while not backlog and not self._stopping:
+                    self._has_work.wait()
+                if not backlog:
+                    return
+                item = backlog.popleft()
+                running[item.execution.id] = item
+            try:
+                self._work(item)
+            except BaseException:  # the work function records failures; this is a bug
+                log.exception("worker crashed on execution %s", item.execution.id)
+            finally:
+                with self._lock:
+                    del running[item.execution.id]
+                    self._release_locked(item)
+                    if not backlog and not running:
+                        self._became_idle.notify_all()
+
+    def _release_locked(self, item: WorkItem) -> None:
+        job_id = item.execution.job_id
+        left = self._instances.get(job_id, 0) - 1
+        if left > 0:
+            self._instances[job_id] = left
+        else:
+            self._instances.pop(job_id, None)

@@ -1,0 +1,145 @@
+"""What a worker does with one queued execution, and how every run is recorded.
+
+Run: load the job (unless the loop handed it over), mark the execution `running`, call
+the runner with a `RunRequest`, then `record` the Outcome. A runner that raises anyway
+becomes `failed` with the traceback. `record` is also how the loop and shutdown end
+executions that never ran (cancelled while queued, cancelled at shutdown), so every path
+writes a terminal status the same way, once (`WorkItem.claim_finish`).
+
+After a failed or timed-out run with retries left, the retry is stored at once as a
+`scheduled` execution and handed to the loop (`schedule_retry`), which puts it on the
+heap; a retry posted after shutdown stays `scheduled` and is reloaded on the next start.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from engine import events as ev
+from engine.backoff import retry_store_call
+from engine.clock import Clock
+from engine.dispatch import WorkItem
+from engine.errors import JobNotFound
+from engine.events import EventBus
+from engine.executions import retry_of
+from engine.model import Execution, Job, Status
+from engine.policy import retry_delay, should_retry
+from engine.work import JobRunner, Outcome, RunRequest
+from stores.base import Store
+
+log = logging.getLogger(__name__)
+JOB_GONE = "the job was removed before this execution started"
+OUTCOME_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED})
+_EVENT_OF = {
+    Status.COMPLETED: ev.EXECUTION_EXECUTED,
+    Status.FAILED: ev.EXECUTION_FAILED,
+    Status.TIMEOUT: ev.EXECUTION_FAILED,
+    Status.CANCELLED: ev.EXECUTION_FAILED,
+    Status.SKIPPED: ev.JOB_MISSED,
+}
+
+
+class Executor:
+    def __init__(
+        self,
+        store: Store,
+        runner: JobRunner,
+        clock: Clock,
+        events: EventBus,
+        *,
+        output_cap: int,
+        script_roots: tuple[Path, ...],
+        services: Any,
+        schedule_retry: Callable[[Execution], object],
+        stopping: threading.Event,
+    ) -> None:
+        self._store = store
+        self._runner = runner
+        self._clock = clock
+        self._events = events
+        self._output_cap = output_cap
+        self._script_roots = script_roots
+        self._services = services
+        self._schedule_retry = schedule_retry
+        self._stopping = stopping
+
+    def __call__(self, item: WorkItem) -> None:
+        """Run one execution to its terminal status (the pool's work function)."""
+        execution = item.execution
+        job = item.job
+        if job is None:
+            try:
+                job = retry_store_call(self._stopping, self._store.get_job, execution.job_id)
+            except JobNotFound:
+                self.record(item, Outcome(Status.CANCELLED, error=JOB_GONE))
+                return
+        execution.status = Status.RUNNING
+        execution.started_at = self._clock.now()
+        retry_store_call(self._stopping, self._store.update_execution, execution)
+        request = RunRequest(
+            job=job,
+            execution=execution,
+            cancel=item.cancel,
+            timeout=job.timeout,
+            output_cap=self._output_cap,
+            script_roots=self._script_roots,
+            services=self._services,
+        )
+        try:
+            outcome = self._runner(request)
+        except BaseException:  # SystemExit from a job class too: the worker must survive
+            outcome = Outcome(Status.FAILED, error=traceback.format_exc())
+        if outcome.status not in OUTCOME_STATUSES:
+            outcome = Outcome(
+                Status.FAILED,
+                output=outcome.output,
+                error=f"runner returned status {outcome.status!s}, not a final one",
+            )
+        self.record(item, outcome, job)
+
+    def record(self, item: WorkItem, outcome: Outcome, job: Job | None = None) -> bool:
+        """Write the terminal status once; False when someone else already did."""
+        if not item.claim_finish():
+            return False
+        execution = item.execution
+        now = self._clock.now()
+        execution.status = outcome.status
+        execution.completed_at = now
+        execution.output = execution.output + outcome.output  # keeps a coalescing note
+        execution.error = outcome.error
+        execution.return_value = outcome.return_value
+        execution.exit_code = outcome.exit_code
+        try:
+            retry_store_call(self._stopping, self._store.finish_execution, execution)
+        except Exception:
+            log.exception("could not record execution %s as %s", execution.id, outcome.status)
+        self._events.emit(_EVENT_OF[outcome.status], execution.job_id, now, execution=execution)
+        if job is not None and should_retry(outcome.status, execution.attempt, job.retries):
+            self._retry(execution, job)
+        for waiter in item.waiters:
+            if not waiter.done():
+                waiter.set_result(_snapshot(execution))
+        return True
+
+    def _retry(self, failed: Execution, job: Job) -> None:
+        now = self._clock.now()
+        delay = retry_delay(job.retry_delay, job.retry_backoff, failed.attempt)
+        retry = retry_of(failed, now, now + timedelta(seconds=delay))
+        try:
+            retry_store_call(self._stopping, self._store.add_execution, retry)
+        except Exception:
+            log.exception("could not store the retry of execution %s", failed.id)
+            return
+        self._schedule_retry(retry)
+
+
+def _snapshot(execution: Execution) -> Execution:
+    """A copy for another thread, which may mutate it freely."""
+    return copy.copy(execution)
