@@ -1,0 +1,59 @@
+"""What `Scheduler.start()` does before the first fire: rebuild state from the store.
+
+1. Executions left `queued` or `running` by a previous process are marked `abandoned`
+   (they can never finish now); every written execution thus reaches a terminal status.
+2. Every active job with a next_run_time goes on the heap. Fire times that passed while
+   the service was down are due at once, so the first step applies the misfire policy
+   to them (run, coalesce, or record as missed). A one-shot date job that already fired
+   has next_run_time None and stays off the heap: it never runs again.
+3. Retries stored as `scheduled` go back on the heap at their scheduled_for (late ones
+   run at once).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.model import Status
+from engine.timetable import Timetable
+from stores.base import Store
+
+log = logging.getLogger(__name__)
+ABANDONED_MESSAGE = "cronwell stopped while this execution was running"
+PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    abandoned: int
+    jobs: int
+    retries: int
+
+
+def recover(store: Store, timetable: Timetable, now: datetime) -> Recovery:
+    """Rebuild `timetable` from `store` as of `now` (see the module docstring)."""
+    abandoned = store.abandon_running(now, ABANDONED_MESSAGE)
+    timetable.clear()
+    jobs = sum(1 for job in store.list_jobs() if timetable.put_job(job) is not None)
+    retries = 0
+    offset = 0
+    while True:
+        page = store.list_executions(status=Status.SCHEDULED, limit=PAGE, offset=offset)
+        for execution in page:
+            if execution.scheduled_for is None:
+                log.warning("scheduled execution %s has no scheduled_for; skipped", execution.id)
+                continue
+            timetable.put_retry(execution)
+            retries += 1
+        if len(page) < PAGE:
+            break
+        offset += PAGE
+    log.info(
+        "recovered %d scheduled job(s) and %d retry(ies); %d execution(s) abandoned",
+        jobs,
+        retries,
+        abandoned,
+    )
+    return Recovery(abandoned, jobs, retries)
