@@ -158,7 +158,9 @@ class MongoStore(Store):
             self._ensure_indexes()
         except PyMongoError as exc:
             client.close()
-            raise StoreUnavailable(" ".join(str(exc).split())) from exc
+            # a selection timeout appends the whole topology; the reason comes before it
+            reason = str(exc).split(", Topology Description:")[0]
+            raise StoreUnavailable(" ".join(reason.split())) from exc
         self._client = client
         self._transactions = self._supports_transactions()
 
