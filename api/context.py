@@ -1,0 +1,72 @@
+"""Typed access to what the app factory puts on `app.ctx`, and the one way to await
+an engine command from a handler.
+
+Writes to job state go through the scheduler's command queue (the single writer);
+reads go straight to the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sanic import Request
+from sanic.response import HTTPResponse
+from sanic.response import json as json_response
+
+from api.errors import dumps
+from engine.errors import EngineBusy
+
+if TYPE_CHECKING:
+    from api.secrets import SecretBox
+    from engine.config import Settings
+    from engine.scheduler import Scheduler
+    from stores.base import Store
+
+T = TypeVar("T")
+
+#: an engine that has not answered a command by then is reported busy (503), not hung on
+COMMAND_TIMEOUT = 30.0
+
+
+def store(request: Request) -> Store:
+    value: Store = request.app.ctx.store
+    return value
+
+
+def scheduler(request: Request) -> Scheduler:
+    value: Scheduler = request.app.ctx.scheduler
+    return value
+
+
+def settings(request: Request) -> Settings:
+    value: Settings = request.app.ctx.settings
+    return value
+
+
+def secrets(request: Request) -> SecretBox:
+    value: SecretBox = request.app.ctx.secrets
+    return value
+
+
+def now(request: Request) -> datetime:
+    """The engine's clock, so validation ('in the past') agrees with when jobs fire."""
+    value: datetime = request.app.ctx.clock.now()
+    return value
+
+
+async def command(future: Future[T]) -> T:
+    """Await one engine command; its CronwellError propagates to the error handler.
+
+    Shielded: giving up waiting must never cancel the future the loop thread resolves.
+    """
+    try:
+        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), COMMAND_TIMEOUT)
+    except TimeoutError:
+        raise EngineBusy(f"the engine did not answer within {COMMAND_TIMEOUT:g} s") from None
+
+
+def reply(body: Any, status: int = 200) -> HTTPResponse:
+    return json_response(body, status=status, dumps=dumps)

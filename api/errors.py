@@ -1,0 +1,123 @@
+"""The one place that turns an exception into each surface's error envelope and status.
+
+The scripts surface answers `{"error": "..."}`; everything under /api/users,
+/api/servers and /api/scheduler answers `{"detail": "..."}`. Both documents' status
+codes are kept; where they are silent docs/decisions.md records the choice. No
+response ever carries a traceback: unexpected errors are logged here and answered
+with `Internal server error: <message>`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from enum import StrEnum
+from typing import Any
+
+from sanic import Request
+from sanic.exceptions import MethodNotAllowed, PayloadTooLarge, SanicException
+from sanic.exceptions import NotFound as RouteNotFound
+from sanic.handlers import ErrorHandler
+from sanic.response import HTTPResponse
+from sanic.response import json as json_response
+
+from engine.errors import (
+    Conflict,
+    CronwellError,
+    EngineError,
+    InvalidField,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    StoreError,
+    TriggerError,
+)
+
+log = logging.getLogger("cronwell.api")
+
+SCHEDULER_PREFIXES = ("/api/users", "/api/servers", "/api/scheduler")
+
+
+class ApiSurface(StrEnum):
+    SCRIPTS = "scripts"  # {"error": ...}
+    SCHEDULER = "scheduler"  # {"detail": ...}
+
+
+def surface_of(path: str) -> ApiSurface:
+    """Which document's envelope a path answers with (unknown routes included)."""
+    for prefix in SCHEDULER_PREFIXES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return ApiSurface.SCHEDULER
+    return ApiSurface.SCRIPTS
+
+
+def dumps(value: Any) -> str:
+    """JSON for every response: datetimes and other odd return values become strings."""
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def status_for(exc: BaseException, surface: ApiSurface) -> int:
+    if isinstance(exc, (InvalidField, TriggerError)):
+        # A well-formed body with a bad field: 422 where FastAPI's users expect it,
+        # 400 on the scripts surface, whose document lists 400 for validation.
+        return 422 if surface is ApiSurface.SCHEDULER else 400
+    table: tuple[tuple[type[BaseException], int], ...] = (
+        (InvalidInput, 400),
+        (NotAuthenticated, 401),
+        (NotFound, 404),
+        (Conflict, 409),
+        (StoreError, 500),
+        (EngineError, 503),
+    )
+    for kind, status in table:
+        if isinstance(exc, kind):
+            return status
+    if isinstance(exc, SanicException):
+        return int(exc.status_code)
+    return 500
+
+
+def message_for(exc: BaseException, request: Request | None, status: int) -> str:
+    path = request.path if request is not None else ""
+    if isinstance(exc, StoreError) or (status >= 500 and not isinstance(exc, EngineError)):
+        return f"Internal server error: {exc or type(exc).__name__}"
+    if isinstance(exc, CronwellError):
+        return str(exc)
+    if isinstance(exc, RouteNotFound):
+        return f"Not found: {path}"
+    if isinstance(exc, MethodNotAllowed):
+        method = request.method if request is not None else "?"
+        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", None) or ()))
+        suffix = f" (allowed: {allowed})" if allowed else ""
+        return f"Method {method} not allowed for {path}{suffix}"
+    if isinstance(exc, PayloadTooLarge):
+        limit = request.app.config.REQUEST_MAX_SIZE if request is not None else None
+        return f"Request body too large (limit {limit} bytes)"
+    return str(exc) or type(exc).__name__
+
+
+def error_response(
+    request: Request | None, exc: BaseException, *, path: str | None = None
+) -> HTTPResponse:
+    """The envelope and status for `exc` on the surface `request` (or `path`) belongs to."""
+    surface = surface_of(path if path is not None else request.path if request else "")
+    status = status_for(exc, surface)
+    message = message_for(exc, request, status)
+    key = "detail" if surface is ApiSurface.SCHEDULER else "error"
+    headers = dict(getattr(exc, "headers", None) or {})
+    return json_response({key: message}, status=status, headers=headers, dumps=dumps)
+
+
+class ApiErrorHandler(ErrorHandler):
+    """Sanic's own errors (404, 405, 413, bad requests) and ours get the same envelopes."""
+
+    def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        response = error_response(request, exception)
+        if response.status >= 500 and not isinstance(exception, EngineError):
+            log.error(
+                "request %s %s failed",
+                getattr(request, "method", "?"),
+                getattr(request, "path", "?"),
+                exc_info=exception,
+            )
+        return response
