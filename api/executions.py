@@ -1,0 +1,84 @@
+"""`/api/scheduler/executions`: execution history (newest first), one execution, cancel.
+
+`total` is the number of executions matching the filters, not the page length, so a
+client can page with limit/offset.
+"""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from api import context, views
+from api.openapi import documented
+from api.validation import QueryParam, object_id, parse_query
+from engine.errors import InvalidInput
+from engine.model import Status
+
+bp = Blueprint("executions", url_prefix="/api/scheduler/executions")
+
+LIST_QUERY = (
+    QueryParam("job_id", "job_id", "only this job's executions (either surface's id)"),
+    QueryParam("user_id", "object_id", "only executions of this user's jobs"),
+    QueryParam("status", "string", "one of: " + ", ".join(s.value for s in Status)),
+    QueryParam("limit", "integer", "page size", default=100, minimum=1, maximum=1000),
+    QueryParam("offset", "integer", "executions to skip", default=0, minimum=0),
+)
+
+
+def _status(text: str | None) -> Status | None:
+    if text is None:
+        return None
+    try:
+        return Status(text)
+    except ValueError:
+        raise InvalidInput(
+            f"Unknown status {text!r} (one of: {', '.join(s.value for s in Status)})"
+        ) from None
+
+
+@bp.get("/")
+@documented(query=LIST_QUERY)
+async def list_executions(request: Request) -> HTTPResponse:
+    """Executions, newest first, optionally filtered by job, user and status."""
+    query = parse_query(request.args, LIST_QUERY)
+    filters = {
+        "job_id": query.get("job_id"),
+        "owner": query.get("user_id"),
+        "status": _status(query.get("status")),
+    }
+    store = context.store(request)
+    page = store.list_executions(**filters, limit=query["limit"], offset=query["offset"])
+    total = store.count_executions(**filters)
+    return context.reply(
+        views.success(
+            "Executions retrieved successfully",
+            total=total,
+            limit=query["limit"],
+            offset=query["offset"],
+            data=[views.execution(e) for e in page],
+        )
+    )
+
+
+@bp.get("/<execution_id>")
+async def get_execution(request: Request, execution_id: str) -> HTTPResponse:
+    """One execution, with its output, error and return value."""
+    found = context.store(request).get_execution(object_id(execution_id, "execution"))
+    return context.reply(
+        views.success("Execution retrieved successfully", data=views.execution(found))
+    )
+
+
+@bp.post("/<execution_id>/cancel")
+async def cancel_execution(request: Request, execution_id: str) -> HTTPResponse:
+    """Cancel a queued execution at once, or stop a running one (its process group is
+    killed); 409 when it has already finished."""
+    scheduler = context.scheduler(request)
+    cancelled = await context.command(
+        scheduler.cancel_execution(object_id(execution_id, "execution"))
+    )
+    message = "Execution cancelled" if cancelled.terminal else "Cancellation requested"
+    return context.reply(
+        views.success(message, execution_id=cancelled.id, data=views.execution(cancelled))
+    )

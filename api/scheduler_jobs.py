@@ -1,0 +1,246 @@
+"""`/api/scheduler/jobs` and `/api/scheduler/users/<id>/jobs`: cron jobs of job classes.
+
+Every job is listed here, including the scripts surface's one-off jobs (cron fields
+null, `job_class_string` like `bash:/path`), which can be paused, resumed, run, edited
+(name, description, args) and deleted from this surface too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from api import context, views
+from api.openapi import documented
+from api.validation import Body, Field, any_job_id, object_id
+from engine.errors import InvalidInput, JobNotFound, UserNotFound
+from engine.ids import new_id
+from engine.model import Job, JobKind, Surface
+from engine.triggers import CronTrigger
+from jobs.registry import resolve_job_class
+
+bp = Blueprint("scheduler_jobs", url_prefix="/api/scheduler")
+
+_CRON_EXAMPLES = {
+    "minute": "0",
+    "hour": "9",
+    "day_of_month": "*",
+    "month": "*",
+    "day_of_week": "*",
+    "week": "*",
+}
+_CRON_DEFAULT = "*"
+_CRON_REQUIRED = ("minute", "hour")
+
+
+def _job_fields(*, create: bool) -> tuple[Field, ...]:
+    cron = tuple(
+        Field(
+            name,
+            "cron",
+            required=create and name in _CRON_REQUIRED,
+            example=example,
+            max_length=200,
+            description="" if name in _CRON_REQUIRED else f'default "{_CRON_DEFAULT}"',
+        )
+        for name, example in _CRON_EXAMPLES.items()
+    )
+    return (
+        Field("user_id", "string", required=create, example="507f1f77bcf86cd799439011"),
+        Field("job_class_string", "string", required=create, example="jobs.echo.EchoJob"),
+        Field("name", "string", required=create, max_length=200, example="Daily Echo Job"),
+        Field(
+            "description",
+            "string",
+            allow_empty=True,
+            max_length=2000,
+            example="Runs echo job daily",
+        ),
+        *cron,
+        Field("pub_args", "array", example=["arg1", "arg2"]),
+        Field("pub_kwargs", "object", example={"key": "value"}),
+        Field("timezone", "string", max_length=100, description="IANA zone; default the service's"),
+        Field("is_enabled", "boolean", description="default true"),
+    )
+
+
+CREATE_BODY = Body(_job_fields(create=True))
+UPDATE_BODY = Body(_job_fields(create=False))
+
+
+def _cron_trigger(values: dict[str, Any], base: dict[str, Any], timezone: str) -> CronTrigger:
+    """A CronTrigger from the sent fields over `base` (defaults or the job's current ones)."""
+    fields = {name: values.get(name, base.get(name) or _CRON_DEFAULT) for name in views.CRON_FIELDS}
+    return CronTrigger(timezone=values.get("timezone", timezone), **fields)
+
+
+def _owner_id(request: Request, user_id: str) -> str:
+    """A user_id from a body: malformed 400, unknown 404 (UserNotFound)."""
+    context.store(request).get_user(object_id(user_id, "user"))
+    return user_id
+
+
+@bp.post("/jobs")
+@documented(body=CREATE_BODY)
+async def create_job(request: Request) -> HTTPResponse:
+    """Schedule a job class on cron fields for a user."""
+    values = CREATE_BODY.parse(request.body)
+    owner = _owner_id(request, values["user_id"])
+    resolve_job_class(values["job_class_string"])
+    settings = context.settings(request)
+    job = Job(
+        id=new_id(),
+        name=values["name"].strip(),
+        kind=JobKind.CLASS,
+        target=values["job_class_string"],
+        trigger=_cron_trigger(values, {}, settings.timezone),
+        args=values.get("pub_args", []),
+        kwargs=values.get("pub_kwargs", {}),
+        description=values.get("description", ""),
+        owner=owner,
+        surface=Surface.SCHEDULER,
+        enabled=values.get("is_enabled", True),
+        misfire_grace_time=settings.misfire_grace_time,
+    )
+    scheduler = context.scheduler(request)
+    added = await context.command(scheduler.add_job(job))
+    await _drop_if_owner_gone(request, added)
+    return context.reply(
+        views.success(
+            f"Job '{added.name}' created successfully",
+            job_id=added.id,
+            data=views.scheduler_job(added),
+        )
+    )
+
+
+async def _drop_if_owner_gone(request: Request, job: Job) -> None:
+    """The owner was deleted while the job was being added: take the job back out, so a
+    deleted user never keeps a firing job (users.delete_user sweeps the other order)."""
+    if job.owner is None:
+        return
+    try:
+        context.store(request).get_user(job.owner)
+    except UserNotFound:
+        try:
+            await context.command(context.scheduler(request).remove_job(job.id))
+        except JobNotFound:
+            pass
+        raise
+
+
+@bp.get("/jobs")
+async def list_jobs(request: Request) -> HTTPResponse:
+    """Every job of both surfaces, oldest first."""
+    return _listing(context.store(request).list_jobs())
+
+
+@bp.get("/users/<user_id>/jobs")
+async def jobs_of_user(request: Request, user_id: str) -> HTTPResponse:
+    """The jobs one (existing) user owns."""
+    store = context.store(request)
+    store.get_user(object_id(user_id, "user"))
+    return _listing(store.list_jobs(owner=user_id))
+
+
+def _listing(jobs: list[Job]) -> HTTPResponse:
+    return context.reply(
+        views.success(
+            "Jobs retrieved successfully",
+            total=len(jobs),
+            data=[views.scheduler_job(j) for j in jobs],
+        )
+    )
+
+
+@bp.get("/jobs/<job_id>")
+async def get_job(request: Request, job_id: str) -> HTTPResponse:
+    """One job."""
+    job = context.store(request).get_job(any_job_id(job_id))
+    return context.reply(views.success("Job retrieved successfully", data=views.scheduler_job(job)))
+
+
+@bp.put("/jobs/<job_id>")
+@documented(body=UPDATE_BODY, partial=True)
+async def update_job(request: Request, job_id: str) -> HTTPResponse:
+    """Change any fields of a job; changing cron fields or the timezone reschedules it."""
+    current = context.store(request).get_job(any_job_id(job_id))
+    values = UPDATE_BODY.parse(request.body, partial=True)
+    changes = _changes(request, current, values)
+    updated = await context.command(context.scheduler(request).modify_job(current.id, **changes))
+    return context.reply(
+        views.success(
+            "Job updated successfully", job_id=updated.id, data=views.scheduler_job(updated)
+        )
+    )
+
+
+def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str, Any]:
+    """Job field changes for a validated partial update of `current`."""
+    changes: dict[str, Any] = {}
+    for field, attr in (
+        ("name", "name"),
+        ("description", "description"),
+        ("pub_kwargs", "kwargs"),
+        ("is_enabled", "enabled"),
+    ):
+        if field in values:
+            changes[attr] = values[field].strip() if field == "name" else values[field]
+    if "pub_args" in values:
+        changes["args"] = values["pub_args"]
+    if "user_id" in values:
+        changes["owner"] = _owner_id(request, values["user_id"])
+    schedule = [name for name in (*views.CRON_FIELDS, "timezone") if name in values]
+    if current.kind != JobKind.CLASS:
+        _check_script_job_changes(current, values, schedule)
+    else:
+        if "job_class_string" in values:
+            resolve_job_class(values["job_class_string"])
+            changes["target"] = values["job_class_string"]
+        if schedule:
+            base = views.cron_fields(current)
+            changes["trigger"] = _cron_trigger(values, base, current.timezone)
+    return changes
+
+
+def _check_script_job_changes(job: Job, values: dict[str, Any], schedule: list[str]) -> None:
+    """A scripts-surface job runs one script once: its schedule and target stay put."""
+    fixed = [*schedule, *(["job_class_string"] if "job_class_string" in values else [])]
+    if fixed:
+        raise InvalidInput(
+            f"Job {job.id} is a one-off {job.kind} script job; "
+            f"{', '.join(fixed)} cannot be changed (schedule it again on /api/schedule-job)"
+        )
+    bad = [a for a in values.get("pub_args", []) if not isinstance(a, str)]
+    if bad:
+        raise InvalidInput(f"pub_args of a {job.kind} script job must all be strings")
+
+
+@bp.delete("/jobs/<job_id>")
+async def delete_job(request: Request, job_id: str) -> HTTPResponse:
+    """Unschedule and delete a job; its executions stay as history."""
+    await context.command(context.scheduler(request).remove_job(any_job_id(job_id)))
+    return context.reply(views.success("Job deleted successfully", job_id=job_id))
+
+
+@bp.patch("/jobs/<job_id>/pause")
+async def pause_job(request: Request, job_id: str) -> HTTPResponse:
+    """Stop a job firing (next_run_time becomes null) without deleting it."""
+    await context.command(context.scheduler(request).pause_job(any_job_id(job_id)))
+    return context.reply(views.success("Job paused successfully", job_id=job_id))
+
+
+@bp.patch("/jobs/<job_id>/resume")
+async def resume_job(request: Request, job_id: str) -> HTTPResponse:
+    """Let a paused job fire again, from now on."""
+    await context.command(context.scheduler(request).resume_job(any_job_id(job_id)))
+    return context.reply(views.success("Job resumed successfully", job_id=job_id))
+
+
+@bp.post("/jobs/<job_id>/run")
+async def run_job(request: Request, job_id: str) -> HTTPResponse:
+    """Run a job now (even when paused); answers the new execution's id."""
+    execution = await context.command(context.scheduler(request).run_job_now(any_job_id(job_id)))
+    return context.reply(views.success("Job execution started", execution_id=execution.id))

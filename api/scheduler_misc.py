@@ -1,0 +1,77 @@
+"""`/api/scheduler/available-jobs`, `/api/scheduler/stats`, `/api/scheduler/health`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from api import context, views
+from api.openapi import documented
+from api.validation import QueryParam, parse_query
+from engine.model import Status
+from jobs.registry import available_jobs
+from stores.base import Store
+
+bp = Blueprint("scheduler_misc", url_prefix="/api/scheduler")
+
+STATS_QUERY = (QueryParam("user_id", "object_id", "only this user's jobs and executions"),)
+
+
+@bp.get("/available-jobs")
+async def list_available_jobs(request: Request) -> HTTPResponse:
+    """The job classes a job may name in job_class_string, with their arguments."""
+    ctx = request.app.ctx
+    if getattr(ctx, "available_jobs", None) is None:
+        ctx.available_jobs = available_jobs()  # imports every class once per app
+    jobs: list[dict[str, Any]] = ctx.available_jobs
+    return context.reply(
+        views.success("Available jobs retrieved successfully", total=len(jobs), jobs=jobs)
+    )
+
+
+def compute_stats(store: Store, owner: str | None) -> dict[str, Any]:
+    """The documented counters. failed_executions counts failed and timed-out runs;
+    success_rate = completed / (completed + failed + timeout) * 100, rounded to 2
+    places, 0 when nothing has finished that way yet."""
+    jobs = store.count_jobs(owner)
+    by_status = store.execution_stats(owner)
+    completed = by_status.get(Status.COMPLETED, 0)
+    failed = by_status.get(Status.FAILED, 0) + by_status.get(Status.TIMEOUT, 0)
+    finished = completed + failed
+    return {
+        "total_jobs": jobs.total,
+        "enabled_jobs": jobs.enabled,
+        "paused_jobs": jobs.paused,
+        "total_executions": sum(by_status.values()),
+        "completed_executions": completed,
+        "failed_executions": failed,
+        "success_rate": round(completed / finished * 100, 2) if finished else 0,
+        "executions_by_status": {s.value: by_status.get(s.value, 0) for s in Status},
+    }
+
+
+@bp.get("/stats")
+@documented(query=STATS_QUERY)
+async def stats(request: Request) -> HTTPResponse:
+    """Job and execution counters, for everyone or one (existing) user."""
+    owner = parse_query(request.args, STATS_QUERY).get("user_id")
+    store = context.store(request)
+    if owner is not None:
+        store.get_user(owner)
+    return context.reply(
+        views.success("Stats retrieved successfully", stats=compute_stats(store, owner))
+    )
+
+
+@bp.get("/health")
+async def scheduler_health(request: Request) -> HTTPResponse:
+    """Whether the engine is running (503 when it is not); needs no API key."""
+    running = bool(request.app.ctx.scheduler and request.app.ctx.scheduler.running)
+    now = views.iso(context.now(request))
+    if running:
+        body = {"status": "healthy", "message": "Scheduler is running", "timestamp": now}
+        return context.reply(body)
+    body = {"status": "unhealthy", "message": "Scheduler is not running", "timestamp": now}
+    return context.reply(body, 503)

@@ -1,0 +1,119 @@
+"""`/api/users`: users of the scheduler surface (both `/api/users` and `/api/users/`).
+
+Deleting a user removes their jobs through the engine first (so none fires again),
+then their servers, then the user; their executions stay as history.
+"""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from api import context, views
+from api.openapi import documented
+from api.validation import Body, Field, check_email, object_id
+from engine.errors import JobNotFound, ServerNotFound
+from engine.ids import new_id
+from stores.records import User
+
+bp = Blueprint("users", url_prefix="/api/users")
+
+USER_BODY = Body(
+    (
+        Field("name", "string", required=True, max_length=200, example="John Doe"),
+        Field("email", "string", required=True, max_length=254, example="john@example.com"),
+        Field("role", "string", max_length=50, example="admin", description='default "user"'),
+    )
+)
+
+
+@bp.post("/")
+@documented(body=USER_BODY)
+async def create_user(request: Request) -> HTTPResponse:
+    """Create a user (email unique, case-insensitive)."""
+    values = USER_BODY.parse(request.body)
+    now = context.now(request)
+    user = User(
+        id=new_id(),
+        name=values["name"].strip(),
+        email=check_email(values["email"]),
+        role=values.get("role", "user").strip(),
+        created_at=now,
+        updated_at=now,
+    )
+    context.store(request).add_user(user)
+    return context.reply(views.success("User created successfully", user_id=user.id))
+
+
+@bp.get("/")
+async def list_users(request: Request) -> HTTPResponse:
+    """Every user, oldest first."""
+    users = context.store(request).list_users()
+    return context.reply(
+        views.success(
+            "Users retrieved successfully", total=len(users), data=[views.user(u) for u in users]
+        )
+    )
+
+
+@bp.get("/<user_id>")
+async def get_user(request: Request, user_id: str) -> HTTPResponse:
+    """One user."""
+    found = context.store(request).get_user(object_id(user_id, "user"))
+    return context.reply(views.success("User retrieved successfully", data=views.user(found)))
+
+
+@bp.put("/<user_id>")
+@documented(body=USER_BODY, partial=True)
+async def update_user(request: Request, user_id: str) -> HTTPResponse:
+    """Change a user's name, email or role (any subset)."""
+    store = context.store(request)
+    found = store.get_user(object_id(user_id, "user"))
+    values = USER_BODY.parse(request.body, partial=True)
+    if "name" in values:
+        found.name = values["name"].strip()
+    if "email" in values:
+        found.email = check_email(values["email"])
+    if "role" in values:
+        found.role = values["role"].strip()
+    found.updated_at = context.now(request)
+    store.update_user(found)
+    return context.reply(views.success("User updated successfully", user_id=found.id))
+
+
+@bp.delete("/<user_id>")
+async def delete_user(request: Request, user_id: str) -> HTTPResponse:
+    """Delete a user, their jobs (unscheduled first) and their servers."""
+    store = context.store(request)
+    store.get_user(object_id(user_id, "user"))
+    jobs_removed = await remove_jobs_of(request, user_id)
+    servers_removed = 0
+    for server in store.list_servers(user_id):
+        try:
+            store.delete_server(server.id)
+            servers_removed += 1
+        except ServerNotFound:
+            pass
+    store.delete_user(user_id)
+    # a job created while this ran (its owner check passed just before) is swept too
+    jobs_removed += await remove_jobs_of(request, user_id)
+    return context.reply(
+        views.success(
+            "User deleted successfully",
+            user_id=user_id,
+            jobs_removed=jobs_removed,
+            servers_removed=servers_removed,
+        )
+    )
+
+
+async def remove_jobs_of(request: Request, user_id: str) -> int:
+    """Unschedule and delete every job a user owns; how many went."""
+    removed = 0
+    for job in context.store(request).list_jobs(owner=user_id):
+        try:
+            await context.command(context.scheduler(request).remove_job(job.id))
+            removed += 1
+        except JobNotFound:
+            pass
+    return removed
