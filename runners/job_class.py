@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,10 +85,11 @@ def run_class_job(request: RunRequest, *, timeout: float | None) -> Outcome:
     ):
         ending = _call(lambda: job_class(context).run(*job.args, **job.kwargs))
     took = time.monotonic() - started
+    ending.value = json_safe(ending.value, request.output_cap)
     return _outcome(ending, output.text(), watchdog, request.cancel, took)
 
 
-def _call(run: Any) -> _Ending:
+def _call(run: Callable[[], Any]) -> _Ending:
     try:
         return _Ending(value=run())
     except JobError as exc:
@@ -109,7 +111,7 @@ def _job_traceback(exc: BaseException) -> str:
 def _outcome(
     ending: _Ending, output: str, watchdog: _Watchdog, cancel: threading.Event, took: float
 ) -> Outcome:
-    value = json_safe(ending.value)
+    value = ending.value
     raised = "" if ending.error is None else f"\n{ending.error}"
     if watchdog.fired:
         error = (

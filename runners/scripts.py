@@ -28,10 +28,9 @@ from engine.model import JobKind, Status
 from engine.work import Outcome
 from runners.paths import check_runnable, resolve_script
 from runners.process import DEFAULT_GRACE, ProcessResult, run_process
+from runners.values import RESULT_SLACK, dropped_note
 
 PYHOST = Path(__file__).with_name("pyhost.py")
-#: JSON framing allowed on top of the output cap before a return value is dropped
-RESULT_SLACK = 4096
 
 
 def run_script(
@@ -109,16 +108,9 @@ def read_reply(result_file: Path, output_cap: int) -> dict[str, Any] | None:
         with result_file.open("rb") as head:
             returned = head.read(16).startswith(b'{"ok": true')
         if returned:
-            return {
-                "ok": True,
-                "repr": f"<return value dropped: {size} bytes of JSON, over the "
-                f"{output_cap}-byte output cap>",
-            }
-        return {
-            "ok": False,
-            "error": f"main() failed; its traceback ({size} bytes) is over the "
-            f"{output_cap}-byte output cap",
-        }
+            return {"ok": True, "repr": dropped_note(size, output_cap)}
+        error = f"main() failed; its traceback ({size} bytes) is over the {output_cap}-byte cap"
+        return {"ok": False, "error": error}
     try:
         record = json.loads(result_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):  # killed while writing it

@@ -87,6 +87,11 @@ class LoggingJob(BaseJob):
             logger.removeHandler(handler)
 
 
+class BigResultJob(BaseJob):
+    def run(self):
+        return ["z" * 10_000]
+
+
 class ChattyJob(BaseJob):
     def run(self):
         sys.stdout.write("y" * 1_000_000)
@@ -212,6 +217,15 @@ def test_job_output_is_capped_with_a_marker(module: str) -> None:
     assert outcome.output == (
         "y" * 100 + "\n[cronwell: 999900 more bytes of output dropped; the cap is 100 bytes]\n"
     )
+
+
+def test_a_return_value_over_the_cap_is_dropped_with_a_note(module: str) -> None:
+    outcome = run_class(module, "BigResultJob", output_cap=100)
+    assert outcome.status is Status.COMPLETED
+    assert outcome.return_value == (
+        "<return value dropped: 10004 bytes of JSON, over the 100-byte output cap>"
+    )
+    assert run_class(module, "BigResultJob").return_value == ["z" * 10_000]
 
 
 def test_a_class_job_without_a_timeout_finishes_without_a_timer(module: str) -> None:
