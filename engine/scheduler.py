@@ -141,7 +141,7 @@ class Scheduler:
                 for item in self._pool.running_items():
                     self._executor.record(item, Outcome(Status.CANCELLED, error=error))
         self._stopping.set()
-        self._pool.join(1.0)
+        self._pool.join(0.2)
         if self._owns_events:
             self.events.close()
 

@@ -1,0 +1,89 @@
+"""The loop thread on the real clock: it wakes for earlier work, never spins, never waits
+on listeners."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psutil
+import pytest
+
+from engine.events import Event
+from engine.model import Status
+from engine.scheduler import Scheduler
+from stores.memory import MemoryStore
+from tests.engine_support import T0, At, Harness, Recorder, make_job
+
+
+@pytest.fixture
+def live() -> Iterator[tuple[Scheduler, Recorder]]:
+    runner = Recorder()
+    scheduler = Scheduler(MemoryStore(), runner)
+    scheduler.start()
+    yield scheduler, runner
+    scheduler.shutdown(timeout=5)
+
+
+def soon(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def test_moving_a_job_earlier_wakes_the_sleeping_loop(live: tuple[Scheduler, Recorder]) -> None:
+    scheduler, runner = live
+    job = scheduler.add_job(make_job("far", At(soon(60)))).result(timeout=5)
+    assert job.next_run_time is not None
+    time.sleep(0.05)  # the loop is now asleep until the job is due, 60 s away
+    started = time.monotonic()
+    scheduler.modify_job("far", trigger=At(soon(0.01))).result(timeout=5)
+    assert runner.started.wait(1.0)
+    assert time.monotonic() - started < 1.0
+    assert scheduler.wait_idle(5)
+
+
+def test_an_earlier_job_added_later_fires_first(live: tuple[Scheduler, Recorder]) -> None:
+    scheduler, runner = live
+    scheduler.add_job(make_job("far", At(soon(60)))).result(timeout=5)
+    time.sleep(0.02)
+    scheduler.add_job(make_job("near", At(soon(0.05)))).result(timeout=5)
+    assert runner.started.wait(1.0)
+    assert runner.job_ids == ["near"]
+
+
+def test_the_idle_loop_does_not_spin(live: tuple[Scheduler, Recorder]) -> None:
+    scheduler, _ = live
+    scheduler.add_job(make_job("far", At(soon(3600)))).result(timeout=5)
+    process = psutil.Process()
+    before = process.cpu_times()
+    time.sleep(0.3)
+    after = process.cpu_times()
+    busy = (after.user - before.user) + (after.system - before.system)
+    assert busy < 0.05, f"an idle engine used {busy:.3f} s of CPU in 0.3 s"
+
+
+def test_run_now_with_the_loop_thread(live: tuple[Scheduler, Recorder]) -> None:
+    scheduler, runner = live
+    scheduler.add_job(make_job("n", At(soon(3600)))).result(timeout=5)
+    execution = scheduler.run_job_now("n").result(timeout=5)
+    assert scheduler.wait_idle(5)
+    assert scheduler.store.get_execution(execution.id).status == Status.COMPLETED
+    assert runner.job_ids == ["n"]
+
+
+def test_a_blocked_listener_does_not_stall_firing() -> None:
+    with Harness() as h:
+        release = threading.Event()
+        h.scheduler.events.subscribe(lambda event: release.wait(10))
+        heard: list[Event] = []
+        h.scheduler.events.subscribe(heard.append)
+        for number in range(50):
+            h.add(make_job(f"j{number}", At(T0)))
+        started = time.monotonic()
+        h.at(0)
+        h.settle()
+        assert time.monotonic() - started < 2.0
+        assert len(h.runner.requests) == 50
+        assert h.statuses().count("completed") == 50
+        release.set()
