@@ -6,6 +6,8 @@ Started by runners.scripts as `python -P pyhost.py RESULT_FILE SCRIPT [ARGS...]`
 (`-P`: this file's folder is not put on sys.path, so `runners/*.py` cannot shadow a
 module the script imports; the script's own folder is, as `python SCRIPT` would do).
 Standard library only: it must not depend on the service's packages being importable.
+Lean imports (no typing/pathlib; traceback only on failure): every python-script run
+pays this file's start-up.
 
 Result file, one JSON object: {"ok": true, "value": V} for a JSON-safe return value,
 {"ok": true, "repr": "..."} for any other, {"ok": false, "error": "traceback"} when
@@ -17,11 +19,9 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import sys
-import traceback
-from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any
 
 MODULE_NAME = "__cronwell_script__"
 
@@ -30,7 +30,7 @@ class ScriptError(Exception):
     """A script the host cannot call (no main(), not importable as source)."""
 
 
-def load(script: Path) -> ModuleType:
+def load(script: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(MODULE_NAME, script)
     if spec is None or spec.loader is None:
         raise ScriptError(f"{script} cannot be imported as a python source file")
@@ -40,7 +40,7 @@ def load(script: Path) -> ModuleType:
     return module
 
 
-def encode(value: Any) -> str:
+def encode(value: object) -> str:
     try:
         return json.dumps({"ok": True, "value": value}, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
@@ -54,6 +54,8 @@ def encode(value: Any) -> str:
 
 def user_traceback(exc: BaseException) -> str:
     """The traceback without the host's and importlib's own leading frames."""
+    import traceback
+
     tb: TracebackType | None = exc.__traceback__
     while tb is not None and _is_machinery(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
@@ -64,7 +66,7 @@ def _is_machinery(filename: str) -> bool:
     return filename == __file__ or filename.startswith("<frozen importlib")
 
 
-def call_main(script: Path, args: list[str]) -> tuple[bool, str]:
+def call_main(script: str, args: list[str]) -> tuple[bool, str]:
     """Whether main() returned, and the result record (SystemExit passes through)."""
     try:
         module = load(script)
@@ -81,14 +83,14 @@ def call_main(script: Path, args: list[str]) -> tuple[bool, str]:
 
 
 def main(argv: list[str]) -> int:
-    result_file, script_text, *args = argv
-    script = Path(script_text)
-    sys.argv = [script_text, *args]
-    sys.path.insert(0, str(script.parent))
+    result_file, script, *args = argv
+    sys.argv = [script, *args]
+    sys.path.insert(0, os.path.dirname(script))
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # output so far survives a timeout kill
     returned, record = call_main(script, args)
-    Path(result_file).write_text(record, encoding="utf-8")
+    with open(result_file, "w", encoding="utf-8") as result:
+        result.write(record)
     return 0 if returned else 1
 
 
