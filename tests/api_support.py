@@ -25,7 +25,8 @@ from stores.base import Store
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+#: the console script's code path (`cronwell` = api.cli:main), runnable without installing
+CRONWELL = [sys.executable, "-m", "api"]
 
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:
@@ -151,45 +152,50 @@ def running_server(settings: Settings, store: Store | None = None) -> Iterator[T
 
 
 class ServeProcess:
-    """`cronwell serve` as a real child process (the console script's code path)."""
+    """`cronwell serve` as a real child process (the console script's code path); its
+    output goes to a log file, so a chatty server can never block on a full pipe."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None):
-        self.port = free_port()
+    def __init__(
+        self,
+        args: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
         full_env = {**os.environ, **(env or {})}
-        self.proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "cronwell"),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                *args,
-            ],
-            env=full_env,
-            cwd=cwd or ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT), full_env.get("PYTHONPATH")])
         )
+        command = [*CRONWELL, "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
+        with open(log, "ab") as sink:
+            self.proc = subprocess.Popen(
+                command, env=full_env, cwd=cwd or ROOT, stdout=sink, stderr=subprocess.STDOUT
+            )
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_healthy(self, timeout: float = 30.0) -> ServeProcess:
         def healthy() -> bool:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"cronwell serve exited: {self.proc.communicate()[1]}")
+                raise RuntimeError(f"cronwell serve exited: {self.output()}")
             try:
                 return requests.get(f"{self.url}/api/health", timeout=1).status_code == 200
             except requests.ConnectionError:
                 return False
 
         wait_for(healthy, timeout, "cronwell serve to answer /api/health")
+        return self
 
-    def terminate(self, timeout: float = 30.0) -> tuple[int, str, str]:
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, as a service manager stops it; the exit status."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out, err
+        return self.proc.wait(timeout)
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
