@@ -1,0 +1,271 @@
+"""API benchmark: cronwell's scripts surface against Flask + APScheduler 3.11 (the stack
+the scripts seed describes), both on SQLite, in one run.
+
+    python -m bench.api [--quick]
+
+For each system: start the server on a free loopback port (cronwell: `cronwell serve`
+on a SQLite file with a temp script root; the peer: `bench.peers.flask_apscheduler`,
+werkzeug threaded server, SQLAlchemyJobStore on a SQLite file), store 1,000 jobs
+through the API, then run three phases in which 32 clients each send a fixed number of
+requests to one endpoint (list jobs, get job, schedule-job with unique ids). At the start
+of each phase two canary jobs are scheduled to fire during it; a canary script records
+when it ran, and the report shows how late each fired. Last line:
+`{"bench": "api", "results": [{"system", "endpoint", "requests_per_s", "p50_ms",
+"p99_ms", "errors"}]}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.api_servers import Server, cronwell_server, peer_server
+from bench.common import LatencySummary, fmt, json_line, ratio, render_table, verdict
+from bench.http_load import PhaseResult, Request, call, post_json, run_phase
+
+CLIENTS = 32
+SEEDED_JOBS = 1000
+SEED_CLIENTS = 8
+POOL_SIZE = 10
+#: requests each client sends per endpoint (list-jobs returns 1,000+ jobs: fewer)
+FULL_REQUESTS = {"list-jobs": 15, "get-job": 150, "schedule-job": 100}
+QUICK_REQUESTS = {"list-jobs": 4, "get-job": 40, "schedule-job": 25}
+#: seconds after a phase starts at which its canaries are due
+CANARY_OFFSETS = (0.3, 0.6)
+#: a canary that starts later than this after its due time was not on time
+ON_TIME_SECONDS = 0.1
+CANARY_WAIT = 15.0
+P99_TARGET_MS = 20.0
+THROUGHPUT_TARGET = 5.0
+
+NOOP_SCRIPT = "#!/bin/bash\nexit 0\n"
+#: bash's own clock ($EPOCHREALTIME), so recording the start costs no extra process
+CANARY_SCRIPT = '#!/bin/bash\nLC_ALL=C\nprintf \'%s %s\\n\' "$1" "$EPOCHREALTIME" >> "$2"\n'
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    noop: Path
+    canary: Path
+    canary_log: Path
+
+
+@dataclass(slots=True)
+class Canary:
+    job_id: str
+    due: float
+    phase: str
+    phase_end: float = 0.0
+    fired: float | None = None
+
+    @property
+    def lateness(self) -> float | None:
+        return None if self.fired is None else self.fired - self.due
+
+
+@dataclass(slots=True)
+class SystemRun:
+    system: str
+    phases: dict[str, PhaseResult]
+    canaries: list[Canary]
+
+    def results(self) -> list[dict[str, Any]]:
+        rows = []
+        for endpoint, phase in self.phases.items():
+            summary = LatencySummary.of_seconds(phase.latencies)
+            rows.append(
+                {
+                    "system": self.system,
+                    "endpoint": endpoint,
+                    "requests_per_s": phase.requests_per_s,
+                    "p50_ms": summary.p50_ms,
+                    "p99_ms": summary.p99_ms,
+                    "errors": phase.errors,
+                }
+            )
+        return rows
+
+
+def write_scripts(root: Path, log_dir: Path) -> Scripts:
+    root.mkdir(parents=True)
+    noop, canary = root / "noop.sh", root / "canary.sh"
+    noop.write_text(NOOP_SCRIPT)
+    canary.write_text(CANARY_SCRIPT)
+    for script in (noop, canary):
+        script.chmod(0o755)
+    return Scripts(noop, canary, log_dir / "canary.log")
+
+
+def schedule_request(job_id: str, script: Path, run_date: str, args: Sequence[str] = ()) -> Request:
+    return post_json(
+        "/api/schedule-job",
+        {"job_id": job_id, "job_type": "bash", "script_path": str(script), "run_date": run_date, "args": list(args)},
+    )
+
+
+def future_date(days: int = 1) -> str:
+    """A naive ISO run_date (the seed's format; both systems read it as UTC)."""
+    return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def split(requests: list[Request], clients: int) -> list[list[Request]]:
+    return [requests[i::clients] for i in range(clients)]
+
+
+def phase_plans(counts: dict[str, int], scripts: Scripts, system: str) -> dict[str, list[list[Request]]]:
+    """Every client's requests per endpoint, built before the clock starts."""
+    run_date = future_date()
+    return {
+        "list-jobs": [[Request("GET", "/api/jobs")] * counts["list-jobs"] for _ in range(CLIENTS)],
+        "get-job": [
+            [Request("GET", f"/api/job/seed-{(c * 7919 + k) % SEEDED_JOBS}") for k in range(counts["get-job"])]
+            for c in range(CLIENTS)
+        ],
+        "schedule-job": [
+            [schedule_request(f"load-{system}-{c}-{k}", scripts.noop, run_date) for k in range(counts["schedule-job"])]
+            for c in range(CLIENTS)
+        ],
+    }
+
+
+def seed(server: Server, scripts: Scripts) -> None:
+    run_date = future_date()
+    requests = [schedule_request(f"seed-{i}", scripts.noop, run_date) for i in range(SEEDED_JOBS)]
+    result = run_phase(server.host, server.port, split(requests, SEED_CLIENTS))
+    if result.errors:
+        raise RuntimeError(f"{server.name}: seeding failed {result.errors} times: {result.first_error}")
+
+
+def schedule_canaries(server: Server, scripts: Scripts, phase: str) -> list[Canary]:
+    canaries = []
+    base = time.time()
+    for k, offset in enumerate(CANARY_OFFSETS):
+        canary = Canary(f"canary-{phase}-{k}", base + offset, phase)
+        run_date = datetime.fromtimestamp(canary.due, UTC).isoformat()
+        status, body = call(
+            server.host, server.port, schedule_request(canary.job_id, scripts.canary, run_date, [canary.job_id, str(scripts.canary_log)])
+        )
+        if status != 200:
+            raise RuntimeError(f"{server.name}: canary {canary.job_id} refused: {status} {body}")
+        canaries.append(canary)
+    return canaries
+
+
+def collect_canaries(canaries: list[Canary], log: Path) -> None:
+    """Wait (bounded) until every canary has written its start time, then read them."""
+    deadline = max(c.due for c in canaries) + CANARY_WAIT
+    while True:
+        fired: dict[str, float] = {}
+        if log.exists():
+            for line in log.read_text().splitlines():
+                job_id, _, stamp = line.partition(" ")
+                fired[job_id] = float(stamp.replace(",", "."))
+        if all(c.job_id in fired for c in canaries) or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    for canary in canaries:
+        canary.fired = fired.get(canary.job_id)
+
+
+def measure_system(
+    name: str, serving: AbstractContextManager[Server], scripts: Scripts, counts: dict[str, int], log: Callable[[str], None]
+) -> SystemRun:
+    with serving as server:
+        log(f"{name}: seeding {SEEDED_JOBS} jobs")
+        seed(server, scripts)
+        phases: dict[str, PhaseResult] = {}
+        canaries: list[Canary] = []
+        for endpoint, plans in phase_plans(counts, scripts, name).items():
+            log(f"{name}: {endpoint}, {CLIENTS} clients x {len(plans[0])} requests")
+            phase_canaries = schedule_canaries(server, scripts, f"{name}-{endpoint}")
+            phases[endpoint] = run_phase(server.host, server.port, plans)
+            ended = time.time()
+            for canary in phase_canaries:
+                canary.phase_end = ended
+            canaries.extend(phase_canaries)
+        collect_canaries(canaries, scripts.canary_log)
+    return SystemRun(name, phases, canaries)
+
+
+def systems(workdir: Path, scripts: Scripts) -> Iterator[tuple[str, AbstractContextManager[Server]]]:
+    yield "cronwell", cronwell_server(workdir / "cronwell", scripts.noop.parent, POOL_SIZE)
+    yield "flask-apscheduler", peer_server(workdir / "peer", POOL_SIZE)
+
+
+def canary_lines(runs: Sequence[SystemRun]) -> list[str]:
+    lines = []
+    for run in runs:
+        for c in run.canaries:
+            late = c.lateness
+            when = "never fired" if late is None else f"{late * 1000:8.1f} ms late"
+            load = "" if c.fired is None else (" (under load)" if c.fired <= c.phase_end else " (after its phase ended)")
+            lines.append(f"{run.system:<18} {c.phase:<40} {when}{load}")
+    return lines
+
+
+def target_lines(runs: Sequence[SystemRun]) -> list[str]:
+    by = {(r["system"], r["endpoint"]): r for run in runs for r in run.results()}
+    ours, peer = by.get(("cronwell", "schedule-job")), by.get(("flask-apscheduler", "schedule-job"))
+    faster = ratio(ours and ours["requests_per_s"], peer and peer["requests_per_s"])
+    p99 = ours["p99_ms"] if ours else None
+    errors = sum(r["errors"] for (system, _), r in by.items() if system == "cronwell")
+    cronwell = next((run for run in runs if run.system == "cronwell"), None)
+    lateness = [c.lateness for c in cronwell.canaries] if cronwell else []
+    on_time = bool(lateness) and all(late is not None and late <= ON_TIME_SECONDS for late in lateness)
+    worst = max((late for late in lateness if late is not None), default=None)
+    return [
+        f"schedule-job throughput >= {THROUGHPUT_TARGET:g}x the peer's: {fmt(faster)}x  {verdict(None if faster is None else faster >= THROUGHPUT_TARGET)}",
+        f"schedule-job p99 under {P99_TARGET_MS:g} ms: {fmt(p99, 2)} ms  {verdict(None if p99 is None else p99 < P99_TARGET_MS)}",
+        f"zero errors (every cronwell endpoint): {errors}  {verdict(errors == 0 if by else None)}",
+        f"canaries fire on time (within {ON_TIME_SECONDS * 1000:g} ms): worst "
+        f"{fmt(None if worst is None else worst * 1000, 1)} ms  {verdict(on_time if lateness else None)}",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests per client")
+    args = parser.parse_args(argv)
+    counts = QUICK_REQUESTS if args.quick else FULL_REQUESTS
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    runs: list[SystemRun] = []
+    with tempfile.TemporaryDirectory(prefix="cronwell-bench-api-") as tmp:
+        workdir = Path(tmp)
+        scripts = write_scripts(workdir / "scripts", workdir)
+        for name, serving in systems(workdir, scripts):
+            runs.append(measure_system(name, serving, scripts, counts, log))
+    results = [row for run in runs for row in run.results()]
+    headers = ["system", "endpoint", "requests", "requests/s", "p50 ms", "p99 ms", "errors"]
+    rows = [
+        [r["system"], r["endpoint"], fmt(run.phases[r["endpoint"]].requests), fmt(r["requests_per_s"]), fmt(r["p50_ms"]), fmt(r["p99_ms"]), fmt(r["errors"])]
+        for run in runs
+        for r in run.results()
+    ]
+    print(render_table(headers, rows))
+    print(f"\nserver: cronwell = Sanic single process; peer = werkzeug run_simple(threaded=True); {CLIENTS} http.client keep-alive clients")
+    first_errors = [f"{run.system} {e}: {p.first_error}" for run in runs for e, p in run.phases.items() if p.first_error]
+    for line in first_errors:
+        print(f"first error: {line}")
+    print("\ncanaries (a job due during each phase; start - due):")
+    for line in canary_lines(runs):
+        print(f"  {line}")
+    print("\ntargets (cronwell against the peer, this run):")
+    for line in target_lines(runs):
+        print(f"  {line}")
+    print(json_line("api", results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Start the two servers `bench.api` measures, each as its own process on a free
+loopback port, and stop them again.
+
+cronwell: `cronwell serve` (the console script beside this interpreter) on a SQLite file.
+The peer: `python -m bench.peers.flask_apscheduler` on its own SQLite file. Each gets a
+clean environment (no CRONWELL_* from the caller, so no API keys or other stores) and
+runs in a temp folder, so no `.env` is picked up.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import free_port
+from bench.http_load import Request, call
+
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 40.0
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    name: str
+    host: str
+    port: int
+
+
+class ServerFailed(RuntimeError):
+    """A server exited or never answered its health check."""
+
+
+def repo_pythonpath() -> str:
+    """PYTHONPATH that finds this checkout's packages from any working folder (the
+    project need not be pip-installed to be benchmarked)."""
+    repo = str(Path(__file__).resolve().parent.parent)
+    return os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH", "")]))
+
+
+def cronwell_command() -> list[str]:
+    """`cronwell` as installed beside this interpreter, or the same entry point run by
+    this interpreter when the project is not installed."""
+    script = Path(sys.executable).with_name("cronwell")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRONWELL_") and k not in ("MONGO_URI", "DB_NAME")}
+    env.update(extra)
+    return env
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], server: Server, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerFailed(f"{server.name} exited {process.returncode}: {log.read_text()[-800:]}")
+        try:
+            status, _ = call(server.host, server.port, Request("GET", "/api/health"))
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise ServerFailed(f"{server.name} not healthy after {STARTUP_TIMEOUT:.0f} s: {log.read_text()[-800:]}")
+
+
+@contextmanager
+def _serving(name: str, argv: list[str], workdir: Path, env: dict[str, str], port: int) -> Iterator[Server]:
+    server = Server(name, "127.0.0.1", port)
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / f"{name}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(process, server, log)
+            yield server
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
+def cronwell_server(workdir: Path, script_root: Path, pool_size: int) -> Iterator[Server]:
+    port = free_port()
+    argv = [
+        *cronwell_command(),
+        "serve",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--store", f"sqlite:///{workdir / 'cronwell.db'}",
+        "--script-root", str(script_root),
+        "--pool-size", str(pool_size),
+    ]  # fmt: skip
+    env = clean_env(CRONWELL_DATA_DIR=str(workdir / "data"), PYTHONPATH=repo_pythonpath())
+    with _serving("cronwell", argv, workdir, env, port) as server:
+        yield server
+
+
+@contextmanager
+def peer_server(workdir: Path, pool_size: int) -> Iterator[Server]:
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "bench.peers.flask_apscheduler",
+        "--port", str(port),
+        "--db", str(workdir / "peer.db"),
+        "--pool-size", str(pool_size),
+    ]  # fmt: skip
+    env = clean_env(PYTHONPATH=repo_pythonpath())
+    with _serving("flask-apscheduler", argv, workdir, env, port) as server:
+        yield server

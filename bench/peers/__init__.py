@@ -1,0 +1,1 @@
+"""Peer services the benchmarks measure cronwell against (benchmark-only code)."""
