@@ -1,0 +1,178 @@
+"""The benchmark harness pieces that need no APScheduler: percentile math, result rows,
+the JSON last line, target verdicts, the start recorder and the floor's wait loop.
+
+The benchmarks themselves are never part of the suite's pass/fail; these checks only
+make sure the numbers they print are computed right.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from bench import api as api_bench
+from bench import dispatch
+from bench.common import (
+    ChildFailed,
+    LatencySummary,
+    free_port,
+    json_line,
+    median_or_none,
+    percentile,
+    render_table,
+    rss_bytes,
+    run_child_json,
+    spread,
+)
+from bench.dispatch_workloads import far_cron_specs, row
+from bench.http_load import PhaseResult
+from bench.systems.base import StartRecorder
+from bench.systems.floor import FloorSystem
+
+DISPATCH_KEYS = {"system", "workload", "p50_ms", "p99_ms", "max_ms", "jobs_per_s", "bytes_per_job"}
+API_KEYS = {"system", "endpoint", "requests_per_s", "p50_ms", "p99_ms", "errors"}
+
+
+def test_percentile_interpolates_between_ranks_like_numpy() -> None:
+    assert percentile([4, 1, 3, 2], 50) == 2.5
+    assert percentile([1, 2, 3, 4], 0) == 1
+    assert percentile([1, 2, 3, 4], 100) == 4
+    assert percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
+    assert percentile([7.0], 99) == 7.0
+
+
+@pytest.mark.parametrize(("values", "q"), [([], 50), ([1.0], -1), ([1.0], 100.5)])
+def test_percentile_refuses_what_has_no_answer(values: list[float], q: float) -> None:
+    with pytest.raises(ValueError):
+        percentile(values, q)
+
+
+def test_latency_summary_is_in_milliseconds() -> None:
+    summary = LatencySummary.of_seconds([0.001 * i for i in range(1, 101)])
+    assert summary.p50_ms == pytest.approx(50.5)
+    assert summary.p99_ms == pytest.approx(99.01)
+    assert summary.max_ms == pytest.approx(100.0)
+
+
+def test_median_and_spread_skip_missing_figures() -> None:
+    assert median_or_none([3.0, None, 1.0, 2.0]) == 2.0
+    assert median_or_none([None]) is None
+    assert spread([5.0, None, 2.0]) == (2.0, 5.0)
+
+
+def test_dispatch_row_has_every_json_key_and_keeps_diagnostics() -> None:
+    r = row("cronwell", "date-1000", p99_ms=0.4, min_ms=0.1)
+    assert set(r) >= DISPATCH_KEYS
+    assert r["p99_ms"] == 0.4 and r["bytes_per_job"] is None and r["min_ms"] == 0.1
+
+
+def test_dispatch_json_line_is_one_object_with_medians_over_runs() -> None:
+    cell = dispatch.Cell("apscheduler", "burst-10000", [row("apscheduler", "burst-10000", jobs_per_s=v) for v in (3.0, 1.0, 2.0)], [])
+    line = json_line("dispatch", [cell.result()])
+    assert "\n" not in line
+    parsed = json.loads(line)
+    assert parsed["bench"] == "dispatch"
+    (result,) = parsed["results"]
+    assert set(result) == DISPATCH_KEYS
+    assert result["jobs_per_s"] == 2.0 and result["p99_ms"] is None
+
+
+def _result(system: str, workload: str, **figures: float) -> dict[str, object]:
+    return {key: figures.get(key) for key in dispatch.RESULT_KEYS} | {"system": system, "workload": workload}
+
+
+def test_dispatch_targets_compare_this_runs_figures() -> None:
+    results = [
+        _result("floor", "date-1000", p99_ms=0.2),
+        _result("cronwell", "date-1000", p99_ms=0.6),
+        _result("apscheduler", "date-1000", p99_ms=2.4),
+        _result("cronwell", "burst-10000", jobs_per_s=40_000),
+        _result("apscheduler", "burst-10000", jobs_per_s=8_000),
+        _result("cronwell", "memory-cron-100000", bytes_per_job=1000),
+        _result("apscheduler", "memory-cron-100000", bytes_per_job=3300),
+    ]
+    lines = dispatch.targets(results)
+    by_start = {line.split(":")[0]: line for line in lines}
+    assert by_start["date-1000 p99 within 0.5 ms of the floor"].endswith("PASS")
+    assert by_start["date-1000 p99 >= 3x lower than APScheduler's"].endswith("PASS")
+    assert by_start["date-10000 p99 >= 3x lower than APScheduler's"].endswith("n/a")
+    assert by_start["burst-10000 throughput >= 4x APScheduler's"].endswith("PASS")
+    assert by_start["add-cron-10000 throughput >= 4x APScheduler's"].endswith("n/a")
+    assert by_start["memory-cron-100000 bytes per job <= 1/4 of APScheduler's"].endswith("MISS")
+
+
+def test_dispatch_plan_names_the_issue_workloads_and_measures_apscheduler_everywhere() -> None:
+    planned = dispatch.plan(quick=True)
+    assert [w for w, _ in planned] == list(dispatch.HEADLINE)
+    assert all("apscheduler" in systems for _, systems in planned)
+    assert all("floor" in systems for w, systems in planned if w in dispatch.LATENCY_WORKLOADS)
+
+
+def test_api_rows_have_the_json_keys() -> None:
+    phase = PhaseResult(latencies=[0.001, 0.002, 0.003], errors=1, started=10.0, finished=11.5)
+    run = api_bench.SystemRun("cronwell", {"schedule-job": phase}, [])
+    (result,) = json.loads(json_line("api", run.results()))["results"]
+    assert set(result) == API_KEYS
+    assert result["requests_per_s"] == pytest.approx(2.0)
+    assert result["errors"] == 1
+
+
+def test_api_targets_need_both_systems_and_on_time_canaries() -> None:
+    fast = PhaseResult(latencies=[0.005] * 100, started=0.0, finished=0.1)
+    slow = PhaseResult(latencies=[0.05] * 100, started=0.0, finished=1.0)
+    late = api_bench.Canary("c", due=100.0, phase="p", fired=100.5)
+    runs = [
+        api_bench.SystemRun("cronwell", {"schedule-job": fast}, [late]),
+        api_bench.SystemRun("flask-apscheduler", {"schedule-job": slow}, []),
+    ]
+    throughput, p99, errors, canaries = api_bench.target_lines(runs)
+    assert "10.00x" in throughput and throughput.endswith("PASS")
+    assert p99.endswith("PASS") and errors.endswith("PASS")
+    assert canaries.endswith("MISS")
+
+
+def test_table_columns_line_up() -> None:
+    lines = render_table(["a", "bbb"], [["long cell", "x"]]).splitlines()
+    assert lines[0].index("bbb") == lines[2].index("x")
+
+
+def test_far_cron_specs_are_distinct_and_never_this_month() -> None:
+    specs = far_cron_specs(2000, first=100_000)
+    assert len(set(specs)) == 2000
+    assert all(s.month != datetime.now(UTC).month for s in specs)
+    with pytest.raises(ValueError):
+        far_cron_specs(200_000)
+
+
+def test_recorder_is_done_after_every_start() -> None:
+    recorder = StartRecorder(2)
+    recorder.record(1)
+    assert not recorder.done.is_set() and recorder.remaining == 1
+    recorder.record(0)
+    assert recorder.done.is_set()
+    assert recorder.starts[0] >= recorder.starts[1]
+
+
+def test_floor_starts_each_job_at_or_after_its_due_time() -> None:
+    recorder = StartRecorder(5)
+    floor = FloorSystem("floor", recorder)
+    dues = [time.time() + 0.01 * i for i in range(5, 0, -1)]
+    floor.add_date_jobs(dues)
+    try:
+        assert recorder.done.wait(timeout=5)
+    finally:
+        floor.stop()
+    assert all(start >= due for start, due in zip(recorder.starts, dues, strict=True))
+
+
+def test_helpers_read_the_real_system() -> None:
+    assert 0 < free_port() < 65536
+    assert rss_bytes() > 1_000_000
+
+
+def test_a_failing_child_is_reported_not_parsed() -> None:
+    with pytest.raises(ChildFailed, match="no-such-system"):
+        run_child_json("bench.dispatch", ["--child", "no-such-system", "date-1000"], timeout=60)
