@@ -98,7 +98,7 @@ class Job:
         return self.enabled and not self.paused
 
     def to_record(self) -> dict[str, Any]:
-        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        record = {name: getattr(self, name) for name in field_names(type(self))}
         record["trigger"] = self.trigger.to_dict()
         record["kind"] = str(self.kind)
         record["surface"] = str(self.surface)
@@ -108,7 +108,7 @@ class Job:
     def from_record(cls, record: dict[str, Any]) -> Job:
         from engine.triggers import trigger_from_dict
 
-        values = {f.name: record[f.name] for f in fields(cls) if f.name in record}
+        values = {name: record[name] for name in field_names(cls) if name in record}
         values["trigger"] = trigger_from_dict(record["trigger"])
         values["kind"] = JobKind(record["kind"])
         values["surface"] = Surface(record.get("surface", Surface.SCHEDULER))
@@ -151,18 +151,30 @@ class Execution:
         return self.status in TERMINAL_STATUSES
 
     def to_record(self) -> dict[str, Any]:
-        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        record = {name: getattr(self, name) for name in field_names(type(self))}
         record["status"] = str(self.status)
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Execution:
-        values = {f.name: record[f.name] for f in fields(cls) if f.name in record}
+        values = {name: record[name] for name in field_names(cls) if name in record}
         values["status"] = Status(record["status"])
         for name in ("created_at", "scheduled_for", "started_at", "completed_at"):
             if values.get(name) is not None:
                 values[name] = as_utc(values[name])
         return cls(**values)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names, worked out once per class: stores rebuild 100,000 jobs
+    at start, and `dataclasses.fields()` per record was a tenth of that time."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def as_utc(value: datetime) -> datetime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
 
@@ -30,7 +30,7 @@ def text_time(value: str | None) -> datetime | None:
     """Inverse of `time_text`."""
     if value is None:
         return None
-    return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=UTC)
+    return datetime.fromisoformat(value)  # the Z suffix makes it aware, in UTC
 
 
 def _json_default(value: Any) -> Any:

@@ -6,11 +6,11 @@ Server passwords are held only as `password_encrypted` (a Fernet token made by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.model import EPOCH, as_utc
+from engine.model import EPOCH, as_utc, field_names
 
 
 @dataclass(slots=True)
@@ -23,11 +23,11 @@ class User:
     updated_at: datetime = EPOCH
 
     def to_record(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in field_names(type(self))}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> User:
-        values = {f.name: record[f.name] for f in fields(cls) if f.name in record}
+        values = {name: record[name] for name in field_names(cls) if name in record}
         for name in ("created_at", "updated_at"):
             values[name] = as_utc(values[name])
         return cls(**values)
@@ -52,11 +52,11 @@ class Server:
     updated_at: datetime = EPOCH
 
     def to_record(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in field_names(type(self))}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Server:
-        values = {f.name: record[f.name] for f in fields(cls) if f.name in record}
+        values = {name: record[name] for name in field_names(cls) if name in record}
         for name in ("created_at", "updated_at", "last_check_at"):
             if values.get(name) is not None:
                 values[name] = as_utc(values[name])
