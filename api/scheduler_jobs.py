@@ -15,7 +15,7 @@ from sanic.response import HTTPResponse
 from api import context, views
 from api.openapi import documented
 from api.validation import Body, Field, any_job_id, object_id
-from engine.errors import InvalidInput, JobNotFound, UserNotFound
+from engine.errors import InvalidField, InvalidInput, JobNotFound, UserNotFound
 from engine.ids import new_id
 from engine.model import Job, JobKind, Surface
 from engine.triggers import CronTrigger
@@ -76,6 +76,22 @@ def _cron_trigger(values: dict[str, Any], base: dict[str, Any], timezone: str) -
     return CronTrigger(timezone=values.get("timezone", timezone), **fields)
 
 
+def check_required_arguments(class_string: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse at schedule time what the class's metadata says it cannot run without, so
+    a job missing (say) EmailNotificationJob's recipient is a 422 now, not a failed
+    execution at 9 am. Types and extra arguments stay the class's own to check."""
+    arguments = resolve_job_class(class_string).arguments
+    positional = [a for a in arguments if a.source == "pub_args"]
+    for index, argument in enumerate(positional):
+        if argument.required and len(args) <= index:
+            raise InvalidField(
+                "pub_args", f"{class_string} needs pub_args[{index}]: {argument.name}"
+            )
+    for argument in arguments:
+        if argument.source == "pub_kwargs" and argument.required and argument.name not in kwargs:
+            raise InvalidField("pub_kwargs", f"{class_string} needs pub_kwargs.{argument.name}")
+
+
 def _owner_id(request: Request, user_id: str) -> str:
     """A user_id from a body: malformed 400, unknown 404 (UserNotFound)."""
     context.store(request).get_user(object_id(user_id, "user"))
@@ -88,7 +104,9 @@ async def create_job(request: Request) -> HTTPResponse:
     """Schedule a job class on cron fields for a user."""
     values = CREATE_BODY.parse(request.body)
     owner = _owner_id(request, values["user_id"])
-    resolve_job_class(values["job_class_string"])
+    check_required_arguments(
+        values["job_class_string"], values.get("pub_args", []), values.get("pub_kwargs", {})
+    )
     settings = context.settings(request)
     job = Job(
         id=new_id(),
@@ -197,8 +215,13 @@ def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str
         _check_script_job_changes(current, values, schedule)
     else:
         if "job_class_string" in values:
-            resolve_job_class(values["job_class_string"])
             changes["target"] = values["job_class_string"]
+        if {"job_class_string", "pub_args", "pub_kwargs"} & set(values):
+            check_required_arguments(
+                changes.get("target", current.target),
+                changes.get("args", current.args),
+                changes.get("kwargs", current.kwargs),
+            )
         if schedule:
             base = views.cron_fields(current)
             changes["trigger"] = _cron_trigger(values, base, current.timezone)

@@ -47,7 +47,7 @@ def compute_stats(store: Store, owner: str | None) -> dict[str, Any]:
         "total_executions": sum(by_status.values()),
         "completed_executions": completed,
         "failed_executions": failed,
-        "success_rate": round(completed / finished * 100, 2) if finished else 0,
+        "success_rate": round(completed / finished * 100, 2) if finished else 0.0,
         "executions_by_status": {s.value: by_status.get(s.value, 0) for s in Status},
     }
 

@@ -46,7 +46,11 @@ class Service:
             )
         for name in ("process_data.py", "generate_report.py", "report.py", "script.py"):
             write_script(self.root, name, PYTHON_MAIN, executable=False)
-        self.args = ["--store", f"sqlite:///{tmp / 'cronwell.db'}", "--script-root", str(self.root)]
+        self.args = [
+            *("--store", f"sqlite:///{tmp / 'cronwell.db'}"),
+            *("--script-root", str(self.root)),
+            "--log-json",
+        ]
         self.env = {
             "CRONWELL_DATA_DIR": str(tmp / "data"),
             "CRONWELL_SHUTDOWN_TIMEOUT": "1",
@@ -466,6 +470,8 @@ def test_sigterm_stops_gracefully_and_state_survives_a_restart(service: Service)
     assert time.monotonic() - started < 15
     log = service.process.output()
     assert "Traceback" not in log
+    entries = [json.loads(line) for line in log.splitlines() if line.strip()]  # --log-json
+    assert any(e["message"] == "engine stopped" for e in entries)
     port = service.process.port
     service.process = service.start(port=port)
     _, job = service.curl(f"{service.base}/api/job/survivor")

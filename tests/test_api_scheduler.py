@@ -341,6 +341,11 @@ def test_cancel_a_running_script(server: ThreadServer) -> None:
         ({"user_id": "nothex"}, 400, "Invalid user id"),
         ({"user_id": MISSING_ID}, 404, f"User not found: {MISSING_ID}"),
         ({"cron": "* * * * *"}, 400, "Unknown field: cron"),
+        (
+            {"job_class_string": "jobs.email.EmailNotificationJob", "pub_args": []},
+            422,
+            "jobs.email.EmailNotificationJob needs pub_args[0]: recipient",
+        ),
     ],
 )
 def test_create_validation(
@@ -395,8 +400,18 @@ def test_job_id_and_update_errors(server: ThreadServer, user_id: str) -> None:
         ({"job_class_string": "nope.Nope"}, 400),
         ({"user_id": MISSING_ID}, 404),
         ({"is_paused": True}, 400),
+        ({"job_class_string": "jobs.webhook.WebhookJob", "pub_args": []}, 422),
+        ({"pub_kwargs": "x"}, 422),
+        ({"name": "ok", "minute": "77"}, 422),  # nothing applied when any field is bad
+        (b"{oops", 400),
+        (b"[]", 400),
     ):
-        response = call(server, "PUT", f"/api/scheduler/jobs/{job_id}", body)
+        if isinstance(body, bytes):
+            response = requests.put(
+                f"{server.url}/api/scheduler/jobs/{job_id}", data=body, timeout=5
+            )
+        else:
+            response = call(server, "PUT", f"/api/scheduler/jobs/{job_id}", body)
         assert response.status_code == status, (body, response.text)
     assert call(server, "GET", f"/api/scheduler/jobs/{job_id}").json()["data"] == before
     assert call(server, "GET", "/api/scheduler/users/nothex/jobs").status_code == 400

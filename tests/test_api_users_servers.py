@@ -287,3 +287,21 @@ def test_deleting_a_user_removes_their_jobs_and_servers(server: ThreadServer) ->
     assert call(server, "GET", f"/api/scheduler/jobs/{job_ids[2]}").status_code == 200
     assert server.app.ctx.store.list_jobs(owner=user_id) == []
     assert server.app.ctx.store.list_servers(user_id) == []
+
+
+def test_bad_update_bodies_change_nothing(server: ThreadServer) -> None:
+    user_id = new_user(server, "unchanged@example.com")
+    created = call(server, "POST", "/api/servers/create", {"user_id": user_id, **SERVER_BODY})
+    server_id = created.json()["server_id"]
+    for path in (f"/api/users/{user_id}", f"/api/servers/{server_id}"):
+        before = call(server, "GET", path).json()["data"]
+        for raw, status in (
+            (b"{oops", 400),
+            (b"[1]", 400),
+            (b'{"name": 5}', 422),
+            (b'{"name": "ok", "port": "x", "email": "x"}', 422),
+        ):
+            response = requests.put(server.url + path, data=raw, timeout=5)
+            assert response.status_code in (status, 400), (path, raw, response.text)
+            assert list(response.json()) == ["detail"]
+        assert call(server, "GET", path).json()["data"] == before
