@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from datetime import datetime
-from functools import cache
 from typing import Any, TypeVar
 
 from engine.model import as_utc
@@ -52,10 +51,17 @@ def plain(record: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-@cache
+_TIME_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def time_fields(model: type) -> tuple[str, ...]:
     """Names of a model dataclass's datetime fields (found from the annotations)."""
-    return tuple(f.name for f in fields(model) if "datetime" in str(f.type))
+    names = _TIME_FIELDS.get(model)
+    if names is None:
+        names = _TIME_FIELDS[model] = tuple(
+            f.name for f in fields(model) if "datetime" in str(f.type)
+        )
+    return names
 
 
 def revive(model: type[T], record: dict[str, Any]) -> T:

@@ -466,7 +466,7 @@ class MongoStore(Store):
         model = MODELS[collection]
         with self._driver():
             for document in self._collection(collection).find({}).sort("_id", ASCENDING):
-                record = from_document(model, document).to_record()
+                record: dict[str, Any] = from_document(model, document).to_record()
                 record.pop("password_encrypted", None)
                 yield record
 

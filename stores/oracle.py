@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import oracledb
@@ -184,14 +185,13 @@ class OracleStore(SqlStore):
         steps: dict[str, str] = {}
         with self._transaction(write=False) as cursor:
             for statement in maintenance_statements(task):
-                steps[statement] = self._step(lambda s=statement: cursor.execute(s))
+                steps[statement] = self._step(partial(cursor.execute, statement))
                 if statement == CURRENT_SCHEMA:
                     schema = cursor.fetchone()[0]
                     for table in TABLES.values():
                         params = {"ownname": schema, "tabname": table.name.upper()}
-                        steps[f"{GATHER_STATS}({table.name})"] = self._step(
-                            lambda p=params: cursor.callproc(GATHER_STATS, keyword_parameters=p)
-                        )
+                        gather = partial(cursor.callproc, GATHER_STATS, keyword_parameters=params)
+                        steps[f"{GATHER_STATS}({table.name})"] = self._step(gather)
         return {"done": steps}
 
     @staticmethod
