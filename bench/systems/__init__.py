@@ -19,6 +19,12 @@ SYSTEM_MODULES = {
 }
 
 
+def add_rate_hint(name: str) -> float:
+    """Date jobs/s the named system adds at worst on a busy machine (its module's
+    ADD_RATE_HINT): sizes the wait before the first due time of a latency run."""
+    return float(importlib.import_module(SYSTEM_MODULES[name]).ADD_RATE_HINT)
+
+
 def load_system(name: str, recorder: StartRecorder) -> DispatchSystem:
     """Build the named system around `recorder` (its no-op job records into it)."""
     module = importlib.import_module(SYSTEM_MODULES[name])

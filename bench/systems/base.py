@@ -58,9 +58,6 @@ class StartRecorder:
 
 class DispatchSystem(Protocol):
     name: str
-    #: date jobs/s this system adds at worst on a busy machine: sizes the wait before
-    #: the first due time (a run whose adds overrun it is refused, not measured)
-    add_rate_hint: float
 
     def start(self, *, fires: bool = True) -> None:
         """Start the scheduler (threads, pool) so adds happen on a running engine.

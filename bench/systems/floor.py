@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 from bench.systems.base import CronSpec, StartRecorder
 
+#: jobs are "added" by sorting a list
+ADD_RATE_HINT = 1_000_000.0
+
 
 class FloorSystem:
-    add_rate_hint = 1_000_000.0  # sorting a list
-
     def __init__(self, name: str, recorder: StartRecorder) -> None:
         self.name = name
         self._recorder = recorder
