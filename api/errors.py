@@ -90,7 +90,7 @@ def message_for(exc: BaseException, request: Request | None, status: int) -> str
         allowed = ", ".join(sorted(getattr(exc, "allowed_methods", None) or ()))
         suffix = f" (allowed: {allowed})" if allowed else ""
         return f"Method {method} not allowed for {path}{suffix}"
-    if isinstance(exc, PayloadTooLarge):
+    if isinstance(exc, PayloadTooLarge) and "body" in str(exc):
         limit = request.app.config.REQUEST_MAX_SIZE if request is not None else None
         return f"Request body too large (limit {limit} bytes)"
     return str(exc) or type(exc).__name__

@@ -330,3 +330,9 @@ def test_docs_page_is_self_contained(server: ThreadServer) -> None:
     for path in spec["paths"]:
         assert f'data-path="{path}"' in page.text
     assert not re.search(r"(src|href)=\"https?://", page.text)
+
+
+def test_oversized_url_is_413_without_a_traceback(server: ThreadServer) -> None:
+    response = send(server, "GET", "/api/job/" + "x" * 9000)
+    assert response.status_code in (413, 414), response.text
+    assert "Traceback" not in response.text
