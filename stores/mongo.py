@@ -37,7 +37,7 @@ from engine.errors import (
 from engine.ids import new_id
 from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import FireClaim, JobCounts, Store, check_collection, check_maintenance_task
-from stores.codec import plain, revive, time_fields, time_text
+from stores.codec import bulk_decoding, plain, revive, time_fields, time_text
 from stores.records import Server, User
 
 T = TypeVar("T")
@@ -229,7 +229,9 @@ class MongoStore(Store):
     ) -> list[Any]:
         with self._driver():
             cursor = self._collection(name).find(query).sort(sort).skip(skip).limit(limit)
-            return [from_document(MODELS[name], d) for d in cursor]
+            documents = list(cursor)
+        with bulk_decoding(len(documents)):
+            return [from_document(MODELS[name], d) for d in documents]
 
     def _replace(
         self, name: str, obj: Any, missing: type[NotFound], duplicate: Exception | None = None

@@ -40,7 +40,7 @@ from stores.base import (
     check_collection,
     check_maintenance_task,
 )
-from stores.codec import dumps, revive, time_text
+from stores.codec import bulk_decoding, dumps, revive, time_text
 from stores.records import Server, User
 
 T = TypeVar("T")
@@ -380,7 +380,9 @@ class SqlStore(Store):
     def _list(self, short: str, filters: Mapping[str, Any]) -> list[Any]:
         table = TABLES[short]
         name = filter_key(f"list_{short}", tuple(filters))
-        return [table.decode(row) for row in self._rows(name, filters)]
+        rows = self._rows(name, filters)
+        with bulk_decoding(len(rows)):
+            return [table.decode(row) for row in rows]
 
     def _update(self, short: str, obj: Any, missing: type[NotFound]) -> None:
         if self._write(f"update_{short}", TABLES[short].row(obj)) == 0:

@@ -63,6 +63,13 @@ def test_sqlite_path_in_a_read_only_folder(tmp_path: Path) -> None:
     assert "unable to open database file" in message
 
 
+def test_sqlite_file_that_is_not_a_database(tmp_path: Path) -> None:
+    garbage = tmp_path / "notes.db"
+    garbage.write_bytes(b"these are not the pages you are looking for" * 100)
+    message = _unavailable(f"sqlite:///{garbage}")
+    assert "file is not a database" in message and "notes.db" in message
+
+
 def test_sqlite_urls_relative_and_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     relative = open_store(Settings(store_url="sqlite:///var/rel.db"))
