@@ -9,6 +9,7 @@ then gets `shutdown_timeout` seconds to let running executions finish.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,6 +84,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     for root in settings.script_roots:
         if not root.is_dir():
             raise InvalidInput(f"script root {root} is not a directory")
+    if settings.log_level.upper() not in logging.getLevelNamesMapping():
+        raise InvalidInput(
+            f"CRONWELL_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {settings.log_level!r}"
+        )
     return settings
 
 
@@ -98,9 +103,11 @@ def serve(args: argparse.Namespace) -> int:
         return fail(f"invalid configuration: {exc}")
     where = masked(settings.store_url)
     try:
-        load_secret_box(settings)
+        load_secret_box(settings)  # creates the data folder and its key on first start
     except CronwellError as exc:
         return fail(f"invalid configuration: {exc}")
+    except OSError as exc:
+        return fail(f"data folder {settings.data_dir} is not usable: {exc.strerror or exc}")
     try:
         store = open_store(settings)
     except CronwellError as exc:
@@ -119,10 +126,11 @@ def serve(args: argparse.Namespace) -> int:
 
 def run_server(settings: Settings, store: Store) -> int:
     from api.app import create_app
-    from api.logs import configure_logging
+    from api.logs import configure_logging, install_event_log
 
     configure_logging(settings)
     app = create_app(settings, store=store)
+    install_event_log(app)
     try:
         app.run(
             host=settings.host,
