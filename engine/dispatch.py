@@ -18,25 +18,31 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 
+from engine.cancelflag import CancelFlag
 from engine.model import Execution, Job
 
 log = logging.getLogger(__name__)
 _finish_lock = threading.Lock()
 
 
-@dataclass(slots=True, eq=False)
 class WorkItem:
     """One queued execution on its way to a worker."""
 
-    execution: Execution
-    #: the job when the loop already has it (manual runs); workers load it otherwise
-    job: Job | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-    #: futures of cancel commands waiting for this execution's terminal status
-    waiters: list[Future[Execution]] = field(default_factory=list)
-    _finished: bool = False
+    __slots__ = ("execution", "job", "not_before", "cancel", "waiters", "_finished")
+
+    def __init__(
+        self, execution: Execution, job: Job | None = None, not_before: float = 0.0
+    ) -> None:
+        self.execution = execution
+        #: the job when the loop already has it (manual runs); workers load it otherwise
+        self.job = job
+        #: the due timestamp: a fire armed ahead of time is started no earlier than this
+        self.not_before = not_before
+        self.cancel: threading.Event = CancelFlag()
+        #: futures of cancel commands waiting for this execution's terminal status
+        self.waiters: list[Future[Execution]] = []
+        self._finished = False
 
     def add_waiter(self, future: Future[Execution]) -> bool:
         """Resolve `future` with the terminal execution; False when already finished."""

@@ -36,6 +36,7 @@ from stores.base import Store
 
 log = logging.getLogger(__name__)
 JOB_GONE = "the job was removed before this execution started"
+CANCELLED_BEFORE_START = "cancelled before it started"
 OUTCOME_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED})
 _EVENT_OF = {
     Status.COMPLETED: ev.EXECUTION_EXECUTED,
@@ -80,6 +81,9 @@ class Executor:
             except JobNotFound:
                 self.record(item, Outcome(Status.CANCELLED, error=JOB_GONE))
                 return
+        if item.cancel.is_set() or self._wait_until_due(item):
+            self.record(item, Outcome(Status.CANCELLED, error=CANCELLED_BEFORE_START), job)
+            return
         execution.status = Status.RUNNING
         execution.started_at = self._clock.now()
         retry_store_call(self._stopping, self._store.update_execution, execution)
@@ -103,6 +107,11 @@ class Executor:
                 error=f"runner returned status {outcome.status!s}, not a final one",
             )
         self.record(item, outcome, job)
+
+    def _wait_until_due(self, item: WorkItem) -> bool:
+        """Sleep until an armed fire is due; True when it was cancelled meanwhile."""
+        delay = item.not_before - self._clock.timestamp()
+        return delay > 0 and item.cancel.wait(delay)
 
     def record(self, item: WorkItem, outcome: Outcome, job: Job | None = None) -> bool:
         """Write the terminal status once; False when someone else already did."""

@@ -31,7 +31,7 @@ from engine.work import Outcome
 from stores.base import FireClaim, Store
 
 log = logging.getLogger(__name__)
-BATCH = 256
+BATCH = 64
 SHUT_DOWN_UNSTARTED = "cronwell shut down before this execution started"
 
 
@@ -64,14 +64,16 @@ class Firer:
         self._record = record
         self._backoff = StoreBackoff()
 
-    def fire_due(self, now: datetime) -> None:
-        """Fire everything due at `now`."""
-        now_ts = now.timestamp()
+    def fire_due(self, now: datetime, lead: float = 0.0) -> None:
+        """Fire everything due at `now`, and arm what falls due within `lead` seconds:
+        those are claimed and handed to a worker now, and the worker starts them at
+        their due time (see `WorkItem.not_before`)."""
+        horizon = now.timestamp() + lead
         while True:
             jobs: list[JobSlot] = []
             retries: list[Execution] = []
             while len(jobs) + len(retries) < BATCH:
-                due = self._timetable.pop_due(now_ts)
+                due = self._timetable.pop_due(horizon)
                 if due is None:
                     break
                 if isinstance(due, JobSlot):
@@ -90,11 +92,12 @@ class Firer:
         fires: list[_Fire] = []
         room = self._pool.room()
         for slot in slots:
+            due = slot.next_run_time
             try:
                 plan = plan_fires(
                     slot.trigger,
-                    slot.next_run_time,
-                    now,
+                    due,
+                    due if due > now else now,  # an armed fire is judged at its due time
                     grace=slot.misfire_grace_time,
                     coalesce=slot.coalesce,
                 )
@@ -158,7 +161,7 @@ class Firer:
                     slot, slot.kind, Status.QUEUED, now, scheduled_for=when, output=plan.note
                 )
                 fire.records.append(record)
-                fire.queued.append(WorkItem(record))
+                fire.queued.append(WorkItem(record, not_before=when.timestamp()))
                 fire.notices.append((ev.EXECUTION_SUBMITTED, record))
                 active += 1
                 room -= 1
@@ -200,7 +203,8 @@ class Firer:
             log.error("queueing retry %s failed (%s); trying again in %.2f s", retry.id, exc, delay)
             self._timetable.put_retry(retry, now.timestamp() + delay)
             return
-        self._dispatch([WorkItem(retry)])
+        due = retry.scheduled_for
+        self._dispatch([WorkItem(retry, not_before=due.timestamp() if due else 0.0)])
         self._events.emit(ev.EXECUTION_SUBMITTED, retry.job_id, now, execution=retry)
 
     def _dispatch(self, items: list[WorkItem]) -> None:

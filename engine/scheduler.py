@@ -180,6 +180,16 @@ class Scheduler:
         return self._pool.wait_idle(timeout)
 
     @property
+    def arm_lead(self) -> float:
+        """Seconds before its due time that the loop thread claims a fire and hands it to
+        a worker, which then starts it on time (see engine/loop.py)."""
+        return self._loop.lead
+
+    @arm_lead.setter
+    def arm_lead(self, seconds: float) -> None:
+        self._loop.lead = max(0.0, seconds)
+
+    @property
     def scheduled_jobs(self) -> int:
         """Jobs currently on the heap (active, with a next fire time)."""
         return len(self._timetable.jobs)

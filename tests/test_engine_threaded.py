@@ -14,8 +14,9 @@ import pytest
 from engine.events import Event
 from engine.model import Status
 from engine.scheduler import Scheduler
+from engine.work import Outcome, RunRequest
 from stores.memory import MemoryStore
-from tests.engine_support import T0, At, Harness, Recorder, make_job
+from tests.engine_support import T0, At, Harness, Recorder, make_job, wait_for
 
 
 @pytest.fixture
@@ -87,3 +88,44 @@ def test_a_blocked_listener_does_not_stall_firing() -> None:
         assert len(h.runner.requests) == 50
         assert h.statuses().count("completed") == 50
         release.set()
+
+
+def test_an_armed_fire_never_starts_before_it_is_due() -> None:
+    starts: list[float] = []
+
+    def note_start(request: RunRequest) -> Outcome:
+        starts.append(time.time())
+        return Outcome(Status.COMPLETED)
+
+    runner = Recorder(note_start)
+    scheduler = Scheduler(MemoryStore(), runner)
+    scheduler.arm_lead = 0.2  # armed long before it is due
+    scheduler.start()
+    try:
+        due = soon(0.3)
+        scheduler.add_job(make_job("armed", At(due))).result(timeout=5)
+        assert runner.started.wait(2)
+        assert scheduler.wait_idle(5)
+        assert starts[0] >= due.timestamp()
+        (execution,) = scheduler.store.list_executions(job_id="armed")
+        assert execution.started_at is not None and execution.started_at >= due
+    finally:
+        scheduler.shutdown(timeout=5)
+
+
+def test_cancelling_an_armed_fire_stops_it_before_it_starts() -> None:
+    runner = Recorder()
+    scheduler = Scheduler(MemoryStore(), runner)
+    scheduler.arm_lead = 5.0
+    scheduler.start()
+    try:
+        scheduler.add_job(make_job("armed", At(soon(3)))).result(timeout=5)
+        store = scheduler.store
+        assert wait_for(lambda: len(store.list_executions(job_id="armed")) == 1, 2)
+        (queued,) = store.list_executions(job_id="armed")
+        cancelled = scheduler.cancel_execution(queued.id).result(timeout=2)
+        assert cancelled.status == Status.CANCELLED
+        assert cancelled.error == "cancelled before it started"
+        assert runner.requests == []
+    finally:
+        scheduler.shutdown(timeout=5)
