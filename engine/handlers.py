@@ -8,10 +8,12 @@ execution resolves later, when the worker records its terminal status.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
 from collections.abc import Callable
+from concurrent.futures import InvalidStateError
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +32,7 @@ from engine.commands import (
 from engine.dispatch import WorkerPool, WorkItem
 from engine.errors import CronwellError, ExecutionNotCancellable
 from engine.events import EventBus
+from engine.execute import CANCELLED_BEFORE_START
 from engine.executions import new_execution
 from engine.model import EPOCH, Execution, Job, Status
 from engine.policy import first_fire_time
@@ -41,7 +44,6 @@ from stores.base import Store
 log = logging.getLogger(__name__)
 #: returned by a handler that resolves its command's future later
 DEFERRED = object()
-CANCELLED_QUEUED = "cancelled before it started"
 JOB_REMOVED = "the job was removed before this retry ran"
 BACKLOG_FULL = "skipped: the worker backlog is full ({limit} executions waiting for a worker)"
 
@@ -73,21 +75,25 @@ class CommandHandler:
 
     def apply(self, command: Command, now: datetime) -> None:
         future = command.future
-        if not future.set_running_or_notify_cancel():
+        if future.cancelled():  # the caller withdrew it
             return
         try:
             result = self._handlers[type(command)](command, now)
         except Exception as exc:
             if not isinstance(exc, CronwellError):
                 log.exception("%s failed unexpectedly", type(command).__name__)
-            future.set_exception(exc)
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(exc)
         else:
             if result is not DEFERRED:
-                future.set_result(result)
+                with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+                    future.set_result(result)
 
     # -- jobs ------------------------------------------------------------------------
     def add_job(self, command: AddJob, now: datetime) -> Job:
-        job = check_job(dataclasses.replace(command.job))
+        # The engine takes the caller's Job (no copy: adds are a measured hot path); the
+        # store and the timetable keep their own copies of what they need.
+        job = check_job(command.job)
         job.next_run_time = first_fire_time(job.trigger, now, job.last_run_time) if job.active else None
         if job.created_at == EPOCH:
             job.created_at = now
@@ -170,7 +176,7 @@ class CommandHandler:
             retry = self._timetable.drop_retry(execution_id)
             queued = None if retry is None else WorkItem(retry)
         if queued is not None:
-            self._record(queued, Outcome(Status.CANCELLED, error=CANCELLED_QUEUED))
+            self._record(queued, Outcome(Status.CANCELLED, error=CANCELLED_BEFORE_START))
             return copy.copy(queued.execution)
         running = self._pool.find_running(execution_id)
         if running is not None and running.add_waiter(command.future):

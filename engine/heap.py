@@ -45,9 +45,11 @@ class TimerHeap(Generic[K]):
     def push(self, key: K, fire_ts: float) -> None:
         """Schedule `key` at `fire_ts`, replacing any earlier schedule of the same key."""
         seq = next(self._seq)
-        self._live[key] = seq
+        live = self._live
+        if key in live and len(self._entries) > 2 * len(live) + 64:
+            self._maybe_prune()  # only a re-schedule leaves a stale entry behind
+        live[key] = seq
         heapq.heappush(self._entries, (fire_ts, seq, key))
-        self._maybe_prune()
 
     def remove(self, key: K) -> bool:
         """Forget `key`'s schedule; True when it had one."""

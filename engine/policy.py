@@ -101,6 +101,10 @@ def plan_fires(
     """Decide which of a job's fire times from `due` up to `now` run and which are missed."""
     if due > now:
         return FirePlan((), (), due)
+    if grace is None or (now - due).total_seconds() <= grace:
+        upcoming = trigger.next_fire_time(due)
+        if upcoming is None or upcoming > now:  # the usual case: one fire, on time
+            return FirePlan((due,), (), upcoming)
     late: list[datetime] = []
     late_capped = False
     start: datetime | None = due
@@ -144,10 +148,10 @@ def _coalesced(
 ) -> FirePlan:
     every = late + on_time
     count = _count(len(every), late_capped or on_time_capped)
-    span = f"{every[0].isoformat()} .. {every[-1].isoformat()}"
+    span = f"{every[0].isoformat()} .. {every[-1].isoformat()}" if len(every) > 1 else ""
     if on_time:
-        note = f"[cronwell] coalesced {count} fire times ({span}) into this run\n"
-        return FirePlan((on_time[-1],), (), upcoming, note if len(every) > 1 else "")
+        note = f"[cronwell] coalesced {count} fire times ({span}) into this run\n" if span else ""
+        return FirePlan((on_time[-1],), (), upcoming, note)
     latest = late[-1]
     text = f"missed: due at {latest.isoformat()}, {_lateness(latest, now)} late, beyond {grace_text}"
     if len(late) > 1:

@@ -15,36 +15,44 @@ from engine.model import Job, as_utc
 from engine.policy import check_backoff
 
 JOB_FIELDS = frozenset(f.name for f in fields(Job))
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def _is_number(value: object) -> bool:
+    return type(value) in _NUMBER_TYPES or (
+        isinstance(value, int | float) and not isinstance(value, bool)
+    )
 
 
 def _non_negative(name: str, value: float | None, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if (
-        value is None
-        or isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not (_is_number(value) and 0 <= value < math.inf):  # type: ignore[operator]
         raise InvalidInput(f"{name} must be a number >= 0, not {value!r}")
 
 
+def _whole(name: str, value: int, minimum: int) -> None:
+    if type(value) is not int or value < minimum:
+        raise InvalidInput(f"{name} must be a whole number >= {minimum}, not {value!r}")
+
+
 def check_job(job: Job) -> Job:
-    if not isinstance(job.id, str) or not job.id:
+    """Raise InvalidInput for settings the engine cannot honour (adds are a hot path,
+    so the common case costs a few type checks)."""
+    if type(job.id) is not str or not job.id:
         raise InvalidInput("a job needs a non-empty string id")
     if not callable(getattr(job.trigger, "next_fire_time", None)):  # cheaper than isinstance
         raise InvalidInput(f"job {job.id}: trigger {job.trigger!r} is not a trigger")
-    if isinstance(job.max_instances, bool) or not isinstance(job.max_instances, int) or job.max_instances < 1:
-        raise InvalidInput(f"max_instances must be a whole number >= 1, not {job.max_instances!r}")
-    if isinstance(job.retries, bool) or not isinstance(job.retries, int) or job.retries < 0:
-        raise InvalidInput(f"retries must be a whole number >= 0, not {job.retries!r}")
+    _whole("max_instances", job.max_instances, 1)
+    _whole("retries", job.retries, 0)
     _non_negative("retry_delay", job.retry_delay)
     _non_negative("misfire_grace_time", job.misfire_grace_time, allow_none=True)
-    _non_negative("timeout", job.timeout, allow_none=True)
-    if job.timeout == 0:
-        raise InvalidInput("timeout must be more than 0 seconds (or None for no limit)")
-    check_backoff(job.retry_backoff)
+    if job.timeout is not None:
+        _non_negative("timeout", job.timeout)
+        if job.timeout == 0:
+            raise InvalidInput("timeout must be more than 0 seconds (or None for no limit)")
+    if job.retry_backoff != "fixed":
+        check_backoff(job.retry_backoff)
     return job
 
 
