@@ -1,68 +1,29 @@
-"""Shared pieces for the engine tests: small triggers, job builders, a recording runner.
-
-`Every` and `At` satisfy `engine.triggers.base.Trigger` with the fewest lines, so the
-engine tests do not depend on the cron machinery being finished.
-"""
+"""Shared pieces for the engine tests: trigger shorthands, job builders, a recording
+runner, and a Harness that drives a Scheduler on a fake clock."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.model import Job, JobKind, Status
+from engine.triggers import DateTrigger, IntervalTrigger
 from engine.work import Outcome, RunRequest
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class Every:
+def every(seconds: float, start: datetime = T0) -> IntervalTrigger:
     """Fires at start + k * seconds."""
-
-    seconds: float
-    start: datetime = T0
-    kind = "interval"
-
-    @property
-    def timezone(self) -> str:
-        return "UTC"
-
-    def next_fire_time(self, after: datetime) -> datetime | None:
-        step = timedelta(seconds=self.seconds)
-        if after < self.start:
-            return self.start
-        return self.start + step * ((after - self.start) // step + 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "seconds": self.seconds, "start": self.start.isoformat()}
-
-    def describe(self) -> str:
-        return f"every[{self.seconds}s]"
+    return IntervalTrigger(seconds=seconds, start_date=start)
 
 
-@dataclass(frozen=True, slots=True)
-class At:
+def date_at(when: datetime) -> DateTrigger:
     """Fires once at `when`."""
-
-    when: datetime
-    kind = "date"
-
-    @property
-    def timezone(self) -> str:
-        return "UTC"
-
-    def next_fire_time(self, after: datetime) -> datetime | None:
-        return self.when if self.when > after else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "when": self.when.isoformat()}
-
-    def describe(self) -> str:
-        return f"date[{self.when}]"
+    return DateTrigger(when)
 
 
 def make_job(job_id: str, trigger: Any, **fields: Any) -> Job:

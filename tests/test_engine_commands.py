@@ -14,7 +14,7 @@ from engine.events import Event
 from engine.model import Status
 from engine.scheduler import Scheduler
 from stores.memory import MemoryStore
-from tests.engine_support import T0, At, Every, Harness, Recorder, make_job, wait_for
+from tests.engine_support import T0, Harness, Recorder, date_at, every, make_job, wait_for
 
 
 def later(seconds: float) -> datetime:
@@ -23,12 +23,12 @@ def later(seconds: float) -> datetime:
 
 def test_add_computes_the_first_fire_and_refuses_duplicates() -> None:
     with Harness() as h:
-        job = h.add(make_job("a", Every(60)))
+        job = h.add(make_job("a", every(60)))
         assert job.next_run_time == T0
         assert job.created_at == job.updated_at == h.clock.now()
         with pytest.raises(JobExists):
-            h.add(make_job("a", Every(30)))
-        replaced = h.do(h.scheduler.add_job(make_job("a", Every(30, start=later(5))), replace=True))
+            h.add(make_job("a", every(30)))
+        replaced = h.do(h.scheduler.add_job(make_job("a", every(30, start=later(5))), replace=True))
         assert replaced.next_run_time == later(5)
         h.at(5)
         h.settle()
@@ -39,14 +39,14 @@ def test_add_refuses_settings_the_engine_cannot_honour() -> None:
     with Harness() as h:
         for bad in ({"max_instances": 0}, {"retries": -1}, {"retry_backoff": "linear"}, {"timeout": 0}):
             with pytest.raises(InvalidInput):
-                h.add(make_job("bad", Every(60), **bad))
+                h.add(make_job("bad", every(60), **bad))
         assert h.store.list_jobs() == []
 
 
 def test_a_past_date_is_due_at_once_and_follows_the_misfire_policy() -> None:
     with Harness() as h:
         h.clock.set(later(3600))
-        job = h.add(make_job("old", At(T0), misfire_grace_time=60))
+        job = h.add(make_job("old", date_at(T0), misfire_grace_time=60))
         assert job.next_run_time == T0  # as the scripts surface shows it
         h.settle()
         assert h.statuses("old") == ["missed"]
@@ -54,7 +54,7 @@ def test_a_past_date_is_due_at_once_and_follows_the_misfire_policy() -> None:
 
 def test_pause_stops_fires_and_resume_recomputes_from_now() -> None:
     with Harness() as h:
-        h.add(make_job("p", Every(60)))
+        h.add(make_job("p", every(60)))
         paused = h.do(h.scheduler.pause_job("p"))
         assert paused.paused and paused.next_run_time is None
         assert h.at(125) is None  # nothing scheduled, nothing fired
@@ -68,16 +68,16 @@ def test_pause_stops_fires_and_resume_recomputes_from_now() -> None:
 
 def test_modify_changes_fields_and_a_new_trigger_moves_the_next_fire() -> None:
     with Harness() as h:
-        h.add(make_job("m", Every(60, start=later(600))))
+        h.add(make_job("m", every(60, start=later(600))))
         renamed = h.do(h.scheduler.modify_job("m", name="renamed", max_instances=3))
         assert renamed.name == "renamed" and renamed.next_run_time == later(600)
-        moved = h.do(h.scheduler.modify_job("m", trigger=At(later(30))))
+        moved = h.do(h.scheduler.modify_job("m", trigger=date_at(later(30))))
         assert moved.next_run_time == later(30)
         h.at(30)
         h.settle()
         (run,) = h.executions("m")
         assert run.job_name == "renamed"
-        earlier = h.do(h.scheduler.modify_job("m", trigger=Every(10), next_run_time=later(31)))
+        earlier = h.do(h.scheduler.modify_job("m", trigger=every(10), next_run_time=later(31)))
         assert earlier.next_run_time == later(31)
         with pytest.raises(InvalidInput, match="colour"):
             h.do(h.scheduler.modify_job("m", colour="red"))
@@ -89,7 +89,7 @@ def test_modify_changes_fields_and_a_new_trigger_moves_the_next_fire() -> None:
 
 def test_remove_stops_fires_and_keeps_history() -> None:
     with Harness() as h:
-        h.add(make_job("r", Every(60)))
+        h.add(make_job("r", every(60)))
         h.at(0)
         h.settle()
         assert h.do(h.scheduler.remove_job("r")) is None
@@ -102,7 +102,7 @@ def test_remove_stops_fires_and_keeps_history() -> None:
 
 def test_run_now_queues_a_manual_execution_even_when_paused() -> None:
     with Harness() as h:
-        h.add(make_job("n", Every(3600, start=later(3600))))
+        h.add(make_job("n", every(3600, start=later(3600))))
         h.do(h.scheduler.pause_job("n"))
         execution = h.do(h.scheduler.run_job_now("n"))
         assert execution.status == Status.QUEUED and execution.reason == "manual"
@@ -119,7 +119,7 @@ def test_job_events_are_emitted() -> None:
     with Harness() as h:
         seen: list[Event] = []
         h.scheduler.events.subscribe(seen.append)
-        h.add(make_job("e", Every(3600)))
+        h.add(make_job("e", every(3600)))
         h.do(h.scheduler.pause_job("e"))
         h.do(h.scheduler.resume_job("e"))
         h.do(h.scheduler.modify_job("e", name="x"))
@@ -133,20 +133,20 @@ def test_job_events_are_emitted() -> None:
 def test_a_full_command_queue_refuses_with_engine_busy() -> None:
     scheduler = Scheduler(MemoryStore(), Recorder(), clock=FakeClock(T0), queue_size=2)
     try:
-        first = scheduler.add_job(make_job("a", Every(60)))
-        scheduler.add_job(make_job("b", Every(60)))
-        refused = scheduler.add_job(make_job("c", Every(60)))
+        first = scheduler.add_job(make_job("a", every(60)))
+        scheduler.add_job(make_job("b", every(60)))
+        refused = scheduler.add_job(make_job("c", every(60)))
         assert isinstance(refused.exception(timeout=0), EngineBusy)
         scheduler.run_once()
         assert first.result(timeout=1).id == "a"
-        assert not scheduler.add_job(make_job("c", Every(60))).done()  # room again
+        assert not scheduler.add_job(make_job("c", every(60))).done()  # room again
     finally:
         scheduler.shutdown(timeout=1)
 
 
 def test_commands_after_shutdown_fail_with_engine_stopped() -> None:
     scheduler = Scheduler(MemoryStore(), Recorder(), clock=FakeClock(T0))
-    pending = scheduler.add_job(make_job("a", Every(60)))
+    pending = scheduler.add_job(make_job("a", every(60)))
     scheduler.shutdown(timeout=1)
     assert isinstance(pending.exception(timeout=0), EngineStopped)
     assert isinstance(scheduler.pause_job("a").exception(timeout=0), EngineStopped)
@@ -157,7 +157,7 @@ def test_commands_after_shutdown_fail_with_engine_stopped() -> None:
 
 def test_a_cancelled_future_withdraws_its_command() -> None:
     with Harness() as h:
-        future = h.scheduler.add_job(make_job("w", Every(60)))
+        future = h.scheduler.add_job(make_job("w", every(60)))
         assert future.cancel()
         h.at(0)
         assert h.store.list_jobs() == []
@@ -165,9 +165,9 @@ def test_a_cancelled_future_withdraws_its_command() -> None:
 
 def test_the_queue_bound_does_not_apply_to_internal_notices() -> None:
     queue = CommandQueue(maxsize=1)
-    queue.put(AddJob(make_job("a", Every(60))))
-    assert isinstance(queue.put(AddJob(make_job("b", Every(60)))).exception(timeout=0), EngineBusy)
-    assert queue.post_internal(AddJob(make_job("c", Every(60))))
+    queue.put(AddJob(make_job("a", every(60))))
+    assert isinstance(queue.put(AddJob(make_job("b", every(60)))).exception(timeout=0), EngineBusy)
+    assert queue.post_internal(AddJob(make_job("c", every(60))))
     assert len(queue.drain()) == 2
     queue.close()
-    assert not queue.post_internal(AddJob(make_job("d", Every(60))))
+    assert not queue.post_internal(AddJob(make_job("d", every(60))))

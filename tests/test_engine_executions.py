@@ -13,10 +13,10 @@ from engine.work import Outcome, RunRequest
 from stores.memory import MemoryStore
 from tests.engine_support import (
     T0,
-    At,
-    Every,
     Harness,
     Recorder,
+    date_at,
+    every,
     make_job,
     wait_until_cancelled,
 )
@@ -39,13 +39,13 @@ def test_a_runner_that_raises_becomes_failed_with_the_traceback() -> None:
         raise ZeroDivisionError("runner bug")
 
     with Harness(runner=broken) as h:
-        h.add(make_job("b", At(T0)))
+        h.add(make_job("b", date_at(T0)))
         h.at(0)
         h.settle()
         (execution,) = h.executions("b")
         assert execution.status == Status.FAILED
         assert "Traceback" in execution.error and "ZeroDivisionError: runner bug" in execution.error
-        h.add(make_job("b2", At(later(1))))
+        h.add(make_job("b2", date_at(later(1))))
         h.at(1)
         h.settle()
         assert h.statuses("b2") == ["failed"]  # the worker survived
@@ -56,7 +56,7 @@ def test_a_runner_that_raises_becomes_failed_with_the_traceback() -> None:
 )
 def test_retries_create_linked_executions_with_backoff(backoff: str, gaps: list[int]) -> None:
     with Harness(runner=always_fails) as h:
-        h.add(make_job("r", At(T0), retries=2, retry_delay=10, retry_backoff=backoff))
+        h.add(make_job("r", date_at(T0), retries=2, retry_delay=10, retry_backoff=backoff))
         h.at(0)
         h.settle()
         first, retry = h.executions("r")
@@ -84,7 +84,7 @@ def test_cancel_a_queued_execution_ends_it_at_once() -> None:
     release = threading.Event()
     runner = blocking(release)
     with Harness(runner=runner, pool_size=1) as h:
-        h.add(make_job("q", Every(3600, start=later(3600)), max_instances=5))
+        h.add(make_job("q", every(3600, start=later(3600)), max_instances=5))
         running = h.do(h.scheduler.run_job_now("q"))
         assert runner.started.wait(5)
         queued = h.do(h.scheduler.run_job_now("q"))
@@ -104,7 +104,7 @@ def test_cancel_a_queued_execution_ends_it_at_once() -> None:
 def test_cancel_a_running_execution_sets_its_flag_and_ends_cancelled() -> None:
     runner = Recorder(wait_until_cancelled)
     with Harness(runner=runner) as h:
-        h.add(make_job("c", At(T0)))
+        h.add(make_job("c", date_at(T0)))
         h.at(0)
         assert runner.started.wait(5)
         (execution,) = h.executions("c")
@@ -119,7 +119,7 @@ def test_cancel_a_running_execution_sets_its_flag_and_ends_cancelled() -> None:
 
 def test_cancel_a_scheduled_retry() -> None:
     with Harness(runner=always_fails) as h:
-        h.add(make_job("r", At(T0), retries=1, retry_delay=60))
+        h.add(make_job("r", date_at(T0), retries=1, retry_delay=60))
         h.at(0)
         h.settle()
         h.at(1)  # the retry is on the heap now
@@ -135,7 +135,7 @@ def test_shutdown_lets_a_running_execution_finish_within_the_timeout() -> None:
     release = threading.Event()
     runner = blocking(release)
     h = Harness(runner=runner)
-    h.add(make_job("s", At(T0)))
+    h.add(make_job("s", date_at(T0)))
     h.at(0)
     assert runner.started.wait(5)
     threading.Timer(0.05, release.set).start()
@@ -146,7 +146,7 @@ def test_shutdown_lets_a_running_execution_finish_within_the_timeout() -> None:
 def test_shutdown_cancels_what_outlives_the_timeout_and_what_is_queued() -> None:
     runner = Recorder(wait_until_cancelled)
     h = Harness(runner=runner, pool_size=1)
-    h.add(make_job("s", At(T0), max_instances=2))
+    h.add(make_job("s", date_at(T0), max_instances=2))
     h.at(0)
     assert runner.started.wait(5)
     queued = h.do(h.scheduler.run_job_now("s"))
@@ -162,7 +162,7 @@ def test_shutdown_records_a_run_that_ignores_cancel_as_cancelled() -> None:
     runner = blocking(release)
     h = Harness(runner=runner)
     h.scheduler.cancel_grace = 0.05
-    h.add(make_job("stuck", At(T0)))
+    h.add(make_job("stuck", date_at(T0)))
     h.at(0)
     assert runner.started.wait(5)
     h.scheduler.shutdown(timeout=0.05)
@@ -188,7 +188,7 @@ class FlakyUpdates(MemoryStore):
 
 def test_a_store_error_in_a_worker_is_retried_not_lost() -> None:
     with Harness(store=FlakyUpdates(failures=2)) as h:
-        h.add(make_job("f", At(T0)))
+        h.add(make_job("f", date_at(T0)))
         h.at(0)
         h.settle()
         assert h.statuses("f") == ["completed"]

@@ -11,10 +11,11 @@ from engine import events as ev
 from engine.errors import StoreError
 from engine.events import Event
 from engine.model import Execution, Status
+from engine.triggers import CronTrigger
 from engine.work import Outcome, RunRequest
 from stores.base import FireClaim
 from stores.memory import MemoryStore
-from tests.engine_support import T0, At, Every, Harness, Recorder, make_job, wait_for
+from tests.engine_support import T0, Harness, Recorder, date_at, every, make_job, wait_for
 
 
 def later(seconds: float) -> datetime:
@@ -24,7 +25,7 @@ def later(seconds: float) -> datetime:
 def test_jobs_fire_in_time_order_and_date_jobs_stay_stored() -> None:
     with Harness(pool_size=1) as h:
         for job_id, seconds in (("a", 30), ("b", 10), ("c", 20)):
-            h.add(make_job(job_id, At(later(seconds))))
+            h.add(make_job(job_id, date_at(later(seconds))))
         assert h.at(5) == 5.0  # nothing due; the next fire is 5 s away
         assert h.runner.requests == []
         assert h.at(40) is None  # all fired; nothing left on the heap
@@ -50,7 +51,7 @@ def test_a_fire_is_recorded_before_it_runs_with_the_job_labels() -> None:
         return Outcome(Status.COMPLETED, return_value={"n": 1}, exit_code=0)
 
     with Harness(runner=runner, store=store) as h:
-        h.add(make_job("a", At(later(10)), owner="u1", name="nightly"))
+        h.add(make_job("a", date_at(later(10)), owner="u1", name="nightly"))
         h.at(10)
         h.settle()
         assert seen[0].status == Status.RUNNING and seen[0].started_at == later(10)
@@ -67,7 +68,7 @@ def test_a_fire_is_recorded_before_it_runs_with_the_job_labels() -> None:
 
 def test_interval_job_reschedules_and_run_once_reports_the_wait() -> None:
     with Harness() as h:
-        added = h.add(make_job("tick", Every(60)))
+        added = h.add(make_job("tick", every(60)))
         assert added.next_run_time == T0
         assert h.at(0) == 60.0
         h.settle()
@@ -82,7 +83,7 @@ def test_a_fire_later_than_the_grace_is_recorded_missed_not_run() -> None:
     with Harness() as h:
         missed: list[Event] = []
         h.scheduler.events.subscribe(missed.append, {ev.JOB_MISSED})
-        h.add(make_job("late", At(later(0)), misfire_grace_time=60))
+        h.add(make_job("late", date_at(later(0)), misfire_grace_time=60))
         h.at(125)
         h.settle()
         assert h.runner.requests == []
@@ -95,7 +96,7 @@ def test_a_fire_later_than_the_grace_is_recorded_missed_not_run() -> None:
 
 def test_coalesce_runs_once_and_notes_how_many_fires_it_merged() -> None:
     with Harness() as h:
-        h.add(make_job("c", Every(60), coalesce=True, misfire_grace_time=100))
+        h.add(make_job("c", every(60), coalesce=True, misfire_grace_time=100))
         h.at(300)  # fires 0, 60, ... 300 are all due
         h.settle()
         (run,) = h.executions("c")
@@ -107,7 +108,7 @@ def test_coalesce_runs_once_and_notes_how_many_fires_it_merged() -> None:
 
 def test_without_coalesce_each_fire_runs_or_is_missed() -> None:
     with Harness() as h:
-        h.add(make_job("n", Every(60), coalesce=False, misfire_grace_time=100, max_instances=5))
+        h.add(make_job("n", every(60), coalesce=False, misfire_grace_time=100, max_instances=5))
         h.at(300)
         h.settle()
         records = h.executions("n")
@@ -128,7 +129,7 @@ def test_max_instances_records_a_skipped_fire() -> None:
     with Harness(runner=runner) as h:
         reached: list[Event] = []
         h.scheduler.events.subscribe(reached.append, {ev.MAX_INSTANCES_REACHED})
-        h.add(make_job("busy", Every(10), max_instances=1))
+        h.add(make_job("busy", every(10), max_instances=1))
         h.at(0)
         assert runner.started.wait(5)
         h.at(10)  # the first run is still going
@@ -146,7 +147,7 @@ def test_a_full_backlog_records_skipped_fires_instead_of_queueing() -> None:
     runner = Recorder(lambda request: Outcome(Status.COMPLETED) if release.wait(5) else Outcome(Status.FAILED))
     with Harness(runner=runner, pool_size=1, backlog_limit=1) as h:
         for job_id in ("a", "b", "c"):
-            h.add(make_job(job_id, At(T0)))
+            h.add(make_job(job_id, date_at(T0)))
         h.at(0)
         release.set()
         h.settle()
@@ -159,7 +160,7 @@ def test_a_full_backlog_records_skipped_fires_instead_of_queueing() -> None:
 
 def test_a_lost_claim_reloads_the_job_instead_of_firing() -> None:
     with Harness() as h:
-        h.add(make_job("shared", Every(60)))
+        h.add(make_job("shared", every(60)))
         # another engine claims the fire at T0 first
         assert h.store.claim_fire("shared", T0, later(60), [])
         h.at(0)
@@ -186,7 +187,7 @@ class FlakyClaims(MemoryStore):
 
 def test_a_store_error_while_claiming_is_retried_after_a_backoff() -> None:
     with Harness(store=FlakyClaims(failures=2)) as h:
-        h.add(make_job("j", At(T0)))
+        h.add(make_job("j", date_at(T0)))
         assert h.at(0) == pytest.approx(0.05)  # first failure: look again in 50 ms
         assert h.at(0.05) == pytest.approx(0.1)  # second failure: backoff doubles
         assert h.at(0.15) is None
@@ -199,10 +200,26 @@ def test_submitted_and_executed_events_follow_a_fire() -> None:
     with Harness() as h:
         seen: list[Event] = []
         h.scheduler.events.subscribe(seen.append)
-        h.add(make_job("e", At(T0)))
+        h.add(make_job("e", date_at(T0)))
         h.at(0)
         h.settle()
         assert wait_for(lambda: len(seen) == 3)
         assert [e.kind for e in seen] == [ev.JOB_ADDED, ev.EXECUTION_SUBMITTED, ev.EXECUTION_EXECUTED]
         assert seen[1].execution is not None and seen[1].execution.status == Status.QUEUED
         assert seen[2].execution is not None and seen[2].execution.status == Status.COMPLETED
+
+
+def test_a_cron_job_fires_on_its_minutes() -> None:
+    with Harness() as h:
+        h.add(make_job("cron", CronTrigger(minute="*/15")))
+        for minute in range(0, 61, 5):
+            h.at(minute * 60)
+            h.settle()
+        assert [e.scheduled_for for e in h.executions("cron")] == [
+            later(0),
+            later(15 * 60),
+            later(30 * 60),
+            later(45 * 60),
+            later(60 * 60),
+        ]
+        assert h.store.get_job("cron").next_run_time == later(75 * 60)

@@ -8,7 +8,7 @@ from engine.executions import new_execution
 from engine.model import Job, Status
 from engine.recovery import ABANDONED_MESSAGE
 from stores.memory import MemoryStore
-from tests.engine_support import T0, At, Every, Harness, make_job
+from tests.engine_support import T0, Harness, date_at, every, make_job
 
 
 def later(seconds: float) -> datetime:
@@ -23,7 +23,7 @@ def stored(store: MemoryStore, job: Job, next_run_time: datetime | None) -> Job:
 
 def test_executions_left_running_are_abandoned() -> None:
     store = MemoryStore()
-    job = stored(store, make_job("a", Every(3600)), later(3600))
+    job = stored(store, make_job("a", every(3600)), later(3600))
     for status in (Status.RUNNING, Status.QUEUED, Status.COMPLETED):
         store.add_execution(new_execution(job, "class", status, T0))
     with Harness(store=store) as h:
@@ -37,9 +37,9 @@ def test_executions_left_running_are_abandoned() -> None:
 
 def test_fires_missed_while_down_follow_each_jobs_policy() -> None:
     store = MemoryStore()
-    stored(store, make_job("coalesced", Every(60), coalesce=True, misfire_grace_time=30), T0)
-    stored(store, make_job("each", Every(60), coalesce=False, misfire_grace_time=30), T0)
-    stored(store, make_job("any-delay", Every(60), coalesce=True, misfire_grace_time=None), T0)
+    stored(store, make_job("coalesced", every(60), coalesce=True, misfire_grace_time=30), T0)
+    stored(store, make_job("each", every(60), coalesce=False, misfire_grace_time=30), T0)
+    stored(store, make_job("any-delay", every(60), coalesce=True, misfire_grace_time=None), T0)
     with Harness(store=store) as h:
         h.clock.set(later(3650))  # down for an hour; the 3600 fire is 50 s late
         h.scheduler.start(loop_thread=False)
@@ -60,7 +60,7 @@ def test_a_date_job_that_already_ran_never_runs_again_after_restart() -> None:
     store = MemoryStore()
     with Harness(store=store) as first:
         first.scheduler.start(loop_thread=False)
-        first.add(make_job("once", At(T0)))
+        first.add(make_job("once", date_at(T0)))
         first.at(0)
         first.settle()
     assert store.get_job("once").next_run_time is None
@@ -75,8 +75,8 @@ def test_a_date_job_that_already_ran_never_runs_again_after_restart() -> None:
 
 def test_paused_jobs_stay_off_the_heap_and_scheduled_retries_come_back() -> None:
     store = MemoryStore()
-    job = stored(store, make_job("r", At(T0)), None)
-    stored(store, make_job("p", Every(60), paused=True), None)
+    job = stored(store, make_job("r", date_at(T0)), None)
+    stored(store, make_job("p", every(60), paused=True), None)
     failed = new_execution(job, "class", Status.FAILED, T0)
     store.add_execution(failed)
     retry = new_execution(job, "class", Status.SCHEDULED, T0, scheduled_for=later(30), reason="retry")

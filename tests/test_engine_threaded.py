@@ -16,7 +16,7 @@ from engine.model import Status
 from engine.scheduler import Scheduler
 from engine.work import Outcome, RunRequest
 from stores.memory import MemoryStore
-from tests.engine_support import T0, At, Harness, Recorder, make_job, wait_for
+from tests.engine_support import T0, Harness, Recorder, date_at, make_job, wait_for
 
 
 @pytest.fixture
@@ -34,11 +34,11 @@ def soon(seconds: float) -> datetime:
 
 def test_moving_a_job_earlier_wakes_the_sleeping_loop(live: tuple[Scheduler, Recorder]) -> None:
     scheduler, runner = live
-    job = scheduler.add_job(make_job("far", At(soon(60)))).result(timeout=5)
+    job = scheduler.add_job(make_job("far", date_at(soon(60)))).result(timeout=5)
     assert job.next_run_time is not None
     time.sleep(0.05)  # the loop is now asleep until the job is due, 60 s away
     started = time.monotonic()
-    scheduler.modify_job("far", trigger=At(soon(0.01))).result(timeout=5)
+    scheduler.modify_job("far", trigger=date_at(soon(0.01))).result(timeout=5)
     assert runner.started.wait(1.0)
     assert time.monotonic() - started < 1.0
     assert scheduler.wait_idle(5)
@@ -46,16 +46,16 @@ def test_moving_a_job_earlier_wakes_the_sleeping_loop(live: tuple[Scheduler, Rec
 
 def test_an_earlier_job_added_later_fires_first(live: tuple[Scheduler, Recorder]) -> None:
     scheduler, runner = live
-    scheduler.add_job(make_job("far", At(soon(60)))).result(timeout=5)
+    scheduler.add_job(make_job("far", date_at(soon(60)))).result(timeout=5)
     time.sleep(0.02)
-    scheduler.add_job(make_job("near", At(soon(0.05)))).result(timeout=5)
+    scheduler.add_job(make_job("near", date_at(soon(0.05)))).result(timeout=5)
     assert runner.started.wait(1.0)
     assert runner.job_ids == ["near"]
 
 
 def test_the_idle_loop_does_not_spin(live: tuple[Scheduler, Recorder]) -> None:
     scheduler, _ = live
-    scheduler.add_job(make_job("far", At(soon(3600)))).result(timeout=5)
+    scheduler.add_job(make_job("far", date_at(soon(3600)))).result(timeout=5)
     process = psutil.Process()
     before = process.cpu_times()
     time.sleep(0.3)
@@ -66,7 +66,7 @@ def test_the_idle_loop_does_not_spin(live: tuple[Scheduler, Recorder]) -> None:
 
 def test_run_now_with_the_loop_thread(live: tuple[Scheduler, Recorder]) -> None:
     scheduler, runner = live
-    scheduler.add_job(make_job("n", At(soon(3600)))).result(timeout=5)
+    scheduler.add_job(make_job("n", date_at(soon(3600)))).result(timeout=5)
     execution = scheduler.run_job_now("n").result(timeout=5)
     assert scheduler.wait_idle(5)
     assert scheduler.store.get_execution(execution.id).status == Status.COMPLETED
@@ -80,7 +80,7 @@ def test_a_blocked_listener_does_not_stall_firing() -> None:
         heard: list[Event] = []
         h.scheduler.events.subscribe(heard.append)
         for number in range(50):
-            h.add(make_job(f"j{number}", At(T0)))
+            h.add(make_job(f"j{number}", date_at(T0)))
         started = time.monotonic()
         h.at(0)
         h.settle()
@@ -103,7 +103,7 @@ def test_an_armed_fire_never_starts_before_it_is_due() -> None:
     scheduler.start()
     try:
         due = soon(0.3)
-        scheduler.add_job(make_job("armed", At(due))).result(timeout=5)
+        scheduler.add_job(make_job("armed", date_at(due))).result(timeout=5)
         assert runner.started.wait(2)
         assert scheduler.wait_idle(5)
         assert starts[0] >= due.timestamp()
@@ -119,7 +119,7 @@ def test_cancelling_an_armed_fire_stops_it_before_it_starts() -> None:
     scheduler.arm_lead = 5.0
     scheduler.start()
     try:
-        scheduler.add_job(make_job("armed", At(soon(3)))).result(timeout=5)
+        scheduler.add_job(make_job("armed", date_at(soon(3)))).result(timeout=5)
         store = scheduler.store
         assert wait_for(lambda: len(store.list_executions(job_id="armed")) == 1, 2)
         (queued,) = store.list_executions(job_id="armed")
