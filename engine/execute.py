@@ -37,6 +37,7 @@ from stores.base import Store
 log = logging.getLogger(__name__)
 JOB_GONE = "the job was removed before this execution started"
 CANCELLED_BEFORE_START = "cancelled before it started"
+STORE_FAILED_BEFORE_START = "the store failed before this execution could start"
 OUTCOME_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED})
 _EVENT_OF = {
     Status.COMPLETED: ev.EXECUTION_EXECUTED,
@@ -75,18 +76,21 @@ class Executor:
         """Run one execution to its terminal status (the pool's work function)."""
         execution = item.execution
         job = item.job
-        if job is None:
-            try:
+        try:
+            if job is None:
                 job = retry_store_call(self._stopping, self._store.get_job, execution.job_id)
-            except JobNotFound:
-                self.record(item, Outcome(Status.CANCELLED, error=JOB_GONE))
+            if item.cancel.is_set() or self._wait_until_due(item):
+                self.record(item, Outcome(Status.CANCELLED, error=CANCELLED_BEFORE_START), job)
                 return
-        if item.cancel.is_set() or self._wait_until_due(item):
-            self.record(item, Outcome(Status.CANCELLED, error=CANCELLED_BEFORE_START), job)
+            execution.status = Status.RUNNING
+            execution.started_at = self._clock.now()
+            retry_store_call(self._stopping, self._store.update_execution, execution)
+        except JobNotFound:
+            self.record(item, Outcome(Status.CANCELLED, error=JOB_GONE))
             return
-        execution.status = Status.RUNNING
-        execution.started_at = self._clock.now()
-        retry_store_call(self._stopping, self._store.update_execution, execution)
+        except Exception as exc:  # the store gave up (shutting down): never left queued
+            self.record(item, Outcome(Status.FAILED, error=f"{STORE_FAILED_BEFORE_START}: {exc}"), job)
+            return
         request = RunRequest(
             job=job,
             execution=execution,

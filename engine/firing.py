@@ -7,6 +7,10 @@ straight away; rescheduling and events come after, off the dispatch path. A lost
 (another engine, or a modify) reloads the job from the store. A store failure never
 escapes: the batch is revisited after a growing backoff.
 
+The loop thread also passes a `lead`: fires due within it are claimed and handed to a
+worker early, with `WorkItem.not_before` set to their due time; they are judged by the
+misfire policy at that due time, and the worker starts them exactly then.
+
 Due retries are marked `queued` and dispatched the same way (they are not limited by
 max_instances: they continue a fire that was already admitted).
 """

@@ -129,6 +129,10 @@ class Scheduler:
             if command.future.set_running_or_notify_cancel():
                 command.future.set_exception(EngineStopped("the scheduler shut down first"))
         self._loop.stop()
+        now_ts = self.clock.timestamp()
+        for item in self._pool.running_items():
+            if item.not_before > now_ts:  # armed ahead of its due time: no new fires
+                item.cancel.set()
         for item in self._pool.stop_intake():
             self._executor.record(item, Outcome(Status.CANCELLED, error=QUEUED_AT_SHUTDOWN))
         if not self._pool.wait_idle(timeout):

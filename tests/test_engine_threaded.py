@@ -129,3 +129,18 @@ def test_cancelling_an_armed_fire_stops_it_before_it_starts() -> None:
         assert runner.requests == []
     finally:
         scheduler.shutdown(timeout=5)
+
+
+def test_shutdown_cancels_fires_armed_but_not_yet_due() -> None:
+    runner = Recorder()
+    scheduler = Scheduler(MemoryStore(), runner)
+    scheduler.arm_lead = 5.0
+    scheduler.start()
+    scheduler.add_job(make_job("armed", date_at(soon(3)))).result(timeout=5)
+    store = scheduler.store
+    assert wait_for(lambda: len(store.list_executions(job_id="armed")) == 1, 2)
+    started = time.monotonic()
+    scheduler.shutdown(timeout=5)
+    assert time.monotonic() - started < 1.0
+    (execution,) = store.list_executions(job_id="armed")
+    assert execution.status == Status.CANCELLED and runner.requests == []
