@@ -21,10 +21,12 @@ RUN groupadd --system cronwell \
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels cronwell && rm -rf /wheels
 
+# No CRONWELL_STORE here: left unset, MONGO_URI or CRONWELL_ORACLE_DSN select their
+# store as they do outside a container; with neither, the default SQLite file is
+# var/cronwell.db under WORKDIR, i.e. /data/var/cronwell.db in the data volume.
 ENV CRONWELL_HOST=0.0.0.0 \
     CRONWELL_PORT=5000 \
     CRONWELL_DATA_DIR=/data \
-    CRONWELL_STORE=sqlite:////data/cronwell.db \
     CRONWELL_SCRIPT_ROOTS=/scripts \
     CRONWELL_SHUTDOWN_TIMEOUT=20 \
     PYTHONUNBUFFERED=1

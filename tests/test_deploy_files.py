@@ -131,3 +131,19 @@ def test_dockerfile_ships_every_package_and_the_console_script() -> None:
 def test_dockerignore_keeps_state_and_secrets_out() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".venv", "var", ".env", ".git"} <= ignored
+
+
+def test_image_defaults_let_the_seed_variables_choose_the_store() -> None:
+    """`docker run -e MONGO_URI=...` must select MongoDB as it does outside a container
+    (an image-level CRONWELL_STORE would silently win), and the default SQLite file must
+    land in the data volume."""
+    env = dockerfile_env()
+    mongo = load_settings({**env, "MONGO_URI": "mongodb://db:27017"}, dotenv=None)
+    assert mongo.store_url == "mongodb://db:27017"
+    oracle = load_settings({**env, "CRONWELL_ORACLE_DSN": "db:1521/FREEPDB1"}, dotenv=None)
+    assert urlparse(oracle.store_url).scheme == "oracle"
+    default = load_settings(env, dotenv=None)
+    assert default.store_url.startswith("sqlite:///")
+    path = Path(default.store_url.removeprefix("sqlite:///"))
+    database = path if path.is_absolute() else Path(instruction("WORKDIR")) / path
+    assert database.is_relative_to(default.data_dir)
