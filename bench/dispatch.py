@@ -232,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for failure in (f for cell in cells for f in cell.failures):
         print(f"failed run: {failure}")
+    for cell in cells:
+        early = sum(run.get("early_starts", 0) for run in cell.runs)
+        if early:
+            print(f"WARNING: {cell.system} started {early} {cell.workload} job(s) over 1 ms before their due time")
     print("targets (cronwell against the floor and APScheduler, this run):")
     for line in targets(results):
         print(f"  {line}")
