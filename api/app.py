@@ -62,6 +62,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     app.ctx.scheduler = None
     app.ctx.clock = SystemClock()
     app.ctx.available_jobs = None
+    #: engine event listeners, subscribed before the engine starts so that recovery's
+    #: own events (fires missed while down) reach them too
+    app.ctx.event_listeners = []
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
     app.register_middleware(require_api_key, "request")
@@ -90,6 +93,8 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         script_roots=settings.script_roots,
         services=JobServices(store, settings, now=app.ctx.clock.now),
     )
+    for listener in app.ctx.event_listeners:
+        scheduler.events.subscribe(listener)
     await asyncio.to_thread(scheduler.start)
     app.ctx.scheduler = scheduler
     log.info("engine started on the %s store", store.backend)

@@ -19,7 +19,7 @@ from sanic import Sanic
 
 from engine import events as ev
 from engine.config import Settings
-from engine.events import Event, EventBus
+from engine.events import Event
 from stores import masked
 
 #: loggers Sanic writes to; they are routed through the same handler as ours
@@ -91,19 +91,11 @@ class EventLogger:
         self.logger.log(level, text, extra={"fields": event_fields(event)})
 
 
-def attach_event_log(bus: EventBus) -> None:
-    """Subscribe an EventLogger to every kind on `bus`."""
-    bus.subscribe(EventLogger())
-
-
 def install_event_log(app: Sanic[Any, Any]) -> None:
-    """Log the engine's events once the app has started its engine, and say where the
-    service listens and which store it uses (password masked)."""
-
-    async def subscribe(app: Sanic[Any, Any]) -> None:
-        scheduler = app.ctx.scheduler
-        if scheduler is not None:
-            attach_event_log(scheduler.events)
+    """Log the engine's events from its first step (the listener is subscribed before
+    the engine starts), and say where the service listens and which store it uses
+    (password masked)."""
+    app.ctx.event_listeners.append(EventLogger())
 
     async def announce(app: Sanic[Any, Any]) -> None:
         settings: Settings = app.ctx.settings
@@ -122,8 +114,6 @@ def install_event_log(app: Sanic[Any, Any]) -> None:
             },
         )
 
-    # registered after create_app's own start_engine listener, so it runs after it
-    app.register_listener(subscribe, "before_server_start")
     app.register_listener(announce, "after_server_start")
 
 

@@ -136,9 +136,7 @@ def load_settings(
     s["oracle_dsn"] = get("CRONWELL_ORACLE_DSN", "")
     s["oracle_user"] = get("CRONWELL_ORACLE_USER", "")
     s["oracle_password"] = get("CRONWELL_ORACLE_PASSWORD", "")
-    if v := get("CRONWELL_STORE"):
-        s["store_url"] = v
-    elif v := get("MONGO_URI"):
+    if v := get("CRONWELL_STORE") or get("MONGO_URI"):
         s["store_url"] = v
     elif s["oracle_dsn"]:
         s["store_url"] = "oracle://"
@@ -186,4 +184,34 @@ def load_settings(
         s["report_dir"] = Path(v).expanduser()
     if v := get("CRONWELL_JOB_PATH"):
         s["job_paths"] = _paths(v)
+    s["extra"] = _job_settings(get)
     return Settings(**s)
+
+
+#: knobs of individual built-in jobs, kept in Settings.extra under these keys
+JOB_SECONDS = {
+    "CRONWELL_HEALTH_CHECK_TIMEOUT": "health_check_timeout",
+    "CRONWELL_SMTP_TIMEOUT": "smtp_timeout",
+    "CRONWELL_WEBHOOK_TIMEOUT": "webhook_timeout",
+    "CRONWELL_METRICS_CPU_INTERVAL": "metrics_cpu_interval",
+    "CRONWELL_CUSTOM_SCRIPT_TIMEOUT": "custom_script_timeout",
+}
+
+
+def _seconds(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number of seconds, not {value!r}") from None
+    if not number > 0:
+        raise InvalidInput(f"{name} must be more than 0 seconds, not {value!r}")
+    return number
+
+
+def _job_settings(get: Any) -> dict[str, Any]:
+    extra: dict[str, Any] = {
+        key: _seconds(name, v) for name, key in JOB_SECONDS.items() if (v := get(name))
+    }
+    if v := get("CRONWELL_SMTP_CAFILE"):
+        extra["smtp_cafile"] = v
+    return extra

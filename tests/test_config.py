@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import load_settings
+from engine.errors import InvalidInput
 from tests.api_support import CRONWELL, ROOT, free_port
 
 
@@ -175,3 +176,25 @@ def test_check_passes_and_names_what_it_checked(tmp_path: Path) -> None:
     )
     assert (tmp_path / "var" / "cronwell.db").is_file()
     assert (tmp_path / "var" / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_job_knobs_come_from_the_environment() -> None:
+    settings = load_settings(
+        {
+            "CRONWELL_WEBHOOK_TIMEOUT": "2.5",
+            "CRONWELL_HEALTH_CHECK_TIMEOUT": "1",
+            "CRONWELL_SMTP_CAFILE": "/etc/ssl/private-ca.pem",
+        },
+        dotenv=None,
+    )
+    assert settings.extra == {
+        "webhook_timeout": 2.5,
+        "health_check_timeout": 1.0,
+        "smtp_cafile": "/etc/ssl/private-ca.pem",
+    }
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon"])
+def test_job_knob_must_be_positive_seconds(value: str) -> None:
+    with pytest.raises(InvalidInput, match="CRONWELL_SMTP_TIMEOUT"):
+        load_settings({"CRONWELL_SMTP_TIMEOUT": value}, dotenv=None)
