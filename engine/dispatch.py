@@ -82,6 +82,14 @@ class WorkerPool:
         self._stopping = False
 
     # -- the loop's side -------------------------------------------------------------
+    @property
+    def full_error(self) -> str:
+        """The error of an execution skipped because the backlog was full."""
+        return (
+            f"skipped: the worker backlog is full ({self.backlog_limit} executions waiting "
+            "for a worker); raise backlog_limit or pool_size"
+        )
+
     def room(self) -> int:
         """How many more executions the backlog takes now."""
         return self.backlog_limit - len(self._backlog)

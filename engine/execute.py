@@ -37,6 +37,7 @@ from stores.base import Store
 log = logging.getLogger(__name__)
 JOB_GONE = "the job was removed before this execution started"
 CANCELLED_BEFORE_START = "cancelled before it started"
+SHUT_DOWN_BEFORE_START = "cronwell shut down before this execution started"
 STORE_FAILED_BEFORE_START = "the store failed before this execution could start"
 OUTCOME_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED})
 _EVENT_OF = {

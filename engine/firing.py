@@ -27,6 +27,7 @@ from engine.backoff import StoreBackoff
 from engine.dispatch import WorkerPool, WorkItem
 from engine.errors import JobNotFound
 from engine.events import EventBus
+from engine.execute import SHUT_DOWN_BEFORE_START
 from engine.executions import new_execution
 from engine.model import Execution, Status
 from engine.policy import FirePlan, plan_fires
@@ -36,7 +37,6 @@ from stores.base import FireClaim, Store
 
 log = logging.getLogger(__name__)
 BATCH = 64
-SHUT_DOWN_UNSTARTED = "cronwell shut down before this execution started"
 
 
 @dataclass(slots=True)
@@ -155,10 +155,7 @@ class Firer:
                 )
                 kind = ev.MAX_INSTANCES_REACHED
             elif room <= 0:
-                error = (
-                    f"skipped: the worker backlog is full ({self._pool.backlog_limit} "
-                    "executions waiting for a worker); raise backlog_limit or pool_size"
-                )
+                error = self._pool.full_error
                 kind = ev.JOB_MISSED
             else:
                 record = new_execution(
@@ -192,11 +189,7 @@ class Firer:
     # -- retries ---------------------------------------------------------------------
     def _fire_retry(self, retry: Execution, now: datetime) -> None:
         if self._pool.room() <= 0:
-            retry.error = (
-                f"skipped: the worker backlog is full ({self._pool.backlog_limit} executions "
-                "waiting for a worker); raise backlog_limit or pool_size"
-            )
-            self._record(WorkItem(retry), Outcome(Status.SKIPPED, error=retry.error))
+            self._record(WorkItem(retry), Outcome(Status.SKIPPED, error=self._pool.full_error))
             return
         retry.status = Status.QUEUED
         try:
@@ -216,5 +209,5 @@ class Firer:
             return
         taken = self._pool.submit(items)
         for item in items[taken:]:  # the pool stopped between claim and submit
-            self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_UNSTARTED))
+            self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
 

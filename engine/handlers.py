@@ -32,7 +32,7 @@ from engine.commands import (
 from engine.dispatch import WorkerPool, WorkItem
 from engine.errors import CronwellError, ExecutionNotCancellable
 from engine.events import EventBus
-from engine.execute import CANCELLED_BEFORE_START
+from engine.execute import CANCELLED_BEFORE_START, SHUT_DOWN_BEFORE_START
 from engine.executions import new_execution
 from engine.model import EPOCH, Execution, Job, Status
 from engine.policy import first_fire_time
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 #: returned by a handler that resolves its command's future later
 DEFERRED = object()
 JOB_REMOVED = "the job was removed before this retry ran"
-BACKLOG_FULL = "skipped: the worker backlog is full ({limit} executions waiting for a worker)"
 
 
 class CommandHandler:
@@ -155,8 +154,9 @@ class CommandHandler:
     def run_job_now(self, command: RunJobNow, now: datetime) -> Execution:
         job = self._store.get_job(command.job_id)
         if self._pool.room() <= 0:
-            error = BACKLOG_FULL.format(limit=self._pool.backlog_limit)
-            skipped = new_execution(job, job.kind.value, Status.SKIPPED, now, reason="manual", error=error)
+            skipped = new_execution(
+                job, job.kind.value, Status.SKIPPED, now, reason="manual", error=self._pool.full_error
+            )
             self._store.add_execution(skipped)
             self._events.emit(ev.JOB_MISSED, job.id, now, execution=skipped)
             return skipped
@@ -165,7 +165,7 @@ class CommandHandler:
         result = copy.copy(execution)
         item = WorkItem(execution, job=job)
         if self._pool.submit([item]) == 0:
-            self._record(item, Outcome(Status.CANCELLED, error="cronwell is shutting down"))
+            self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
         self._events.emit(ev.EXECUTION_SUBMITTED, job.id, now, execution=result)
         return result
 

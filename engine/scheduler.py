@@ -34,7 +34,7 @@ from engine.commands import (
 from engine.dispatch import WorkerPool
 from engine.errors import EngineStopped
 from engine.events import EventBus
-from engine.execute import Executor
+from engine.execute import SHUT_DOWN_BEFORE_START, Executor
 from engine.firing import Firer
 from engine.handlers import CommandHandler
 from engine.loop import EngineLoop
@@ -47,7 +47,6 @@ from stores.base import Store
 log = logging.getLogger(__name__)
 #: after a shutdown timeout, how long cancelled runs get to stop before being recorded
 CANCEL_GRACE = 5.0
-QUEUED_AT_SHUTDOWN = "cronwell shut down before this execution started"
 RUNNING_AT_SHUTDOWN = "cronwell shut down while this execution was running (waited {:g} s)"
 
 
@@ -134,7 +133,7 @@ class Scheduler:
             if item.not_before > now_ts:  # armed ahead of its due time: no new fires
                 item.cancel.set()
         for item in self._pool.stop_intake():
-            self._executor.record(item, Outcome(Status.CANCELLED, error=QUEUED_AT_SHUTDOWN))
+            self._executor.record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
         if not self._pool.wait_idle(timeout):
             running = self._pool.running_items()
             log.warning("shutdown: cancelling %d execution(s) still running", len(running))
