@@ -63,7 +63,36 @@ def _job_fields(*, create: bool) -> tuple[Field, ...]:
         Field("pub_kwargs", "object", example={"key": "value"}),
         Field("timezone", "string", max_length=100, description="IANA zone; default the service's"),
         Field("is_enabled", "boolean", description="default true"),
+        *POLICY_FIELDS,
     )
+
+
+#: how a job runs, beyond the seed's fields; settable on any job, both surfaces' alike
+POLICY_FIELDS = (
+    Field("timeout", "number", minimum=0, description="seconds a run may take; 0 = no limit"),
+    Field("max_instances", "integer", minimum=1, maximum=1000, description="default 1"),
+    Field(
+        "misfire_grace_time",
+        "number",
+        minimum=0,
+        description="seconds a fire may start late; default CRONWELL_MISFIRE_GRACE",
+    ),
+    Field("coalesce", "boolean", description="several missed fires run once; default true"),
+    Field("retries", "integer", minimum=0, maximum=100, description="default 0"),
+    Field("retry_delay", "number", minimum=0, description="seconds before a retry; default 0"),
+    Field("retry_backoff", "string", max_length=20, description='"fixed" or "exponential"'),
+)
+_BACKOFFS = ("fixed", "exponential")
+
+
+def _policy(values: dict[str, Any]) -> dict[str, Any]:
+    """Job attribute values for the policy fields that were sent."""
+    policy = {f.name: values[f.name] for f in POLICY_FIELDS if f.name in values}
+    if "timeout" in policy:
+        policy["timeout"] = policy["timeout"] or None
+    if policy.get("retry_backoff", "fixed") not in _BACKOFFS:
+        raise InvalidField("retry_backoff", f"retry_backoff must be one of {', '.join(_BACKOFFS)}")
+    return policy
 
 
 CREATE_BODY = Body(_job_fields(create=True))
@@ -122,6 +151,8 @@ async def create_job(request: Request) -> HTTPResponse:
         enabled=values.get("is_enabled", True),
         misfire_grace_time=settings.misfire_grace_time,
     )
+    for attr, value in _policy(values).items():
+        setattr(job, attr, value)
     scheduler = context.scheduler(request)
     added = await context.command(scheduler.add_job(job))
     await _drop_if_owner_gone(request, added)
@@ -208,6 +239,7 @@ def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str
             changes[attr] = values[field].strip() if field == "name" else values[field]
     if "pub_args" in values:
         changes["args"] = values["pub_args"]
+    changes.update(_policy(values))
     if "user_id" in values:
         changes["owner"] = _owner_id(request, values["user_id"])
     schedule = [name for name in (*views.CRON_FIELDS, "timezone") if name in values]

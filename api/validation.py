@@ -10,6 +10,7 @@ surface, 400 on the scripts surface).
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.
 _TYPE_WORDS = {
     "string": "a string",
     "integer": "an integer",
+    "number": "a number",
     "boolean": "true or false",
     "strings": "a list of strings",
     "array": "a list",
@@ -33,6 +35,7 @@ _TYPE_WORDS = {
 _JSON_SCHEMA: dict[str, dict[str, Any]] = {
     "string": {"type": "string"},
     "integer": {"type": "integer"},
+    "number": {"type": "number"},
     "boolean": {"type": "boolean"},
     "strings": {"type": "array", "items": {"type": "string"}},
     "array": {"type": "array"},
@@ -71,7 +74,7 @@ class Field:
                 )
         if self.kind in ("strings", "array") and len(value) > self.max_length:
             raise InvalidField(self.name, f"{self.name} has more than {self.max_length} items")
-        if self.kind == "integer":
+        if self.kind in ("integer", "number"):
             if self.minimum is not None and value < self.minimum:
                 raise InvalidField(self.name, f"{self.name} must be at least {self.minimum}")
             if self.maximum is not None and value > self.maximum:
@@ -96,6 +99,8 @@ def _has_kind(kind: str, value: Any) -> bool:
         return isinstance(value, str)
     if kind == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if kind == "boolean":
         return isinstance(value, bool)
     if kind == "strings":

@@ -90,6 +90,13 @@ def scheduler_job(job: Job) -> dict[str, Any]:
         "total_executions": job.total_executions,
         "timezone": job.timezone,
         "job_type": str(job.kind),
+        "timeout": job.timeout,
+        "max_instances": job.max_instances,
+        "misfire_grace_time": job.misfire_grace_time,
+        "coalesce": job.coalesce,
+        "retries": job.retries,
+        "retry_delay": job.retry_delay,
+        "retry_backoff": job.retry_backoff,
     }
 
 

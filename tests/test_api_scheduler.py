@@ -46,6 +46,13 @@ JOB_FIELDS = [
     "total_executions",
     "timezone",
     "job_type",
+    "timeout",
+    "max_instances",
+    "misfire_grace_time",
+    "coalesce",
+    "retries",
+    "retry_delay",
+    "retry_backoff",
 ]
 EXECUTION_FIELDS = {
     "_id",
@@ -530,3 +537,78 @@ def test_one_job_two_views(server: ThreadServer, user_id: str) -> None:
     assert call(server, "GET", f"/api/scheduler/jobs/{class_job}").status_code == 404
     assert call(server, "DELETE", "/api/scheduler/jobs/both_views").status_code == 200
     assert requests.get(f"{server.url}/api/job/both_views", timeout=5).status_code == 404
+
+
+def test_policy_fields_default_set_and_update(server: ThreadServer, user_id: str) -> None:
+    job_id = create(server, user_id)
+    job = call(server, "GET", f"/api/scheduler/jobs/{job_id}").json()["data"]
+    assert {k: job[k] for k in ("timeout", "max_instances", "coalesce", "retries")} == {
+        "timeout": None,
+        "max_instances": 1,
+        "coalesce": True,
+        "retries": 0,
+    }
+    assert job["retry_backoff"] == "fixed"
+    policy = {
+        "timeout": 2.5,
+        "max_instances": 3,
+        "misfire_grace_time": 5,
+        "coalesce": False,
+        "retries": 2,
+        "retry_delay": 0.5,
+        "retry_backoff": "exponential",
+    }
+    other = create(server, user_id, **policy)
+    got = call(server, "GET", f"/api/scheduler/jobs/{other}").json()["data"]
+    assert {k: got[k] for k in policy} == policy
+    response = call(server, "PUT", f"/api/scheduler/jobs/{other}", {"timeout": 0, "retries": 0})
+    assert response.status_code == 200, response.text
+    got = call(server, "GET", f"/api/scheduler/jobs/{other}").json()["data"]
+    assert got["timeout"] is None and got["retries"] == 0 and got["max_instances"] == 3
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("timeout", -1, "at least 0"),
+        ("timeout", "10", "must be a number"),
+        ("max_instances", 0, "at least 1"),
+        ("retries", 1.5, "must be an integer"),
+        ("retry_backoff", "linear", "fixed, exponential"),
+        ("coalesce", "yes", "true or false"),
+    ],
+)
+def test_policy_fields_refused_with_the_field_named(
+    server: ThreadServer, user_id: str, field: str, value: Any, words: str
+) -> None:
+    before = call(server, "GET", "/api/scheduler/jobs").json()["total"]
+    response = call(
+        server, "POST", "/api/scheduler/jobs", {"user_id": user_id, **SEED_JOB, field: value}
+    )
+    assert response.status_code == 422, response.text
+    assert field in response.json()["detail"] and words in response.json()["detail"]
+    assert call(server, "GET", "/api/scheduler/jobs").json()["total"] == before
+
+
+def test_retries_set_over_http_make_linked_executions(
+    server: ThreadServer, user_id: str
+) -> None:
+    job_id = create(
+        server,
+        user_id,
+        job_class_string="jobs.webhook.WebhookJob",
+        pub_args=["ftp://not-allowed.example"],
+        pub_kwargs={},
+        retries=1,
+        retry_delay=0,
+    )
+    first = call(server, "POST", f"/api/scheduler/jobs/{job_id}/run").json()["execution_id"]
+    assert wait_execution(server, first)["status"] == "failed"
+
+    def retried() -> dict[str, Any] | None:
+        page = call(server, "GET", f"/api/scheduler/executions?job_id={job_id}").json()["data"]
+        done = [e for e in page if e["retry_of"] == first and e["status"] == "failed"]
+        return done[0] if done else None
+
+    retry = wait_for(retried, 15, "the retry to run")
+    assert retry["attempt"] == 2
