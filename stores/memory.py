@@ -88,7 +88,9 @@ def _clone(obj: T) -> T:
     getter, special = _layout(type(obj))
     values = list(getter(obj))
     for index, _ in special:
-        values[index] = _copy_value(values[index])
+        value = values[index]
+        if value is not None and not (type(value) is datetime and value.tzinfo is UTC):
+            values[index] = _copy_value(value)
     return type(obj)(*values)
 
 
