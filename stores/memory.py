@@ -85,7 +85,8 @@ def _clone(obj: T) -> T:
     Scalar fields and triggers are shared (immutable), datetimes normalised, anything
     else (args, kwargs, return values, nested dicts) copied as deep as it goes.
     """
-    getter, special = _layout(type(obj))
+    model: type[Any] = type(obj)
+    getter, special = _layout(model)
     values = list(getter(obj))
     for index, _ in special:
         value = values[index]
@@ -334,12 +335,13 @@ class MemoryStore(Store):
     def export(self, collection: str) -> Iterator[dict[str, Any]]:
         check_collection(collection)
         with self._lock:
-            source: dict[str, Any] = {
+            sources: dict[str, dict[str, Any]] = {
                 "users": self._users,
                 "servers": self._servers,
                 "jobs": self._jobs,
                 "executions": self._executions,
-            }[collection]
+            }
+            source = sources[collection]
             records = [obj.to_record() for obj in source.values()]
         for record in records:
             record.pop("password_encrypted", None)
