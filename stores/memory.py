@@ -11,9 +11,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
-from functools import cache
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from engine.errors import (
     DuplicateEmail,
@@ -51,17 +50,23 @@ _SCALAR_ANNOTATIONS = frozenset(
 )
 
 
-@cache
-def _layout(model: type) -> tuple[attrgetter[Any], tuple[tuple[int, str], ...]]:
+_Layout: TypeAlias = "tuple[attrgetter[Any], tuple[tuple[int, str], ...]]"
+_LAYOUTS: dict[type, _Layout] = {}
+
+
+def _layout(model: type) -> _Layout:
     """How to clone `model`: a getter of every field, and (index, name) of the fields
-    that may hold something mutable or non-UTC."""
-    names = tuple(f.name for f in fields(model))
-    special = tuple(
-        (index, f.name)
-        for index, f in enumerate(fields(model))
-        if str(f.type) not in _SCALAR_ANNOTATIONS and f.name not in _SHARED_FIELDS
-    )
-    return attrgetter(*names), special
+    that may hold something mutable or non-UTC (worked out once per class)."""
+    layout = _LAYOUTS.get(model)
+    if layout is None:
+        names = tuple(f.name for f in fields(model))
+        special = tuple(
+            (index, f.name)
+            for index, f in enumerate(fields(model))
+            if str(f.type) not in _SCALAR_ANNOTATIONS and f.name not in _SHARED_FIELDS
+        )
+        layout = _LAYOUTS[model] = (attrgetter(*names), special)
+    return layout
 
 
 def _copy_value(value: Any) -> Any:
@@ -85,8 +90,7 @@ def _clone(obj: T) -> T:
     Scalar fields and triggers are shared (immutable), datetimes normalised, anything
     else (args, kwargs, return values, nested dicts) copied as deep as it goes.
     """
-    model: type[Any] = type(obj)
-    getter, special = _layout(model)
+    getter, special = _layout(type(obj))
     values = list(getter(obj))
     for index, _ in special:
         value = values[index]
