@@ -13,6 +13,8 @@ Rules every backend follows (tests/test_store_contract.py checks them all):
   failure to connect or create the schema in `open()` is `StoreUnavailable`.
 - Lists of executions are newest first (created_at, then id, descending).
 - Groups of writes marked "atomic" below happen all or not at all.
+- A job's RUN_COUNTERS (total_executions, last_run_time) change only by the atomic
+  writes of `claim_fire` and `finish_execution`; no overlapping job write can lose them.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ def check_maintenance_task(task: str) -> None:
         raise InvalidInput(
             f"unknown maintenance task {task!r}; one of {', '.join(MAINTENANCE_TASKS)}"
         )
+
+
+#: job fields owned by claim_fire/finish_execution: update_job and add_job(replace=True)
+#: never overwrite them (the engine sets last_run_time only through those two writes)
+RUN_COUNTERS = ("total_executions", "last_run_time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +92,23 @@ class Store(ABC):
     def add_job(self, job: Job, *, replace: bool = False) -> None:
         """Insert a job (with its first next_run_time, atomically).
 
-        With replace=True an existing job of the same id is overwritten; its executions
-        are kept. Without it an existing id raises JobExists.
+        With replace=True an existing job of the same id is overwritten, except that its
+        executions are kept and so are its RUN_COUNTERS (they count those executions); a
+        new id is inserted with the counters `job` carries. Without replace an existing
+        id raises JobExists.
         """
 
     @abstractmethod
     def update_job(self, job: Job) -> None:
-        """Overwrite every field of an existing job. Raises JobNotFound."""
+        """Overwrite every field of an existing job except its RUN_COUNTERS, which keep
+        their stored values whatever `job` carries. Raises JobNotFound.
+
+        The counters are written only by `claim_fire` and `finish_execution`, as single
+        atomic updates; a caller's copy of them may be stale (a worker finished a run
+        between the caller's get_job and this write), so writing it back would lose an
+        increment or move last_run_time backwards. Callers that show the job after an
+        update re-read the counters.
+        """
 
     @abstractmethod
     def remove_job(self, job_id: str) -> None:

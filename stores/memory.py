@@ -32,7 +32,13 @@ from engine.model import (
     Surface,
     as_utc,
 )
-from stores.base import JobCounts, Store, check_collection, check_maintenance_task
+from stores.base import (
+    RUN_COUNTERS,
+    JobCounts,
+    Store,
+    check_collection,
+    check_maintenance_task,
+)
 from stores.records import Server, User
 
 T = TypeVar("T")
@@ -103,6 +109,15 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
+def _with_counters_of(job: Job, stored: Job | None) -> Job:
+    """A stored copy of `job` keeping `stored`'s RUN_COUNTERS (the Store contract)."""
+    copied = _clone(job)
+    if stored is not None:
+        for name in RUN_COUNTERS:
+            setattr(copied, name, getattr(stored, name))
+    return copied
+
+
 class MemoryStore(Store):
     backend = "memory"
 
@@ -122,15 +137,17 @@ class MemoryStore(Store):
     # -- jobs ------------------------------------------------------------------------
     def add_job(self, job: Job, *, replace: bool = False) -> None:
         with self._lock:
-            if job.id in self._jobs and not replace:
+            stored = self._jobs.get(job.id)
+            if stored is not None and not replace:
                 raise JobExists(job.id)
-            self._jobs[job.id] = _clone(job)
+            self._jobs[job.id] = _with_counters_of(job, stored)
 
     def update_job(self, job: Job) -> None:
         with self._lock:
-            if job.id not in self._jobs:
+            stored = self._jobs.get(job.id)
+            if stored is None:
                 raise JobNotFound(job.id)
-            self._jobs[job.id] = _clone(job)
+            self._jobs[job.id] = _with_counters_of(job, stored)
 
     def remove_job(self, job_id: str) -> None:
         with self._lock:

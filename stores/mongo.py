@@ -36,7 +36,14 @@ from engine.errors import (
 )
 from engine.ids import new_id
 from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
-from stores.base import FireClaim, JobCounts, Store, check_collection, check_maintenance_task
+from stores.base import (
+    RUN_COUNTERS,
+    FireClaim,
+    JobCounts,
+    Store,
+    check_collection,
+    check_maintenance_task,
+)
 from stores.codec import bulk_decoding, plain, revive, time_fields, time_text
 from stores.records import Server, User
 
@@ -108,6 +115,22 @@ def _set_or_unset(values: Mapping[str, Any]) -> dict[str, Any]:
         update["$set"] = sets
     if unsets:
         update["$unset"] = unsets
+    return update
+
+
+def _job_write(job: Job) -> dict[str, Any]:
+    """An update document writing `job` over its stored document, except the
+    RUN_COUNTERS: those are set only when the write inserts the job ($setOnInsert),
+    so an update or a replace keeps the counts claims and finishes made."""
+    document = to_document(job)
+    del document["_id"]
+    counters = {name: document.pop(name) for name in RUN_COUNTERS if name in document}
+    update: dict[str, Any] = {"$set": document}
+    unset = {n: "" for n in time_fields(Job) if n not in document and n not in RUN_COUNTERS}
+    if unset:
+        update["$unset"] = unset
+    if counters:
+        update["$setOnInsert"] = counters
     return update
 
 
@@ -254,13 +277,17 @@ class MongoStore(Store):
     # -- jobs ------------------------------------------------------------------------
     def add_job(self, job: Job, *, replace: bool = False) -> None:
         if replace:
-            self._upsert("jobs", job)
+            with self._driver():
+                self._collection("jobs").update_one({"_id": job.id}, _job_write(job), upsert=True)
             return
         with self._driver(duplicate=JobExists(job.id)):
             self._collection("jobs").insert_one(to_document(job))
 
     def update_job(self, job: Job) -> None:
-        self._replace("jobs", job, JobNotFound)
+        with self._driver():
+            result = self._collection("jobs").update_one({"_id": job.id}, _job_write(job))
+        if result.matched_count == 0:
+            raise JobNotFound(job.id)
 
     def remove_job(self, job_id: str) -> None:
         self._delete("jobs", job_id, JobNotFound)

@@ -43,7 +43,7 @@ class OracleDialect(Dialect):
 
     def upsert(self, table: Table) -> str:
         names = table.names
-        updates = ", ".join(f"t.{n} = :{n}" for n in names if n != "id")
+        updates = ", ".join(f"t.{n} = :{n}" for n in table.overwritten)
         return (
             f"MERGE INTO {table.name} t USING (SELECT :id AS id FROM dual) s ON (t.id = s.id) "
             f"WHEN MATCHED THEN UPDATE SET {updates} "

@@ -3,7 +3,8 @@
 Each table keeps indexed scalar columns for what is filtered, sorted or counted, plus a
 `doc` column with the whole record as JSON (`stores.codec`). A few job columns
 (next_run_time, last_run_time, total_executions) are authoritative over the doc, so the
-fire claim and the counter bump are single conditional UPDATEs, never a read-modify-write.
+fire claim and the counter bump are single conditional UPDATEs, never a read-modify-write;
+the run counters are `kept` columns, which a job update or replace never overwrites.
 
 Both drivers take `:name` binds, so the statements are shared; a `Dialect` supplies only
 what differs (column types, upsert, paging, "create if missing"). Every statement is
@@ -34,6 +35,7 @@ from engine.errors import (
 )
 from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
+    RUN_COUNTERS,
     FireClaim,
     JobCounts,
     Store,
@@ -75,10 +77,18 @@ class Table:
     overlay: tuple[str, ...] = ()
     #: columns computed from the object instead of read from the same-named attribute
     derived: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    #: columns only their own statements write: an update or an upsert over an existing
+    #: row leaves them as stored (an insert still writes them)
+    kept: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @property
+    def overwritten(self) -> tuple[str, ...]:
+        """The columns an update or an upsert over an existing row sets."""
+        return tuple(n for n in self.names if n != "id" and n not in self.kept)
 
     @property
     def read_columns(self) -> str:
@@ -100,6 +110,12 @@ class Table:
                     value = int(value)
                 row[column.name] = value
         return row
+
+    def update_row(self, obj: Any) -> dict[str, Any]:
+        """Bind values for the update statement: the id and the overwritten columns
+        (oracledb refuses a bind the statement does not name)."""
+        row = self.row(obj)
+        return {name: row[name] for name in ("id", *self.overwritten)}
 
     def decode(self, values: Sequence[Any]) -> Any:
         """The object for one row selected as `read_columns`."""
@@ -128,6 +144,7 @@ JOBS = Table(
         Index("cw_jobs_next_run", ("next_run_time",)),
     ),
     overlay=("next_run_time", "last_run_time", "total_executions"),
+    kept=RUN_COUNTERS,
 )
 EXECUTIONS = Table(
     "cw_executions",
@@ -214,7 +231,8 @@ class Dialect:
 
     @abstractmethod
     def upsert(self, table: Table) -> str:
-        """Insert one row, or overwrite every column of the row with the same id."""
+        """Insert one row, or overwrite the `table.overwritten` columns of the row with
+        the same id."""
 
     @abstractmethod
     def page(self, select: str) -> str:
@@ -240,7 +258,7 @@ def build_statements(dialect: Dialect) -> dict[str, str]:
             f"VALUES ({', '.join(':' + n for n in names)})"
         )
         sql[f"upsert_{short}"] = dialect.upsert(table)
-        assignments = ", ".join(f"{n} = :{n}" for n in names if n != "id")
+        assignments = ", ".join(f"{n} = :{n}" for n in table.overwritten)
         sql[f"update_{short}"] = f"UPDATE {table.name} SET {assignments} WHERE id = :id"
         sql[f"delete_{short}"] = f"DELETE FROM {table.name} WHERE id = :id"
         select = f"SELECT {table.read_columns} FROM {table.name}"
@@ -385,7 +403,7 @@ class SqlStore(Store):
             return [table.decode(row) for row in rows]
 
     def _update(self, short: str, obj: Any, missing: type[NotFound]) -> None:
-        if self._write(f"update_{short}", TABLES[short].row(obj)) == 0:
+        if self._write(f"update_{short}", TABLES[short].update_row(obj)) == 0:
             raise missing(obj.id)
 
     def _delete(self, short: str, record_id: str, missing: type[NotFound]) -> None:

@@ -38,7 +38,7 @@ class SqliteDialect(Dialect):
 
     def upsert(self, table: Table) -> str:
         names = table.names
-        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "id")
+        updates = ", ".join(f"{n} = excluded.{n}" for n in table.overwritten)
         return (
             f"INSERT INTO {table.name} ({', '.join(names)}) "
             f"VALUES ({', '.join(':' + n for n in names)}) "

@@ -13,7 +13,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from stores.oracle import all_statements
+from engine.model import Job, JobKind
+from engine.triggers import IntervalTrigger
+from stores.base import RUN_COUNTERS
+from stores.oracle import DIALECT, all_statements
+from stores.sql import JOBS, build_statements
 
 STATEMENTS = all_statements()
 #: the only statements sqlglot may leave unparsed, each matched in full
@@ -51,3 +55,16 @@ def test_statement_uses_no_syntax_oracle_lacks(sql: str) -> None:
     assert "?" not in sql, "Oracle binds are :name"
     for name in BIND.findall(sql):
         assert name.upper() not in {"DATE", "LEVEL", "SIZE", "UID", "USER", "ROWID"}, name
+
+
+def test_a_job_update_sends_exactly_the_binds_it_names() -> None:
+    """oracledb refuses a bind its statement does not name (DPY-4008); the update and
+    the MERGE's matched branch leave the run counters alone."""
+    job = Job(id="j", name="n", kind=JobKind.CLASS, target="t", trigger=IntervalTrigger(minutes=1))
+    statements = build_statements(DIALECT)
+    update = statements["update_jobs"]
+    assert set(BIND.findall(update)) == set(JOBS.update_row(job))
+    assert set(BIND.findall(statements["upsert_jobs"])) == set(JOBS.row(job))
+    merge_matched = statements["upsert_jobs"].split("WHEN NOT MATCHED")[0]
+    for counter in RUN_COUNTERS:
+        assert counter not in update and counter not in merge_matched

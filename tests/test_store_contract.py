@@ -226,10 +226,26 @@ def test_add_existing_job_raises_unless_replace(store: Store) -> None:
     assert store.get_execution(execution.id) == execution  # executions are kept
 
 
+def test_replace_keeps_the_run_counters_of_the_kept_executions(store: Store) -> None:
+    job = make_job("kept")
+    store.add_job(job)
+    run = make_execution(job, status=Status.COMPLETED, started_at=T0)
+    store.add_execution(run)
+    store.finish_execution(run)
+    fresh = make_job("kept", name="replaced", next_run_time=None, paused=True)
+    store.add_job(fresh, replace=True)
+    got = store.get_job("kept")
+    assert (got.total_executions, got.last_run_time) == (1, T0)
+    fresh.total_executions, fresh.last_run_time = 1, T0
+    assert got == fresh  # every other field is the replacement's, None included
+    store.add_job(make_job("new", total_executions=3, last_run_time=T0), replace=True)
+    assert store.get_job("new").total_executions == 3  # an insert writes what it is given
+
+
 def test_update_and_remove_job(store: Store) -> None:
     job = make_job()
     store.add_job(job)
-    job.paused, job.name, job.total_executions = True, "renamed", 9
+    job.paused, job.name, job.next_run_time = True, "renamed", None
     store.update_job(job)
     assert store.get_job(job.id) == job
     execution = make_execution(job)
@@ -434,6 +450,72 @@ def test_finish_execution_counter_is_atomic_under_threads(store: Store) -> None:
     for t in threads:
         t.join()
     assert store.get_job(job.id).total_executions == 40
+
+
+def _finish_one_run(store: Store, job: Job, started_at: datetime) -> None:
+    run = make_execution(job, started_at=started_at)
+    store.add_execution(run)
+    run.status = Status.COMPLETED
+    store.finish_execution(run)
+
+
+def test_update_job_with_a_stale_count_does_not_lower_it(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    stale = store.get_job(job.id)  # read before the runs finish, as a modify does
+    for _ in range(3):
+        _finish_one_run(store, job, T0)
+    stale.name, stale.total_executions = "renamed", 0
+    store.update_job(stale)
+    got = store.get_job(job.id)
+    assert (got.name, got.total_executions) == ("renamed", 3)
+    stale.total_executions = 99  # nor can an update raise it: finish_execution owns it
+    store.update_job(stale)
+    assert store.get_job(job.id).total_executions == 3
+
+
+def test_update_job_with_a_stale_last_run_time_does_not_move_it_back(store: Store) -> None:
+    job = make_job(last_run_time=T0 - timedelta(days=1))
+    store.add_job(job)
+    stale = store.get_job(job.id)
+    _finish_one_run(store, job, T0)
+    store.update_job(stale)
+    assert store.get_job(job.id).last_run_time == T0
+    stale.last_run_time = None
+    store.update_job(stale)  # None (never ran) is just as stale
+    assert store.get_job(job.id).last_run_time == T0
+
+
+def test_interleaved_finishes_and_updates_lose_no_count(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    runs = 200
+    executions = [make_execution(job, started_at=T0 + timedelta(seconds=i)) for i in range(runs)]
+    for execution in executions:
+        store.add_execution(execution)
+        execution.status = Status.COMPLETED
+    start = threading.Barrier(2)
+
+    def finish() -> None:
+        start.wait()
+        for execution in executions:
+            store.finish_execution(execution)
+
+    def update() -> None:
+        start.wait()
+        for i in range(runs):
+            current = store.get_job(job.id)  # the engine's read-modify-write of a modify
+            current.name = f"renamed {i}"
+            store.update_job(current)
+
+    threads = [threading.Thread(target=finish), threading.Thread(target=update)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = store.get_job(job.id)
+    assert (got.total_executions, got.name) == (runs, f"renamed {runs - 1}")
+    assert got.last_run_time == executions[-1].started_at
 
 
 def _history(store: Store) -> dict[str, list[Execution]]:
