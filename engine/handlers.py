@@ -98,6 +98,8 @@ class CommandHandler:
             job.created_at = now
         job.updated_at = now
         self._store.add_job(job, replace=command.replace)
+        if command.replace:
+            self._show_stored_counters(job)
         self._timetable.put_job(job)
         self._events.emit(ev.JOB_ADDED, job.id, now, job=job)
         return job
@@ -114,9 +116,17 @@ class CommandHandler:
             job.next_run_time = first_fire_time(job.trigger, now, job.last_run_time)
         job.updated_at = now
         self._store.update_job(job)
+        self._show_stored_counters(job)
         self._timetable.put_job(job)
         self._events.emit(ev.JOB_MODIFIED, job.id, now, job=job)
         return job
+
+    def _show_stored_counters(self, job: Job) -> None:
+        """Give `job` the run counters the store kept: the store never overwrites them
+        (a worker may have finished a run since `job` was read), so what the caller
+        gets back must not show the stale copy."""
+        stored = self._store.get_job(job.id)
+        job.total_executions, job.last_run_time = stored.total_executions, stored.last_run_time
 
     def remove_job(self, command: RemoveJob, now: datetime) -> None:
         self._store.remove_job(command.job_id)
@@ -132,6 +142,7 @@ class CommandHandler:
         job.next_run_time = None
         job.updated_at = now
         self._store.update_job(job)
+        self._show_stored_counters(job)
         self._timetable.drop_job(job.id)
         self._events.emit(ev.JOB_PAUSED, job.id, now, job=job)
         return job
@@ -146,6 +157,7 @@ class CommandHandler:
         )
         job.updated_at = now
         self._store.update_job(job)
+        self._show_stored_counters(job)
         self._timetable.put_job(job)
         self._events.emit(ev.JOB_RESUMED, job.id, now, job=job)
         return job
