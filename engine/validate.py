@@ -13,6 +13,7 @@ from typing import Any
 from engine.errors import InvalidInput
 from engine.model import Job, as_utc
 from engine.policy import check_backoff
+from stores.base import RUN_COUNTERS
 
 JOB_FIELDS = frozenset(f.name for f in fields(Job))
 _NUMBER_TYPES = frozenset({int, float})
@@ -63,8 +64,12 @@ def check_changes(job_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(f"unknown job field(s): {', '.join(unknown)}")
     if "id" in changes and changes["id"] != job_id:
         raise InvalidInput("a job's id cannot be changed; add a new job instead")
+    counters = sorted(set(changes) & set(RUN_COUNTERS))
+    if counters:
+        # the store keeps these from the runs themselves and ignores them in update_job
+        raise InvalidInput(f"{', '.join(counters)} cannot be changed: it is kept from the runs")
     cleaned = dict(changes)
-    for name in ("next_run_time", "last_run_time", "created_at", "updated_at"):
+    for name in ("next_run_time", "created_at", "updated_at"):
         value = cleaned.get(name)
         if value is not None:
             cleaned[name] = as_utc(value)

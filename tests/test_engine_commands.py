@@ -83,6 +83,10 @@ def test_modify_changes_fields_and_a_new_trigger_moves_the_next_fire() -> None:
             h.do(h.scheduler.modify_job("m", colour="red"))
         with pytest.raises(InvalidInput, match="id"):
             h.do(h.scheduler.modify_job("m", id="other"))
+        with pytest.raises(InvalidInput, match="total_executions cannot be changed"):
+            h.do(h.scheduler.modify_job("m", total_executions=0))
+        with pytest.raises(InvalidInput, match="last_run_time cannot be changed"):
+            h.do(h.scheduler.modify_job("m", last_run_time=later(1)))
         with pytest.raises(JobNotFound):
             h.do(h.scheduler.modify_job("nope", name="x"))
 
