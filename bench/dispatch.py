@@ -4,7 +4,8 @@
 
 Every (system, workload, repetition) runs in a fresh child interpreter, systems taking
 turns within each repetition, so no system inherits another's heap, threads or caches.
-Prints a table of medians (with the spread over repetitions), the issue's target ratios
+Prints a table of medians (with the spread over repetitions, and the process CPU time
+per job, which other load on a shared machine barely moves), the issue's target ratios
 with PASS/MISS, and as its last line one JSON object:
 `{"bench": "dispatch", "results": [{"system", "workload", "p50_ms", "p99_ms", "max_ms",
 "jobs_per_s", "bytes_per_job"}]}`.
@@ -144,7 +145,7 @@ def measure(repetitions: int, quick: bool, log: Callable[[str], None]) -> list[C
 
 
 def table(cells: Sequence[Cell]) -> str:
-    headers = ["system", "workload", "p50 ms", "p99 ms", "max ms", "jobs/s", "bytes/job", "runs", "spread (headline)"]
+    headers = ["system", "workload", "p50 ms", "p99 ms", "max ms", "jobs/s", "bytes/job", "cpu us/job", "runs", "spread (headline)"]
     rows = []
     for cell in cells:
         r = cell.result()
@@ -158,6 +159,7 @@ def table(cells: Sequence[Cell]) -> str:
                 fmt(r["max_ms"], 3),
                 fmt(r["jobs_per_s"]),
                 fmt(r["bytes_per_job"]),
+                fmt(cell.median("cpu_us_per_job"), 1),
                 f"{len(cell.runs)}" + (f" ({len(cell.failures)} failed)" if cell.failures else ""),
                 "-" if low_high is None else f"{fmt(low_high[0], 3)} .. {fmt(low_high[1], 3)}",
             ]

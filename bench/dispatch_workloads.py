@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,9 +103,15 @@ def _started(system_name: str, expected: int, *, fires: bool = True) -> tuple[Di
     return system, recorder
 
 
-def _fire_once(system_name: str, jobs: int, *, burst: bool, add_rate: float) -> tuple[StartRecorder, list[float]]:
+def _fire_once(
+    system_name: str, jobs: int, *, burst: bool, add_rate: float
+) -> tuple[StartRecorder, list[float], float]:
     """One attempt: add the jobs to a fresh running system, due after a lead sized for
-    `add_rate`, and wait for them all to start. SetupOverran when the adds were slower."""
+    `add_rate`, and wait for them all to start. SetupOverran when the adds were slower.
+
+    Returns the recorder, the due times and the CPU seconds the process spent from the
+    end of the adds until the last start (firing work only: idle waits cost none).
+    """
     system, recorder = _started(system_name, jobs)
     try:
         began = wall_now()
@@ -115,11 +122,13 @@ def _fire_once(system_name: str, jobs: int, *, burst: bool, add_rate: float) -> 
         setup_done = wall_now()
         if setup_done > dues[0] - SETUP_MARGIN:
             raise SetupOverran(jobs / (setup_done - began))
+        cpu_before = time.process_time()
         if not recorder.done.wait(timeout=dues[-1] - wall_now() + 120.0):
             raise TimeoutError(f"{recorder.remaining} of {jobs} jobs never started")
+        cpu = time.process_time() - cpu_before
     finally:
         system.stop()
-    return recorder, dues
+    return recorder, dues, cpu
 
 
 def measure_latency(system_name: str, workload: str, jobs: int, *, burst: bool) -> dict[str, Any]:
@@ -133,7 +142,7 @@ def measure_latency(system_name: str, workload: str, jobs: int, *, burst: bool) 
     add_rate = add_rate_hint(system_name)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            recorder, dues = _fire_once(system_name, jobs, burst=burst, add_rate=add_rate)
+            recorder, dues, cpu = _fire_once(system_name, jobs, burst=burst, add_rate=add_rate)
             break
         except SetupOverran as overran:
             if attempt == MAX_ATTEMPTS:
@@ -147,6 +156,7 @@ def measure_latency(system_name: str, workload: str, jobs: int, *, burst: bool) 
         "max_ms": summary.max_ms,
         "min_ms": min(lateness) * 1000.0,
         "early_starts": sum(1 for late in lateness if late < -EARLY_TOLERANCE),
+        "cpu_us_per_job": cpu / jobs * 1e6,
         "attempts": attempt,
     }
     if burst:
@@ -162,17 +172,17 @@ def measure_adds(system_name: str, workload: str, jobs: int, *, cron: bool, dist
         if cron:
             system.add_cron_jobs(far_cron_specs(WARMUP_JOBS, distinct=distinct))
             specs = far_cron_specs(jobs, first=WARMUP_JOBS, distinct=distinct)
-            began = wall_now()
+            began, cpu_before = wall_now(), time.process_time()
             system.add_cron_jobs(specs)
         else:
             system.add_date_jobs(far_dues(WARMUP_JOBS))
             dues = far_dues(jobs)
-            began = wall_now()
+            began, cpu_before = wall_now(), time.process_time()
             system.add_date_jobs(dues)
-        elapsed = wall_now() - began
+        elapsed, cpu = wall_now() - began, time.process_time() - cpu_before
     finally:
         system.stop()
-    return row(system_name, workload, jobs_per_s=jobs / elapsed, seconds=elapsed)
+    return row(system_name, workload, jobs_per_s=jobs / elapsed, seconds=elapsed, cpu_us_per_job=cpu / jobs * 1e6)
 
 
 def measure_memory(system_name: str, workload: str, jobs: int, *, distinct: bool = False) -> dict[str, Any]:
