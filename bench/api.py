@@ -28,7 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.api_servers import Server, cronwell_server, peer_server
-from bench.common import LatencySummary, fmt, json_line, ratio, render_table, verdict
+from bench.common import (
+    LatencySummary,
+    fmt,
+    json_line,
+    median_or_none,
+    ratio,
+    render_table,
+    spread,
+    verdict,
+)
 from bench.http_load import PhaseResult, Request, call, post_json, run_phase
 
 CLIENTS = 32
@@ -36,8 +45,11 @@ SEEDED_JOBS = 1000
 SEED_CLIENTS = 8
 POOL_SIZE = 10
 #: requests each client sends per endpoint (list-jobs returns 1,000+ jobs: fewer)
-FULL_REQUESTS = {"list-jobs": 15, "get-job": 150, "schedule-job": 100}
+FULL_REQUESTS = {"list-jobs": 10, "get-job": 150, "schedule-job": 100}
 QUICK_REQUESTS = {"list-jobs": 4, "get-job": 40, "schedule-job": 25}
+#: rounds of both systems, alternating, each on fresh servers (medians reported)
+FULL_ROUNDS = 3
+QUICK_ROUNDS = 1
 #: seconds after a phase starts at which its canaries are due
 CANARY_OFFSETS = (0.3, 0.6)
 #: a canary that starts later than this after its due time was not on time
@@ -211,14 +223,53 @@ def canary_lines(runs: Sequence[SystemRun]) -> list[str]:
     return lines
 
 
+def summarise(runs: Sequence[SystemRun]) -> list[dict[str, Any]]:
+    """One row per (system, endpoint): medians over the rounds, errors summed."""
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        for r in run.results():
+            grouped.setdefault((r["system"], r["endpoint"]), []).append(r)
+    return [
+        {
+            "system": system,
+            "endpoint": endpoint,
+            **{key: median_or_none(r[key] for r in rows) for key in ("requests_per_s", "p50_ms", "p99_ms")},
+            "errors": sum(r["errors"] for r in rows),
+        }
+        for (system, endpoint), rows in grouped.items()
+    ]
+
+
+def table(runs: Sequence[SystemRun]) -> str:
+    headers = ["system", "endpoint", "rounds", "requests/s", "p50 ms", "p99 ms", "errors", "requests/s spread"]
+    rows = []
+    for r in summarise(runs):
+        rates = [
+            run.phases[r["endpoint"]].requests_per_s for run in runs if run.system == r["system"] and r["endpoint"] in run.phases
+        ]
+        low_high = spread(rates)
+        rows.append(
+            [
+                r["system"],
+                r["endpoint"],
+                str(len(rates)),
+                fmt(r["requests_per_s"]),
+                fmt(r["p50_ms"]),
+                fmt(r["p99_ms"]),
+                fmt(r["errors"]),
+                "-" if low_high is None else f"{fmt(low_high[0])} .. {fmt(low_high[1])}",
+            ]
+        )
+    return render_table(headers, rows)
+
+
 def target_lines(runs: Sequence[SystemRun]) -> list[str]:
-    by = {(r["system"], r["endpoint"]): r for run in runs for r in run.results()}
+    by = {(r["system"], r["endpoint"]): r for r in summarise(runs)}
     ours, peer = by.get(("cronwell", "schedule-job")), by.get(("flask-apscheduler", "schedule-job"))
     faster = ratio(ours and ours["requests_per_s"], peer and peer["requests_per_s"])
     p99 = ours["p99_ms"] if ours else None
     errors = sum(r["errors"] for (system, _), r in by.items() if system == "cronwell")
-    cronwell = next((run for run in runs if run.system == "cronwell"), None)
-    lateness = [c.lateness for c in cronwell.canaries] if cronwell else []
+    lateness = [c.lateness for run in runs if run.system == "cronwell" for c in run.canaries]
     on_time = bool(lateness) and all(late is not None and late <= ON_TIME_SECONDS for late in lateness)
     worst = max((late for late in lateness if late is not None), default=None)
     return [
@@ -232,28 +283,29 @@ def target_lines(runs: Sequence[SystemRun]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer requests per client")
+    parser.add_argument("--quick", action="store_true", help="fewer requests per client, one round")
+    parser.add_argument("--rounds", type=int, help="override the number of rounds")
     args = parser.parse_args(argv)
     counts = QUICK_REQUESTS if args.quick else FULL_REQUESTS
+    rounds = args.rounds or (QUICK_ROUNDS if args.quick else FULL_ROUNDS)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     runs: list[SystemRun] = []
     with tempfile.TemporaryDirectory(prefix="cronwell-bench-api-") as tmp:
-        workdir = Path(tmp)
-        scripts = write_scripts(workdir / "scripts", workdir)
-        for name, serving in systems(workdir, scripts):
-            runs.append(measure_system(name, serving, scripts, counts, log))
-    results = [row for run in runs for row in run.results()]
-    headers = ["system", "endpoint", "requests", "requests/s", "p50 ms", "p99 ms", "errors"]
-    rows = [
-        [r["system"], r["endpoint"], fmt(run.phases[r["endpoint"]].requests), fmt(r["requests_per_s"]), fmt(r["p50_ms"]), fmt(r["p99_ms"]), fmt(r["errors"])]
-        for run in runs
-        for r in run.results()
-    ]
-    print(render_table(headers, rows))
-    print(f"\nserver: cronwell = Sanic single process; peer = werkzeug run_simple(threaded=True); {CLIENTS} http.client keep-alive clients")
+        for number in range(1, rounds + 1):
+            workdir = Path(tmp) / f"round-{number}"
+            scripts = write_scripts(workdir / "scripts", workdir)
+            for name, serving in systems(workdir, scripts):
+                log(f"round {number}/{rounds}")
+                runs.append(measure_system(name, serving, scripts, counts, log))
+    print(table(runs))
+    print(
+        f"\n{rounds} round(s), fresh servers each, systems alternating; medians shown. cronwell = Sanic, "
+        f"single process; peer = werkzeug run_simple(threaded=True); {CLIENTS} http.client keep-alive "
+        f"clients, each sending {', '.join(f'{n} {e}' for e, n in counts.items())}"
+    )
     first_errors = [f"{run.system} {e}: {p.first_error}" for run in runs for e, p in run.phases.items() if p.first_error]
     for line in first_errors:
         print(f"first error: {line}")
@@ -263,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\ntargets (cronwell against the peer, this run):")
     for line in target_lines(runs):
         print(f"  {line}")
-    print(json_line("api", results))
+    print(json_line("api", summarise(runs)))
     return 0
 
 
