@@ -97,6 +97,7 @@ class CommandHandler:
         if job.created_at == EPOCH:
             job.created_at = now
         job.updated_at = now
+        self._timetable.share(job)
         self._store.add_job(job, replace=command.replace)
         if command.replace:
             self._show_stored_counters(job)

@@ -8,7 +8,10 @@ paused, disabled and finished jobs live in the store alone.
 
 Strings shared by many jobs (the target, the owner) are interned, and equal triggers
 share one object (triggers are immutable values), so 100,000 jobs on a handful of cron
-expressions hold a handful of trigger objects.
+expressions hold a handful of trigger objects. Equal fire times share one datetime and
+one heap timestamp too (100,000 jobs on 1,440 daily expressions have 1,440 distinct next
+fire times); `share` applies both to a Job before the store copies it, so the store's
+copy shares them as well (about 110 B per cron job).
 
 Owned by the loop thread; not thread-safe.
 """
@@ -27,6 +30,8 @@ from engine.triggers.base import Trigger
 RetryKey = tuple[str, str]
 #: stop sharing triggers past this many distinct ones (bounds the intern table)
 TRIGGER_INTERN_LIMIT = 10_000
+#: distinct fire times kept for sharing; the table starts afresh when it is full
+TIME_INTERN_LIMIT = 10_000
 
 
 class JobSlot:
@@ -66,19 +71,28 @@ class Timetable:
         self.jobs: dict[str, JobSlot] = {}
         self.retries: dict[str, Execution] = {}
         self._triggers: dict[Any, Trigger] = {}
+        #: fire time -> (the shared equal datetime, its timestamp)
+        self._times: dict[datetime, tuple[datetime, float]] = {}
 
     def __len__(self) -> int:
         return len(self.heap)
 
+    def share(self, job: Job) -> None:
+        """Give `job` the shared objects equal to its trigger and next_run_time (same
+        values), so every copy made of it from now on shares them too."""
+        job.trigger = self._shared(job.trigger)
+        if job.next_run_time is not None:
+            job.next_run_time = self._time(job.next_run_time)[0]
+
     def put_job(self, job: Job) -> JobSlot | None:
         """Schedule `job` at its next_run_time, or forget it when it will not fire."""
-        when = job.next_run_time
-        if when is None or not job.active:
+        if job.next_run_time is None or not job.active:
             self.drop_job(job.id)
             return None
+        when, when_ts = self._time(job.next_run_time)
         slot = JobSlot(job, self._shared(job.trigger), when)
         self.jobs[job.id] = slot
-        self.heap.push(job.id, when.timestamp())
+        self.heap.push(job.id, when_ts)
         return slot
 
     def move(self, slot: JobSlot, when: datetime | None) -> None:
@@ -86,9 +100,9 @@ class Timetable:
         if when is None:
             self.drop_job(slot.id)
             return
-        slot.next_run_time = when
+        slot.next_run_time, when_ts = self._time(when)
         self.jobs[slot.id] = slot
-        self.heap.push(slot.id, when.timestamp())
+        self.heap.push(slot.id, when_ts)
 
     def look_again(self, slot: JobSlot, at_ts: float) -> None:
         """Revisit a slot at `at_ts` without changing its fire time (after a store error)."""
@@ -129,6 +143,15 @@ class Timetable:
         self.heap.clear()
         self.jobs.clear()
         self.retries.clear()
+
+    def _time(self, when: datetime) -> tuple[datetime, float]:
+        """The shared datetime equal to `when`, and its timestamp (bounded table)."""
+        known = self._times.get(when)
+        if known is None or known[0].tzinfo is not when.tzinfo:  # equal, other zone
+            if len(self._times) >= TIME_INTERN_LIMIT:
+                self._times.clear()
+            known = self._times[when] = (when, when.timestamp())
+        return known
 
     def _shared(self, trigger: Trigger) -> Trigger:
         """One object per distinct recurring trigger value (they are immutable, so sharing
