@@ -109,9 +109,16 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
+#: the kwargs of every stored job that has none: the store never mutates a stored job's
+#: kwargs and every read copies them, so one empty dict serves all (64 B per job)
+_NO_KWARGS: dict[str, Any] = {}
+
+
 def _with_counters_of(job: Job, stored: Job | None) -> Job:
     """A stored copy of `job` keeping `stored`'s RUN_COUNTERS (the Store contract)."""
     copied = _clone(job)
+    if not copied.kwargs:
+        copied.kwargs = _NO_KWARGS
     if stored is not None:
         for name in RUN_COUNTERS:
             setattr(copied, name, getattr(stored, name))
