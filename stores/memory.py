@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
-from operator import attrgetter
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 from engine.errors import (
     DuplicateEmail,
@@ -56,23 +55,38 @@ _SCALAR_ANNOTATIONS = frozenset(
 )
 
 
-_Layout: TypeAlias = "tuple[attrgetter[Any], tuple[tuple[int, str], ...]]"
-_LAYOUTS: dict[type, _Layout] = {}
+_CLONERS: dict[type, Callable[[Any], Any]] = {}
 
 
-def _layout(model: type) -> _Layout:
-    """How to clone `model`: a getter of every field, and (index, name) of the fields
-    that may hold something mutable or non-UTC (worked out once per class)."""
-    layout = _LAYOUTS.get(model)
-    if layout is None:
-        names = tuple(f.name for f in fields(model))
-        special = tuple(
-            (index, f.name)
-            for index, f in enumerate(fields(model))
-            if str(f.type) not in _SCALAR_ANNOTATIONS and f.name not in _SHARED_FIELDS
-        )
-        layout = _LAYOUTS[model] = (attrgetter(*names), special)
-    return layout
+def _cloner(model: type) -> Callable[[Any], Any]:
+    """A function that clones one `model` instance, compiled once per class.
+
+    It reads every field by name and passes the values to the constructor positionally;
+    only the fields that may hold something mutable or non-UTC are checked, inline, and
+    copied through `_copy_value` when they are neither None nor a UTC datetime. Written
+    out as source (as `dataclasses` writes `__init__`) because the generic loop over an
+    attrgetter tuple was most of a clone's cost, and the memory store clones on every
+    write and read (four times per fire).
+    """
+    cloner = _CLONERS.get(model)
+    if cloner is None:
+        body: list[str] = []
+        values: list[str] = []
+        for f in fields(model):
+            if str(f.type) in _SCALAR_ANNOTATIONS or f.name in _SHARED_FIELDS:
+                values.append(f"obj.{f.name}")
+                continue
+            body += [
+                f"    {f.name} = obj.{f.name}",
+                f"    if {f.name} is not None and ({f.name}.__class__ is not datetime or {f.name}.tzinfo is not UTC):",
+                f"        {f.name} = copy_value({f.name})",
+            ]
+            values.append(f.name)
+        source = "\n".join(["def clone(obj):", *body, f"    return model({', '.join(values)})"])
+        scope: dict[str, Any] = {"model": model, "datetime": datetime, "UTC": UTC, "copy_value": _copy_value}
+        exec(source, scope)  # noqa: S102 - source built above from the dataclass's own field names
+        cloner = _CLONERS[model] = scope["clone"]
+    return cloner
 
 
 def _copy_value(value: Any) -> Any:
@@ -82,6 +96,8 @@ def _copy_value(value: Any) -> Any:
         return value
     if isinstance(value, datetime):
         return value if value.tzinfo is UTC else as_utc(value)
+    if not value and (kind is list or kind is dict):
+        return kind()  # the usual kwargs: none
     if kind is list and all(type(item) in shared for item in value):
         return list(value)  # the usual args: a flat list of scalars
     if kind is dict and all(type(k) in shared and type(v) in shared for k, v in value.items()):
@@ -96,13 +112,8 @@ def _clone(obj: T) -> T:
     Scalar fields and triggers are shared (immutable), datetimes normalised, anything
     else (args, kwargs, return values, nested dicts) copied as deep as it goes.
     """
-    getter, special = _layout(type(obj))
-    values = list(getter(obj))
-    for index, _ in special:
-        value = values[index]
-        if value is not None and not (type(value) is datetime and value.tzinfo is UTC):
-            values[index] = _copy_value(value)
-    return type(obj)(*values)
+    cloned: T = _cloner(type(obj))(obj)
+    return cloned
 
 
 def _utc(value: datetime | None) -> datetime | None:
