@@ -283,7 +283,7 @@ def table(runs: Sequence[SystemRun]) -> str:
 def target_lines(runs: Sequence[SystemRun]) -> list[str]:
     by = {(r["system"], r["endpoint"]): r for r in summarise(runs)}
     ours, peer = by.get(("cronwell", "schedule-job")), by.get(("flask-apscheduler", "schedule-job"))
-    faster = ratio(ours and ours["requests_per_s"], peer and peer["requests_per_s"])
+    faster = ratio(ours["requests_per_s"] if ours else None, peer["requests_per_s"] if peer else None)
     p99 = ours["p99_ms"] if ours else None
     errors = sum(r["errors"] for (system, _), r in by.items() if system == "cronwell")
     lateness = [c.lateness for run in runs if run.system == "cronwell" for c in run.canaries]
