@@ -8,6 +8,7 @@ reads go straight to the store.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -66,6 +67,13 @@ async def command(future: Future[T]) -> T:
         return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), COMMAND_TIMEOUT)
     except TimeoutError:
         raise EngineBusy(f"the engine did not answer within {COMMAND_TIMEOUT:g} s") from None
+
+
+async def off_loop(work: Callable[[], T]) -> T:
+    """Run a read whose cost grows with the data (a list, an aggregate) and its
+    rendering in a worker thread, so one large list never stalls every other
+    connection on the event loop. Point reads stay inline: they take microseconds."""
+    return await asyncio.to_thread(work)
 
 
 def reply(body: Any, status: int = 200) -> HTTPResponse:

@@ -6,6 +6,8 @@ client can page with limit/offset.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
@@ -48,17 +50,18 @@ async def list_executions(request: Request) -> HTTPResponse:
         "status": _status(query.get("status")),
     }
     store = context.store(request)
-    page = store.list_executions(**filters, limit=query["limit"], offset=query["offset"])
-    total = store.count_executions(**filters)
-    return context.reply(
-        views.success(
+
+    def render() -> dict[str, Any]:
+        page = store.list_executions(**filters, limit=query["limit"], offset=query["offset"])
+        return views.success(
             "Executions retrieved successfully",
-            total=total,
+            total=store.count_executions(**filters),
             limit=query["limit"],
             offset=query["offset"],
             data=[views.execution(e) for e in page],
         )
-    )
+
+    return context.reply(await context.off_loop(render))
 
 
 @bp.get("/<execution_id>")

@@ -7,6 +7,7 @@ null, `job_class_string` like `bash:/path`), which can be paused, resumed, run, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sanic import Blueprint, Request
@@ -183,7 +184,8 @@ async def _drop_if_owner_gone(request: Request, job: Job) -> None:
 @bp.get("/jobs")
 async def list_jobs(request: Request) -> HTTPResponse:
     """Every job of both surfaces, oldest first."""
-    return _listing(context.store(request).list_jobs())
+    store = context.store(request)
+    return await _listing(lambda: store.list_jobs())
 
 
 @bp.get("/users/<user_id>/jobs")
@@ -191,17 +193,19 @@ async def jobs_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The jobs one (existing) user owns."""
     store = context.store(request)
     store.get_user(object_id(user_id, "user"))
-    return _listing(store.list_jobs(owner=user_id))
+    return await _listing(lambda: store.list_jobs(owner=user_id))
 
 
-def _listing(jobs: list[Job]) -> HTTPResponse:
-    return context.reply(
-        views.success(
+async def _listing(read: Callable[[], list[Job]]) -> HTTPResponse:
+    def render() -> dict[str, Any]:
+        jobs = read()
+        return views.success(
             "Jobs retrieved successfully",
             total=len(jobs),
             data=[views.scheduler_job(j) for j in jobs],
         )
-    )
+
+    return context.reply(await context.off_loop(render))
 
 
 @bp.get("/jobs/<job_id>")

@@ -124,8 +124,13 @@ async def schedule_job(request: Request) -> HTTPResponse:
 @bp.get("/jobs")
 async def list_jobs(request: Request) -> HTTPResponse:
     """Every job (both surfaces'), oldest first."""
-    jobs = context.store(request).list_jobs()
-    return context.reply({"count": len(jobs), "jobs": [views.script_job(j) for j in jobs]})
+    store = context.store(request)
+
+    def render() -> dict[str, Any]:
+        jobs = store.list_jobs()
+        return {"count": len(jobs), "jobs": [views.script_job(j) for j in jobs]}
+
+    return context.reply(await context.off_loop(render))
 
 
 @bp.get("/job/<job_id>")
