@@ -85,8 +85,10 @@ class CommandHandler:
                 future.set_exception(exc)
         else:
             if result is not DEFERRED:
-                with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+                try:  # not contextlib.suppress: this runs once per command (adds are hot)
                     future.set_result(result)
+                except InvalidStateError:  # cancelled meanwhile
+                    pass
 
     # -- jobs ------------------------------------------------------------------------
     def add_job(self, command: AddJob, now: datetime) -> Job:
