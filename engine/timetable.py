@@ -81,7 +81,7 @@ class Timetable:
         """Give `job` the shared objects equal to its trigger and next_run_time (same
         values), so every copy made of it from now on shares them too."""
         job.trigger = self._shared(job.trigger)
-        if job.next_run_time is not None:
+        if job.next_run_time is not None and job.trigger.kind != "date":
             job.next_run_time = self._time(job.next_run_time)[0]
 
     def put_job(self, job: Job) -> JobSlot | None:
@@ -89,8 +89,9 @@ class Timetable:
         if job.next_run_time is None or not job.active:
             self.drop_job(job.id)
             return None
-        when, when_ts = self._time(job.next_run_time)
-        slot = JobSlot(job, self._shared(job.trigger), when)
+        trigger = self._shared(job.trigger)
+        when, when_ts = self._time(job.next_run_time, trigger)
+        slot = JobSlot(job, trigger, when)
         self.jobs[job.id] = slot
         self.heap.push(job.id, when_ts)
         return slot
@@ -100,7 +101,7 @@ class Timetable:
         if when is None:
             self.drop_job(slot.id)
             return
-        slot.next_run_time, when_ts = self._time(when)
+        slot.next_run_time, when_ts = self._time(when, slot.trigger)
         self.jobs[slot.id] = slot
         self.heap.push(slot.id, when_ts)
 
@@ -144,8 +145,11 @@ class Timetable:
         self.jobs.clear()
         self.retries.clear()
 
-    def _time(self, when: datetime) -> tuple[datetime, float]:
-        """The shared datetime equal to `when`, and its timestamp (bounded table)."""
+    def _time(self, when: datetime, trigger: Trigger | None = None) -> tuple[datetime, float]:
+        """The shared datetime equal to `when`, and its timestamp (bounded table). A date
+        trigger's time is nearly always its own, so it is not looked up or kept."""
+        if trigger is not None and trigger.kind == "date":
+            return when, when.timestamp()
         known = self._times.get(when)
         if known is None or known[0].tzinfo is not when.tzinfo:  # equal, other zone
             if len(self._times) >= TIME_INTERN_LIMIT:
