@@ -19,6 +19,7 @@ from datetime import datetime
 from engine.model import Status
 from engine.timetable import Timetable
 from stores.base import Store
+from stores.codec import BULK_ROWS, bulk_decoding
 
 log = logging.getLogger(__name__)
 ABANDONED_MESSAGE = "cronwell stopped while this execution was running"
@@ -36,7 +37,11 @@ def recover(store: Store, timetable: Timetable, now: datetime) -> Recovery:
     """Rebuild `timetable` from `store` as of `now` (see the module docstring)."""
     abandoned = store.abandon_running(now, ABANDONED_MESSAGE)
     timetable.clear()
-    jobs = sum(1 for job in store.list_jobs() if timetable.put_job(job) is not None)
+    # Building the heap from every stored job allocates hundreds of thousands of
+    # long-lived objects and no garbage: the same cyclic-GC pause the stores use for
+    # bulk decoding keeps the collector from re-traversing them (a fifth of start-up).
+    with bulk_decoding(BULK_ROWS):
+        jobs = sum(1 for job in store.list_jobs() if timetable.put_job(job) is not None)
     retries = 0
     offset = 0
     while True:
