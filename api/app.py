@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sanic import Sanic
@@ -65,6 +66,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     #: engine event listeners, subscribed before the engine starts so that recovery's
     #: own events (fires missed while down) reach them too
     app.ctx.event_listeners = []
+    app.ctx.reader = None
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
     app.register_middleware(require_api_key, "request")
@@ -93,6 +95,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         script_roots=settings.script_roots,
         services=JobServices(store, settings, now=app.ctx.clock.now),
     )
+    app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
     for listener in app.ctx.event_listeners:
         scheduler.events.subscribe(listener)
     await asyncio.to_thread(scheduler.start)
@@ -106,5 +109,7 @@ async def stop_engine(app: Sanic[Any, Any]) -> None:
     if scheduler is not None:
         await asyncio.to_thread(scheduler.shutdown, app.ctx.settings.shutdown_timeout)
         log.info("engine stopped")
+    if app.ctx.reader is not None:
+        app.ctx.reader.shutdown(wait=True)
     if app.ctx.owns_store and app.ctx.store is not None:
         app.ctx.store.close()

@@ -61,7 +61,7 @@ async def list_executions(request: Request) -> HTTPResponse:
             data=[views.execution(e) for e in page],
         )
 
-    return context.reply(await context.off_loop(render))
+    return context.reply(await context.off_loop(request, render))
 
 
 @bp.get("/<execution_id>")

@@ -185,7 +185,7 @@ async def _drop_if_owner_gone(request: Request, job: Job) -> None:
 async def list_jobs(request: Request) -> HTTPResponse:
     """Every job of both surfaces, oldest first."""
     store = context.store(request)
-    return await _listing(lambda: store.list_jobs())
+    return await _listing(request, lambda: store.list_jobs())
 
 
 @bp.get("/users/<user_id>/jobs")
@@ -193,10 +193,10 @@ async def jobs_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The jobs one (existing) user owns."""
     store = context.store(request)
     store.get_user(object_id(user_id, "user"))
-    return await _listing(lambda: store.list_jobs(owner=user_id))
+    return await _listing(request, lambda: store.list_jobs(owner=user_id))
 
 
-async def _listing(read: Callable[[], list[Job]]) -> HTTPResponse:
+async def _listing(request: Request, read: Callable[[], list[Job]]) -> HTTPResponse:
     def render() -> dict[str, Any]:
         jobs = read()
         return views.success(
@@ -205,7 +205,7 @@ async def _listing(read: Callable[[], list[Job]]) -> HTTPResponse:
             data=[views.scheduler_job(j) for j in jobs],
         )
 
-    return context.reply(await context.off_loop(render))
+    return context.reply(await context.off_loop(request, render))
 
 
 @bp.get("/jobs/<job_id>")

@@ -60,7 +60,7 @@ async def stats(request: Request) -> HTTPResponse:
     store = context.store(request)
     if owner is not None:
         store.get_user(owner)
-    counters = await context.off_loop(lambda: compute_stats(store, owner))
+    counters = await context.off_loop(request, lambda: compute_stats(store, owner))
     return context.reply(views.success("Stats retrieved successfully", stats=counters))
 
 

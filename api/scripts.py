@@ -130,7 +130,7 @@ async def list_jobs(request: Request) -> HTTPResponse:
         jobs = store.list_jobs()
         return {"count": len(jobs), "jobs": [views.script_job(j) for j in jobs]}
 
-    return context.reply(await context.off_loop(render))
+    return context.reply(await context.off_loop(request, render))
 
 
 @bp.get("/job/<job_id>")
