@@ -206,11 +206,15 @@ def test_python_scripts_import_their_neighbours_and_not_the_runner_modules(root:
     assert outcome.return_value == "the script folder process module"
 
 
+#: a python script whose main() never returns on its own: only a kill ends it
+HANGS = "import threading\n\ndef main():\n    threading.Event().wait()\n"
+
+
 def test_a_hanging_python_script_is_killed_by_the_timeout(root: Path) -> None:
     started = time.monotonic()
     outcome = python(
         root,
-        "import time\n\ndef main():\n    print('working', flush=True)\n    time.sleep(30)\n",
+        "import threading\n\ndef main():\n    print('working', flush=True)\n    threading.Event().wait()\n",
         timeout=0.5,
     )
     assert outcome.status is Status.TIMEOUT
@@ -231,7 +235,7 @@ def test_a_python_script_cancelled_while_running_is_cancelled(root: Path) -> Non
     timer = threading.Timer(0.3, cancel.set)
     timer.start()
     outcome = python(
-        root, "import time\n\ndef main():\n    time.sleep(30)\n", timeout=None, cancel=cancel
+        root, HANGS, timeout=None, cancel=cancel
     )
     assert outcome.status is Status.CANCELLED and outcome.return_value is None
 
@@ -247,7 +251,7 @@ def test_run_job_runs_a_bash_job_with_json_encoded_args(root: Path) -> None:
 
 
 def test_run_job_runs_a_python_job_and_uses_the_jobs_timeout(root: Path) -> None:
-    path = write_script(root, "slow.py", "import time\n\ndef main():\n    time.sleep(30)\n", 0o644)
+    path = write_script(root, "slow.py", HANGS, 0o644)
     request = make_request(JobKind.PYTHON, str(path), roots=(root,))
     request.job.timeout = 0.4
     assert run_job(request).status is Status.TIMEOUT
