@@ -80,6 +80,10 @@ class Table:
     #: columns only their own statements write: an update or an upsert over an existing
     #: row leaves them as stored (an insert still writes them)
     kept: tuple[str, ...] = ()
+    #: columns a record never changes once inserted: an update leaves them out of its
+    #: SET list, so SQLite skips rewriting the indexes over them (it decides by the SET
+    #: list, not the values; an execution's update then touches 2 indexes, not 4)
+    fixed: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -89,6 +93,11 @@ class Table:
     def overwritten(self) -> tuple[str, ...]:
         """The columns an update or an upsert over an existing row sets."""
         return tuple(n for n in self.names if n != "id" and n not in self.kept)
+
+    @property
+    def updated(self) -> tuple[str, ...]:
+        """The columns an update sets: the overwritten ones that are not fixed."""
+        return tuple(n for n in self.overwritten if n not in self.fixed)
 
     @property
     def read_columns(self) -> str:
@@ -112,10 +121,10 @@ class Table:
         return row
 
     def update_row(self, obj: Any) -> dict[str, Any]:
-        """Bind values for the update statement: the id and the overwritten columns
+        """Bind values for the update statement: the id and the updated columns
         (oracledb refuses a bind the statement does not name)."""
         row = self.row(obj)
-        return {name: row[name] for name in ("id", *self.overwritten)}
+        return {name: row[name] for name in ("id", *self.updated)}
 
     def decode(self, values: Sequence[Any]) -> Any:
         """The object for one row selected as `read_columns`."""
@@ -164,6 +173,7 @@ EXECUTIONS = Table(
         Index("cw_executions_status", ("status", "created_at")),
     ),
     derived={"status": lambda e: str(e.status)},
+    fixed=("job_id", "owner", "created_at"),
 )
 USERS = Table(
     "cw_users",
@@ -258,7 +268,7 @@ def build_statements(dialect: Dialect) -> dict[str, str]:
             f"VALUES ({', '.join(':' + n for n in names)})"
         )
         sql[f"upsert_{short}"] = dialect.upsert(table)
-        assignments = ", ".join(f"{n} = :{n}" for n in table.overwritten)
+        assignments = ", ".join(f"{n} = :{n}" for n in table.updated)
         sql[f"update_{short}"] = f"UPDATE {table.name} SET {assignments} WHERE id = :id"
         sql[f"delete_{short}"] = f"DELETE FROM {table.name} WHERE id = :id"
         select = f"SELECT {table.read_columns} FROM {table.name}"
@@ -442,42 +452,48 @@ class SqlStore(Store):
         next_run_time: datetime | None,
         executions: Sequence[Execution],
     ) -> bool:
-        with self._transaction() as cursor:
-            return self._claim(cursor, job_id, expected_next_run_time, next_run_time, executions)
+        return self._claim_all([(job_id, expected_next_run_time, next_run_time, executions)])[0]
 
     def claim_fires(self, claims: Sequence[FireClaim]) -> list[bool]:
         """Every claim in one transaction: one commit for a burst of due fires."""
-        with self._transaction() as cursor:
-            return [
-                self._claim(
-                    cursor, c.job_id, c.expected_next_run_time, c.next_run_time, c.executions
-                )
+        return self._claim_all(
+            [
+                (c.job_id, c.expected_next_run_time, c.next_run_time, c.executions)
                 for c in claims
             ]
+        )
+
+    def _claim_all(
+        self,
+        claims: Sequence[tuple[str, datetime | None, datetime | None, Sequence[Execution]]],
+    ) -> list[bool]:
+        """Encode every bind first, then run the claims in one transaction: the JSON and
+        time text are built outside the store lock, which the workers contend for."""
+        prepared = [
+            (
+                "claim_fire" if expected is not None else "claim_fire_unscheduled",
+                {
+                    "id": job_id,
+                    "expected": time_text(expected),
+                    "next_run_time": time_text(next_run_time),
+                    "fired": 1 if executions else 0,
+                },
+                [EXECUTIONS.row(e) for e in executions],
+            )
+            for job_id, expected, next_run_time, executions in claims
+        ]
+        with self._transaction() as cursor:
+            return [self._claim(cursor, *claim) for claim in prepared]
 
     def _claim(
-        self,
-        cursor: Any,
-        job_id: str,
-        expected: datetime | None,
-        next_run_time: datetime | None,
-        executions: Sequence[Execution],
+        self, cursor: Any, name: str, params: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
     ) -> bool:
         """One conditional UPDATE; the executions are written only when it matched."""
-        name = "claim_fire" if expected is not None else "claim_fire_unscheduled"
-        params = {
-            "id": job_id,
-            "expected": time_text(expected),
-            "next_run_time": time_text(next_run_time),
-            "fired": 1 if executions else 0,
-        }
         self._execute(cursor, self._sql[name], params)
         if cursor.rowcount != 1:
             return False
-        if executions:
-            self._execute_many(
-                cursor, self._sql["upsert_executions"], [EXECUTIONS.row(e) for e in executions]
-            )
+        if rows:
+            self._execute_many(cursor, self._sql["upsert_executions"], rows)
         return True
 
     # -- executions ------------------------------------------------------------------
@@ -488,11 +504,12 @@ class SqlStore(Store):
         self._update("executions", execution, ExecutionNotFound)
 
     def finish_execution(self, execution: Execution) -> None:
+        row = EXECUTIONS.update_row(execution)  # encoded before the lock is taken
+        params = {"job_id": execution.job_id, "started": time_text(execution.started_at)}
         with self._transaction() as cursor:
-            self._execute(cursor, self._sql["update_executions"], EXECUTIONS.row(execution))
+            self._execute(cursor, self._sql["update_executions"], row)
             if cursor.rowcount == 0:
                 raise ExecutionNotFound(execution.id)
-            params = {"job_id": execution.job_id, "started": time_text(execution.started_at)}
             self._execute(cursor, self._sql["finish_job"], params)
 
     def get_execution(self, execution_id: str) -> Execution:
@@ -544,7 +561,7 @@ class SqlStore(Store):
                 execution.completed_at = now
                 execution.error = message
             if executions:
-                rows = [EXECUTIONS.row(e) for e in executions]
+                rows = [EXECUTIONS.update_row(e) for e in executions]
                 self._execute_many(cursor, self._sql["update_executions"], rows)
             return len(executions)
 
