@@ -8,11 +8,7 @@ JSON: values JSON cannot hold (a job's odd return value) are kept as their `str(
 
 from __future__ import annotations
 
-import gc
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -99,36 +95,3 @@ def revive(model: type[T], record: dict[str, Any]) -> T:
             record[name] = text_time(value)
     result: T = model.from_record(record)  # type: ignore[attr-defined]
     return result
-
-
-#: rows decoded at once before the cyclic GC is paused for the batch
-BULK_ROWS = 1000
-_gc_lock = threading.Lock()
-_gc_pausers = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def bulk_decoding(rows: int) -> Iterator[None]:
-    """Pause the cyclic garbage collector while a large batch of records is decoded.
-
-    Loading 100,000 jobs allocates millions of containers and none of them is garbage,
-    yet the collector keeps traversing them: a third of the load time, measured. Nested
-    and concurrent pauses are counted, and the collector comes back as it was.
-    """
-    global _gc_pausers, _gc_was_enabled
-    if rows < BULK_ROWS:
-        yield
-        return
-    with _gc_lock:
-        if _gc_pausers == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pausers += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and _gc_was_enabled:
-                gc.enable()

@@ -34,6 +34,7 @@ from engine.errors import (
     StoreUnavailable,
     UserNotFound,
 )
+from engine.gcpause import paused_gc
 from engine.ids import new_id
 from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
@@ -44,7 +45,7 @@ from stores.base import (
     check_collection,
     check_maintenance_task,
 )
-from stores.codec import bulk_decoding, plain, revive, time_fields, time_text
+from stores.codec import plain, revive, time_fields, time_text
 from stores.records import Server, User
 
 T = TypeVar("T")
@@ -253,7 +254,7 @@ class MongoStore(Store):
         with self._driver():
             cursor = self._collection(name).find(query).sort(sort).skip(skip).limit(limit)
             documents = list(cursor)
-        with bulk_decoding(len(documents)):
+        with paused_gc(len(documents)):
             return [from_document(MODELS[name], d) for d in documents]
 
     def _replace(

@@ -33,6 +33,7 @@ from engine.errors import (
     StoreError,
     UserNotFound,
 )
+from engine.gcpause import paused_gc
 from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
     RUN_COUNTERS,
@@ -42,7 +43,7 @@ from stores.base import (
     check_collection,
     check_maintenance_task,
 )
-from stores.codec import bulk_decoding, dumps, revive, time_text
+from stores.codec import dumps, revive, time_text
 from stores.records import Server, User
 
 T = TypeVar("T")
@@ -409,7 +410,7 @@ class SqlStore(Store):
         table = TABLES[short]
         name = filter_key(f"list_{short}", tuple(filters))
         rows = self._rows(name, filters)
-        with bulk_decoding(len(rows)):
+        with paused_gc(len(rows)):
             return [table.decode(row) for row in rows]
 
     def _update(self, short: str, obj: Any, missing: type[NotFound]) -> None:

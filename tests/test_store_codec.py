@@ -7,7 +7,8 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
-from stores.codec import BULK_ROWS, bulk_decoding, dumps, plain, text_time, time_text
+from engine.gcpause import BULK_ITEMS, paused_gc
+from stores.codec import dumps, plain, text_time, time_text
 
 
 def test_time_text_is_fixed_width_and_sorts_like_time() -> None:
@@ -36,23 +37,23 @@ def test_values_json_cannot_hold_become_text() -> None:
     assert dumps({"a": 1}) == '{"a":1}'
 
 
-def test_bulk_decoding_pauses_the_collector_only_for_big_batches() -> None:
+def test_paused_gc_pauses_the_collector_only_for_big_batches() -> None:
     assert gc.isenabled()
-    with bulk_decoding(BULK_ROWS - 1):
+    with paused_gc(BULK_ITEMS - 1):
         assert gc.isenabled()
-    with bulk_decoding(BULK_ROWS):
+    with paused_gc(BULK_ITEMS):
         assert not gc.isenabled()
-        with bulk_decoding(BULK_ROWS * 10):  # nested
+        with paused_gc(BULK_ITEMS * 10):  # nested
             assert not gc.isenabled()
         assert not gc.isenabled()
     assert gc.isenabled()
 
 
-def test_bulk_decoding_restores_the_collector_after_errors_and_across_threads() -> None:
+def test_paused_gc_restores_the_collector_after_errors_and_across_threads() -> None:
     inside, release = threading.Event(), threading.Event()
 
     def other() -> None:
-        with bulk_decoding(BULK_ROWS):
+        with paused_gc(BULK_ITEMS):
             inside.set()
             release.wait(5)
 
@@ -60,7 +61,7 @@ def test_bulk_decoding_restores_the_collector_after_errors_and_across_threads() 
     thread.start()
     inside.wait(5)
     try:
-        with bulk_decoding(BULK_ROWS):
+        with paused_gc(BULK_ITEMS):
             raise ValueError("decode failed")
     except ValueError:
         pass
@@ -73,7 +74,7 @@ def test_bulk_decoding_restores_the_collector_after_errors_and_across_threads() 
 def test_a_collector_switched_off_by_the_program_stays_off() -> None:
     gc.disable()
     try:
-        with bulk_decoding(BULK_ROWS):
+        with paused_gc(BULK_ITEMS):
             pass
         assert not gc.isenabled()
     finally:
