@@ -150,10 +150,8 @@ async def create_job(request: Request) -> HTTPResponse:
         owner=owner,
         surface=Surface.SCHEDULER,
         enabled=values.get("is_enabled", True),
-        misfire_grace_time=settings.misfire_grace_time,
+        **{"misfire_grace_time": settings.misfire_grace_time, **_policy(values)},
     )
-    for attr, value in _policy(values).items():
-        setattr(job, attr, value)
     scheduler = context.scheduler(request)
     added = await context.command(scheduler.add_job(job))
     await _drop_if_owner_gone(request, added)

@@ -7,7 +7,7 @@ Precedence: CLI flag > real environment > `.env` in the working folder > default
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -208,7 +208,7 @@ def _seconds(name: str, value: str) -> float:
     return number
 
 
-def _job_settings(get: Any) -> dict[str, Any]:
+def _job_settings(get: Callable[[str], str | None]) -> dict[str, Any]:
     extra: dict[str, Any] = {
         key: _seconds(name, v) for name, key in JOB_SECONDS.items() if (v := get(name))
     }
