@@ -17,6 +17,7 @@ from sanic import Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
+from api.bridge import bridge_for
 from api.errors import dumps
 from engine.errors import EngineBusy
 
@@ -61,12 +62,21 @@ def now(request: Request) -> datetime:
 async def command(future: Future[T]) -> T:
     """Await one engine command; its CronwellError propagates to the error handler.
 
-    Shielded: giving up waiting must never cancel the future the loop thread resolves.
+    Through the loop's `FutureBridge` (one wake per batch of finished commands, see
+    api/bridge.py); giving up waiting never cancels the future the loop thread resolves.
     """
+    loop = asyncio.get_running_loop()
+    waiter = bridge_for(loop).watch(future)
+    timer = loop.call_later(COMMAND_TIMEOUT, _give_up, waiter)
     try:
-        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), COMMAND_TIMEOUT)
-    except TimeoutError:
-        raise EngineBusy(f"the engine did not answer within {COMMAND_TIMEOUT:g} s") from None
+        return await waiter
+    finally:
+        timer.cancel()
+
+
+def _give_up(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(EngineBusy(f"the engine did not answer within {COMMAND_TIMEOUT:g} s"))
 
 
 async def off_loop(request: Request, work: Callable[[], T]) -> T:
