@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,14 +82,22 @@ def event_fields(event: Event) -> dict[str, Any]:
 
 
 class EventLogger:
-    """An EventBus listener writing one log line per engine event."""
+    """An EventBus listener writing one log line per engine event.
+
+    It builds the record itself rather than calling `Logger.log`, which would walk the
+    stack for the caller's file and line (`findCaller`): nothing we format shows them,
+    and every job added is one event, so this runs once per schedule-job request."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger(EVENT_LOGGER)
 
     def __call__(self, event: Event) -> None:
         text, level = _EVENT_TEXT.get(event.kind, (event.kind, logging.INFO))
-        self.logger.log(level, text, extra={"fields": event_fields(event)})
+        logger = self.logger
+        if not logger.isEnabledFor(level):
+            return
+        fields = {"fields": event_fields(event)}
+        logger.handle(logger.makeRecord(logger.name, level, __file__, 0, text, (), None, extra=fields))
 
 
 def install_event_log(app: Sanic[Any, Any]) -> None:
@@ -122,9 +131,20 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields if isinstance(fields, dict) else {}
 
 
+#: a logfmt value that needs no quoting (and is printable, checked apart)
+_BARE_VALUE = re.compile(r'[^ "=\\]+')
+
+
 def _logfmt_value(value: Any) -> str:
+    """The value as logfmt text: JSON's spelling for non-strings, strings bare when
+    they can be. The common types skip json.dumps (eleven values per event line)."""
+    kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    if text and not any(c in text for c in ' "=\\') and text.isprintable():
+    if _BARE_VALUE.fullmatch(text) and text.isprintable():
         return text
     return json.dumps(text)
 
