@@ -34,6 +34,15 @@ class AddJob(Command):
 
 
 @dataclass(slots=True)
+class AddJobs(Command):
+    """Consecutive AddJobs taken together by `CommandQueue.drain`, so the handler can
+    store them in one transaction (group commit). Each keeps its own future; this
+    one's is never awaited."""
+
+    adds: list[AddJob]
+
+
+@dataclass(slots=True)
 class ModifyJob(Command):
     job_id: str
     changes: dict[str, Any]
@@ -69,6 +78,28 @@ class ScheduleRetry(Command):
     """Internal: a worker stored a `scheduled` retry; the loop puts it on the heap."""
 
     execution: Execution
+
+
+def group_adds(commands: list[Command]) -> list[Command]:
+    """`commands` in order, each run of two or more AddJobs replaced by one AddJobs."""
+    grouped: list[Command] = []
+    run: list[AddJob] = []
+    for command in commands:
+        if type(command) is AddJob:
+            run.append(command)
+            continue
+        _close_run(run, grouped)
+        run = []
+        grouped.append(command)
+    _close_run(run, grouped)
+    return grouped
+
+
+def _close_run(run: list[AddJob], grouped: list[Command]) -> None:
+    if len(run) > 1:
+        grouped.append(AddJobs(run))
+    else:
+        grouped.extend(run)
 
 
 class CommandQueue:
@@ -123,14 +154,17 @@ class CommandQueue:
             return True
 
     def drain(self) -> list[Command]:
-        """Take everything pending: internal notices first, then commands in order."""
+        """Take everything pending: internal notices first, then commands in order, runs
+        of two or more AddJobs grouped into one AddJobs."""
         with self._cond:
             if not self._commands and not self._internal:
                 return []
-            taken = [*self._internal, *self._commands]
+            commands = list(self._commands)
+            taken = [*self._internal]
             self._internal.clear()
             self._commands.clear()
-            return taken
+        taken.extend(group_adds(commands))
+        return taken
 
     def wait(self, timeout: float | None) -> None:
         """Sleep until a command arrives, `wake()` is called, or `timeout` passes."""

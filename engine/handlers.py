@@ -13,13 +13,14 @@ import copy
 import dataclasses
 import logging
 from collections.abc import Callable
-from concurrent.futures import InvalidStateError
+from concurrent.futures import Future, InvalidStateError
 from datetime import datetime
 from typing import Any
 
 from engine import events as ev
 from engine.commands import (
     AddJob,
+    AddJobs,
     CancelExecution,
     Command,
     ModifyJob,
@@ -47,6 +48,20 @@ DEFERRED = object()
 JOB_REMOVED = "the job was removed before this retry ran"
 
 
+def _resolve(future: Future[Any], result: object) -> None:
+    try:  # not contextlib.suppress: this runs once per command (adds are hot)
+        future.set_result(result)
+    except InvalidStateError:  # cancelled meanwhile
+        pass
+
+
+def _fail(future: Future[Any], exc: Exception, command: Command) -> None:
+    if not isinstance(exc, CronwellError):
+        log.error("%s failed unexpectedly", type(command).__name__, exc_info=exc)
+    with contextlib.suppress(InvalidStateError):
+        future.set_exception(exc)
+
+
 class CommandHandler:
     def __init__(
         self,
@@ -63,6 +78,7 @@ class CommandHandler:
         self._record = record
         self._handlers: dict[type[Command], Callable[[Any, datetime], object]] = {
             AddJob: self.add_job,
+            AddJobs: self.add_jobs,
             ModifyJob: self.modify_job,
             RemoveJob: self.remove_job,
             PauseJob: self.pause_job,
@@ -79,19 +95,50 @@ class CommandHandler:
         try:
             result = self._handlers[type(command)](command, now)
         except Exception as exc:
-            if not isinstance(exc, CronwellError):
-                log.exception("%s failed unexpectedly", type(command).__name__)
-            with contextlib.suppress(InvalidStateError):
-                future.set_exception(exc)
+            _fail(future, exc, command)
         else:
             if result is not DEFERRED:
-                try:  # not contextlib.suppress: this runs once per command (adds are hot)
-                    future.set_result(result)
-                except InvalidStateError:  # cancelled meanwhile
-                    pass
+                _resolve(future, result)
 
     # -- jobs ------------------------------------------------------------------------
     def add_job(self, command: AddJob, now: datetime) -> Job:
+        job = self._store_added(command, now)
+        self._schedule_added(job, now)
+        return job
+
+    def add_jobs(self, command: AddJobs, now: datetime) -> object:
+        """Several adds in a row with one commit, where the store offers write batches
+        (SQLite: one transaction instead of one per add). Each add still succeeds or
+        fails on its own (a duplicate id fails only its own future); a job reaches the
+        timetable, its event and its caller only once the commit has succeeded."""
+        adds = [add for add in command.adds if not add.future.cancelled()]
+        write_batch = getattr(self._store, "write_batch", None)
+        if write_batch is None:
+            for add in adds:
+                self.apply(add, now)
+            return DEFERRED
+        stored: list[tuple[AddJob, Job]] = []
+        try:
+            with write_batch():
+                for add in adds:
+                    try:
+                        stored.append((add, self._store_added(add, now)))
+                    except Exception as exc:
+                        _fail(add.future, exc, add)
+        except Exception as exc:  # the commit failed: none of `stored` is in the store
+            for add, _ in stored:
+                _fail(add.future, exc, add)
+            return DEFERRED
+        for add, job in stored:
+            try:
+                self._schedule_added(job, now)
+            except Exception as exc:
+                _fail(add.future, exc, add)
+            else:
+                _resolve(add.future, job)
+        return DEFERRED
+
+    def _store_added(self, command: AddJob, now: datetime) -> Job:
         # The engine takes the caller's Job (no copy: adds are a measured hot path); the
         # store and the timetable keep their own copies of what they need.
         job = check_job(command.job)
@@ -103,9 +150,11 @@ class CommandHandler:
         self._store.add_job(job, replace=command.replace)
         if command.replace:
             self._show_stored_counters(job)
+        return job
+
+    def _schedule_added(self, job: Job, now: datetime) -> None:
         self._timetable.put_job(job)
         self._events.emit(ev.JOB_ADDED, job.id, now, job=job)
-        return job
 
     def modify_job(self, command: ModifyJob, now: datetime) -> Job:
         changes = check_changes(command.job_id, command.changes)

@@ -58,6 +58,28 @@ def schema(dialect: Dialect) -> list[str]:
     return statements
 
 
+class _BatchConnection:
+    """The connection as `SqlStore._transaction` sees it inside a write batch: its
+    per-call commit and rollback are left to the batch (one commit at the end)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def cursor(self) -> sqlite3.Cursor:
+        return self._db.cursor()
+
+    def commit(self) -> None:
+        """The batch commits once, at its end."""
+
+    def rollback(self) -> None:
+        """A failed statement undid itself (constraint errors roll back the statement
+        only); anything worse ended the transaction, which `check_open` reports."""
+
+    def check_open(self) -> None:
+        if not self._db.in_transaction:
+            raise sqlite3.OperationalError("the write batch's transaction was rolled back")
+
+
 class SqliteStore(SqlStore):
     backend = "sqlite"
     dialect = SqliteDialect()
@@ -69,6 +91,8 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
+        #: set while `write_batch` holds the lock and its transaction is open
+        self._batch: _BatchConnection | None = None
 
     def open(self) -> None:
         if self._db is not None:
@@ -111,16 +135,59 @@ class SqliteStore(SqlStore):
                 self._db = None
 
     @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self) -> Iterator[Any]:
         with self._lock:
+            if self._batch is not None:  # only the batch's own thread gets here
+                yield self._batch
+                return
             if self._db is None:
                 raise StoreError(f"sqlite store {self.path} is not open")
             yield self._db
 
     def _begin(self, cursor: Any) -> None:
+        if self._batch is not None:
+            self._batch.check_open()
+            return
         # IMMEDIATE takes the write lock up front, so another process cannot make this
         # transaction fail half-way with SQLITE_BUSY on its first write.
         cursor.execute("BEGIN IMMEDIATE")
+
+    @contextmanager
+    def write_batch(self) -> Iterator[None]:
+        """Group commit: the single-statement writes this thread makes inside the block
+        (the engine's job adds) share one transaction and one commit.
+
+        Each write still fails on its own: a refused INSERT (a duplicate id) undoes only
+        its own statement, as SQLite does for a constraint error, and the batch goes on.
+        Other threads wait on the store's lock until the batch commits, so nobody reads
+        a row that is not committed yet. If the commit fails, the block's writes are all
+        rolled back and the error (a StoreError) is raised here. Only for writes of one
+        statement: a multi-statement write that failed half-way would keep its first
+        half, since its rollback cannot undo less than the whole batch."""
+        with self._lock:
+            if self._batch is not None:
+                raise StoreError("write batches do not nest")
+            if self._db is None:
+                raise StoreError(f"sqlite store {self.path} is not open")
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._failure(exc) from exc
+            self._batch = _BatchConnection(db)
+            try:
+                yield
+                self._batch.check_open()
+                db.execute("COMMIT")
+            except BaseException as exc:
+                if db.in_transaction:
+                    with suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._failure(exc) from exc
+                raise
+            finally:
+                self._batch = None
 
     def _maintain(self, task: str) -> dict[str, Any]:
         steps = {
