@@ -51,9 +51,14 @@ def surface_of(path: str) -> ApiSurface:
     return ApiSurface.SCRIPTS
 
 
+#: built once: json.dumps with any option set builds a new encoder on every call
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
-    """JSON for every response: datetimes and other odd return values become strings."""
-    return json.dumps(value, default=str, ensure_ascii=False)
+    """JSON for every response: datetimes and other odd return values become strings.
+    (The same text as `json.dumps(value, default=str, ensure_ascii=False)`.)"""
+    return _ENCODER.encode(value)
 
 
 def status_for(exc: BaseException, surface: ApiSurface) -> int:

@@ -174,12 +174,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+#: built once (json.loads with parse_constant builds one per call); parse_object
+#: decodes the bytes as json.loads would, then parses with it
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_object(raw: bytes | None) -> dict[str, Any]:
     """A JSON object from a request body, or InvalidInput saying what is wrong with it."""
     if not raw or not raw.strip():
         raise InvalidInput("Request body must be a JSON object (the body is empty)")
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
+        data = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"Invalid JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})"
