@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.errors import InvalidInput
+from engine.errors import ExecutionNotFound, InvalidInput, JobNotFound
 from engine.model import Execution, Job, Status
 from stores.records import Server, User
 
@@ -118,6 +119,18 @@ class Store(ABC):
     def get_job(self, job_id: str) -> Job:
         """Raises JobNotFound."""
 
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The jobs among `job_ids` that exist, by id (missing ones are left out).
+
+        The loop loads the jobs of a batch of won fires with one call, so workers start
+        them without reading the store. This default loops over `get_job`.
+        """
+        jobs: dict[str, Job] = {}
+        for job_id in job_ids:
+            with suppress(JobNotFound):
+                jobs[job_id] = self.get_job(job_id)
+        return jobs
+
     @abstractmethod
     def list_jobs(self, owner: str | None = None) -> list[Job]:
         """All jobs (of one owner when given), oldest first (created_at, then id)."""
@@ -172,6 +185,24 @@ class Store(ABC):
         (and last_run_time to the execution's started_at when later). The job may be gone.
         Raises ExecutionNotFound when the execution was never added.
         """
+
+    def record_progress(
+        self, started: Sequence[Execution], finished: Sequence[Execution]
+    ) -> None:
+        """Write a batch of workers' progress: `started` overwritten as running
+        (`update_execution`), `finished` as terminal (`finish_execution`, counters too).
+
+        The engine's recorder thread calls this with everything workers reported since
+        its last write, so one lock and one commit serve many executions. An execution
+        the store no longer has (deleted meanwhile) is skipped, not an error: the others
+        must still land. This default loops; backends override it with one transaction.
+        """
+        for execution in started:
+            with suppress(ExecutionNotFound):
+                self.update_execution(execution)
+        for execution in finished:
+            with suppress(ExecutionNotFound):
+                self.finish_execution(execution)
 
     @abstractmethod
     def get_execution(self, execution_id: str) -> Execution:

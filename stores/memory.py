@@ -186,6 +186,13 @@ class MemoryStore(Store):
             except KeyError:
                 raise JobNotFound(job_id) from None
 
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        with self._lock:
+            stored = [self._jobs.get(job_id) for job_id in job_ids]
+        # stored jobs are replaced, never mutated, by job writes; the run counters
+        # claim/finish bump in place are plain attribute reads here
+        return {job.id: _clone(job) for job in stored if job is not None}
+
     def list_jobs(self, owner: str | None = None) -> list[Job]:
         with self._lock:
             jobs = [j for j in self._jobs.values() if owner is None or j.owner == owner]
@@ -230,18 +237,35 @@ class MemoryStore(Store):
             self._executions[execution.id] = _clone(execution)
 
     def finish_execution(self, execution: Execution) -> None:
+        copied = _clone(execution)
         with self._lock:
             if execution.id not in self._executions:
                 raise ExecutionNotFound(execution.id)
-            self._executions[execution.id] = _clone(execution)
-            job = self._jobs.get(execution.job_id)
-            if job is not None:
-                job.total_executions += 1
-                started = _utc(execution.started_at)
-                if started is not None and (
-                    job.last_run_time is None or started > job.last_run_time
-                ):
-                    job.last_run_time = started
+            self._finish_locked(copied)
+
+    def record_progress(
+        self, started: Sequence[Execution], finished: Sequence[Execution]
+    ) -> None:
+        # copied before the lock is taken: the lock is what the loop and readers share
+        running = [_clone(e) for e in started]
+        done = [_clone(e) for e in finished]
+        with self._lock:
+            executions = self._executions
+            for copied in running:
+                if copied.id in executions:
+                    executions[copied.id] = copied
+            for copied in done:
+                if copied.id in executions:
+                    self._finish_locked(copied)
+
+    def _finish_locked(self, copied: Execution) -> None:
+        self._executions[copied.id] = copied
+        job = self._jobs.get(copied.job_id)
+        if job is not None:
+            job.total_executions += 1
+            started = copied.started_at
+            if started is not None and (job.last_run_time is None or started > job.last_run_time):
+                job.last_run_time = started
 
     def get_execution(self, execution_id: str) -> Execution:
         with self._lock:

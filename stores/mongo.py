@@ -135,6 +135,14 @@ def _job_write(job: Job) -> dict[str, Any]:
     return update
 
 
+def _counter_bump(execution: Execution) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(filter, update) counting one finished execution on its job's run counters."""
+    bump: dict[str, Any] = {"$inc": {"total_executions": 1}}
+    if execution.started_at is not None:
+        bump["$max"] = {"last_run_time": time_text(execution.started_at)}
+    return {"_id": execution.job_id}, bump
+
+
 def _claim_update(claim: FireClaim, token: str) -> UpdateOne:
     """The conditional update for one claim (see `MongoStore.claim_fires`)."""
     expected = time_text(claim.expected_next_run_time)
@@ -297,6 +305,11 @@ class MongoStore(Store):
         job: Job = self._get("jobs", job_id, JobNotFound)
         return job
 
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        with self._driver():
+            documents = list(self._collection("jobs").find({"_id": {"$in": list(job_ids)}}))
+        return {d["_id"]: from_document(Job, d) for d in documents}
+
     def list_jobs(self, owner: str | None = None) -> list[Job]:
         return self._find("jobs", {} if owner is None else {"owner": owner}, OLDEST_FIRST)
 
@@ -373,17 +386,39 @@ class MongoStore(Store):
         self._replace("executions", execution, ExecutionNotFound)
 
     def finish_execution(self, execution: Execution) -> None:
-        bump: dict[str, Any] = {"$inc": {"total_executions": 1}}
-        if execution.started_at is not None:
-            bump["$max"] = {"last_run_time": time_text(execution.started_at)}
-
         def work(session: Any) -> None:
             written = self._collection("executions").replace_one(
                 {"_id": execution.id}, to_document(execution), session=session
             )
             if written.matched_count == 0:
                 raise ExecutionNotFound(execution.id)
-            self._collection("jobs").update_one({"_id": execution.job_id}, bump, session=session)
+            self._collection("jobs").update_one(*_counter_bump(execution), session=session)
+
+        with self._driver():
+            self._atomically(work)
+
+    def record_progress(
+        self, started: Sequence[Execution], finished: Sequence[Execution]
+    ) -> None:
+        """One bulk write for every execution, one for the counter bumps of those that
+        were still there (a bulk result only gives totals: when some were missing, one
+        read of the ids tells which)."""
+        everything = [*started, *finished]
+        if not everything:
+            return
+        writes = [ReplaceOne({"_id": e.id}, to_document(e)) for e in everything]
+
+        def work(session: Any) -> None:
+            executions = self._collection("executions")
+            result = executions.bulk_write(writes, ordered=True, session=session)
+            done = list(finished)
+            if result.matched_count < len(writes):
+                query = {"_id": {"$in": [e.id for e in done]}}
+                present = {d["_id"] for d in executions.find(query, {"_id": 1}, session=session)}
+                done = [e for e in done if e.id in present]
+            if done:
+                bumps = [UpdateOne(*_counter_bump(e)) for e in done]
+                self._collection("jobs").bulk_write(bumps, ordered=True, session=session)
 
         with self._driver():
             self._atomically(work)

@@ -438,6 +438,16 @@ class SqlStore(Store):
         job: Job = self._get("jobs", job_id, JobNotFound)
         return job
 
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """One read transaction (one lock, one connection checkout) for the batch."""
+        rows = []
+        with self._transaction(write=False) as cursor:
+            for job_id in job_ids:
+                self._execute(cursor, self._sql["get_jobs"], {"id": job_id})
+                rows.extend(cursor.fetchall())
+        jobs = [JOBS.decode(row) for row in rows]
+        return {job.id: job for job in jobs}
+
     def list_jobs(self, owner: str | None = None) -> list[Job]:
         return self._list("jobs", {} if owner is None else {"owner": owner})
 
@@ -505,13 +515,32 @@ class SqlStore(Store):
         self._update("executions", execution, ExecutionNotFound)
 
     def finish_execution(self, execution: Execution) -> None:
-        row = EXECUTIONS.update_row(execution)  # encoded before the lock is taken
-        params = {"job_id": execution.job_id, "started": time_text(execution.started_at)}
+        row, params = self._finish_binds(execution)  # encoded before the lock is taken
         with self._transaction() as cursor:
             self._execute(cursor, self._sql["update_executions"], row)
             if cursor.rowcount == 0:
                 raise ExecutionNotFound(execution.id)
             self._execute(cursor, self._sql["finish_job"], params)
+
+    def record_progress(
+        self, started: Sequence[Execution], finished: Sequence[Execution]
+    ) -> None:
+        """The whole batch in one transaction: one commit for many executions."""
+        running = [EXECUTIONS.update_row(e) for e in started]
+        done = [self._finish_binds(e) for e in finished]
+        with self._transaction() as cursor:
+            if running:
+                self._execute_many(cursor, self._sql["update_executions"], running)
+            for row, params in done:
+                self._execute(cursor, self._sql["update_executions"], row)
+                if cursor.rowcount == 1:  # a deleted execution counts for nothing
+                    self._execute(cursor, self._sql["finish_job"], params)
+
+    @staticmethod
+    def _finish_binds(execution: Execution) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The execution's row, and the job counter bump's binds."""
+        params = {"job_id": execution.job_id, "started": time_text(execution.started_at)}
+        return EXECUTIONS.update_row(execution), params
 
     def get_execution(self, execution_id: str) -> Execution:
         execution: Execution = self._get("executions", execution_id, ExecutionNotFound)

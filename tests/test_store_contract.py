@@ -432,6 +432,43 @@ def test_finish_execution_of_a_removed_job(store: Store) -> None:
     assert store.get_execution(execution.id).status == Status.CANCELLED
 
 
+def test_record_progress_writes_started_and_finished_in_one_call(store: Store) -> None:
+    job = make_job(last_run_time=None)
+    other = make_job("other", last_run_time=None)
+    store.add_job(job)
+    store.add_job(other)
+    runs = [make_execution(job), make_execution(job), make_execution(other)]
+    for run in runs:
+        store.add_execution(run)
+    running, done, done_other = runs
+    running.status, running.started_at = Status.RUNNING, T0
+    done.status, done.started_at, done.completed_at = Status.COMPLETED, T0, T0
+    done.output = "ok\n"
+    done_other.status, done_other.started_at = Status.FAILED, T0 + timedelta(seconds=1)
+    done_other.completed_at, done_other.error = T0 + timedelta(seconds=2), "boom"
+    ghost = make_execution(job, status=Status.COMPLETED)  # never added: skipped
+    store.record_progress([running], [done, ghost, done_other])
+    assert store.get_execution(running.id) == running
+    assert store.get_execution(done.id) == done
+    assert store.get_execution(done_other.id) == done_other
+    with pytest.raises(ExecutionNotFound):
+        store.get_execution(ghost.id)
+    assert (store.get_job(job.id).total_executions, store.get_job(job.id).last_run_time) == (1, T0)
+    assert store.get_job(other.id).total_executions == 1
+    store.record_progress([], [])  # nothing to write is not an error
+
+
+def test_get_jobs_returns_the_existing_ones_by_id(store: Store) -> None:
+    first, second = make_job("first"), make_job("second", args=[1, "two"])
+    store.add_job(first)
+    store.add_job(second)
+    got = store.get_jobs(["second", "ghost", "first"])
+    assert got == {"first": first, "second": second}
+    got["first"].args.append("mutated")
+    assert store.get_job("first").args == first.args  # the caller's copies
+    assert store.get_jobs([]) == {}
+
+
 def test_finish_execution_counter_is_atomic_under_threads(store: Store) -> None:
     job = make_job()
     store.add_job(job)
