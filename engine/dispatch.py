@@ -23,13 +23,12 @@ from engine.cancelflag import CancelFlag
 from engine.model import Execution, Job
 
 log = logging.getLogger(__name__)
-_finish_lock = threading.Lock()
 
 
 class WorkItem:
     """One queued execution on its way to a worker."""
 
-    __slots__ = ("execution", "job", "not_before", "cancel", "waiters", "_finished")
+    __slots__ = ("execution", "job", "not_before", "cancel", "waiters", "withdrawn", "_finished", "_lock")
 
     def __init__(
         self, execution: Execution, job: Job | None = None, not_before: float = 0.0
@@ -42,11 +41,15 @@ class WorkItem:
         self.cancel: threading.Event = CancelFlag()
         #: futures of cancel commands waiting for this execution's terminal status
         self.waiters: list[Future[Execution]] = []
+        #: why the engine took this fire back before it started ("" when it did not)
+        self.withdrawn = ""
         self._finished = False
+        #: its own lock, not a shared one: ten workers finishing runs would contend
+        self._lock = threading.Lock()
 
     def add_waiter(self, future: Future[Execution]) -> bool:
         """Resolve `future` with the terminal execution; False when already finished."""
-        with _finish_lock:
+        with self._lock:
             if self._finished:
                 return False
             self.waiters.append(future)
@@ -55,7 +58,7 @@ class WorkItem:
     def claim_finish(self) -> bool:
         """True for the one caller allowed to record the terminal status (worker or
         shutdown), False for everyone after it."""
-        with _finish_lock:
+        with self._lock:
             if self._finished:
                 return False
             self._finished = True

@@ -2,8 +2,9 @@
 
 One step takes every due job (in batches of `BATCH`), asks the policy what each due fire
 becomes (run, missed), applies max_instances and the backlog limit (run -> skipped),
-claims all of them in one `Store.claim_fires` call, and hands the won runs to the pool
-straight away; rescheduling and events come after, off the dispatch path. A lost claim
+claims all of them in one `Store.claim_fires` call, loads their jobs with one
+`Store.get_jobs` call (so workers need not read the store), and hands the won runs to
+the pool straight away; rescheduling and events come after, off the dispatch path. A lost claim
 (another engine, or a modify) reloads the job from the store. A store failure never
 escapes: the batch is revisited after a growing backoff.
 
@@ -68,11 +69,12 @@ class Firer:
         self._record = record
         self._backoff = StoreBackoff()
 
-    def fire_due(self, now: datetime, lead: float = 0.0) -> None:
+    def fire_due(self, now: datetime, lead: float = 0.0) -> int:
         """Fire everything due at `now`, and arm what falls due within `lead` seconds:
         those are claimed and handed to a worker now, and the worker starts them at
-        their due time (see `WorkItem.not_before`)."""
+        their due time (see `WorkItem.not_before`). Returns how many entries it took."""
         horizon = now.timestamp() + lead
+        taken = 0
         while True:
             jobs: list[JobSlot] = []
             retries: list[Execution] = []
@@ -85,7 +87,8 @@ class Firer:
                 else:
                     retries.append(due)
             if not jobs and not retries:
-                return
+                return taken
+            taken += len(jobs) + len(retries)
             if jobs:
                 self._fire_jobs(jobs, now)
             for retry in retries:
@@ -130,7 +133,9 @@ class Firer:
                 self._timetable.look_again(f.slot, now.timestamp() + delay)
             return
         self._backoff.succeeded()
-        self._dispatch([item for f, ok in zip(fires, won, strict=True) if ok for item in f.queued])
+        items = [item for f, ok in zip(fires, won, strict=True) if ok for item in f.queued]
+        self._hand_jobs(items)
+        self._dispatch(items)
         for f, ok in zip(fires, won, strict=True):
             if ok:
                 self._timetable.move(f.slot, f.plan.next_run_time)
@@ -138,6 +143,19 @@ class Firer:
                     self._events.emit(kind, f.slot.id, now, execution=execution)
             else:
                 self._reload(f.slot, now)
+
+    def _hand_jobs(self, items: list[WorkItem]) -> None:
+        """Load the jobs of won fires with one store call, so workers start them
+        without reading the store (a worker loads its job itself when this fails)."""
+        if not items:
+            return
+        try:
+            jobs = self._store.get_jobs(list({item.execution.job_id: None for item in items}))
+        except Exception as exc:
+            log.warning("loading %d job(s) for their fires failed (%s); workers will", len(items), exc)
+            return
+        for item in items:
+            item.job = jobs.get(item.execution.job_id)
 
     def _admit(self, fire: _Fire, now: datetime, room: int) -> int:
         """Fill `fire.records`: missed fires, then runs that fit (queued) or not (skipped)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ from engine.firing import Firer
 from engine.handlers import CommandHandler
 from engine.loop import EngineLoop
 from engine.model import Execution, Job, Status
+from engine.recorder import Recorder
 from engine.recovery import Recovery, recover
 from engine.timetable import Timetable
 from engine.work import JobRunner, Outcome
@@ -47,6 +49,8 @@ from stores.base import Store
 log = logging.getLogger(__name__)
 #: after a shutdown timeout, how long cancelled runs get to stop before being recorded
 CANCEL_GRACE = 5.0
+#: how long shutdown waits for the recorder to write what workers reported
+RECORDER_DRAIN = 30.0
 RUNNING_AT_SHUTDOWN = "cronwell shut down while this execution was running (waited {:g} s)"
 
 
@@ -73,6 +77,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._commands = CommandQueue(queue_size)
         self._timetable = Timetable()
+        self._recorder = Recorder(store, self._stopping)
         self._executor = Executor(
             store,
             runner,
@@ -83,6 +88,7 @@ class Scheduler:
             services=services,
             schedule_retry=self._post_retry,
             stopping=self._stopping,
+            recorder=self._recorder,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
         self._loop = EngineLoop(
@@ -142,7 +148,9 @@ class Scheduler:
             if not self._pool.wait_idle(self.cancel_grace):
                 error = RUNNING_AT_SHUTDOWN.format(timeout)
                 for item in self._pool.running_items():
-                    self._executor.record(item, Outcome(Status.CANCELLED, error=error))
+                    outcome = Outcome(Status.CANCELLED, error=error)
+                    self._executor.record(item, outcome, deferred=True)
+        self._recorder.stop(RECORDER_DRAIN)  # before `stopping`: its store writes still retry
         self._stopping.set()
         self._pool.join(0.2)
         if self._owns_events:
@@ -179,8 +187,12 @@ class Scheduler:
         return self._loop.run_once(now)
 
     def wait_idle(self, timeout: float) -> bool:
-        """True once no execution is queued or running (False after `timeout` seconds)."""
-        return self._pool.wait_idle(timeout)
+        """True once no execution is queued or running and every run is recorded
+        (False after `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        if not self._pool.wait_idle(timeout):
+            return False
+        return self._recorder.flush(max(0.0, deadline - time.monotonic()))
 
     @property
     def arm_lead(self) -> float:

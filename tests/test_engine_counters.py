@@ -8,7 +8,7 @@ the overlap is certain rather than left to thread timing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +45,11 @@ class FinishDuringRead(SqliteStore):
     def finish_execution(self, execution: Execution) -> None:
         super().finish_execution(execution)
         self.finished.set()
+
+    def record_progress(self, started: Sequence[Execution], finished: Sequence[Execution]) -> None:
+        super().record_progress(started, finished)  # how workers' runs are recorded
+        if finished:
+            self.finished.set()
 
 
 def _held_until_released(store: FinishDuringRead) -> Callable[[RunRequest], Outcome]:
