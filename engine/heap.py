@@ -63,6 +63,25 @@ class TimerHeap(Generic[K]):
         self._drop_stale_head()
         return self._entries[0][0] if self._entries else None
 
+    def count_until(self, ts: float, limit: int) -> int:
+        """How many entries are due at `ts` or earlier, counting at most `limit`.
+
+        A walk from the root that stops at entries due later (their subtrees are all
+        later too), so it costs what it counts, not the heap's size. Stale entries
+        are counted: it is an estimate of the crowd, not an exact census.
+        """
+        entries = self._entries
+        size = len(entries)
+        count = 0
+        pending = [0]
+        while pending and count < limit:
+            index = pending.pop()
+            if index < size and entries[index][0] <= ts:
+                count += 1
+                pending.append(2 * index + 1)
+                pending.append(2 * index + 2)
+        return count
+
     def pop_due(self, now_ts: float) -> K | None:
         """Remove and return the earliest live key due at `now_ts`, else None."""
         self._drop_stale_head()

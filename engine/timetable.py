@@ -140,6 +140,10 @@ class Timetable:
     def next_fire_ts(self) -> float | None:
         return self.heap.peek()
 
+    def count_due(self, ts: float, limit: int) -> int:
+        """Roughly how many jobs and retries are due by `ts` (at most `limit`)."""
+        return self.heap.count_until(ts, limit)
+
     def clear(self) -> None:
         self.heap.clear()
         self.jobs.clear()

@@ -51,3 +51,16 @@ def test_stale_entries_are_pruned_when_they_outnumber_live_ones() -> None:
             heap.push(key, float(key) + 0.5)
     assert heap.stale <= len(heap) + 64
     assert drain(heap, 10_000.0) == list(range(900, 1000))
+
+
+def test_count_until_counts_entries_due_by_a_time_up_to_a_limit() -> None:
+    heap: TimerHeap[str] = TimerHeap()
+    for number in range(500):
+        heap.push(f"crowd-{number}", 100.0)
+    for number in range(300):
+        heap.push(f"later-{number}", 101.0 + number)
+    assert heap.count_until(99.0, 10_000) == 0
+    assert heap.count_until(100.0, 10_000) == 500
+    assert heap.count_until(105.0, 10_000) == 505
+    assert heap.count_until(100.0, 64) == 64  # stops at the limit
+    assert TimerHeap[str]().count_until(100.0, 10) == 0
