@@ -28,7 +28,17 @@ log = logging.getLogger(__name__)
 class WorkItem:
     """One queued execution on its way to a worker."""
 
-    __slots__ = ("execution", "job", "not_before", "cancel", "waiters", "withdrawn", "_finished", "_lock")
+    __slots__ = (
+        "execution",
+        "job",
+        "not_before",
+        "cancel",
+        "waiters",
+        "withdrawn",
+        "_begun",
+        "_finished",
+        "_lock",
+    )
 
     def __init__(
         self, execution: Execution, job: Job | None = None, not_before: float = 0.0
@@ -43,6 +53,7 @@ class WorkItem:
         self.waiters: list[Future[Execution]] = []
         #: why the engine took this fire back before it started ("" when it did not)
         self.withdrawn = ""
+        self._begun = False
         self._finished = False
         #: its own lock, not a shared one: ten workers finishing runs would contend
         self._lock = threading.Lock()
@@ -54,6 +65,24 @@ class WorkItem:
                 return False
             self.waiters.append(future)
             return True
+
+    def begin(self) -> bool:
+        """Called by the worker just before it runs the execution: False when the
+        engine withdrew it first (then `withdrawn` says why)."""
+        with self._lock:
+            if self.withdrawn:
+                return False
+            self._begun = True
+            return True
+
+    def withdraw(self, reason: str) -> bool:
+        """Stop this execution from starting; False when it already began."""
+        with self._lock:
+            if self._begun:
+                return False
+            self.withdrawn = reason
+        self.cancel.set()  # wakes a worker holding it until its due time
+        return True
 
     def claim_finish(self) -> bool:
         """True for the one caller allowed to record the terminal status (worker or
@@ -129,6 +158,46 @@ class WorkerPool:
                     self._release_locked(item)
                     return item
         return None
+
+    def withdraw_job(self, job_id: str, reason: str, due_after: float | None = None) -> list[WorkItem]:
+        """Take back a job's executions that have not started (a pause or a removal
+        reached them while they were armed or queued); with `due_after`, only fires
+        armed ahead of a due time later than it.
+
+        Queued ones leave the backlog and are returned for the caller to record; ones a
+        worker holds until their due time are told to stop, and that worker records them.
+        Costs nothing for a job with no execution in the pool.
+        """
+
+        def wanted(item: WorkItem) -> bool:
+            return item.execution.job_id == job_id and (
+                due_after is None or item.not_before > due_after
+            )
+
+        with self._lock:
+            if job_id not in self._instances:
+                return []
+            queued = [item for item in self._backlog if wanted(item)]
+            for item in queued:
+                self._backlog.remove(item)
+                self._release_locked(item)
+            held = [item for item in self._running.values() if wanted(item)]
+        for item in queued:
+            item.withdrawn = reason
+        for item in held:
+            item.withdraw(reason)
+        return queued
+
+    def refresh_job(self, job: Job) -> None:
+        """Give a job's executions that have not started the job as just changed, so
+        an armed fire runs with the new arguments (its trigger change applies from the
+        next fire on)."""
+        with self._lock:
+            if job.id not in self._instances:
+                return
+            for item in (*self._backlog, *self._running.values()):
+                if item.execution.job_id == job.id and item.job is not None:
+                    item.job = job
 
     def find_running(self, execution_id: str) -> WorkItem | None:
         with self._lock:

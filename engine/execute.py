@@ -81,7 +81,11 @@ class Executor:
     def __call__(self, item: WorkItem) -> None:
         """Run one execution to its terminal status (the pool's work function)."""
         execution = item.execution
-        job = item.job
+        if item.cancel.is_set() or self._wait_until_due(item) or not item.begin():
+            error = item.withdrawn or CANCELLED_BEFORE_START
+            self.record(item, Outcome(Status.CANCELLED, error=error), deferred=True)
+            return
+        job = item.job  # read after the wait: a modify meanwhile may have refreshed it
         try:
             if job is None:
                 job = retry_store_call(self._stopping, self._store.get_job, execution.job_id)
@@ -90,11 +94,7 @@ class Executor:
             return
         except Exception as exc:  # the store gave up (shutting down): never left queued
             error = f"{STORE_FAILED_BEFORE_START}: {exc}"
-            self.record(item, Outcome(Status.FAILED, error=error), job, deferred=True)
-            return
-        if item.cancel.is_set() or self._wait_until_due(item):
-            error = item.withdrawn or CANCELLED_BEFORE_START
-            self.record(item, Outcome(Status.CANCELLED, error=error), job, deferred=True)
+            self.record(item, Outcome(Status.FAILED, error=error), deferred=True)
             return
         execution.status = Status.RUNNING
         execution.started_at = self._clock.now()

@@ -33,7 +33,7 @@ from engine.commands import (
 from engine.dispatch import WorkerPool, WorkItem
 from engine.errors import CronwellError, ExecutionNotCancellable
 from engine.events import EventBus
-from engine.execute import CANCELLED_BEFORE_START, SHUT_DOWN_BEFORE_START
+from engine.execute import CANCELLED_BEFORE_START, JOB_GONE, SHUT_DOWN_BEFORE_START
 from engine.executions import new_execution
 from engine.model import EPOCH, Execution, Job, Status
 from engine.policy import first_fire_time
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 #: returned by a handler that resolves its command's future later
 DEFERRED = object()
 JOB_REMOVED = "the job was removed before this retry ran"
+PAUSED_BEFORE_DUE = "the job was paused after this fire was armed, before its due time"
 
 
 def _resolve(future: Future[Any], result: object) -> None:
@@ -170,6 +171,7 @@ class CommandHandler:
         self._store.update_job(job)
         self._show_stored_counters(job)
         self._timetable.put_job(job)
+        self._pool.refresh_job(copy.copy(job))
         self._events.emit(ev.JOB_MODIFIED, job.id, now, job=job)
         return job
 
@@ -186,7 +188,13 @@ class CommandHandler:
         for retry in [r for r in self._timetable.retries.values() if r.job_id == command.job_id]:
             self._timetable.drop_retry(retry.id)
             self._record(WorkItem(retry), Outcome(Status.CANCELLED, error=JOB_REMOVED))
+        self._withdraw(command.job_id, JOB_GONE)
         self._events.emit(ev.JOB_REMOVED, command.job_id, now)
+
+    def _withdraw(self, job_id: str, reason: str, due_after: float | None = None) -> None:
+        """Record as cancelled the job's executions that had not started."""
+        for item in self._pool.withdraw_job(job_id, reason, due_after):
+            self._record(item, Outcome(Status.CANCELLED, error=reason))
 
     def pause_job(self, command: PauseJob, now: datetime) -> Job:
         job = self._store.get_job(command.job_id)
@@ -196,6 +204,7 @@ class CommandHandler:
         self._store.update_job(job)
         self._show_stored_counters(job)
         self._timetable.drop_job(job.id)
+        self._withdraw(job.id, PAUSED_BEFORE_DUE, due_after=now.timestamp())
         self._events.emit(ev.JOB_PAUSED, job.id, now, job=job)
         return job
 

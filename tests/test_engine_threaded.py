@@ -144,3 +144,69 @@ def test_shutdown_cancels_fires_armed_but_not_yet_due() -> None:
     assert time.monotonic() - started < 1.0
     (execution,) = store.list_executions(job_id="armed")
     assert execution.status == Status.CANCELLED and runner.requests == []
+
+
+def _armed(scheduler: Scheduler, job_id: str, due: datetime, **fields: object) -> None:
+    """Add a job due at `due` and wait until the loop has armed (claimed) its fire."""
+    scheduler.add_job(make_job(job_id, date_at(due), **fields)).result(timeout=5)
+    store = scheduler.store
+    assert wait_for(lambda: len(store.list_executions(job_id=job_id)) == 1, 2)
+
+
+@pytest.mark.parametrize("change", ["pause", "remove"])
+def test_pausing_or_removing_a_job_withdraws_its_armed_fire(change: str) -> None:
+    runner = Recorder()
+    scheduler = Scheduler(MemoryStore(), runner)
+    scheduler.arm_lead = 5.0
+    scheduler.start()
+    try:
+        _armed(scheduler, "armed", soon(3))
+        if change == "pause":
+            scheduler.pause_job("armed").result(timeout=2)
+        else:
+            scheduler.remove_job("armed").result(timeout=2)
+        store = scheduler.store
+        assert wait_for(lambda: store.list_executions(job_id="armed")[0].status == Status.CANCELLED, 2)
+        (execution,) = store.list_executions(job_id="armed")
+        assert ("paused" if change == "pause" else "removed") in (execution.error or "")
+        assert runner.requests == []
+    finally:
+        scheduler.shutdown(timeout=5)
+
+
+def test_a_modify_reaches_a_fire_armed_before_it() -> None:
+    runner = Recorder()
+    scheduler = Scheduler(MemoryStore(), runner)
+    scheduler.arm_lead = 5.0
+    scheduler.start()
+    try:
+        _armed(scheduler, "armed", soon(0.5), args=["old"])
+        scheduler.modify_job("armed", args=["new"]).result(timeout=2)
+        assert runner.started.wait(5)
+        assert runner.requests[0].job.args == ["new"]
+    finally:
+        scheduler.shutdown(timeout=5)
+
+
+def test_pausing_a_job_leaves_its_queued_manual_run_alone() -> None:
+    release = threading.Event()
+
+    def held(request: RunRequest) -> Outcome:
+        release.wait(5)
+        return Outcome(Status.COMPLETED)
+
+    runner = Recorder(held)
+    scheduler = Scheduler(MemoryStore(), runner, pool_size=1)
+    scheduler.start()
+    try:
+        scheduler.add_job(make_job("manual", date_at(soon(3600)))).result(timeout=5)
+        scheduler.run_job_now("manual").result(timeout=2)
+        assert runner.started.wait(5)
+        queued = scheduler.run_job_now("manual").result(timeout=2)  # waits for the worker
+        scheduler.pause_job("manual").result(timeout=2)
+        release.set()
+        assert scheduler.wait_idle(5)
+        assert scheduler.store.get_execution(queued.id).status == Status.COMPLETED
+        assert len(runner.requests) == 2
+    finally:
+        scheduler.shutdown(timeout=5)
