@@ -23,6 +23,8 @@ from engine.cancelflag import CancelFlag
 from engine.model import Execution, Job
 
 log = logging.getLogger(__name__)
+#: seconds between re-checks while waiting for the pool to go idle
+IDLE_CHECK = 0.05
 
 
 class WorkItem:
@@ -106,10 +108,14 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)
         self._became_idle = threading.Condition(self._lock)
+        #: appended under the lock; workers popleft without it (deque ops are atomic)
         self._backlog: deque[WorkItem] = deque()
+        #: execution id -> item a worker took; workers set and delete their own entries
         self._running: dict[str, WorkItem] = {}
-        #: job id -> queued + running executions (entries removed at zero)
+        #: job id -> queued + running executions (entries removed at zero); changed
+        #: under the lock only: workers report what they finished in `_released`
         self._instances: dict[str, int] = {}
+        self._released: deque[str] = deque()
         self._threads: list[threading.Thread] = []
         self._stopping = False
 
@@ -128,6 +134,9 @@ class WorkerPool:
 
     def instances(self, job_id: str) -> int:
         """Queued + running executions of a job (what max_instances limits)."""
+        if self._released:
+            with self._lock:
+                self._settle_locked()
         return self._instances.get(job_id, 0)
 
     def submit(self, items: Iterable[WorkItem]) -> int:
@@ -152,11 +161,9 @@ class WorkerPool:
     def take_queued(self, execution_id: str) -> WorkItem | None:
         """Withdraw a queued execution before a worker starts it."""
         with self._lock:
-            for item in self._backlog:
+            for item in list(self._backlog):  # a copy: workers pop while we look
                 if item.execution.id == execution_id:
-                    self._backlog.remove(item)
-                    self._release_locked(item)
-                    return item
+                    return item if self._unqueue_locked(item) else None
         return None
 
     def withdraw_job(self, job_id: str, reason: str, due_after: float | None = None) -> list[WorkItem]:
@@ -175,13 +182,11 @@ class WorkerPool:
             )
 
         with self._lock:
+            self._settle_locked()
             if job_id not in self._instances:
                 return []
-            queued = [item for item in self._backlog if wanted(item)]
-            for item in queued:
-                self._backlog.remove(item)
-                self._release_locked(item)
-            held = [item for item in self._running.values() if wanted(item)]
+            queued = [i for i in list(self._backlog) if wanted(i) and self._unqueue_locked(i)]
+            held = [item for item in self._running.copy().values() if wanted(item)]
         for item in queued:
             item.withdrawn = reason
         for item in held:
@@ -193,15 +198,15 @@ class WorkerPool:
         an armed fire runs with the new arguments (its trigger change applies from the
         next fire on)."""
         with self._lock:
+            self._settle_locked()
             if job.id not in self._instances:
                 return
-            for item in (*self._backlog, *self._running.values()):
+            for item in (*list(self._backlog), *self._running.copy().values()):
                 if item.execution.job_id == job.id and item.job is not None:
                     item.job = job
 
     def find_running(self, execution_id: str) -> WorkItem | None:
-        with self._lock:
-            return self._running.get(execution_id)
+        return self._running.get(execution_id)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -209,37 +214,37 @@ class WorkerPool:
             if not self._threads and not self._stopping:
                 self._start_locked()
 
-    @property
-    def busy(self) -> bool:
-        return bool(self._backlog or self._running)
-
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is queued or running (within `timeout` seconds)."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._backlog or self._running:
+            while True:
+                self._settle_locked()
+                if not self._instances:
+                    return True
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._became_idle.wait(left)
-            return True
+                self._became_idle.wait(min(left, IDLE_CHECK))
 
     def stop_intake(self) -> list[WorkItem]:
         """Refuse new work and hand back everything still queued (never started)."""
+        queued: list[WorkItem] = []
         with self._lock:
             self._stopping = True
-            queued = list(self._backlog)
-            self._backlog.clear()
-            for item in queued:
-                self._release_locked(item)
+            while True:
+                try:
+                    item = self._backlog.popleft()  # workers may pop the last few too
+                except IndexError:
+                    break
+                queued.append(item)
+                self._release_locked(item.execution.job_id)
             self._has_work.notify_all()
-            if not self._running:
-                self._became_idle.notify_all()
+            self._became_idle.notify_all()
         return queued
 
     def running_items(self) -> list[WorkItem]:
-        with self._lock:
-            return list(self._running.values())
+        return list(self._running.copy().values())
 
     def join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -256,31 +261,57 @@ class WorkerPool:
             thread.start()
 
     def _work_forever(self) -> None:
-        """Take, run, repeat. Releasing the item just run and taking the next happen
-        under one acquisition of the pool lock: half the lock traffic per execution,
-        which the loop thread (claiming fires) would otherwise contend with."""
-        backlog, running = self._backlog, self._running
-        done: WorkItem | None = None
+        """Take, run, repeat, without the pool's lock while there is work.
+
+        Taking is one atomic `deque.popleft`, registering and releasing are one dict
+        store and one deque append: with ten workers on short runs, a shared lock per
+        run formed convoys under the GIL (every release handed the lock to a sleeping
+        waiter, forcing a GIL hand-off on the next acquire). The lock is taken only to
+        sleep when the backlog is empty.
+        """
+        backlog, running, released = self._backlog, self._running, self._released
         while True:
-            with self._lock:
-                if done is not None:
-                    del running[done.execution.id]
-                    self._release_locked(done)
-                    if not backlog and not running:
-                        self._became_idle.notify_all()
-                while not backlog and not self._stopping:
-                    self._has_work.wait()
-                if not backlog:
+            try:
+                item = backlog.popleft()
+            except IndexError:
+                if not self._wait_for_work():
                     return
-                item = done = backlog.popleft()
-                running[item.execution.id] = item
+                continue
+            execution_id = item.execution.id
+            running[execution_id] = item
             try:
                 self._work(item)
             except BaseException:  # the work function records failures; this is a bug
-                log.exception("worker crashed on execution %s", item.execution.id)
+                log.exception("worker crashed on execution %s", execution_id)
+            del running[execution_id]
+            released.append(item.execution.job_id)
 
-    def _release_locked(self, item: WorkItem) -> None:
-        job_id = item.execution.job_id
+    def _wait_for_work(self) -> bool:
+        """Sleep until the backlog has work; False when the pool is stopping."""
+        with self._lock:
+            while not self._backlog:
+                self._became_idle.notify_all()  # a waiter re-checks the counts
+                if self._stopping:
+                    return False
+                self._has_work.wait()
+            return True
+
+    def _unqueue_locked(self, item: WorkItem) -> bool:
+        """Remove `item` from the backlog; False when a worker took it first."""
+        try:
+            self._backlog.remove(item)
+        except ValueError:
+            return False
+        self._release_locked(item.execution.job_id)
+        return True
+
+    def _settle_locked(self) -> None:
+        """Apply the releases workers reported since the last settle."""
+        released = self._released
+        while released:
+            self._release_locked(released.popleft())
+
+    def _release_locked(self, job_id: str) -> None:
         left = self._instances.get(job_id, 0) - 1
         if left > 0:
             self._instances[job_id] = left

@@ -23,6 +23,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,8 @@ from stores.base import Store
 log = logging.getLogger(__name__)
 #: reports written per store call at most
 MAX_BATCH = 512
+#: seconds the thread waits after a first report for more to join its batch
+LINGER = 0.001
 #: reports a worker may leave unwritten before it waits for the recorder
 DEFAULT_LIMIT = 10_000
 
@@ -125,6 +128,7 @@ class Recorder:
         take_now = self._queue.get_nowait
         while True:
             batch = [take()]
+            time.sleep(LINGER)  # let a burst's reports gather: one wake per batch, not per run
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(take_now())
