@@ -9,7 +9,19 @@ import pytest
 
 from engine.errors import InvalidInput, ScriptPathError
 from engine.model import JobKind
+from runners import paths
 from runners.paths import check_runnable, resolve_script
+
+
+@pytest.fixture(autouse=True, params=["proc-fd", "portable"])
+def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every case runs on both ways of finding the real path: O_PATH + /proc/self/fd,
+    and realpath + stat (where /proc is missing); they must agree on every answer."""
+    if request.param == "portable":
+        monkeypatch.setattr(paths, "_O_PATH", None)
+    else:
+        assert paths._O_PATH is not None, "this Linux machine has /proc/self/fd"
+    return str(request.param)
 
 
 @pytest.fixture
