@@ -69,7 +69,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     app.ctx.reader = None
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
-    app.register_middleware(require_api_key, "request")
+    if settings.api_keys:  # a middleware costs every request, so only when it has work
+        app.register_middleware(require_api_key, "request")
     app.register_listener(start_engine, "before_server_start")
     app.register_listener(stop_engine, "after_server_stop")
     return app
