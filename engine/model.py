@@ -179,6 +179,9 @@ def field_names(cls: type) -> tuple[str, ...]:
 
 def as_utc(value: datetime) -> datetime:
     """Aware UTC datetime; naive values are taken as UTC (how stores hand them back)."""
-    if value.tzinfo is None:
+    zone = value.tzinfo
+    if zone is UTC:  # what the stores and the engine already hold: no new object
+        return value
+    if zone is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
