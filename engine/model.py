@@ -110,8 +110,9 @@ class Job:
 
         values = {name: record[name] for name in field_names(cls) if name in record}
         values["trigger"] = trigger_from_dict(record["trigger"])
-        values["kind"] = JobKind(record["kind"])
-        values["surface"] = Surface(record.get("surface", Surface.SCHEDULER))
+        values["kind"] = _KINDS.get(record["kind"]) or JobKind(record["kind"])
+        surface = record.get("surface", Surface.SCHEDULER)
+        values["surface"] = _SURFACES.get(surface) or Surface(surface)
         for name in ("next_run_time", "last_run_time", "created_at", "updated_at"):
             if values.get(name) is not None:
                 values[name] = as_utc(values[name])
@@ -166,6 +167,9 @@ class Execution:
 
 
 T = TypeVar("T")
+#: value -> member without Enum.__call__ (two per decoded job)
+_KINDS: dict[str, JobKind] = {k.value: k for k in JobKind}
+_SURFACES: dict[str, Surface] = {s.value: s for s in Surface}
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 

@@ -97,3 +97,13 @@ def test_bad_dicts_name_the_field(data: dict[str, object], field: str) -> None:
 
 def test_from_dict_accepts_a_datetime_a_store_handed_back() -> None:
     assert trigger_from_dict({"kind": "date", "run_date": RUN}) == DateTrigger(RUN)
+
+
+def test_rebuilding_one_stored_trigger_again_reuses_the_object() -> None:
+    data = DateTrigger(datetime(2026, 5, 1, 9, 30, tzinfo=UTC), timezone="Europe/Paris").to_dict()
+    first = trigger_from_dict(dict(data))
+    assert trigger_from_dict(dict(data)) is first  # immutable, so shared
+    other = dict(data, run_date="2026-05-02T09:30:00+00:00")
+    assert trigger_from_dict(other) != first
+    with pytest.raises(TriggerError):
+        trigger_from_dict({**data, "extra": ["unhashable"]})  # refused, cached or not

@@ -26,8 +26,26 @@ def trigger_from_dict(d: dict[str, Any]) -> Trigger:
     """Rebuild the trigger `to_dict` wrote; TriggerError (field "kind") for an unknown kind."""
     if not isinstance(d, dict):
         raise TriggerError("trigger", f"expected a dict with a 'kind', got {type(d).__name__}")
+    try:
+        key = tuple(d.items())
+        known = _REBUILT.get(key)
+    except TypeError:  # an unhashable value: rebuilt (and refused) the long way
+        key, known = None, None
+    if known is not None:
+        return known
     cls = _BY_KIND.get(d.get("kind"))  # type: ignore[arg-type]
     if cls is None:
         raise TriggerError("kind", f"{d.get('kind')!r} is not one of {sorted(_BY_KIND)}")
     trigger: Trigger = cls.from_dict(d)
+    if key is not None:
+        if len(_REBUILT) >= REBUILT_LIMIT:
+            _REBUILT.clear()
+        _REBUILT[key] = trigger
     return trigger
+
+
+#: triggers rebuilt from stored dicts, by the dict's items: triggers are immutable, so
+#: one object serves every read of the same stored trigger (a list of 2,000 jobs read
+#: again rebuilds none; a date trigger was a quarter of decoding a job). Bounded.
+REBUILT_LIMIT = 20_000
+_REBUILT: dict[tuple[tuple[str, Any], ...], Trigger] = {}
