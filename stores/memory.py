@@ -6,12 +6,10 @@ real backend. Nothing survives the process. One lock makes each method atomic.
 
 from __future__ import annotations
 
-import copy
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import fields
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
 
 from engine.errors import (
     DuplicateEmail,
@@ -26,9 +24,7 @@ from engine.model import (
     TERMINAL_STATUSES,
     Execution,
     Job,
-    JobKind,
     Status,
-    Surface,
     as_utc,
 )
 from stores.base import (
@@ -38,89 +34,8 @@ from stores.base import (
     check_collection,
     check_maintenance_task,
 )
+from stores.clone import clone
 from stores.records import Server, User
-
-T = TypeVar("T")
-
-
-#: immutable values a copy may share instead of copying (deepcopy of a Job took ~190 us,
-#: most of a fire's or an add's cost; sharing these makes a clone ~20x cheaper)
-_SHARED_TYPES = frozenset({str, int, float, bool, type(None), bytes, Status, JobKind, Surface})
-#: fields holding immutable values of other types (triggers are immutable by contract)
-_SHARED_FIELDS = frozenset({"trigger"})
-#: annotations of fields whose values are always immutable scalars
-_SCALAR_ANNOTATIONS = frozenset(
-    {"str", "int", "float", "bool", "str | None", "int | None", "float | None"}
-    | {"Status", "JobKind", "Surface"}
-)
-
-
-_CLONERS: dict[type, Callable[[Any], Any]] = {}
-
-
-def _cloner(model: type) -> Callable[[Any], Any]:
-    """A function that clones one `model` instance, compiled once per class.
-
-    It reads every field by name and passes the values to the constructor positionally;
-    only the fields that may hold something mutable or non-UTC are checked, inline, and
-    copied through `_copy_value` when they are neither None nor a UTC datetime. Written
-    out as source (as `dataclasses` writes `__init__`) because the generic loop over an
-    attrgetter tuple was most of a clone's cost, and the memory store clones on every
-    write and read (four times per fire).
-    """
-    cloner = _CLONERS.get(model)
-    if cloner is None:
-        body: list[str] = []
-        values: list[str] = []
-        for f in fields(model):
-            if str(f.type) in _SCALAR_ANNOTATIONS or f.name in _SHARED_FIELDS:
-                values.append(f"obj.{f.name}")
-                continue
-            body += [
-                f"    {f.name} = obj.{f.name}",
-                f"    if {f.name} is not None and ({f.name}.__class__ is not datetime or {f.name}.tzinfo is not UTC):",
-                f"        {f.name} = copy_value({f.name})",
-            ]
-            values.append(f.name)
-        source = "\n".join(["def clone(obj):", *body, f"    return model({', '.join(values)})"])
-        scope: dict[str, Any] = {"model": model, "datetime": datetime, "UTC": UTC, "copy_value": _copy_value}
-        exec(source, scope)  # noqa: S102 - source built above from the dataclass's own field names
-        cloner = _CLONERS[model] = scope["clone"]
-    return cloner
-
-
-def _copy_value(value: Any) -> Any:
-    kind = type(value)
-    shared = _SHARED_TYPES
-    if kind in shared:
-        return value
-    if isinstance(value, datetime):
-        return value if value.tzinfo is UTC else as_utc(value)
-    if not value and (kind is list or kind is dict):
-        return kind()  # the usual kwargs: none
-    # plain loops, not all(<generator>): a generator per copied field was a third of an add
-    if kind is list:
-        for item in value:
-            if type(item) not in shared:
-                return copy.deepcopy(value)
-        return list(value)  # the usual args: a flat list of scalars
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) not in shared or type(item) not in shared:
-                return copy.deepcopy(value)
-        return dict(value)  # the usual kwargs
-    return copy.deepcopy(value)
-
-
-def _clone(obj: T) -> T:
-    """Copy deep enough that the caller's later mutations never reach the store, with
-    every datetime field in UTC (what the real backends hand back).
-
-    Scalar fields and triggers are shared (immutable), datetimes normalised, anything
-    else (args, kwargs, return values, nested dicts) copied as deep as it goes.
-    """
-    cloned: T = _cloner(type(obj))(obj)
-    return cloned
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -134,7 +49,7 @@ _NO_KWARGS: dict[str, Any] = {}
 
 def _with_counters_of(job: Job, stored: Job | None) -> Job:
     """A stored copy of `job` keeping `stored`'s RUN_COUNTERS (the Store contract)."""
-    copied = _clone(job)
+    copied = clone(job)
     if not copied.kwargs:
         copied.kwargs = _NO_KWARGS
     if stored is not None:
@@ -182,7 +97,7 @@ class MemoryStore(Store):
     def get_job(self, job_id: str) -> Job:
         with self._lock:
             try:
-                return _clone(self._jobs[job_id])
+                return clone(self._jobs[job_id])
             except KeyError:
                 raise JobNotFound(job_id) from None
 
@@ -191,12 +106,12 @@ class MemoryStore(Store):
             stored = [self._jobs.get(job_id) for job_id in job_ids]
         # stored jobs are replaced, never mutated, by job writes; the run counters
         # claim/finish bump in place are plain attribute reads here
-        return {job.id: _clone(job) for job in stored if job is not None}
+        return {job.id: clone(job) for job in stored if job is not None}
 
     def list_jobs(self, owner: str | None = None) -> list[Job]:
         with self._lock:
             jobs = [j for j in self._jobs.values() if owner is None or j.owner == owner]
-            return [_clone(j) for j in sorted(jobs, key=lambda j: (j.created_at, j.id))]
+            return [clone(j) for j in sorted(jobs, key=lambda j: (j.created_at, j.id))]
 
     def count_jobs(self, owner: str | None = None) -> JobCounts:
         with self._lock:
@@ -222,22 +137,22 @@ class MemoryStore(Store):
             if executions:
                 job.last_run_time = _utc(expected_next_run_time)
             for execution in executions:
-                self._executions[execution.id] = _clone(execution)
+                self._executions[execution.id] = clone(execution)
             return True
 
     # -- executions ------------------------------------------------------------------
     def add_execution(self, execution: Execution) -> None:
         with self._lock:
-            self._executions[execution.id] = _clone(execution)
+            self._executions[execution.id] = clone(execution)
 
     def update_execution(self, execution: Execution) -> None:
         with self._lock:
             if execution.id not in self._executions:
                 raise ExecutionNotFound(execution.id)
-            self._executions[execution.id] = _clone(execution)
+            self._executions[execution.id] = clone(execution)
 
     def finish_execution(self, execution: Execution) -> None:
-        copied = _clone(execution)
+        copied = clone(execution)
         with self._lock:
             if execution.id not in self._executions:
                 raise ExecutionNotFound(execution.id)
@@ -247,8 +162,8 @@ class MemoryStore(Store):
         self, started: Sequence[Execution], finished: Sequence[Execution]
     ) -> None:
         # copied before the lock is taken: the lock is what the loop and readers share
-        running = [_clone(e) for e in started]
-        done = [_clone(e) for e in finished]
+        running = [clone(e) for e in started]
+        done = [clone(e) for e in finished]
         with self._lock:
             executions = self._executions
             for copied in running:
@@ -270,7 +185,7 @@ class MemoryStore(Store):
     def get_execution(self, execution_id: str) -> Execution:
         with self._lock:
             try:
-                return _clone(self._executions[execution_id])
+                return clone(self._executions[execution_id])
             except KeyError:
                 raise ExecutionNotFound(execution_id) from None
 
@@ -300,7 +215,7 @@ class MemoryStore(Store):
                 key=lambda e: (e.created_at, e.id),
                 reverse=True,
             )
-            return [_clone(e) for e in rows[offset : offset + limit]]
+            return [clone(e) for e in rows[offset : offset + limit]]
 
     def count_executions(
         self, *, job_id: str | None = None, owner: str | None = None, status: Status | None = None
@@ -347,26 +262,26 @@ class MemoryStore(Store):
     def add_user(self, user: User) -> None:
         with self._lock:
             self._check_email(user)
-            self._users[user.id] = _clone(user)
+            self._users[user.id] = clone(user)
 
     def get_user(self, user_id: str) -> User:
         with self._lock:
             try:
-                return _clone(self._users[user_id])
+                return clone(self._users[user_id])
             except KeyError:
                 raise UserNotFound(user_id) from None
 
     def list_users(self) -> list[User]:
         with self._lock:
             users = sorted(self._users.values(), key=lambda u: (u.created_at, u.id))
-            return [_clone(u) for u in users]
+            return [clone(u) for u in users]
 
     def update_user(self, user: User) -> None:
         with self._lock:
             if user.id not in self._users:
                 raise UserNotFound(user.id)
             self._check_email(user)
-            self._users[user.id] = _clone(user)
+            self._users[user.id] = clone(user)
 
     def delete_user(self, user_id: str) -> None:
         with self._lock:
@@ -376,25 +291,25 @@ class MemoryStore(Store):
     # -- servers ---------------------------------------------------------------------
     def add_server(self, server: Server) -> None:
         with self._lock:
-            self._servers[server.id] = _clone(server)
+            self._servers[server.id] = clone(server)
 
     def get_server(self, server_id: str) -> Server:
         with self._lock:
             try:
-                return _clone(self._servers[server_id])
+                return clone(self._servers[server_id])
             except KeyError:
                 raise ServerNotFound(server_id) from None
 
     def list_servers(self, user_id: str | None = None) -> list[Server]:
         with self._lock:
             servers = [s for s in self._servers.values() if user_id in (None, s.user_id)]
-            return [_clone(s) for s in sorted(servers, key=lambda s: (s.created_at, s.id))]
+            return [clone(s) for s in sorted(servers, key=lambda s: (s.created_at, s.id))]
 
     def update_server(self, server: Server) -> None:
         with self._lock:
             if server.id not in self._servers:
                 raise ServerNotFound(server.id)
-            self._servers[server.id] = _clone(server)
+            self._servers[server.id] = clone(server)
 
     def delete_server(self, server_id: str) -> None:
         with self._lock:
