@@ -279,6 +279,23 @@ def test_returned_objects_are_copies(store: Store) -> None:
     assert store.get_user(user.id).email == "copy@example.com"
 
 
+def test_reading_a_job_again_gives_fresh_copies_and_never_a_stale_one(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    for read in (lambda: store.get_job(job.id), lambda: store.list_jobs()[0]):
+        first = read()
+        first.args[2]["three"].append("mutated")
+        first.kwargs["nested"]["list"].append(99)
+        first.kwargs["added"] = True
+        again = read()
+        assert again.args == [1, "two", {"three": [3.5, None, True]}]
+        assert again.kwargs == {"nested": {"list": [1, 2]}, "text": "é ✓"}
+    job.name, job.args = "renamed", ["new"]
+    store.update_job(job)
+    assert (store.get_job(job.id).name, store.list_jobs()[0].args) == ("renamed", ["new"])
+    assert store.get_jobs([job.id])[job.id].name == "renamed"
+
+
 def test_list_jobs_oldest_first_and_by_owner(store: Store) -> None:
     late = make_job("b-late", at=T0 + timedelta(hours=1), owner="u2")
     tie_b = make_job("tie-b", owner="u1")
