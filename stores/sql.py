@@ -412,9 +412,10 @@ class SqlStore(Store):
         return self._decoder(short)(rows[0])
 
     def _list(self, short: str, filters: Mapping[str, Any]) -> list[Any]:
-        decode = self._decoder(short)
         name = filter_key(f"list_{short}", tuple(filters))
         rows = self._rows(name, filters)
+        # more rows than the memo holds (loading every job at start) would only churn it
+        decode = TABLES[short].decode if len(rows) > DECODED_JOBS_LIMIT else self._decoder(short)
         with paused_gc(len(rows)):
             return [decode(row) for row in rows]
 
