@@ -13,6 +13,8 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import orjson
+
 from engine.model import as_utc
 
 T = TypeVar("T")
@@ -71,6 +73,19 @@ _ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
 def dumps(record: dict[str, Any]) -> str:
     """JSON text of a record, datetimes as `time_text`."""
     return _ENCODER.encode(record)
+
+
+def loads(text: str | bytes) -> Any:
+    """A stored JSON document back as Python values.
+
+    orjson parses a job's document in ~5 us against json's ~13, and every listed or
+    loaded job is one parse (100,000 at start). It refuses what json.dumps may have
+    written and it does not read (NaN, integers past 64 bits): those take the json way.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def plain(record: dict[str, Any]) -> dict[str, Any]:

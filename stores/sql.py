@@ -14,7 +14,6 @@ built by `build_statements`, so tests can enumerate them all. Backends implement
 
 from __future__ import annotations
 
-import json
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -44,7 +43,7 @@ from stores.base import (
     check_maintenance_task,
 )
 from stores.clone import clone
-from stores.codec import dumps, revive, time_text
+from stores.codec import dumps, loads, revive, time_text
 from stores.records import Server, User
 
 T = TypeVar("T")
@@ -132,7 +131,7 @@ class Table:
 
     def decode(self, values: Sequence[Any]) -> Any:
         """The object for one row selected as `read_columns`."""
-        record = json.loads(values[0])
+        record = loads(values[0])
         record.update(zip(self.overlay, values[1:], strict=True))
         return revive(self.model, record)
 

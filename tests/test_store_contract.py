@@ -808,3 +808,17 @@ def test_sqlite_concurrent_writes_from_many_threads(tmp_path: Path) -> None:
         assert all(j.total_executions == 1 for j in store.list_jobs())
     finally:
         store.close()
+
+
+def test_sqlite_reads_back_documents_only_json_can_parse(tmp_path: Path) -> None:
+    """Job docs are parsed with orjson, which refuses Infinity and integers past 64 bits
+    that json.dumps writes; those documents still come back (the json fallback)."""
+    store = _sqlite(tmp_path)
+    store.open()
+    try:
+        job = make_job("odd", args=[2**70, float("inf")], kwargs={"x": -float("inf")})
+        store.add_job(job)
+        assert store.get_job("odd").args == [2**70, float("inf")]
+        assert store.list_jobs()[0].kwargs == {"x": -float("inf")}
+    finally:
+        store.close()
