@@ -27,11 +27,11 @@ import itertools
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine.batches import take_batch
 from engine.errors import InvalidInput
 from engine.model import Execution, Job
 
@@ -79,6 +79,8 @@ class Event:
 Listener = Callable[[Event], object]
 #: seconds the delivery thread waits after a wake for more events to join the batch
 LINGER = 0.002
+#: events delivered per wake at most
+BATCH_LIMIT = 1000
 _STOP = object()
 
 
@@ -182,16 +184,8 @@ class EventBus:
             self._thread.start()
 
     def _deliver_forever(self) -> None:
-        take, take_now = self._queue.get, self._queue.get_nowait
         while True:
-            batch = [take()]
-            time.sleep(LINGER)
-            while True:
-                try:
-                    batch.append(take_now())
-                except queue.Empty:
-                    break
-            for item in batch:
+            for item in take_batch(self._queue, LINGER, BATCH_LIMIT):
                 if item is _STOP:
                     return
                 assert isinstance(item, Event)

@@ -23,11 +23,11 @@ import itertools
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.backoff import retry_store_call
+from engine.batches import take_batch
 from engine.model import Execution
 from stores.base import Store
 
@@ -124,18 +124,8 @@ class Recorder:
 
     # -- the recorder thread ---------------------------------------------------------
     def _run(self) -> None:
-        take = self._queue.get
-        take_now = self._queue.get_nowait
-        while True:
-            batch = [take()]
-            time.sleep(LINGER)  # let a burst's reports gather: one wake per batch, not per run
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(take_now())
-                except queue.Empty:
-                    break
-            if not self._write(batch):
-                return
+        while self._write(take_batch(self._queue, LINGER, MAX_BATCH)):
+            pass
 
     def _write(self, batch: list[_Report]) -> bool:
         """Store one batch and run its follow-ups; False when told to stop."""
