@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 #: returned by a handler that resolves its command's future later
 DEFERRED = object()
 JOB_REMOVED = "the job was removed before this retry ran"
+#: how long a cancel waits for an execution in transition to show where it is
+TRANSITION_WAIT = 1.0
 PAUSED_BEFORE_DUE = "the job was paused after this fire was armed, before its due time"
 
 
@@ -71,12 +73,15 @@ class CommandHandler:
         pool: WorkerPool,
         events: EventBus,
         record: Callable[[WorkItem, Outcome], object],
+        flush_records: Callable[[float], bool] = lambda timeout: True,
     ) -> None:
         self._store = store
         self._timetable = timetable
         self._pool = pool
         self._events = events
         self._record = record
+        #: waits until the recorder has written what workers reported (`Recorder.flush`)
+        self._flush_records = flush_records
         self._handlers: dict[type[Command], Callable[[Any, datetime], object]] = {
             AddJob: self.add_job,
             AddJobs: self.add_jobs,
@@ -251,10 +256,16 @@ class CommandHandler:
         if queued is not None:
             self._record(queued, Outcome(Status.CANCELLED, error=CANCELLED_BEFORE_START))
             return copy.copy(queued.execution)
-        running = self._pool.find_running(execution_id)
-        if running is not None and running.add_waiter(command.future):
-            running.cancel.set()
-            return DEFERRED
+        for attempt in range(2):
+            running = self._pool.find_running(execution_id)
+            if running is not None and running.add_waiter(command.future):
+                running.cancel.set()
+                return DEFERRED
+            if attempt == 0:
+                # In neither place: it ended, or it is between the two (a worker just
+                # took it, or just reported its end). Let the recorder catch up, which
+                # also gives a taking worker time to register it, and look once more.
+                self._flush_records(TRANSITION_WAIT)
         stored = self._store.get_execution(execution_id)
         raise ExecutionNotCancellable(execution_id, str(stored.status))
 

@@ -96,7 +96,14 @@ class Scheduler:
             self._commands,
             self._timetable,
             Firer(store, self._timetable, self._pool, self.events, self._executor.record),
-            CommandHandler(store, self._timetable, self._pool, self.events, self._executor.record),
+            CommandHandler(
+                store,
+                self._timetable,
+                self._pool,
+                self.events,
+                self._executor.record,
+                self._recorder.flush,
+            ),
         )
         self._state = "new"
         self._state_lock = threading.Lock()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -18,6 +20,7 @@ from tests.engine_support import (
     date_at,
     every,
     make_job,
+    wait_for,
     wait_until_cancelled,
 )
 
@@ -192,3 +195,30 @@ def test_a_store_error_in_a_worker_is_retried_not_lost() -> None:
         h.at(0)
         h.settle()
         assert h.statuses("f") == ["completed"]
+
+
+class SlowRecords(MemoryStore):
+    """A memory store whose batch writes (the recorder's) land only after `delay`."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def record_progress(self, started: Sequence[Execution], finished: Sequence[Execution]) -> None:
+        time.sleep(self.delay)
+        super().record_progress(started, finished)
+
+
+def test_cancelling_a_run_whose_end_is_not_written_yet_says_how_it_ended() -> None:
+    """A run that ended but whose record the recorder has not written yet is in no
+    queue and in no worker: the cancel waits for the write and names the real status,
+    not the stale `running` (or `queued`) still in the store."""
+    store = SlowRecords(delay=0.2)
+    with Harness(store=store) as h:
+        h.add(make_job("quick", every(3600, start=later(3600))))
+        run = h.do(h.scheduler.run_job_now("quick"))
+        assert h.runner.started.wait(5)
+        assert wait_for(lambda: not h.scheduler._pool.running_items(), 5)
+        assert store.get_execution(run.id).status in (Status.QUEUED, Status.RUNNING)
+        with pytest.raises(ExecutionNotCancellable, match="completed"):
+            h.do(h.scheduler.cancel_execution(run.id))
