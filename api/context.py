@@ -17,7 +17,7 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from api.bridge import bridge_for
-from api.errors import dumps
+from api.errors import json_reply
 from engine.errors import EngineBusy
 
 if TYPE_CHECKING:
@@ -90,10 +90,4 @@ async def off_loop(request: Request, work: Callable[[], T]) -> T:
 
 
 def reply(body: Any, status: int = 200) -> HTTPResponse:
-    """A JSON response: the same bytes and content type as `sanic.response.json`,
-    built as a plain HTTPResponse (JSONResponse's re-encoding machinery is per-request
-    work no handler here uses)."""
-    return HTTPResponse(dumps(body).encode(), status=status, content_type=JSON_TYPE)
-
-
-JSON_TYPE = "application/json"
+    return json_reply(body, status)

@@ -19,7 +19,6 @@ from sanic.exceptions import MethodNotAllowed, PayloadTooLarge, SanicException
 from sanic.exceptions import NotFound as RouteNotFound
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse
-from sanic.response import json as json_response
 
 from engine.errors import (
     Conflict,
@@ -59,6 +58,16 @@ def dumps(value: Any) -> str:
     """JSON for every response: datetimes and other odd return values become strings.
     (The same text as `json.dumps(value, default=str, ensure_ascii=False)`.)"""
     return _ENCODER.encode(value)
+
+
+JSON_TYPE = "application/json"
+
+
+def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    """Every JSON response, answers and errors alike: the same bytes and content type
+    as `sanic.response.json`, built as a plain HTTPResponse (JSONResponse's
+    re-encoding machinery is per-request work no handler here uses)."""
+    return HTTPResponse(dumps(body).encode(), status=status, headers=headers, content_type=JSON_TYPE)
 
 
 def status_for(exc: BaseException, surface: ApiSurface) -> int:
@@ -110,7 +119,7 @@ def error_response(
     message = message_for(exc, request, status)
     key = "detail" if surface is ApiSurface.SCHEDULER else "error"
     headers = dict(getattr(exc, "headers", None) or {})
-    return json_response({key: message}, status=status, headers=headers, dumps=dumps)
+    return json_reply({key: message}, status, headers)
 
 
 class ApiErrorHandler(ErrorHandler):
