@@ -546,12 +546,10 @@ class SqlStore(Store):
         self._update("executions", execution, ExecutionNotFound)
 
     def finish_execution(self, execution: Execution) -> None:
-        row, params = self._finish_binds(execution)  # encoded before the lock is taken
+        binds = self._finish_binds(execution)  # encoded before the lock is taken
         with self._transaction() as cursor:
-            self._execute(cursor, self._sql["update_executions"], row)
-            if cursor.rowcount == 0:
+            if not self._finish(cursor, *binds):
                 raise ExecutionNotFound(execution.id)
-            self._execute(cursor, self._sql["finish_job"], params)
 
     def record_progress(
         self, started: Sequence[Execution], finished: Sequence[Execution]
@@ -562,10 +560,17 @@ class SqlStore(Store):
         with self._transaction() as cursor:
             if running:
                 self._execute_many(cursor, self._sql["update_executions"], running)
-            for row, params in done:
-                self._execute(cursor, self._sql["update_executions"], row)
-                if cursor.rowcount == 1:  # a deleted execution counts for nothing
-                    self._execute(cursor, self._sql["finish_job"], params)
+            for binds in done:
+                self._finish(cursor, *binds)  # a deleted execution counts for nothing
+
+    def _finish(self, cursor: Any, row: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+        """Write a terminal execution and bump its job's counters, in the caller's
+        transaction; False (nothing bumped) when the execution is not stored."""
+        self._execute(cursor, self._sql["update_executions"], row)
+        if cursor.rowcount == 0:
+            return False
+        self._execute(cursor, self._sql["finish_job"], params)
+        return True
 
     @staticmethod
     def _finish_binds(execution: Execution) -> tuple[dict[str, Any], dict[str, Any]]:
