@@ -177,20 +177,16 @@ class WorkerPool:
         """
 
         def wanted(item: WorkItem) -> bool:
-            return item.execution.job_id == job_id and (
-                due_after is None or item.not_before > due_after
-            )
+            return due_after is None or item.not_before > due_after
 
         with self._lock:
-            self._settle_locked()
-            if job_id not in self._instances:
-                return []
-            queued = [i for i in list(self._backlog) if wanted(i) and self._unqueue_locked(i)]
-            held = [item for item in self._running.copy().values() if wanted(item)]
+            backlog, running = self._items_of_locked(job_id)
+            queued = [i for i in backlog if wanted(i) and self._unqueue_locked(i)]
         for item in queued:
             item.withdrawn = reason
-        for item in held:
-            item.withdraw(reason)
+        for item in running:
+            if wanted(item):
+                item.withdraw(reason)
         return queued
 
     def refresh_job(self, job: Job) -> None:
@@ -198,12 +194,20 @@ class WorkerPool:
         an armed fire runs with the new arguments (its trigger change applies from the
         next fire on)."""
         with self._lock:
-            self._settle_locked()
-            if job.id not in self._instances:
-                return
-            for item in (*list(self._backlog), *self._running.copy().values()):
-                if item.execution.job_id == job.id and item.job is not None:
+            backlog, running = self._items_of_locked(job.id)
+            for item in (*backlog, *running):
+                if item.job is not None:
                     item.job = job
+
+    def _items_of_locked(self, job_id: str) -> tuple[list[WorkItem], list[WorkItem]]:
+        """A job's items in the backlog and with workers (copies: workers pop and
+        register meanwhile); no scan at all for a job with no execution in the pool."""
+        self._settle_locked()
+        if job_id not in self._instances:
+            return [], []
+        backlog = [i for i in list(self._backlog) if i.execution.job_id == job_id]
+        running = [i for i in self._running.copy().values() if i.execution.job_id == job_id]
+        return backlog, running
 
     def find_running(self, execution_id: str) -> WorkItem | None:
         return self._running.get(execution_id)
