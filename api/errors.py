@@ -67,7 +67,9 @@ def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = No
     """Every JSON response, answers and errors alike: the same bytes and content type
     as `sanic.response.json`, built as a plain HTTPResponse (JSONResponse's
     re-encoding machinery is per-request work no handler here uses)."""
-    return HTTPResponse(dumps(body).encode(), status=status, headers=headers, content_type=JSON_TYPE)
+    return HTTPResponse(
+        dumps(body).encode(), status=status, headers=headers, content_type=JSON_TYPE
+    )
 
 
 def status_for(exc: BaseException, surface: ApiSurface) -> int:

@@ -97,7 +97,9 @@ class EventLogger:
         if not logger.isEnabledFor(level):
             return
         fields = {"fields": event_fields(event)}
-        logger.handle(logger.makeRecord(logger.name, level, __file__, 0, text, (), None, extra=fields))
+        logger.handle(
+            logger.makeRecord(logger.name, level, __file__, 0, text, (), None, extra=fields)
+        )
 
 
 def install_event_log(app: Sanic[Any, Any]) -> None:

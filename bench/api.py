@@ -122,7 +122,13 @@ def write_scripts(root: Path, log_dir: Path) -> Scripts:
 def schedule_request(job_id: str, script: Path, run_date: str, args: Sequence[str] = ()) -> Request:
     return post_json(
         "/api/schedule-job",
-        {"job_id": job_id, "job_type": "bash", "script_path": str(script), "run_date": run_date, "args": list(args)},
+        {
+            "job_id": job_id,
+            "job_type": "bash",
+            "script_path": str(script),
+            "run_date": run_date,
+            "args": list(args),
+        },
     )
 
 
@@ -135,17 +141,25 @@ def split(requests: list[Request], clients: int) -> list[list[Request]]:
     return [requests[i::clients] for i in range(clients)]
 
 
-def phase_plans(counts: dict[str, int], scripts: Scripts, system: str) -> dict[str, list[list[Request]]]:
+def phase_plans(
+    counts: dict[str, int], scripts: Scripts, system: str
+) -> dict[str, list[list[Request]]]:
     """Every client's requests per endpoint, built before the clock starts."""
     run_date = future_date()
     return {
         "list-jobs": [[Request("GET", "/api/jobs")] * counts["list-jobs"] for _ in range(CLIENTS)],
         "get-job": [
-            [Request("GET", f"/api/job/seed-{(c * 7919 + k) % SEEDED_JOBS}") for k in range(counts["get-job"])]
+            [
+                Request("GET", f"/api/job/seed-{(c * 7919 + k) % SEEDED_JOBS}")
+                for k in range(counts["get-job"])
+            ]
             for c in range(CLIENTS)
         ],
         "schedule-job": [
-            [schedule_request(f"load-{system}-{c}-{k}", scripts.noop, run_date) for k in range(counts["schedule-job"])]
+            [
+                schedule_request(f"load-{system}-{c}-{k}", scripts.noop, run_date)
+                for k in range(counts["schedule-job"])
+            ]
             for c in range(CLIENTS)
         ],
     }
@@ -156,7 +170,9 @@ def seed(server: Server, scripts: Scripts) -> None:
     requests = [schedule_request(f"seed-{i}", scripts.noop, run_date) for i in range(SEEDED_JOBS)]
     result = run_phase(server.host, server.port, split(requests, SEED_CLIENTS))
     if result.errors:
-        raise RuntimeError(f"{server.name}: seeding failed {result.errors} times: {result.first_error}")
+        raise RuntimeError(
+            f"{server.name}: seeding failed {result.errors} times: {result.first_error}"
+        )
 
 
 def schedule_canaries(server: Server, scripts: Scripts, phase: str) -> list[Canary]:
@@ -166,7 +182,11 @@ def schedule_canaries(server: Server, scripts: Scripts, phase: str) -> list[Cana
         canary = Canary(f"canary-{phase}-{k}", base + offset, phase)
         run_date = datetime.fromtimestamp(canary.due, UTC).isoformat()
         status, body = call(
-            server.host, server.port, schedule_request(canary.job_id, scripts.canary, run_date, [canary.job_id, str(scripts.canary_log)])
+            server.host,
+            server.port,
+            schedule_request(
+                canary.job_id, scripts.canary, run_date, [canary.job_id, str(scripts.canary_log)]
+            ),
         )
         if status != 200:
             raise RuntimeError(f"{server.name}: canary {canary.job_id} refused: {status} {body}")
@@ -194,14 +214,22 @@ def read_engine_starts(server: Server, canaries: list[Canary]) -> None:
     """Fill in `engine_started` from the scheduler surface's execution history, where
     the server has one (the peer answers 404 and keeps None)."""
     for canary in canaries:
-        status, body = call(server.host, server.port, Request("GET", f"/api/scheduler/executions?job_id={canary.job_id}"))
+        status, body = call(
+            server.host,
+            server.port,
+            Request("GET", f"/api/scheduler/executions?job_id={canary.job_id}"),
+        )
         records = body.get("data") if status == 200 and isinstance(body, dict) else None
         if records and records[0].get("started_at"):
             canary.engine_started = datetime.fromisoformat(records[0]["started_at"]).timestamp()
 
 
 def measure_system(
-    name: str, serving: AbstractContextManager[Server], scripts: Scripts, counts: dict[str, int], log: Callable[[str], None]
+    name: str,
+    serving: AbstractContextManager[Server],
+    scripts: Scripts,
+    counts: dict[str, int],
+    log: Callable[[str], None],
 ) -> SystemRun:
     with serving as server:
         log(f"{name}: seeding {SEEDED_JOBS} jobs")
@@ -221,7 +249,9 @@ def measure_system(
     return SystemRun(name, phases, canaries)
 
 
-def systems(workdir: Path, scripts: Scripts) -> Iterator[tuple[str, AbstractContextManager[Server]]]:
+def systems(
+    workdir: Path, scripts: Scripts
+) -> Iterator[tuple[str, AbstractContextManager[Server]]]:
     yield "cronwell", cronwell_server(workdir / "cronwell", scripts.noop.parent, POOL_SIZE)
     yield "flask-apscheduler", peer_server(workdir / "peer", POOL_SIZE)
 
@@ -232,7 +262,11 @@ def canary_lines(runs: Sequence[SystemRun]) -> list[str]:
         for c in run.canaries:
             late = c.lateness
             when = "never fired" if late is None else f"{late * 1000:8.1f} ms late"
-            load = "" if c.fired is None else (" (under load)" if c.fired <= c.phase_end else " (after its phase ended)")
+            load = (
+                ""
+                if c.fired is None
+                else (" (under load)" if c.fired <= c.phase_end else " (after its phase ended)")
+            )
             split = ""
             if c.engine_started is not None and c.fired is not None:
                 split = f"; engine started it {(c.engine_started - c.due) * 1000:.1f} ms late, bash ran {(c.fired - c.engine_started) * 1000:.1f} ms later"
@@ -250,7 +284,10 @@ def summarise(runs: Sequence[SystemRun]) -> list[dict[str, Any]]:
         {
             "system": system,
             "endpoint": endpoint,
-            **{key: median_or_none(r[key] for r in rows) for key in ("requests_per_s", "p50_ms", "p99_ms")},
+            **{
+                key: median_or_none(r[key] for r in rows)
+                for key in ("requests_per_s", "p50_ms", "p99_ms")
+            },
             "errors": sum(r["errors"] for r in rows),
         }
         for (system, endpoint), rows in grouped.items()
@@ -258,11 +295,22 @@ def summarise(runs: Sequence[SystemRun]) -> list[dict[str, Any]]:
 
 
 def table(runs: Sequence[SystemRun]) -> str:
-    headers = ["system", "endpoint", "rounds", "requests/s", "p50 ms", "p99 ms", "errors", "requests/s spread"]
+    headers = [
+        "system",
+        "endpoint",
+        "rounds",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "requests/s spread",
+    ]
     rows = []
     for r in summarise(runs):
         rates = [
-            run.phases[r["endpoint"]].requests_per_s for run in runs if run.system == r["system"] and r["endpoint"] in run.phases
+            run.phases[r["endpoint"]].requests_per_s
+            for run in runs
+            if run.system == r["system"] and r["endpoint"] in run.phases
         ]
         low_high = spread(rates)
         rows.append(
@@ -283,11 +331,15 @@ def table(runs: Sequence[SystemRun]) -> str:
 def target_lines(runs: Sequence[SystemRun]) -> list[str]:
     by = {(r["system"], r["endpoint"]): r for r in summarise(runs)}
     ours, peer = by.get(("cronwell", "schedule-job")), by.get(("flask-apscheduler", "schedule-job"))
-    faster = ratio(ours["requests_per_s"] if ours else None, peer["requests_per_s"] if peer else None)
+    faster = ratio(
+        ours["requests_per_s"] if ours else None, peer["requests_per_s"] if peer else None
+    )
     p99 = ours["p99_ms"] if ours else None
     errors = sum(r["errors"] for (system, _), r in by.items() if system == "cronwell")
     lateness = [c.lateness for run in runs if run.system == "cronwell" for c in run.canaries]
-    on_time = bool(lateness) and all(late is not None and late <= ON_TIME_SECONDS for late in lateness)
+    on_time = bool(lateness) and all(
+        late is not None and late <= ON_TIME_SECONDS for late in lateness
+    )
     worst = max((late for late in lateness if late is not None), default=None)
     return [
         f"schedule-job throughput >= {THROUGHPUT_TARGET:g}x the peer's: {fmt(faster)}x  {verdict(None if faster is None else faster >= THROUGHPUT_TARGET)}",
@@ -299,7 +351,9 @@ def target_lines(runs: Sequence[SystemRun]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.api", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true", help="fewer requests per client, one round")
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
     args = parser.parse_args(argv)
@@ -323,7 +377,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"single process; peer = werkzeug run_simple(threaded=True); {CLIENTS} http.client keep-alive "
         f"clients, each sending {', '.join(f'{n} {e}' for e, n in counts.items())}"
     )
-    first_errors = [f"{run.system} {e}: {p.first_error}" for run in runs for e, p in run.phases.items() if p.first_error]
+    first_errors = [
+        f"{run.system} {e}: {p.first_error}"
+        for run in runs
+        for e, p in run.phases.items()
+        if p.first_error
+    ]
     for line in first_errors:
         print(f"first error: {line}")
     print("\ncanaries (a job due during each phase; start - due):")

@@ -54,7 +54,11 @@ def cronwell_command() -> list[str]:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRONWELL_") and k not in ("MONGO_URI", "DB_NAME")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CRONWELL_") and k not in ("MONGO_URI", "DB_NAME")
+    }
     env.update(extra)
     return env
 
@@ -63,7 +67,9 @@ def _wait_healthy(process: subprocess.Popen[bytes], server: Server, log: Path) -
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerFailed(f"{server.name} exited {process.returncode}: {log.read_text()[-800:]}")
+            raise ServerFailed(
+                f"{server.name} exited {process.returncode}: {log.read_text()[-800:]}"
+            )
         try:
             status, _ = call(server.host, server.port, Request("GET", "/api/health"))
             if status == 200:
@@ -71,16 +77,22 @@ def _wait_healthy(process: subprocess.Popen[bytes], server: Server, log: Path) -
         except OSError:
             pass
         time.sleep(0.1)
-    raise ServerFailed(f"{server.name} not healthy after {STARTUP_TIMEOUT:.0f} s: {log.read_text()[-800:]}")
+    raise ServerFailed(
+        f"{server.name} not healthy after {STARTUP_TIMEOUT:.0f} s: {log.read_text()[-800:]}"
+    )
 
 
 @contextmanager
-def _serving(name: str, argv: list[str], workdir: Path, env: dict[str, str], port: int) -> Iterator[Server]:
+def _serving(
+    name: str, argv: list[str], workdir: Path, env: dict[str, str], port: int
+) -> Iterator[Server]:
     server = Server(name, "127.0.0.1", port)
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / f"{name}.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen(argv, cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            argv, cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
         try:
             _wait_healthy(process, server, log)
             yield server

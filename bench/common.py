@@ -100,7 +100,9 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def json_line(bench: str, results: Sequence[Mapping[str, Any]]) -> str:
     """The last line every benchmark prints: one compact JSON object."""
-    return json.dumps({"bench": bench, "results": [dict(r) for r in results]}, separators=(",", ":"))
+    return json.dumps(
+        {"bench": bench, "results": [dict(r) for r in results]}, separators=(",", ":")
+    )
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:

@@ -49,7 +49,10 @@ HEADLINE = {
 }
 #: worst cases for cronwell's shared cron schedules (every job its own expression):
 #: in the table and the notes under the targets, not in the JSON
-DIAGNOSTIC = {"add-cron-10000-distinct": "jobs_per_s", "memory-cron-100000-distinct": "bytes_per_job"}
+DIAGNOSTIC = {
+    "add-cron-10000-distinct": "jobs_per_s",
+    "memory-cron-100000-distinct": "bytes_per_job",
+}
 #: workloads whose children may run at the same time (they measure memory, not time)
 SIDE_BY_SIDE = frozenset({"memory-cron-100000", "memory-cron-100000-distinct"})
 FULL_REPETITIONS = 3
@@ -114,7 +117,9 @@ class Cell:
 
 def _run_into(cell: Cell, log: Callable[[str], None]) -> None:
     try:
-        cell.runs.append(run_child_json("bench.dispatch", ["--child", cell.system, cell.workload], CHILD_TIMEOUT))
+        cell.runs.append(
+            run_child_json("bench.dispatch", ["--child", cell.system, cell.workload], CHILD_TIMEOUT)
+        )
     except ChildFailed as failure:
         cell.failures.append(str(failure))
         log(f"    failed: {failure}")
@@ -139,14 +144,27 @@ def measure(repetitions: int, quick: bool, log: Callable[[str], None]) -> list[C
             for cell in batch:
                 log(f"    {cell.system}")
                 _run_into(cell, log)
-        log(f"[{rep}/{repetitions}] side by side: {', '.join(f'{c.system} {c.workload}' for c in side_by_side)}")
+        log(
+            f"[{rep}/{repetitions}] side by side: {', '.join(f'{c.system} {c.workload}' for c in side_by_side)}"
+        )
         with ThreadPoolExecutor(max(len(side_by_side), 1)) as pool:
             list(pool.map(lambda cell: _run_into(cell, log), side_by_side))
     return list(cells.values())
 
 
 def table(cells: Sequence[Cell]) -> str:
-    headers = ["system", "workload", "p50 ms", "p99 ms", "max ms", "jobs/s", "bytes/job", "cpu us/job", "runs", "spread (headline)"]
+    headers = [
+        "system",
+        "workload",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "jobs/s",
+        "bytes/job",
+        "cpu us/job",
+        "runs",
+        "spread (headline)",
+    ]
     rows = []
     for cell in cells:
         r = cell.result()
@@ -180,7 +198,9 @@ def targets(results: Sequence[dict[str, Any]]) -> list[str]:
 
     lines = []
     for workload in LATENCY_WORKLOADS:
-        ours, floor, peer = (get(s, workload, "p99_ms") for s in ("cronwell", "floor", "apscheduler"))
+        ours, floor, peer = (
+            get(s, workload, "p99_ms") for s in ("cronwell", "floor", "apscheduler")
+        )
         gap = None if ours is None or floor is None else ours - floor
         lines.append(
             f"{workload} p99 within 0.5 ms of the floor: cronwell - floor = {fmt(gap, 3)} ms"
@@ -192,18 +212,29 @@ def targets(results: Sequence[dict[str, Any]]) -> list[str]:
             f"  {verdict(None if lower is None else lower >= 3)}"
         )
     for workload in ("burst-10000", "add-date-10000", "add-cron-10000"):
-        faster = ratio(get("cronwell", workload, "jobs_per_s"), get("apscheduler", workload, "jobs_per_s"))
+        faster = ratio(
+            get("cronwell", workload, "jobs_per_s"), get("apscheduler", workload, "jobs_per_s")
+        )
         lines.append(
             f"{workload} throughput >= 4x APScheduler's: {fmt(faster)}x"
             f"  {verdict(None if faster is None else faster >= 4)}"
         )
-    share = ratio(get("cronwell", "memory-cron-100000", "bytes_per_job"), get("apscheduler", "memory-cron-100000", "bytes_per_job"))
+    share = ratio(
+        get("cronwell", "memory-cron-100000", "bytes_per_job"),
+        get("apscheduler", "memory-cron-100000", "bytes_per_job"),
+    )
     lines.append(
         f"memory-cron-100000 bytes per job <= 1/4 of APScheduler's: {fmt(share, 3)}"
         f"  {verdict(None if share is None else share <= 0.25)}"
     )
-    adds = ratio(get("cronwell", "add-cron-10000-distinct", "jobs_per_s"), get("apscheduler", "add-cron-10000", "jobs_per_s"))
-    memory = ratio(get("cronwell", "memory-cron-100000-distinct", "bytes_per_job"), get("apscheduler", "memory-cron-100000", "bytes_per_job"))
+    adds = ratio(
+        get("cronwell", "add-cron-10000-distinct", "jobs_per_s"),
+        get("apscheduler", "add-cron-10000", "jobs_per_s"),
+    )
+    memory = ratio(
+        get("cronwell", "memory-cron-100000-distinct", "bytes_per_job"),
+        get("apscheduler", "memory-cron-100000", "bytes_per_job"),
+    )
     if adds is not None or memory is not None:
         lines.append(
             f"(worst case, every cron job its own expression: adds {fmt(adds)}x APScheduler's, "
@@ -213,8 +244,14 @@ def targets(results: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.dispatch", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the same workloads, one repetition (under two minutes)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.dispatch", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the same workloads, one repetition (under two minutes)",
+    )
     parser.add_argument("--repetitions", type=int, help="override the number of repetitions")
     parser.add_argument("--child", nargs=2, metavar=("SYSTEM", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -238,7 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for cell in cells:
         early = sum(run.get("early_starts", 0) for run in cell.runs)
         if early:
-            print(f"WARNING: {cell.system} started {early} {cell.workload} job(s) over 1 ms before their due time")
+            print(
+                f"WARNING: {cell.system} started {early} {cell.workload} job(s) over 1 ms before their due time"
+            )
     print("targets (cronwell against the floor and APScheduler, this run):")
     for line in targets(results):
         print(f"  {line}")

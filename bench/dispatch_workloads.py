@@ -38,7 +38,9 @@ class SetupOverran(RuntimeError):
 
     def __init__(self, add_rate: float) -> None:
         self.add_rate = add_rate
-        super().__init__(f"jobs were added at only {add_rate:,.0f}/s: the first were due before the adds ended")
+        super().__init__(
+            f"jobs were added at only {add_rate:,.0f}/s: the first were due before the adds ended"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,9 @@ def far_dues(count: int) -> list[float]:
     return [microsecond_due(start + i * 0.001) for i in range(count)]
 
 
-def _started(system_name: str, expected: int, *, fires: bool = True) -> tuple[DispatchSystem, StartRecorder]:
+def _started(
+    system_name: str, expected: int, *, fires: bool = True
+) -> tuple[DispatchSystem, StartRecorder]:
     recorder = StartRecorder(expected)
     system = load_system(system_name, recorder)
     system.start(fires=fires)
@@ -165,7 +169,9 @@ def measure_latency(system_name: str, workload: str, jobs: int, *, burst: bool) 
     return row(system_name, workload, **figures)
 
 
-def measure_adds(system_name: str, workload: str, jobs: int, *, cron: bool, distinct: bool = False) -> dict[str, Any]:
+def measure_adds(
+    system_name: str, workload: str, jobs: int, *, cron: bool, distinct: bool = False
+) -> dict[str, Any]:
     """Jobs per second added to a running system, until every add is acknowledged."""
     system, _ = _started(system_name, 0)
     try:
@@ -182,10 +188,18 @@ def measure_adds(system_name: str, workload: str, jobs: int, *, cron: bool, dist
         elapsed, cpu = wall_now() - began, time.process_time() - cpu_before
     finally:
         system.stop()
-    return row(system_name, workload, jobs_per_s=jobs / elapsed, seconds=elapsed, cpu_us_per_job=cpu / jobs * 1e6)
+    return row(
+        system_name,
+        workload,
+        jobs_per_s=jobs / elapsed,
+        seconds=elapsed,
+        cpu_us_per_job=cpu / jobs * 1e6,
+    )
 
 
-def measure_memory(system_name: str, workload: str, jobs: int, *, distinct: bool = False) -> dict[str, Any]:
+def measure_memory(
+    system_name: str, workload: str, jobs: int, *, distinct: bool = False
+) -> dict[str, Any]:
     """Resident memory added per cron job, in this (fresh) process."""
     system, _ = _started(system_name, 0, fires=False)
     try:
@@ -212,7 +226,9 @@ WORKLOADS: dict[str, Workload] = {
         Workload("add-cron-10000", 10_000, partial(measure_adds, cron=True)),
         Workload("memory-cron-100000", 100_000, measure_memory),
         # worst cases for cronwell's shared cron schedules: shown, not part of the JSON
-        Workload("add-cron-10000-distinct", 10_000, partial(measure_adds, cron=True, distinct=True)),
+        Workload(
+            "add-cron-10000-distinct", 10_000, partial(measure_adds, cron=True, distinct=True)
+        ),
         Workload("memory-cron-100000-distinct", 100_000, partial(measure_memory, distinct=True)),
     )
 }

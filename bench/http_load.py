@@ -71,7 +71,9 @@ class _Client:
         for req in self.requests:
             began = clock()
             try:
-                self.conn.request(req.method, req.path, body=req.body, headers=JSON_HEADERS if req.body else {})
+                self.conn.request(
+                    req.method, req.path, body=req.body, headers=JSON_HEADERS if req.body else {}
+                )
                 response = self.conn.getresponse()
                 data = response.read()
                 if response.status != 200:

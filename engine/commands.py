@@ -134,9 +134,7 @@ class CommandQueue:
             if self._closed:
                 refusal = EngineStopped("the scheduler has shut down")
             elif len(self._commands) >= self.maxsize:
-                refusal = EngineBusy(
-                    f"command queue full ({self.maxsize} pending); retry shortly"
-                )
+                refusal = EngineBusy(f"command queue full ({self.maxsize} pending); retry shortly")
             else:
                 self._commands.append(command)
                 self._cond.notify()

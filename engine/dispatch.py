@@ -97,9 +97,7 @@ class WorkItem:
 
 
 class WorkerPool:
-    def __init__(
-        self, size: int, backlog_limit: int, work: Callable[[WorkItem], None]
-    ) -> None:
+    def __init__(self, size: int, backlog_limit: int, work: Callable[[WorkItem], None]) -> None:
         if size < 1 or backlog_limit < 1:
             raise ValueError("pool_size and backlog_limit must be at least 1")
         self.size = size
@@ -166,7 +164,9 @@ class WorkerPool:
                     return item if self._unqueue_locked(item) else None
         return None
 
-    def withdraw_job(self, job_id: str, reason: str, due_after: float | None = None) -> list[WorkItem]:
+    def withdraw_job(
+        self, job_id: str, reason: str, due_after: float | None = None
+    ) -> list[WorkItem]:
         """Take back a job's executions that have not started (a pause or a removal
         reached them while they were armed or queued); with `due_after`, only fires
         armed ahead of a due time later than it.

@@ -128,7 +128,9 @@ class Firer:
             won = self._store.claim_fires(claims)
         except Exception as exc:
             delay = self._backoff.failed()
-            log.error("claiming %d fire(s) failed (%s); trying again in %.2f s", len(claims), exc, delay)
+            log.error(
+                "claiming %d fire(s) failed (%s); trying again in %.2f s", len(claims), exc, delay
+            )
             for f in fires:
                 self._timetable.look_again(f.slot, now.timestamp() + delay)
             return
@@ -152,7 +154,9 @@ class Firer:
         try:
             jobs = self._store.get_jobs(list({item.execution.job_id: None for item in items}))
         except Exception as exc:
-            log.warning("loading %d job(s) for their fires failed (%s); workers will", len(items), exc)
+            log.warning(
+                "loading %d job(s) for their fires failed (%s); workers will", len(items), exc
+            )
             return
         for item in items:
             item.job = jobs.get(item.execution.job_id)
@@ -161,7 +165,9 @@ class Firer:
         """Fill `fire.records`: missed fires, then runs that fit (queued) or not (skipped)."""
         slot, plan = fire.slot, fire.plan
         for when, error in plan.missed:
-            record = new_execution(slot, slot.kind, Status.MISSED, now, scheduled_for=when, error=error)
+            record = new_execution(
+                slot, slot.kind, Status.MISSED, now, scheduled_for=when, error=error
+            )
             fire.records.append(record)
             fire.notices.append((ev.JOB_MISSED, record))
         active = self._pool.instances(slot.id)
@@ -185,7 +191,9 @@ class Firer:
                 active += 1
                 room -= 1
                 continue
-            record = new_execution(slot, slot.kind, Status.SKIPPED, now, scheduled_for=when, error=error)
+            record = new_execution(
+                slot, slot.kind, Status.SKIPPED, now, scheduled_for=when, error=error
+            )
             fire.records.append(record)
             fire.notices.append((kind, record))
         return room
@@ -228,4 +236,3 @@ class Firer:
         taken = self._pool.submit(items)
         for item in items[taken:]:  # the pool stopped between claim and submit
             self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
-

@@ -148,7 +148,9 @@ class CommandHandler:
         # The engine takes the caller's Job (no copy: adds are a measured hot path); the
         # store and the timetable keep their own copies of what they need.
         job = check_job(command.job)
-        job.next_run_time = first_fire_time(job.trigger, now, job.last_run_time) if job.active else None
+        job.next_run_time = (
+            first_fire_time(job.trigger, now, job.last_run_time) if job.active else None
+        )
         if job.created_at == EPOCH:
             job.created_at = now
         job.updated_at = now
@@ -233,7 +235,12 @@ class CommandHandler:
         job = self._store.get_job(command.job_id)
         if self._pool.room() <= 0:
             skipped = new_execution(
-                job, job.kind.value, Status.SKIPPED, now, reason="manual", error=self._pool.full_error
+                job,
+                job.kind.value,
+                Status.SKIPPED,
+                now,
+                reason="manual",
+                error=self._pool.full_error,
             )
             self._store.add_execution(skipped)
             self._events.emit(ev.JOB_MISSED, job.id, now, execution=skipped)

@@ -153,7 +153,9 @@ def _coalesced(
         note = f"[cronwell] coalesced {count} fire times ({span}) into this run\n" if span else ""
         return FirePlan((on_time[-1],), (), upcoming, note)
     latest = late[-1]
-    text = f"missed: due at {latest.isoformat()}, {_lateness(latest, now)} late, beyond {grace_text}"
+    text = (
+        f"missed: due at {latest.isoformat()}, {_lateness(latest, now)} late, beyond {grace_text}"
+    )
     if len(late) > 1:
         text = f"{text}; coalesced {count} missed fire times ({span})"
     return FirePlan((), ((latest, text),), upcoming)

@@ -103,7 +103,9 @@ class Recorder:
     def start(self) -> None:
         with self._start_lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="cronwell-recorder", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="cronwell-recorder", daemon=True
+                )
                 self._thread.start()
 
     def flush(self, timeout: float) -> bool:

@@ -93,7 +93,12 @@ class DataBackupJob(BaseJob):
         print(f"Backup written to {path} ({size} bytes)")
         for name, count in counts.items():
             print(f"  {name}: {count} records")
-        return {"file": str(path), "bytes": size, "counts": counts, "created_at": created.isoformat()}
+        return {
+            "file": str(path),
+            "bytes": size,
+            "counts": counts,
+            "created_at": created.isoformat(),
+        }
 
     def _write_records(self, handle: TextIO, records: Iterable[dict[str, Any]]) -> int:
         count = 0

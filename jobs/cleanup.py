@@ -33,7 +33,12 @@ class DataCleanupJob(BaseJob):
     description: ClassVar[str] = "Job to clean up old data"
     arguments: ClassVar[tuple[Argument, ...]] = (
         Argument("days_old", "integer", "Delete records older than this many days", default=30),
-        Argument("collections", "array", "Collections to clean (only executions expire)", default=["executions"]),
+        Argument(
+            "collections",
+            "array",
+            "Collections to clean (only executions expire)",
+            default=["executions"],
+        ),
     )
 
     def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:

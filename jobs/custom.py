@@ -84,8 +84,12 @@ class CustomScriptJob(BaseJob):
             required=True,
             source="pub_args",
         ),
-        Argument(ANY_ARGS, "array", "Further positional arguments for the script", source="pub_args"),
-        Argument(ANY_KWARGS, "object", "Parameters, passed as --key value options", source="pub_kwargs"),
+        Argument(
+            ANY_ARGS, "array", "Further positional arguments for the script", source="pub_args"
+        ),
+        Argument(
+            ANY_KWARGS, "object", "Parameters, passed as --key value options", source="pub_kwargs"
+        ),
     )
 
     def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -97,7 +101,9 @@ class CustomScriptJob(BaseJob):
         argv = [script_argument(value) for value in args[1:]] + as_options(kwargs)
         kind = JobKind.PYTHON if path.suffix == ".py" else JobKind.BASH
         timeout = (
-            setting_seconds(settings.extra, TIMEOUT_KEY, 1.0) if TIMEOUT_KEY in settings.extra else None
+            setting_seconds(settings.extra, TIMEOUT_KEY, 1.0)
+            if TIMEOUT_KEY in settings.extra
+            else None
         )
         outcome = run_script(  # refused paths come back as FAILED outcomes
             kind,

@@ -63,7 +63,9 @@ def deliver(settings: Settings, message: EmailMessage, timeout: float) -> None:
 class EmailNotificationJob(BaseJob):
     description: ClassVar[str] = "Job to send email notifications"
     arguments: ClassVar[tuple[Argument, ...]] = (
-        Argument("recipient", "string", "Email address to send to", required=True, source="pub_args"),
+        Argument(
+            "recipient", "string", "Email address to send to", required=True, source="pub_args"
+        ),
         Argument("subject", "string", "Subject line", default=DEFAULT_SUBJECT),
         Argument("message", "string", "Plain-text body", default=""),
     )

@@ -43,7 +43,9 @@ class MaintenanceJob(BaseJob):
                 result = store.maintenance(task)
             except StoreError as exc:
                 raise JobError(f"Maintenance task {task} failed: {exc}") from None
-            details = ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("task", "backend"))
+            details = ", ".join(
+                f"{k}={v}" for k, v in result.items() if k not in ("task", "backend")
+            )
             print(f"  {task}: {details or 'done'}")
             results.append(result)
         return {"backend": store.backend, "tasks": tasks, "results": results}

@@ -84,16 +84,26 @@ class SystemMetricsJob(BaseJob):
         cpu, mem, swap, disk = figures["cpu"], figures["memory"], figures["swap"], figures["disk"]
         load = cpu["load_average"]
         print(f"System metrics at {self.context.now().isoformat()}")
-        print(f"  CPU: {cpu['percent']}% of {cpu['logical_count']} logical CPUs "
-              f"({cpu['physical_count']} physical)")
+        print(
+            f"  CPU: {cpu['percent']}% of {cpu['logical_count']} logical CPUs "
+            f"({cpu['physical_count']} physical)"
+        )
         print(f"  Load average: {load['1m']:.2f} {load['5m']:.2f} {load['15m']:.2f}")
-        print(f"  Memory: {human_bytes(mem['used'])} used of {human_bytes(mem['total'])} "
-              f"({mem['percent']}%), {human_bytes(mem['available'])} available")
-        print(f"  Swap: {human_bytes(swap['used'])} used of {human_bytes(swap['total'])} ({swap['percent']}%)")
-        print(f"  Disk {disk['path']}: {human_bytes(disk['used'])} used of "
-              f"{human_bytes(disk['total'])} ({disk['percent']}%), {human_bytes(disk['free'])} free")
+        print(
+            f"  Memory: {human_bytes(mem['used'])} used of {human_bytes(mem['total'])} "
+            f"({mem['percent']}%), {human_bytes(mem['available'])} available"
+        )
+        print(
+            f"  Swap: {human_bytes(swap['used'])} used of {human_bytes(swap['total'])} ({swap['percent']}%)"
+        )
+        print(
+            f"  Disk {disk['path']}: {human_bytes(disk['used'])} used of "
+            f"{human_bytes(disk['total'])} ({disk['percent']}%), {human_bytes(disk['free'])} free"
+        )
         procs = figures["processes"]
-        print(f"  Processes: {procs['count']}; this service (pid {procs['service_pid']}) "
-              f"uses {human_bytes(procs['service_rss'])}")
+        print(
+            f"  Processes: {procs['count']}; this service (pid {procs['service_pid']}) "
+            f"uses {human_bytes(procs['service_rss'])}"
+        )
         print(f"  Uptime: {figures['uptime_seconds'] / 3600:.1f} h")
         return figures

@@ -171,8 +171,10 @@ class ReportGenerationJob(BaseJob):
         files = self._write(report, f"report-{report_type}-{stamp(end)}")
         t = report["totals"]
         print(f"{report_type.capitalize()} report {start.isoformat()} .. {end.isoformat()}")
-        print(f"  {t['total']} executions of {len(per_job)} jobs, {t['failures']} failures, "
-              f"success rate {_pct(t['success_rate'])}")
+        print(
+            f"  {t['total']} executions of {len(per_job)} jobs, {t['failures']} failures, "
+            f"success rate {_pct(t['success_rate'])}"
+        )
         print(f"  written to {files['json']} and {files['markdown']}")
         return {"report_type": report_type, "period": report["period"], "totals": t, "files": files}
 

@@ -30,7 +30,11 @@ def probe_tcp(hostname: str, port: int, timeout: float) -> dict[str, Any]:
         with socket.create_connection((hostname, port), timeout=timeout):
             latency = round((time.perf_counter() - started) * 1000, 2)
     except (OSError, OverflowError, ValueError) as exc:  # refused, timeout, DNS, bad port
-        return {"ok": False, "target": f"{hostname}:{port}", "error": str(exc) or type(exc).__name__}
+        return {
+            "ok": False,
+            "target": f"{hostname}:{port}",
+            "error": str(exc) or type(exc).__name__,
+        }
     return {"ok": True, "target": f"{hostname}:{port}", "latency_ms": latency}
 
 

@@ -33,7 +33,9 @@ def check_http_url(url: Any, name: str = "url") -> str:
     except ValueError as exc:
         raise JobError(f"{name} is malformed: {text!r} ({exc})") from None
     if parts.scheme not in ("http", "https"):
-        raise JobError(f"{name} must use http or https, not {parts.scheme or 'no scheme'}: {text!r}")
+        raise JobError(
+            f"{name} must use http or https, not {parts.scheme or 'no scheme'}: {text!r}"
+        )
     if not parts.hostname:
         raise JobError(f"{name} has no host: {text!r}")
     return text

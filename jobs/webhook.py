@@ -34,7 +34,9 @@ class WebhookJob(BaseJob):
         result = http_request(
             "POST", url, timeout=timeout, body=body, headers={"Content-Type": "application/json"}
         )
-        print(f"POST {url} -> HTTP {result.status} in {result.latency_ms} ms ({len(body)} bytes sent)")
+        print(
+            f"POST {url} -> HTTP {result.status} in {result.latency_ms} ms ({len(body)} bytes sent)"
+        )
         if result.excerpt:
             more = " [truncated]" if result.truncated else ""
             print(f"Response{more}: {result.excerpt}")

@@ -186,9 +186,7 @@ class Store(ABC):
         Raises ExecutionNotFound when the execution was never added.
         """
 
-    def record_progress(
-        self, started: Sequence[Execution], finished: Sequence[Execution]
-    ) -> None:
+    def record_progress(self, started: Sequence[Execution], finished: Sequence[Execution]) -> None:
         """Write a batch of workers' progress: `started` overwritten as running
         (`update_execution`), `finished` as terminal (`finish_execution`, counters too).
 

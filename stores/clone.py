@@ -55,7 +55,12 @@ def _cloner(model: type) -> Callable[[Any], Any]:
             ]
             values.append(f.name)
         source = "\n".join(["def clone(obj):", *body, f"    return model({', '.join(values)})"])
-        scope: dict[str, Any] = {"model": model, "datetime": datetime, "UTC": UTC, "copy_value": _copy_value}
+        scope: dict[str, Any] = {
+            "model": model,
+            "datetime": datetime,
+            "UTC": UTC,
+            "copy_value": _copy_value,
+        }
         exec(source, scope)  # noqa: S102 - source built above from the dataclass's own field names
         cloner = _CLONERS[model] = scope["clone"]
     return cloner

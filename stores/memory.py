@@ -158,9 +158,7 @@ class MemoryStore(Store):
                 raise ExecutionNotFound(execution.id)
             self._finish_locked(copied)
 
-    def record_progress(
-        self, started: Sequence[Execution], finished: Sequence[Execution]
-    ) -> None:
+    def record_progress(self, started: Sequence[Execution], finished: Sequence[Execution]) -> None:
         # copied before the lock is taken: the lock is what the loop and readers share
         running = [clone(e) for e in started]
         done = [clone(e) for e in finished]

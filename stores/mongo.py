@@ -397,9 +397,7 @@ class MongoStore(Store):
         with self._driver():
             self._atomically(work)
 
-    def record_progress(
-        self, started: Sequence[Execution], finished: Sequence[Execution]
-    ) -> None:
+    def record_progress(self, started: Sequence[Execution], finished: Sequence[Execution]) -> None:
         """One bulk write for every execution, one for the counter bumps of those that
         were still there (a bulk result only gives totals: when some were missing, one
         read of the ids tells which)."""

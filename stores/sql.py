@@ -499,10 +499,7 @@ class SqlStore(Store):
     def claim_fires(self, claims: Sequence[FireClaim]) -> list[bool]:
         """Every claim in one transaction: one commit for a burst of due fires."""
         return self._claim_all(
-            [
-                (c.job_id, c.expected_next_run_time, c.next_run_time, c.executions)
-                for c in claims
-            ]
+            [(c.job_id, c.expected_next_run_time, c.next_run_time, c.executions) for c in claims]
         )
 
     def _claim_all(
@@ -551,9 +548,7 @@ class SqlStore(Store):
             if not self._finish(cursor, *binds):
                 raise ExecutionNotFound(execution.id)
 
-    def record_progress(
-        self, started: Sequence[Execution], finished: Sequence[Execution]
-    ) -> None:
+    def record_progress(self, started: Sequence[Execution], finished: Sequence[Execution]) -> None:
         """The whole batch in one transaction: one commit for many executions."""
         running = [EXECUTIONS.update_row(e) for e in started]
         done = [self._finish_binds(e) for e in finished]

@@ -590,9 +590,7 @@ def test_policy_fields_refused_with_the_field_named(
     assert call(server, "GET", "/api/scheduler/jobs").json()["total"] == before
 
 
-def test_retries_set_over_http_make_linked_executions(
-    server: ThreadServer, user_id: str
-) -> None:
+def test_retries_set_over_http_make_linked_executions(server: ThreadServer, user_id: str) -> None:
     job_id = create(
         server,
         user_id,

@@ -70,7 +70,12 @@ def test_dispatch_row_has_every_json_key_and_keeps_diagnostics() -> None:
 
 
 def test_dispatch_json_line_is_one_object_with_medians_over_runs() -> None:
-    cell = dispatch.Cell("apscheduler", "burst-10000", [row("apscheduler", "burst-10000", jobs_per_s=v) for v in (3.0, 1.0, 2.0)], [])
+    cell = dispatch.Cell(
+        "apscheduler",
+        "burst-10000",
+        [row("apscheduler", "burst-10000", jobs_per_s=v) for v in (3.0, 1.0, 2.0)],
+        [],
+    )
     line = json_line("dispatch", [cell.result()])
     assert "\n" not in line
     parsed = json.loads(line)
@@ -81,7 +86,10 @@ def test_dispatch_json_line_is_one_object_with_medians_over_runs() -> None:
 
 
 def _result(system: str, workload: str, **figures: float) -> dict[str, object]:
-    return {key: figures.get(key) for key in dispatch.RESULT_KEYS} | {"system": system, "workload": workload}
+    return {key: figures.get(key) for key in dispatch.RESULT_KEYS} | {
+        "system": system,
+        "workload": workload,
+    }
 
 
 def test_dispatch_targets_compare_this_runs_figures() -> None:

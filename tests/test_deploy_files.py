@@ -122,7 +122,11 @@ def test_dockerfile_ships_every_package_and_the_console_script() -> None:
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     packages = {p.strip() for p in cfg["options.packages.find"]["include"].split() if "*" not in p}
-    copied = {line.split()[1] for line in dockerfile_lines() if line.startswith("COPY ") and "--from" not in line}
+    copied = {
+        line.split()[1]
+        for line in dockerfile_lines()
+        if line.startswith("COPY ") and "--from" not in line
+    }
     assert packages <= copied
     script = cfg["options.entry_points"]["console_scripts"].split("=")[0].strip()
     assert instruction("ENTRYPOINT") == f'["{script}"]'

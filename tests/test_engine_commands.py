@@ -37,7 +37,12 @@ def test_add_computes_the_first_fire_and_refuses_duplicates() -> None:
 
 def test_add_refuses_settings_the_engine_cannot_honour() -> None:
     with Harness() as h:
-        for bad in ({"max_instances": 0}, {"retries": -1}, {"retry_backoff": "linear"}, {"timeout": 0}):
+        for bad in (
+            {"max_instances": 0},
+            {"retries": -1},
+            {"retry_backoff": "linear"},
+            {"timeout": 0},
+        ):
             with pytest.raises(InvalidInput):
                 h.add(make_job("bad", every(60), **bad))
         assert h.store.list_jobs() == []

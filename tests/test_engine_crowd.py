@@ -30,8 +30,13 @@ def _crowd(h: Harness, count: int) -> None:
         h.add(make_job(f"crowd-{number}", date_at(DUE)))
 
 
-@pytest.mark.parametrize(("crowd", "low", "high"), [(1, ARM_LEAD, ARM_LEAD + 2 * FIRST_ARM_COST), (2000, 2000 * FIRST_ARM_COST, MAX_ARM_LEAD)])
-def test_fires_are_armed_ahead_by_what_arming_them_takes(crowd: int, low: float, high: float) -> None:
+@pytest.mark.parametrize(
+    ("crowd", "low", "high"),
+    [(1, ARM_LEAD, ARM_LEAD + 2 * FIRST_ARM_COST), (2000, 2000 * FIRST_ARM_COST, MAX_ARM_LEAD)],
+)
+def test_fires_are_armed_ahead_by_what_arming_them_takes(
+    crowd: int, low: float, high: float
+) -> None:
     """A lone fire gets the base lead; a crowd the time to arm all of it, with a margin."""
     with Harness() as h:
         _crowd(h, crowd)

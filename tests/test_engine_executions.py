@@ -34,7 +34,9 @@ def always_fails(request: RunRequest) -> Outcome:
 
 
 def blocking(release: threading.Event) -> Recorder:
-    return Recorder(lambda request: Outcome(Status.COMPLETED) if release.wait(5) else Outcome(Status.FAILED))
+    return Recorder(
+        lambda request: Outcome(Status.COMPLETED) if release.wait(5) else Outcome(Status.FAILED)
+    )
 
 
 def test_a_runner_that_raises_becomes_failed_with_the_traceback() -> None:
@@ -54,9 +56,7 @@ def test_a_runner_that_raises_becomes_failed_with_the_traceback() -> None:
         assert h.statuses("b2") == ["failed"]  # the worker survived
 
 
-@pytest.mark.parametrize(
-    ("backoff", "gaps"), [("fixed", [10, 10]), ("exponential", [10, 20])]
-)
+@pytest.mark.parametrize(("backoff", "gaps"), [("fixed", [10, 10]), ("exponential", [10, 20])])
 def test_retries_create_linked_executions_with_backoff(backoff: str, gaps: list[int]) -> None:
     with Harness(runner=always_fails) as h:
         h.add(make_job("r", date_at(T0), retries=2, retry_delay=10, retry_backoff=backoff))

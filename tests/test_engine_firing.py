@@ -129,7 +129,9 @@ def test_without_coalesce_each_fire_runs_or_is_missed() -> None:
 
 def test_max_instances_records_a_skipped_fire() -> None:
     release = threading.Event()
-    runner = Recorder(lambda request: Outcome(Status.COMPLETED) if release.wait(5) else Outcome(Status.FAILED))
+    runner = Recorder(
+        lambda request: Outcome(Status.COMPLETED) if release.wait(5) else Outcome(Status.FAILED)
+    )
     with Harness(runner=runner) as h:
         reached: list[Event] = []
         h.scheduler.events.subscribe(reached.append, {ev.MAX_INSTANCES_REACHED})
@@ -148,7 +150,9 @@ def test_max_instances_records_a_skipped_fire() -> None:
 
 def test_a_full_backlog_records_skipped_fires_instead_of_queueing() -> None:
     release = threading.Event()
-    runner = Recorder(lambda request: Outcome(Status.COMPLETED) if release.wait(5) else Outcome(Status.FAILED))
+    runner = Recorder(
+        lambda request: Outcome(Status.COMPLETED) if release.wait(5) else Outcome(Status.FAILED)
+    )
     with Harness(runner=runner, pool_size=1, backlog_limit=1) as h:
         for job_id in ("a", "b", "c"):
             h.add(make_job(job_id, date_at(T0)))
@@ -158,7 +162,9 @@ def test_a_full_backlog_records_skipped_fires_instead_of_queueing() -> None:
         statuses = sorted(str(e.status) for e in h.executions())
         assert statuses == ["completed", "skipped", "skipped"]
         assert all(
-            "worker backlog is full" in e.error for e in h.executions() if e.status == Status.SKIPPED
+            "worker backlog is full" in e.error
+            for e in h.executions()
+            if e.status == Status.SKIPPED
         )
 
 
@@ -208,7 +214,11 @@ def test_submitted_and_executed_events_follow_a_fire() -> None:
         h.at(0)
         h.settle()
         assert wait_for(lambda: len(seen) == 3)
-        assert [e.kind for e in seen] == [ev.JOB_ADDED, ev.EXECUTION_SUBMITTED, ev.EXECUTION_EXECUTED]
+        assert [e.kind for e in seen] == [
+            ev.JOB_ADDED,
+            ev.EXECUTION_SUBMITTED,
+            ev.EXECUTION_EXECUTED,
+        ]
         assert seen[1].execution is not None and seen[1].execution.status == Status.QUEUED
         assert seen[2].execution is not None and seen[2].execution.status == Status.COMPLETED
 

@@ -72,7 +72,9 @@ def test_wait_as_completed_and_asyncio_wrap_future() -> None:
 
     async def awaited() -> int:
         late: CommandFuture[int] = CommandFuture()
-        asyncio.get_running_loop().call_later(0.01, lambda: threading.Thread(target=late.set_result, args=(5,)).start())
+        asyncio.get_running_loop().call_later(
+            0.01, lambda: threading.Thread(target=late.set_result, args=(5,)).start()
+        )
         return await asyncio.wrap_future(late)
 
     assert asyncio.run(awaited()) == 5

@@ -13,7 +13,9 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_a_copy_has_every_field_and_is_a_new_object() -> None:
-    job = Job(id="j", name="n", kind=JobKind.BASH, target="/s.sh", trigger=DateTrigger(NOW), args=[1])
+    job = Job(
+        id="j", name="n", kind=JobKind.BASH, target="/s.sh", trigger=DateTrigger(NOW), args=[1]
+    )
     execution = Execution(id="e", job_id="j", status=Status.RUNNING, created_at=NOW, output="x")
     for original in (job, execution):
         copied = copy.copy(original)

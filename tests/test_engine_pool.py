@@ -14,7 +14,10 @@ WAIT = 10.0
 
 def _item(number: int) -> WorkItem:
     execution = Execution(
-        id=f"e{number}", job_id=f"job-{number % 20}", status=Status.QUEUED, created_at=datetime.now(UTC)
+        id=f"e{number}",
+        job_id=f"job-{number % 20}",
+        status=Status.QUEUED,
+        created_at=datetime.now(UTC),
     )
     return WorkItem(execution)
 

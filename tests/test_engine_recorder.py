@@ -80,7 +80,9 @@ def test_follow_ups_run_after_the_write_in_report_order() -> None:
     recorder.started(running)
     for execution in (second, first):
         done = _finish(execution)
-        recorder.finished(done, lambda e=done: seen.append((e.id, store.get_execution(e.id).status)))
+        recorder.finished(
+            done, lambda e=done: seen.append((e.id, store.get_execution(e.id).status))
+        )
     assert recorder.flush(WAIT)
     assert seen == [("e1", Status.COMPLETED), ("e0", Status.COMPLETED)]
     recorder.stop(WAIT)

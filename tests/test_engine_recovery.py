@@ -79,7 +79,9 @@ def test_paused_jobs_stay_off_the_heap_and_scheduled_retries_come_back() -> None
     stored(store, make_job("p", every(60), paused=True), None)
     failed = new_execution(job, "class", Status.FAILED, T0)
     store.add_execution(failed)
-    retry = new_execution(job, "class", Status.SCHEDULED, T0, scheduled_for=later(30), reason="retry")
+    retry = new_execution(
+        job, "class", Status.SCHEDULED, T0, scheduled_for=later(30), reason="retry"
+    )
     retry.attempt, retry.retry_of = 2, failed.id
     store.add_execution(retry)
     with Harness(store=store) as h:

@@ -166,7 +166,9 @@ def test_pausing_or_removing_a_job_withdraws_its_armed_fire(change: str) -> None
         else:
             scheduler.remove_job("armed").result(timeout=2)
         store = scheduler.store
-        assert wait_for(lambda: store.list_executions(job_id="armed")[0].status == Status.CANCELLED, 2)
+        assert wait_for(
+            lambda: store.list_executions(job_id="armed")[0].status == Status.CANCELLED, 2
+        )
         (execution,) = store.list_executions(job_id="armed")
         assert ("paused" if change == "pause" else "removed") in (execution.error or "")
         assert runner.requests == []

@@ -41,7 +41,9 @@ def test_due_jobs_and_retries_come_off_the_heap_in_time_order() -> None:
     table = Timetable()
     table.put_job(scheduled("a", date_at(T0)))
     job = make_job("r", date_at(T0))
-    retry = new_execution(job, "class", Status.SCHEDULED, T0, scheduled_for=T0 - timedelta(seconds=1))
+    retry = new_execution(
+        job, "class", Status.SCHEDULED, T0, scheduled_for=T0 - timedelta(seconds=1)
+    )
     table.put_retry(retry)
     assert table.next_fire_ts() == (T0 - timedelta(seconds=1)).timestamp()
     first = table.pop_due(T0.timestamp())

@@ -45,19 +45,42 @@ def scripts(tmp_path: Path) -> Path:
     return folder
 
 
-def run_in(folder: Path | None, *args: Any, extra: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+def run_in(
+    folder: Path | None, *args: Any, extra: dict[str, Any] | None = None, **kwargs: Any
+) -> Any:
     roots = (folder,) if folder else ()
     settings = Settings(script_roots=roots, extra=extra or {})
     return run_job(CustomScriptJob, make_context(MemoryStore(), settings), *args, **kwargs)
 
 
-def test_bash_script_gets_args_then_options(scripts: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    result = run_in(scripts, "rotate", "first arg", days=7, dry_run=True, quiet=False, tag=["a", "b"],
-                    filter={"x": 1})
+def test_bash_script_gets_args_then_options(
+    scripts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_in(
+        scripts,
+        "rotate",
+        "first arg",
+        days=7,
+        dry_run=True,
+        quiet=False,
+        tag=["a", "b"],
+        filter={"x": 1},
+    )
     assert result["script"] == str(scripts / "rotate.sh") and result["kind"] == "bash"
     assert result["exit_code"] == 0
     out = capsys.readouterr().out
-    expected = ["first arg", "--days", "7", "--dry_run", "--tag", "a", "--tag", "b", "--filter", '{"x": 1}']
+    expected = [
+        "first arg",
+        "--days",
+        "7",
+        "--dry_run",
+        "--tag",
+        "a",
+        "--tag",
+        "b",
+        "--filter",
+        '{"x": 1}',
+    ]
     assert result["args"] == expected
     assert f"argc={len(expected)}\n" + "".join(f"[{a}]\n" for a in expected) in out
     assert out.startswith("$ rotate.sh 'first arg' --days 7 --dry_run")
@@ -85,9 +108,19 @@ def test_timeout_from_settings_stops_the_script(scripts: Path) -> None:
 @pytest.mark.parametrize(
     ("folder_given", "args", "kwargs", "message"),
     [
-        (False, ("rotate",), {}, "CustomScriptJob needs a scripts folder: set CRONWELL_SCRIPT_ROOTS"),
+        (
+            False,
+            ("rotate",),
+            {},
+            "CustomScriptJob needs a scripts folder: set CRONWELL_SCRIPT_ROOTS",
+        ),
         (True, (), {}, r"needs pub_args\[0\]: script_name \(missing\)"),
-        (True, ("nothing",), {}, "No script named 'nothing' in .* \\(tried nothing, nothing.py, nothing.sh\\)"),
+        (
+            True,
+            ("nothing",),
+            {},
+            "No script named 'nothing' in .* \\(tried nothing, nothing.py, nothing.sh\\)",
+        ),
         (True, ("../outside.sh",), {}, "script_name must be a name inside the scripts folder"),
         (True, ("/bin/ls",), {}, "script_name must be a name inside the scripts folder"),
         (True, ("escape",), {}, "is outside the script roots"),  # symlink out: the runner refuses
@@ -103,5 +136,11 @@ def test_refusals(
 
 def test_option_rendering() -> None:
     assert as_options({"n": 1.5, "none": None, "on": True, "obj": [1, {"a": "b"}]}) == [
-        "--n", "1.5", "--on", "--obj", "1", "--obj", json.dumps({"a": "b"}),
+        "--n",
+        "1.5",
+        "--on",
+        "--obj",
+        "1",
+        "--obj",
+        json.dumps({"a": "b"}),
     ]

@@ -78,7 +78,9 @@ def peers() -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, peers: dict[str, Any]) -> Iterator[ThreadServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, peers: dict[str, Any]
+) -> Iterator[ThreadServer]:
     tmp = tmp_path_factory.mktemp("jobs-e2e")
     settings = make_settings(tmp, smtp_host="127.0.0.1", smtp_port=peers["smtp_port"])
     write_script(settings.script_roots[0], "tidy.sh", '#!/bin/bash\necho "tidy $*"\n')

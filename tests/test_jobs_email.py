@@ -59,8 +59,13 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
 
 
 def smtp_settings(port: int, **changes: Any) -> Settings:
-    return Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_from="cron@example.org",
-                    extra={"smtp_timeout": 3, **changes.pop("extra", {})}, **changes)
+    return Settings(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_from="cron@example.org",
+        extra={"smtp_timeout": 3, **changes.pop("extra", {})},
+        **changes,
+    )
 
 
 def test_mail_reaches_the_server(
@@ -68,8 +73,11 @@ def test_mail_reaches_the_server(
 ) -> None:
     box, port = inbox
     result = run_job(
-        EmailNotificationJob, make_context(MemoryStore(), smtp_settings(port)),
-        "ops@example.com", subject="Nightly backup done", message="All 4 collections saved.\nBye.",
+        EmailNotificationJob,
+        make_context(MemoryStore(), smtp_settings(port)),
+        "ops@example.com",
+        subject="Nightly backup done",
+        message="All 4 collections saved.\nBye.",
     )
     [(recipients, mail)] = box.mails
     assert recipients == ["ops@example.com"]
@@ -90,7 +98,9 @@ def test_mail_reaches_the_server(
 def test_login_is_used_when_configured() -> None:
     seen: list[tuple[str, str]] = []
 
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth: Any) -> AuthResult:
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth: Any
+    ) -> AuthResult:
         assert isinstance(auth, LoginPassword)
         seen.append((auth.login.decode(), auth.password.decode()))
         # handled=False: the server itself answers 535 to a refused login
@@ -104,7 +114,9 @@ def test_login_is_used_when_configured() -> None:
         assert seen == [("cron", "s3cret")] and len(box.mails) == 1
         assert box.mails[0][1]["Subject"] == "Notification from cronwell"
         bad = smtp_settings(controller.port, smtp_user="cron", smtp_password="wrong")
-        with pytest.raises(JobError, match=f"Sending mail through 127.0.0.1:{controller.port} failed"):
+        with pytest.raises(
+            JobError, match=f"Sending mail through 127.0.0.1:{controller.port} failed"
+        ):
             run_job(EmailNotificationJob, make_context(MemoryStore(), bad), "a@example.com")
         assert len(box.mails) == 1
     finally:
@@ -118,18 +130,28 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = folder / "relay.pem", folder / "relay.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -140,8 +162,15 @@ def test_starttls_verifies_the_relay(tmp_path: Path) -> None:
     box = Inbox()
     controller = start(box, tls_context=tls, require_starttls=True)
     try:
-        trusted = smtp_settings(controller.port, smtp_starttls=True, extra={"smtp_cafile": str(cert)})
-        run_job(EmailNotificationJob, make_context(MemoryStore(), trusted), "a@example.com", message="over TLS")
+        trusted = smtp_settings(
+            controller.port, smtp_starttls=True, extra={"smtp_cafile": str(cert)}
+        )
+        run_job(
+            EmailNotificationJob,
+            make_context(MemoryStore(), trusted),
+            "a@example.com",
+            message="over TLS",
+        )
         assert text(box.mails[0][1]) == "over TLS\n"
         untrusted = smtp_settings(controller.port, smtp_starttls=True)
         with pytest.raises(JobError, match="CERTIFICATE_VERIFY_FAILED"):
@@ -164,7 +193,11 @@ def test_starttls_verifies_the_relay(tmp_path: Path) -> None:
         (("Ann <ann@example.com>",), {}, "not a valid email address"),
         (("a@example..com",), {}, "not a valid email address"),
         (("a@example.com, b@example.com",), {}, "not a valid email address"),
-        (("a@example.com",), {"subject": "x\r\nBcc: victim@example.com"}, "subject must be one line"),
+        (
+            ("a@example.com",),
+            {"subject": "x\r\nBcc: victim@example.com"},
+            "subject must be one line",
+        ),
         (("a@example.com",), {"subject": 5}, "subject must be a string"),
         (("a@example.com",), {"message": ["x"]}, "message must be a string"),
         (("a@example.com",), {"body": "x"}, "unknown pub_kwargs body; it takes: message, subject"),
@@ -175,11 +208,15 @@ def test_bad_arguments_fail_before_any_connection(
 ) -> None:
     box, port = inbox
     with pytest.raises(JobError, match=message):
-        run_job(EmailNotificationJob, make_context(MemoryStore(), smtp_settings(port)), *args, **kwargs)
+        run_job(
+            EmailNotificationJob, make_context(MemoryStore(), smtp_settings(port)), *args, **kwargs
+        )
     assert box.mails == []
 
 
 def test_unreachable_server_fails_clearly() -> None:
     port = free_port()
     with pytest.raises(JobError, match=f"Sending mail through 127.0.0.1:{port} failed: .*refused"):
-        run_job(EmailNotificationJob, make_context(MemoryStore(), smtp_settings(port)), "a@example.com")
+        run_job(
+            EmailNotificationJob, make_context(MemoryStore(), smtp_settings(port)), "a@example.com"
+        )

@@ -32,7 +32,9 @@ def test_echo_prints_the_seeds_shape_and_returns_its_arguments(
 
 
 def test_metrics_reports_real_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    settings = Settings(data_dir=tmp_path / "not-yet" / "data", extra={"metrics_cpu_interval": 0.05})
+    settings = Settings(
+        data_dir=tmp_path / "not-yet" / "data", extra={"metrics_cpu_interval": 0.05}
+    )
     figures = run_job(SystemMetricsJob, make_context(MemoryStore(), settings))
     assert 0.0 <= figures["cpu"]["percent"] <= 100.0
     assert figures["cpu"]["logical_count"] == psutil.cpu_count()
@@ -60,9 +62,14 @@ def test_metrics_helpers() -> None:
 
 def test_jobs_refuse_arguments_they_do_not_take() -> None:
     context = make_context(MemoryStore())
-    with pytest.raises(JobError, match="SystemMetricsJob got unknown pub_kwargs verbose; it takes: none"):
+    with pytest.raises(
+        JobError, match="SystemMetricsJob got unknown pub_kwargs verbose; it takes: none"
+    ):
         run_job(SystemMetricsJob, context, verbose=True)
     with pytest.raises(JobError, match=r"SystemMetricsJob takes pub_args \[none\], got 1 values"):
         run_job(SystemMetricsJob, context, "x")
     with pytest.raises(JobError, match="setting metrics_cpu_interval must be a positive number"):
-        run_job(SystemMetricsJob, make_context(MemoryStore(), Settings(extra={"metrics_cpu_interval": 0})))
+        run_job(
+            SystemMetricsJob,
+            make_context(MemoryStore(), Settings(extra={"metrics_cpu_interval": 0})),
+        )

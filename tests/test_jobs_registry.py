@@ -14,7 +14,11 @@ from jobs.registry import BUILTIN_JOBS, add_job_paths, available_jobs, resolve_j
 #: the seed's GET /api/scheduler/available-jobs answer, in its order
 SEED_JOBS = [
     ("jobs.echo.EchoJob", "EchoJob", "Simple job that echoes arguments"),
-    ("jobs.server.ServerHealthCheckJob", "ServerHealthCheckJob", "Job to check server health status"),
+    (
+        "jobs.server.ServerHealthCheckJob",
+        "ServerHealthCheckJob",
+        "Job to check server health status",
+    ),
     ("jobs.backup.DataBackupJob", "DataBackupJob", "Job to backup database"),
     ("jobs.email.EmailNotificationJob", "EmailNotificationJob", "Job to send email notifications"),
     ("jobs.cleanup.DataCleanupJob", "DataCleanupJob", "Job to clean up old data"),
@@ -45,7 +49,12 @@ def test_argument_metadata_describes_each_form() -> None:
     }
     assert set(by_name["EmailNotificationJob"]) == {"recipient", "subject", "message"}
     assert by_name["ServerHealthCheckJob"]["server_id"]["source"] == "pub_args"
-    assert by_name["DataBackupJob"]["collections"]["default"] == ["users", "servers", "jobs", "executions"]
+    assert by_name["DataBackupJob"]["collections"]["default"] == [
+        "users",
+        "servers",
+        "jobs",
+        "executions",
+    ]
     assert by_name["DataCleanupJob"]["days_old"] == {
         "name": "days_old",
         "type": "integer",
@@ -54,7 +63,9 @@ def test_argument_metadata_describes_each_form() -> None:
         "source": "pub_kwargs",
         "default": 30,
     }
-    assert by_name["ReportGenerationJob"]["report_type"]["description"] == "daily, weekly or monthly"
+    assert (
+        by_name["ReportGenerationJob"]["report_type"]["description"] == "daily, weekly or monthly"
+    )
     assert by_name["MaintenanceJob"]["tasks"]["default"] == [
         "rebuild_indexes",
         "optimize_queries",

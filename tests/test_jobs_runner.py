@@ -22,8 +22,15 @@ from tests.jobs_support import START, make_context
 def run_through_runner(target: str, settings: Settings, *args: Any, **kwargs: Any) -> Outcome:
     store = MemoryStore()
     store.add_server(Server(id="s1", user_id="u1", name="nowhere", hostname="127.0.0.1", port=1))
-    job = Job(id="j1", name="t", kind=JobKind.CLASS, target=target,
-              trigger=DateTrigger(START), args=list(args), kwargs=kwargs)
+    job = Job(
+        id="j1",
+        name="t",
+        kind=JobKind.CLASS,
+        target=target,
+        trigger=DateTrigger(START),
+        args=list(args),
+        kwargs=kwargs,
+    )
     execution = Execution(id="x1", job_id="j1", status=Status.RUNNING, created_at=START)
     services = make_context(store, settings).services
     return run_job(RunRequest(job=job, execution=execution, services=services, output_cap=65536))
@@ -44,7 +51,9 @@ def run_through_runner(target: str, settings: Settings, *args: Any, **kwargs: An
 def test_each_builtin_completes_through_the_runner(
     tmp_path: Path, target: str, args: list[Any], kwargs: dict[str, Any], printed: str
 ) -> None:
-    settings = Settings(data_dir=tmp_path, extra={"metrics_cpu_interval": 0.05, "health_check_timeout": 1})
+    settings = Settings(
+        data_dir=tmp_path, extra={"metrics_cpu_interval": 0.05, "health_check_timeout": 1}
+    )
     outcome = run_through_runner(target, settings, *args, **kwargs)
     assert outcome.status == Status.COMPLETED, outcome.error
     assert printed in outcome.output

@@ -49,18 +49,45 @@ def seed(store: Store) -> None:
     """Two users, a server with a password, a job and executions of several ages."""
     store.add_user(User(id="u1", name="Ann", email="ann@example.com", created_at=START - DAY))
     store.add_user(User(id="u2", name="Bob", email="bob@example.com", created_at=START - DAY))
-    store.add_server(Server(id="s1", user_id="u1", name="db", hostname="db.local", port=5432,
-                            password_encrypted="gAAAA-secret-token", created_at=START - DAY,
-                            last_check={"tcp": {"ok": True}}, last_check_at=START - DAY))
-    store.add_job(Job(id="j1", name="nightly", kind=JobKind.CLASS, target="jobs.echo.EchoJob",
-                      trigger=DateTrigger(START + DAY), args=["a"], kwargs={"k": 1}, owner="u1",
-                      next_run_time=START + DAY, created_at=START - DAY, updated_at=START - DAY))
+    store.add_server(
+        Server(
+            id="s1",
+            user_id="u1",
+            name="db",
+            hostname="db.local",
+            port=5432,
+            password_encrypted="gAAAA-secret-token",
+            created_at=START - DAY,
+            last_check={"tcp": {"ok": True}},
+            last_check_at=START - DAY,
+        )
+    )
+    store.add_job(
+        Job(
+            id="j1",
+            name="nightly",
+            kind=JobKind.CLASS,
+            target="jobs.echo.EchoJob",
+            trigger=DateTrigger(START + DAY),
+            args=["a"],
+            kwargs={"k": 1},
+            owner="u1",
+            next_run_time=START + DAY,
+            created_at=START - DAY,
+            updated_at=START - DAY,
+        )
+    )
     ages = {"old-done": 40, "old-failed": 35, "recent": 2, "today": 0.5}
     for execution_id, days in ages.items():
         status = Status.FAILED if "failed" in execution_id else Status.COMPLETED
         store.add_execution(finished_execution(execution_id, "j1", status, START - days * DAY))
-    running = Execution(id="old-running", job_id="j1", status=Status.RUNNING,
-                        created_at=START - 50 * DAY, started_at=START - 50 * DAY)
+    running = Execution(
+        id="old-running",
+        job_id="j1",
+        status=Status.RUNNING,
+        created_at=START - 50 * DAY,
+        started_at=START - 50 * DAY,
+    )
     store.add_execution(running)
 
 
@@ -79,7 +106,10 @@ def test_backup_writes_every_collection_without_passwords(
     backup = json.loads(text)
     assert backup["format"] == "cronwell-backup" and backup["backend"] == store.backend
     assert backup["created_at"] == START.isoformat()
-    assert {u["email"] for u in backup["collections"]["users"]} == {"ann@example.com", "bob@example.com"}
+    assert {u["email"] for u in backup["collections"]["users"]} == {
+        "ann@example.com",
+        "bob@example.com",
+    }
     [job] = backup["collections"]["jobs"]
     assert job["trigger"]["kind"] == "date" and job["args"] == ["a"] and job["kwargs"] == {"k": 1}
     assert list(settings.backups.iterdir()) == [path]  # no partial file left
@@ -87,7 +117,9 @@ def test_backup_writes_every_collection_without_passwords(
     assert f"Backup written to {path}" in out and "executions: 5 records" in out
 
 
-def test_restore_puts_back_what_is_missing(store: Store, settings: Settings, tmp_path: Path) -> None:
+def test_restore_puts_back_what_is_missing(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
     seed(store)
     path = Path(run_job(DataBackupJob, make_context(store, settings))["file"])
     fresh = make_store("memory", tmp_path)
@@ -119,7 +151,10 @@ def test_backup_of_chosen_collections_and_refusals(
     assert list(json.loads(Path(result["file"]).read_text())["collections"]) == ["servers", "users"]
     second = run_job(DataBackupJob, context, collections="users")  # same second: a new name
     assert Path(second["file"]).name == "cronwell-backup-20260301T120000Z-1.json"
-    with pytest.raises(JobError, match="each of collections must be one of users, servers, jobs, executions, not 'logs'"):
+    with pytest.raises(
+        JobError,
+        match="each of collections must be one of users, servers, jobs, executions, not 'logs'",
+    ):
         run_job(DataBackupJob, context, collections=["users", "logs"])
     with pytest.raises(JobError, match="collections must be a non-empty list"):
         run_job(DataBackupJob, context, collections=[])
@@ -144,11 +179,17 @@ def test_cleanup_deletes_finished_executions_older_than_days(
 ) -> None:
     seed(store)
     result = run_job(DataCleanupJob, make_context(store))
-    assert result == {"days_old": 30, "cutoff": (START - 30 * DAY).isoformat(), "deleted": {"executions": 2}}
+    assert result == {
+        "days_old": 30,
+        "cutoff": (START - 30 * DAY).isoformat(),
+        "deleted": {"executions": 2},
+    }
     left = {e.id for e in store.list_executions()}
     assert left == {"recent", "today", "old-running"}  # a running one is never deleted
     assert "executions: 2 deleted" in capsys.readouterr().out
-    assert run_job(DataCleanupJob, make_context(store), days_old="1")["deleted"] == {"executions": 1}
+    assert run_job(DataCleanupJob, make_context(store), days_old="1")["deleted"] == {
+        "executions": 1
+    }
     assert run_job(DataCleanupJob, make_context(store), days_old=0, collections=["executions"])[
         "deleted"
     ] == {"executions": 1}
@@ -162,7 +203,10 @@ def test_cleanup_deletes_finished_executions_older_than_days(
         ({"days_old": "soon"}, "days_old must be a whole number, not 'soon'"),
         ({"days_old": True}, "days_old must be a whole number"),
         ({"collections": ["executions", "users"]}, "Cannot clean users: users are never expired"),
-        ({"collections": ["jobs"]}, r"jobs are removed through the engine \(DELETE /api/scheduler/jobs/<id>\)"),
+        (
+            {"collections": ["jobs"]},
+            r"jobs are removed through the engine \(DELETE /api/scheduler/jobs/<id>\)",
+        ),
         ({"collections": ["sessions"]}, "each of collections must be one of"),
         ({"older_than": 3}, "unknown pub_kwargs older_than; it takes: collections, days_old"),
     ],
@@ -192,7 +236,9 @@ def report_context(store: Store, settings: Settings) -> JobContext:
     ]
     for execution_id, job_id, status, days, seconds in rows:
         error = "Traceback...\nValueError: boom" if status == Status.FAILED else ""
-        execution = finished_execution(execution_id, job_id, status, START - days * DAY, seconds, error)
+        execution = finished_execution(
+            execution_id, job_id, status, START - days * DAY, seconds, error
+        )
         if status == Status.MISSED:
             execution.started_at = execution.completed_at = None
         store.add_execution(execution)
@@ -211,11 +257,19 @@ def test_daily_report_counts_per_job(
     report = json.loads(Path(result["files"]["json"]).read_text())
     ja, jb = report["jobs"]["ja"], report["jobs"]["jb"]
     assert ja["total"] == 3 and ja["success_rate"] == pytest.approx(66.67)
-    assert ja["mean_duration_seconds"] == pytest.approx(7 / 3, abs=1e-3) and ja["max_duration_seconds"] == 4.0
-    assert ja["recent_failures"] == [{
-        "execution_id": "a3", "job_id": "ja", "status": "failed",
-        "created_at": (START - 0.9 * DAY).isoformat(), "error": "ValueError: boom",
-    }]
+    assert (
+        ja["mean_duration_seconds"] == pytest.approx(7 / 3, abs=1e-3)
+        and ja["max_duration_seconds"] == 4.0
+    )
+    assert ja["recent_failures"] == [
+        {
+            "execution_id": "a3",
+            "job_id": "ja",
+            "status": "failed",
+            "created_at": (START - 0.9 * DAY).isoformat(),
+            "error": "ValueError: boom",
+        }
+    ]
     assert jb["by_status"] == {"missed": 1, "timeout": 1} and jb["success_rate"] == 0.0
     assert jb["mean_duration_seconds"] == 30.0  # the missed fire never ran
     markdown = Path(result["files"]["markdown"]).read_text()
@@ -240,14 +294,18 @@ def test_weekly_and_monthly_periods(store: Store, settings: Settings) -> None:
 def test_report_pages_through_a_long_history(store: Store, settings: Settings) -> None:
     for n in range(1203):
         store.add_execution(
-            finished_execution(f"e{n:05d}", f"job{n % 3}", Status.COMPLETED, START - n * timedelta(seconds=60))
+            finished_execution(
+                f"e{n:05d}", f"job{n % 3}", Status.COMPLETED, START - n * timedelta(seconds=60)
+            )
         )
     result = run_job(ReportGenerationJob, make_context(store, settings), report_type="daily")
     assert result["totals"]["total"] == 1203 and result["totals"]["success_rate"] == 100.0
 
 
 def test_report_type_must_be_known(store: Store, settings: Settings) -> None:
-    with pytest.raises(JobError, match="report_type must be one of daily, weekly, monthly, not 'yearly'"):
+    with pytest.raises(
+        JobError, match="report_type must be one of daily, weekly, monthly, not 'yearly'"
+    ):
         run_job(ReportGenerationJob, make_context(store, settings), report_type="yearly")
 
 
@@ -271,9 +329,15 @@ def test_maintenance_runs_each_task_on_the_store(
     assert vacuum["results"][0]["task"] == "vacuum"
     assert store.count_executions() == 5  # housekeeping never loses data
     out = capsys.readouterr().out
-    assert f"Maintenance on the {store.backend} store: rebuild_indexes, optimize_queries, clear_cache" in out
+    assert (
+        f"Maintenance on the {store.backend} store: rebuild_indexes, optimize_queries, clear_cache"
+        in out
+    )
 
 
 def test_maintenance_refuses_unknown_tasks_before_running_any(store: Store) -> None:
-    with pytest.raises(JobError, match="each of tasks must be one of rebuild_indexes, optimize_queries, clear_cache, vacuum, not 'defrag'"):
+    with pytest.raises(
+        JobError,
+        match="each of tasks must be one of rebuild_indexes, optimize_queries, clear_cache, vacuum, not 'defrag'",
+    ):
         run_job(MaintenanceJob, make_context(store), tasks=["clear_cache", "defrag"])

@@ -144,8 +144,13 @@ def listener() -> Iterator[int]:
 
 def stored_server(store: MemoryStore, port: int, instance_url: str = "") -> Server:
     server = Server(
-        id="srv1", user_id="u1", name="db-1", hostname="127.0.0.1", port=port,
-        instance_url=instance_url, password_encrypted="token",
+        id="srv1",
+        user_id="u1",
+        name="db-1",
+        hostname="127.0.0.1",
+        port=port,
+        instance_url=instance_url,
+        password_encrypted="token",
     )
     store.add_server(server)
     return server
@@ -189,7 +194,9 @@ def test_health_with_an_instance_url(listener: int, peer: Peer) -> None:
     result = check(store)
     assert result["status"] == "running"
     assert result["http"] == {
-        "ok": True, "url": f"{peer.base}/ok", "status_code": 200,
+        "ok": True,
+        "url": f"{peer.base}/ok",
+        "status_code": 200,
         "latency_ms": result["http"]["latency_ms"],
     }
     assert peer.received[-1]["method"] == "GET"

@@ -234,9 +234,7 @@ def test_a_python_script_cancelled_while_running_is_cancelled(root: Path) -> Non
     cancel = threading.Event()
     timer = threading.Timer(0.3, cancel.set)
     timer.start()
-    outcome = python(
-        root, HANGS, timeout=None, cancel=cancel
-    )
+    outcome = python(root, HANGS, timeout=None, cancel=cancel)
     assert outcome.status is Status.CANCELLED and outcome.return_value is None
 
 

@@ -33,7 +33,11 @@ def test_naive_datetimes_are_taken_as_utc() -> None:
 
 def test_values_json_cannot_hold_become_text() -> None:
     record = {"when": datetime(2026, 1, 1, tzinfo=UTC), "amount": Decimal("1.10"), "pair": (1, 2)}
-    assert plain(record) == {"when": "2026-01-01T00:00:00.000000Z", "amount": "1.10", "pair": [1, 2]}
+    assert plain(record) == {
+        "when": "2026-01-01T00:00:00.000000Z",
+        "amount": "1.10",
+        "pair": [1, 2],
+    }
     assert dumps({"a": 1}) == '{"a":1}'
 
 

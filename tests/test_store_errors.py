@@ -112,7 +112,9 @@ def test_oracle_without_a_dsn() -> None:
 def test_oracle_on_a_closed_port_masks_the_password() -> None:
     port = _closed_port()
     message = _unavailable(f"oracle://scott:tiger99@127.0.0.1:{port}/FREEPDB1")
-    assert message.startswith(f"cannot open the oracle store oracle://scott:***@127.0.0.1:{port}/FREEPDB1: ")
+    assert message.startswith(
+        f"cannot open the oracle store oracle://scott:***@127.0.0.1:{port}/FREEPDB1: "
+    )
     assert "tiger99" not in message
     assert "DPY-" in message  # the driver's own reason is kept
 
@@ -133,7 +135,9 @@ def test_a_table_dropped_while_running_is_a_store_error(tmp_path: Path) -> None:
     with closing(sqlite3.connect(store.path)) as other:
         other.execute("DROP TABLE cw_jobs")
         other.commit()
-    with pytest.raises(StoreError, match=r"^sqlite store failed: no such table: cw_jobs$") as caught:
+    with pytest.raises(
+        StoreError, match=r"^sqlite store failed: no such table: cw_jobs$"
+    ) as caught:
         store.list_jobs()
     assert not isinstance(caught.value, StoreUnavailable)
     assert store.count_executions() == 0  # the rest of the store still answers
@@ -144,7 +148,9 @@ def test_a_connection_lost_while_running_is_a_store_error(tmp_path: Path) -> Non
     store = _running_sqlite(tmp_path)
     assert store._db is not None
     store._db.close()  # what a lost handle looks like to the next call
-    with pytest.raises(StoreError, match="sqlite store failed: Cannot operate on a closed database"):
+    with pytest.raises(
+        StoreError, match="sqlite store failed: Cannot operate on a closed database"
+    ):
         store.count_jobs()
     store._db = None
     with pytest.raises(StoreError, match="not open"):

@@ -41,7 +41,9 @@ class CronwellSystem:
         self._recorder = recorder
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._store = self._open_store(name)
-        self._scheduler = Scheduler(self._store, self._run, pool_size=POOL_SIZE, queue_size=QUEUE_SIZE)
+        self._scheduler = Scheduler(
+            self._store, self._run, pool_size=POOL_SIZE, queue_size=QUEUE_SIZE
+        )
         self._added = 0
 
     def _open_store(self, name: str) -> Store:
