@@ -26,8 +26,8 @@ from engine.clock import SystemClock
 from engine.config import Settings
 from engine.scheduler import Scheduler
 from jobs.base import JobServices
-from jobs.registry import add_job_paths
-from runners import run_job
+from jobs.registry import add_job_paths, load_job
+from runners import Runner
 from stores import open_store
 from stores.base import Store
 
@@ -87,7 +87,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     app.ctx.secrets = load_secret_box(settings)
     scheduler = Scheduler(
         store,
-        run_job,
+        Runner(load_job),
         clock=app.ctx.clock,
         pool_size=settings.pool_size,
         queue_size=settings.command_queue_size,

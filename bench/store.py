@@ -204,8 +204,8 @@ def load_and_schedule(store: Store, count: int) -> list[Result]:
     """Scheduler.start() on the filled file: recovery, every job onto the heap."""
     try:
         from engine.clock import FakeClock
+        from engine.interfaces import Outcome
         from engine.scheduler import Scheduler
-        from engine.work import Outcome
     except ImportError:  # the engine is not there yet
         return []
 

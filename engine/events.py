@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.batches import take_batch
 from engine.errors import InvalidInput
 from engine.model import Execution, Job
+from engine.running.batches import take_batch
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ decision is made under one module lock shared with the Condition's creation, so 
 waiter that arrives at the same moment either sees the result or is notified. State
 reads (`cancelled`, `done`, a finished `result`) are single attribute reads, atomic under
 the GIL. Written against CPython's Future (3.11), which keeps `_condition`, `_state`,
-`_result`, `_exception`, `_waiters` and `_done_callbacks`, as `engine.cancelflag` is
+`_result`, `_exception`, `_waiters` and `_done_callbacks`, as `engine.running.cancel` is
 against Event.
 """
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from engine.interfaces import Trigger
 from engine.triggers import trigger_from_dict
-from engine.triggers.base import Trigger
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.clock import Clock, SystemClock
-from engine.commands import (
+from engine.errors import EngineStopped
+from engine.events import EventBus
+from engine.interfaces import JobRunner, Outcome, SchedulerStore
+from engine.model import Execution, Job, Status
+from engine.running.executor import SHUT_DOWN_BEFORE_START, Executor
+from engine.running.pool import WorkerPool
+from engine.running.recorder import Recorder
+from engine.scheduling.commands import (
     AddJob,
     CancelExecution,
     CommandQueue,
@@ -32,19 +39,11 @@ from engine.commands import (
     RunJobNow,
     ScheduleRetry,
 )
-from engine.dispatch import WorkerPool
-from engine.errors import EngineStopped
-from engine.events import EventBus
-from engine.execute import SHUT_DOWN_BEFORE_START, Executor
-from engine.firing import Firer
-from engine.handlers import CommandHandler
-from engine.loop import EngineLoop
-from engine.model import Execution, Job, Status
-from engine.recorder import Recorder
-from engine.recovery import Recovery, recover
-from engine.timetable import Timetable
-from engine.work import JobRunner, Outcome
-from stores.base import Store
+from engine.scheduling.firing import Firer
+from engine.scheduling.handlers import CommandHandler
+from engine.scheduling.loop import EngineLoop
+from engine.scheduling.recovery import Recovery, recover
+from engine.scheduling.timetable import Timetable
 
 log = logging.getLogger(__name__)
 #: after a shutdown timeout, how long cancelled runs get to stop before being recorded
@@ -57,7 +56,7 @@ RUNNING_AT_SHUTDOWN = "cronwell shut down while this execution was running (wait
 class Scheduler:
     def __init__(
         self,
-        store: Store,
+        store: SchedulerStore,
         runner: JobRunner,
         *,
         clock: Clock | None = None,
@@ -204,7 +203,7 @@ class Scheduler:
     @property
     def arm_lead(self) -> float:
         """Seconds before its due time that the loop thread claims a fire and hands it to
-        a worker, which then starts it on time (see engine/loop.py)."""
+        a worker, which then starts it on time (see engine/scheduling/loop.py)."""
         return self._loop.lead
 
     @arm_lead.setter

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from runners.job_class import JobFailure
+
 if TYPE_CHECKING:
     from engine.config import Settings
     from stores.base import Store
@@ -74,9 +76,9 @@ class JobContext:
         return self.services.now()
 
 
-class JobError(Exception):
+class JobError(JobFailure):
     """Raised by a job class for an expected failure: the message becomes the
-    execution's error without a traceback."""
+    execution's error without a traceback (the runner knows it as JobFailure)."""
 
 
 class BaseJob:

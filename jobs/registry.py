@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UnknownJobClass
-from jobs.base import BaseJob
+from engine.interfaces import RunRequest
+from jobs.base import BaseJob, JobContext
 
 BUILTIN_JOBS = (
     "jobs.echo.EchoJob",
@@ -62,3 +63,16 @@ def resolve_job_class(class_string: str) -> type[BaseJob]:
 def available_jobs(extra: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Metadata of every built-in class (and any extra class strings), in order."""
     return [resolve_job_class(name).meta() for name in (*BUILTIN_JOBS, *extra)]
+
+
+def load_job(request: RunRequest) -> Callable[..., Any]:
+    """The runner's class loader (`runners.ClassLoader`): the request's job class, built
+    with its context, as its bound `run`. Raises UnknownJobClass."""
+    job_class = resolve_job_class(request.job.target)
+    context = JobContext(
+        services=request.services,
+        job_id=request.job.id,
+        execution_id=request.execution.id,
+        cancel=request.cancel,
+    )
+    return job_class(context).run

@@ -1,8 +1,10 @@
 """Job classes (`jobs.echo.EchoJob` style), run in the calling pool thread.
 
-Output printed by the job is captured per execution (see runners.stdio). A job that
-raises `jobs.base.JobError` fails with its message only; any other exception fails
-with the traceback. The return value is kept when JSON-safe, else as its repr.
+The runner knows no job classes: the service hands it a `ClassLoader` (jobs.registry's
+`load_job`) that turns a request into the bound `run` of its job class, built with its
+context. Output printed by the job is captured per execution (see runners.stdio). A job
+that raises `JobFailure` (`jobs.base.JobError` is one) fails with its message only; any
+other exception fails with the traceback. The return value is kept when JSON-safe, else as its repr.
 
 Timeout: a thread cannot be killed, so when the timeout passes the run's cancel flag
 is set (the job sees `context.cancelled`), the runner keeps waiting for `run` to
@@ -18,15 +20,26 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from engine.errors import UnknownJobClass
+from engine.interfaces import Outcome, RunRequest
 from engine.model import Status
-from engine.work import Outcome, RunRequest
-from jobs.base import JobContext, JobError
-from jobs.registry import resolve_job_class
 from runners.stdio import captured_output
 from runners.values import json_safe
+
+
+class JobFailure(Exception):
+    """An expected failure of a job class: the message becomes the execution's error,
+    without a traceback."""
+
+
+class ClassLoader(Protocol):
+    def __call__(self, request: RunRequest) -> Callable[..., Any]:
+        """The bound `run` of the request's job class, built with the request's context.
+
+        Raises UnknownJobClass when the class string names no job class.
+        """
 
 
 @dataclass(slots=True)
@@ -63,27 +76,21 @@ class _Watchdog:
             self._timer.cancel()
 
 
-def run_class_job(request: RunRequest, *, timeout: float | None) -> Outcome:
+def run_class_job(request: RunRequest, *, timeout: float | None, load: ClassLoader) -> Outcome:
     """Run the request's job class to an Outcome; `timeout` in seconds (None: none)."""
     job = request.job
     if request.cancel.is_set():
         return Outcome(Status.CANCELLED, error="cancelled before it started")
     try:
-        job_class = resolve_job_class(job.target)
+        run = load(request)
     except UnknownJobClass as exc:
         return Outcome(Status.FAILED, error=str(exc))
-    context = JobContext(
-        services=request.services,
-        job_id=job.id,
-        execution_id=request.execution.id,
-        cancel=request.cancel,
-    )
     started = time.monotonic()
     with (
         captured_output(request.output_cap) as output,
         _Watchdog(timeout, request.cancel) as watchdog,
     ):
-        ending = _call(lambda: job_class(context).run(*job.args, **job.kwargs))
+        ending = _call(lambda: run(*job.args, **job.kwargs))
     took = time.monotonic() - started
     ending.value = json_safe(ending.value, request.output_cap)
     return _outcome(ending, output.text(), watchdog, request.cancel, took)
@@ -92,7 +99,7 @@ def run_class_job(request: RunRequest, *, timeout: float | None) -> Outcome:
 def _call(run: Callable[[], Any]) -> _Ending:
     try:
         return _Ending(value=run())
-    except JobError as exc:
+    except JobFailure as exc:
         return _Ending(error=str(exc) or type(exc).__name__)
     except SystemExit as exc:  # must not end the pool thread
         return _Ending(error=f"the job called sys.exit({exc.code!r})")

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from engine.interfaces import Outcome
 from engine.model import Status
-from engine.work import Outcome
 from runners.capture import CappedBuffer
 
 DEFAULT_GRACE = 2.0

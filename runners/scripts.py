@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ScriptPathError
+from engine.interfaces import Outcome
 from engine.model import JobKind, Status
-from engine.work import Outcome
 from runners.paths import check_runnable, resolve_script
 from runners.process import DEFAULT_GRACE, ProcessResult, run_process
 from runners.values import RESULT_SLACK, dropped_note

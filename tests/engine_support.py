@@ -9,9 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from engine.interfaces import Outcome, RunRequest
 from engine.model import Job, JobKind, Status
 from engine.triggers import DateTrigger, IntervalTrigger
-from engine.work import Outcome, RunRequest
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

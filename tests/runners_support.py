@@ -10,9 +10,9 @@ from typing import Any
 
 import psutil
 
+from engine.interfaces import RunRequest
 from engine.model import Execution, Job, JobKind, Status
 from engine.triggers.date import DateTrigger
-from engine.work import RunRequest
 
 
 def write_script(folder: Path, name: str, body: str, mode: int = 0o755) -> Path:

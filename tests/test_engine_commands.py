@@ -8,11 +8,11 @@ import pytest
 
 from engine import events as ev
 from engine.clock import FakeClock
-from engine.commands import AddJob, CommandQueue
 from engine.errors import EngineBusy, EngineStopped, InvalidInput, JobExists, JobNotFound
 from engine.events import Event
 from engine.model import Status
 from engine.scheduler import Scheduler
+from engine.scheduling.commands import AddJob, CommandQueue
 from stores.memory import MemoryStore
 from tests.engine_support import T0, Harness, Recorder, date_at, every, make_job, wait_for
 

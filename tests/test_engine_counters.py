@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.interfaces import Outcome, RunRequest
 from engine.model import Execution, Job, Status
 from engine.scheduler import Scheduler
-from engine.work import Outcome, RunRequest
 from stores.sqlite import SqliteStore
 from tests.engine_support import T0, Harness, Recorder, every, make_job
 

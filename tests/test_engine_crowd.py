@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.loop import ARM_LEAD, FIRST_ARM_COST, MAX_ARM_LEAD, EngineLoop
 from engine.model import Status
 from engine.scheduler import Scheduler
+from engine.scheduling.loop import ARM_LEAD, FIRST_ARM_COST, MAX_ARM_LEAD, EngineLoop
 from stores.memory import MemoryStore
 from tests.engine_support import T0, Harness, Recorder, date_at, make_job, wait_for
 

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from engine.errors import ExecutionNotCancellable, ExecutionNotFound, StoreError
+from engine.interfaces import Outcome, RunRequest
 from engine.model import Execution, Status
-from engine.work import Outcome, RunRequest
 from stores.memory import MemoryStore
 from tests.engine_support import (
     T0,

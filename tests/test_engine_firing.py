@@ -10,9 +10,9 @@ import pytest
 from engine import events as ev
 from engine.errors import StoreError
 from engine.events import Event
+from engine.interfaces import Outcome, RunRequest
 from engine.model import Execution, Status
 from engine.triggers import CronTrigger
-from engine.work import Outcome, RunRequest
 from stores.base import FireClaim
 from stores.memory import MemoryStore
 from tests.engine_support import T0, Harness, Recorder, date_at, every, make_job, wait_for
@@ -55,7 +55,7 @@ def test_a_fire_is_recorded_before_it_runs_with_the_job_labels() -> None:
         h.at(10)
         h.settle()
         # written at the claim, before the run; the recorder thread marks it running
-        # a moment after the start (engine/recorder.py), so either may be seen here
+        # a moment after the start (engine/running/recorder.py), so either may be seen here
         assert seen[0].status in (Status.QUEUED, Status.RUNNING)
         assert seen[0].scheduled_for == later(10)
         (done,) = h.executions("a")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.commands import AddJob, AddJobs, PauseJob, group_adds
 from engine.errors import JobExists, StoreError
+from engine.scheduling.commands import AddJob, AddJobs, PauseJob, group_adds
 from stores.sqlite import SqliteStore
 from tests.engine_support import Harness, every, make_job
 

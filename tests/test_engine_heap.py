@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.heap import TimerHeap
+from engine.scheduling.heap import TimerHeap
 
 
 def drain(heap: TimerHeap[str], now_ts: float) -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import InvalidInput
 from engine.model import Status
-from engine.policy import first_fire_time, plan_fires, retry_delay, should_retry
+from engine.scheduling.policy import first_fire_time, plan_fires, retry_delay, should_retry
 from tests.engine_support import T0, date_at, every
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from engine.dispatch import WorkerPool, WorkItem
 from engine.model import Execution, Status
+from engine.running.pool import WorkerPool, WorkItem
 
 WAIT = 10.0
 

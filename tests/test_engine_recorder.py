@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from engine.errors import StoreError
 from engine.model import Execution, Status
-from engine.recorder import Recorder
+from engine.running.recorder import Recorder
 from stores.memory import MemoryStore
 from tests.engine_support import T0, every, make_job
 

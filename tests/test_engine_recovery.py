@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from engine.executions import new_execution
 from engine.model import Job, Status
-from engine.recovery import ABANDONED_MESSAGE
+from engine.running.executions import new_execution
+from engine.scheduling.recovery import ABANDONED_MESSAGE
 from stores.memory import MemoryStore
 from tests.engine_support import T0, Harness, date_at, every, make_job
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from engine.timetable import TIME_INTERN_LIMIT, Timetable
+from engine.scheduling.timetable import TIME_INTERN_LIMIT, Timetable
 from engine.triggers import CronTrigger
 from tests.engine_support import T0, Harness, make_job
 

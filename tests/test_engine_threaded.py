@@ -12,9 +12,9 @@ import psutil
 import pytest
 
 from engine.events import Event
+from engine.interfaces import Outcome, RunRequest
 from engine.model import Status
 from engine.scheduler import Scheduler
-from engine.work import Outcome, RunRequest
 from stores.memory import MemoryStore
 from tests.engine_support import T0, Harness, Recorder, date_at, make_job, wait_for
 

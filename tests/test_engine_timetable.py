@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from engine.executions import new_execution
 from engine.model import Execution, Job, Status
-from engine.timetable import JobSlot, Timetable
+from engine.running.executions import new_execution
+from engine.scheduling.timetable import JobSlot, Timetable
 from engine.triggers import CronTrigger
 from tests.engine_support import T0, date_at, make_job
 

@@ -10,13 +10,17 @@ from typing import Any
 import pytest
 
 from engine.config import Settings
+from engine.interfaces import Outcome, RunRequest
 from engine.model import Execution, Job, JobKind, Status
 from engine.triggers.date import DateTrigger
-from engine.work import Outcome, RunRequest
-from runners import run_job
+from jobs.registry import load_job
+from runners import Runner
 from stores.memory import MemoryStore
 from stores.records import Server
 from tests.jobs_support import START, make_context
+
+#: the service's runner, with the real class loader
+run_job = Runner(load_job)
 
 
 def run_through_runner(target: str, settings: Settings, *args: Any, **kwargs: Any) -> Outcome:

@@ -12,10 +12,14 @@ from typing import Any
 
 import pytest
 
+from engine.interfaces import Outcome
 from engine.model import JobKind, Status
-from engine.work import Outcome
-from runners import run_job
+from jobs.registry import load_job
+from runners import Runner
 from tests.runners_support import make_request
+
+#: the service's runner, with the real class loader
+run_job = Runner(load_job)
 
 JOB_MODULE = '''
 import logging

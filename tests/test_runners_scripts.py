@@ -10,11 +10,15 @@ from typing import Any
 import pytest
 
 import runners
+from engine.interfaces import Outcome
 from engine.model import JobKind, Status
-from engine.work import Outcome
-from runners import run_job
+from jobs.registry import load_job
+from runners import Runner
 from runners.scripts import run_script
 from tests.runners_support import make_request, read_pid, wait_gone, write_script
+
+#: the service's runner, with the real class loader
+run_job = Runner(load_job)
 
 
 @pytest.fixture

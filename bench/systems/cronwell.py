@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.systems.base import POOL_SIZE, CronSpec, StartRecorder
+from engine.interfaces import Outcome, RunRequest
 from engine.model import Job, JobKind, Status
 from engine.scheduler import Scheduler
 from engine.triggers import CronTrigger, DateTrigger
-from engine.work import Outcome, RunRequest
 from stores.base import Store
 from stores.memory import MemoryStore
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import TriggerError
-from engine.triggers.base import Trigger
+from engine.interfaces import Trigger
 from engine.triggers.cron import CronTrigger
 from engine.triggers.date import DateTrigger
 from engine.triggers.interval import IntervalTrigger

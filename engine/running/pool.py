@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 
-from engine.cancelflag import CancelFlag
 from engine.model import Execution, Job
+from engine.running.cancel import CancelFlag
 
 log = logging.getLogger(__name__)
 #: seconds between re-checks while waiting for the pool to go idle

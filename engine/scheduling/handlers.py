@@ -18,7 +18,14 @@ from datetime import datetime
 from typing import Any
 
 from engine import events as ev
-from engine.commands import (
+from engine.errors import CronwellError, ExecutionNotCancellable
+from engine.events import EventBus
+from engine.interfaces import Outcome, SchedulerStore
+from engine.model import EPOCH, Execution, Job, Status
+from engine.running.executions import new_execution
+from engine.running.executor import CANCELLED_BEFORE_START, JOB_GONE, SHUT_DOWN_BEFORE_START
+from engine.running.pool import WorkerPool, WorkItem
+from engine.scheduling.commands import (
     AddJob,
     AddJobs,
     CancelExecution,
@@ -30,17 +37,9 @@ from engine.commands import (
     RunJobNow,
     ScheduleRetry,
 )
-from engine.dispatch import WorkerPool, WorkItem
-from engine.errors import CronwellError, ExecutionNotCancellable
-from engine.events import EventBus
-from engine.execute import CANCELLED_BEFORE_START, JOB_GONE, SHUT_DOWN_BEFORE_START
-from engine.executions import new_execution
-from engine.model import EPOCH, Execution, Job, Status
-from engine.policy import first_fire_time
-from engine.timetable import Timetable
-from engine.validate import check_changes, check_job
-from engine.work import Outcome
-from stores.base import Store
+from engine.scheduling.policy import first_fire_time
+from engine.scheduling.timetable import Timetable
+from engine.scheduling.validate import check_changes, check_job
 
 log = logging.getLogger(__name__)
 #: returned by a handler that resolves its command's future later
@@ -68,7 +67,7 @@ def _fail(future: Future[Any], exc: Exception, command: Command) -> None:
 class CommandHandler:
     def __init__(
         self,
-        store: Store,
+        store: SchedulerStore,
         timetable: Timetable,
         pool: WorkerPool,
         events: EventBus,
@@ -113,19 +112,14 @@ class CommandHandler:
         return job
 
     def add_jobs(self, command: AddJobs, now: datetime) -> object:
-        """Several adds in a row with one commit, where the store offers write batches
-        (SQLite: one transaction instead of one per add). Each add still succeeds or
+        """Several adds in a row with one commit, in the store's `write_batch` (SQLite:
+        one transaction instead of one per add; backends without grouping commit each). Each add still succeeds or
         fails on its own (a duplicate id fails only its own future); a job reaches the
         timetable, its event and its caller only once the commit has succeeded."""
         adds = [add for add in command.adds if not add.future.cancelled()]
-        write_batch = getattr(self._store, "write_batch", None)
-        if write_batch is None:
-            for add in adds:
-                self.apply(add, now)
-            return DEFERRED
         stored: list[tuple[AddJob, Job]] = []
         try:
-            with write_batch():
+            with self._store.write_batch():
                 for add in adds:
                     try:
                         stored.append((add, self._store_added(add, now)))

@@ -11,9 +11,9 @@ from dataclasses import fields
 from typing import Any
 
 from engine.errors import InvalidInput
+from engine.interfaces import RUN_COUNTERS
 from engine.model import Job, as_utc
-from engine.policy import check_backoff
-from stores.base import RUN_COUNTERS
+from engine.scheduling.policy import check_backoff
 
 JOB_FIELDS = frozenset(f.name for f in fields(Job))
 _NUMBER_TYPES = frozenset({int, float})

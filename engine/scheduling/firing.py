@@ -24,17 +24,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine import events as ev
-from engine.backoff import StoreBackoff
-from engine.dispatch import WorkerPool, WorkItem
 from engine.errors import JobNotFound
 from engine.events import EventBus
-from engine.execute import SHUT_DOWN_BEFORE_START
-from engine.executions import new_execution
+from engine.interfaces import FireClaim, Outcome, SchedulerStore
 from engine.model import Execution, Status
-from engine.policy import FirePlan, plan_fires
-from engine.timetable import JobSlot, Timetable
-from engine.work import Outcome
-from stores.base import FireClaim, Store
+from engine.running.backoff import StoreBackoff
+from engine.running.executions import new_execution
+from engine.running.executor import SHUT_DOWN_BEFORE_START
+from engine.running.pool import WorkerPool, WorkItem
+from engine.scheduling.policy import FirePlan, plan_fires
+from engine.scheduling.timetable import JobSlot, Timetable
 
 log = logging.getLogger(__name__)
 BATCH = 64
@@ -55,7 +54,7 @@ class _Fire:
 class Firer:
     def __init__(
         self,
-        store: Store,
+        store: SchedulerStore,
         timetable: Timetable,
         pool: WorkerPool,
         events: EventBus,

@@ -27,10 +27,10 @@ import time
 from datetime import datetime
 
 from engine.clock import Clock
-from engine.commands import CommandQueue
-from engine.firing import Firer
-from engine.handlers import CommandHandler
-from engine.timetable import Timetable
+from engine.scheduling.commands import CommandQueue
+from engine.scheduling.firing import Firer
+from engine.scheduling.handlers import CommandHandler
+from engine.scheduling.timetable import Timetable
 
 log = logging.getLogger(__name__)
 #: how early the loop thread arms a fire: the worker then sleeps until the due time

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engine.gcpause import BULK_ITEMS, paused_gc
+from engine.interfaces import SchedulerStore
 from engine.model import Status
-from engine.timetable import Timetable
-from stores.base import Store
+from engine.scheduling.timetable import Timetable
 
 log = logging.getLogger(__name__)
 ABANDONED_MESSAGE = "cronwell stopped while this execution was running"
@@ -33,7 +33,7 @@ class Recovery:
     retries: int
 
 
-def recover(store: Store, timetable: Timetable, now: datetime) -> Recovery:
+def recover(store: SchedulerStore, timetable: Timetable, now: datetime) -> Recovery:
     """Rebuild `timetable` from `store` as of `now` (see the module docstring)."""
     abandoned = store.abandon_running(now, ABANDONED_MESSAGE)
     timetable.clear()

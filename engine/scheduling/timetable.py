@@ -22,9 +22,9 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from engine.heap import TimerHeap
+from engine.interfaces import Trigger
 from engine.model import Execution, Job
-from engine.triggers.base import Trigger
+from engine.scheduling.heap import TimerHeap
 
 #: heap key of a scheduled retry; job keys are the job ids themselves
 RetryKey = tuple[str, str]

@@ -26,10 +26,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.backoff import retry_store_call
-from engine.batches import take_batch
+from engine.interfaces import SchedulerStore
 from engine.model import Execution
-from stores.base import Store
+from engine.running.backoff import retry_store_call
+from engine.running.batches import take_batch
 
 log = logging.getLogger(__name__)
 #: reports written per store call at most
@@ -59,7 +59,9 @@ _Report = Execution | Finished | _Barrier | None
 
 
 class Recorder:
-    def __init__(self, store: Store, stopping: threading.Event, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(
+        self, store: SchedulerStore, stopping: threading.Event, limit: int = DEFAULT_LIMIT
+    ) -> None:
         self._store = store
         self._stopping = stopping
         self._limit = limit

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from engine.errors import InvalidInput
+from engine.interfaces import Trigger
 from engine.model import EPOCH, Status
-from engine.triggers.base import Trigger
 
 #: the smallest step between datetimes; `next_fire_time(t - TICK)` includes t itself
 TICK = timedelta(microseconds=1)

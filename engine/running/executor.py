@@ -4,7 +4,7 @@ Run: load the job (unless the loop handed it over, as it does for fires), mark t
 execution `running`, call the runner with a `RunRequest`, then `record` the Outcome. A
 runner that raises anyway becomes `failed` with the traceback. Workers never write the
 store themselves: the running mark and the terminal record go to the recorder thread
-(engine/recorder.py), which writes them in batches. `record` is also how the loop and
+(engine/running/recorder.py), which writes them in batches. `record` is also how the loop and
 shutdown end executions that never ran (cancelled while queued, cancelled at shutdown),
 so every path writes a terminal status the same way, once (`WorkItem.claim_finish`).
 
@@ -25,17 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from engine import events as ev
-from engine.backoff import retry_store_call
 from engine.clock import Clock
-from engine.dispatch import WorkItem
 from engine.errors import JobNotFound
 from engine.events import EventBus
-from engine.executions import retry_of
+from engine.interfaces import JobRunner, Outcome, RunRequest, SchedulerStore
 from engine.model import Execution, Job, Status
-from engine.policy import retry_delay, should_retry
-from engine.recorder import Recorder
-from engine.work import JobRunner, Outcome, RunRequest
-from stores.base import Store
+from engine.running.backoff import retry_store_call
+from engine.running.executions import retry_of
+from engine.running.pool import WorkItem
+from engine.running.recorder import Recorder
+from engine.scheduling.policy import retry_delay, should_retry
 
 log = logging.getLogger(__name__)
 JOB_GONE = "the job was removed before this execution started"
@@ -55,7 +54,7 @@ _EVENT_OF = {
 class Executor:
     def __init__(
         self,
-        store: Store,
+        store: SchedulerStore,
         runner: JobRunner,
         clock: Clock,
         events: EventBus,
