@@ -20,10 +20,10 @@ from sanic import Sanic
 
 from api import executions, openapi, scheduler_jobs, scheduler_misc, scripts, servers, users
 from api.auth import require_api_key
+from api.config import Settings
 from api.errors import ApiErrorHandler
 from api.secrets import load_secret_box
 from engine.clock import SystemClock
-from engine.config import Settings
 from engine.scheduler import Scheduler
 from jobs.base import JobServices
 from jobs.registry import add_job_paths, load_job

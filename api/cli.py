@@ -1,7 +1,7 @@
 """`cronwell serve`: the service's entry point.
 
 Flags override the environment (and `.env`), which override the defaults; see
-`engine.config`. Any configuration or store problem at start is ONE line on stderr
+`api.config`. Any configuration or store problem at start is ONE line on stderr
 and exit status 1, never a traceback. SIGTERM and SIGINT stop the server; the engine
 then gets `shutdown_timeout` seconds to let running executions finish.
 """
@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from api.config import Settings, check_timezone, load_settings
 from api.secrets import load_secret_box
-from engine.config import Settings, check_timezone, load_settings
 from engine.errors import CronwellError, InvalidInput
 from stores import masked, open_store
 from stores.base import Store

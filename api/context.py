@@ -21,8 +21,8 @@ from api.errors import json_reply
 from engine.errors import EngineBusy
 
 if TYPE_CHECKING:
+    from api.config import Settings
     from api.secrets import SecretBox
-    from engine.config import Settings
     from engine.scheduler import Scheduler
     from stores.base import Store
 

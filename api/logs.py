@@ -18,8 +18,8 @@ from typing import Any
 
 from sanic import Sanic
 
+from api.config import Settings
 from engine import events as ev
-from engine.config import Settings
 from engine.events import Event
 from stores import masked
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from engine.config import Settings
+from api.config import Settings
 from engine.errors import InvalidInput
 
 KEY_FILE = "secret.key"

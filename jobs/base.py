@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from runners.job_class import JobFailure
 
 if TYPE_CHECKING:
-    from engine.config import Settings
+    from jobs.settings import JobSettings
     from stores.base import Store
 
 
@@ -45,7 +45,7 @@ class JobServices:
     """What the service lends every job class: handed to the engine once at start."""
 
     store: Store
-    settings: Settings
+    settings: JobSettings
     #: where job classes read "now" (the engine lends its clock's `now`; tests a fake)
     now: Callable[[], datetime] = system_now
 
@@ -64,7 +64,7 @@ class JobContext:
         return self.services.store
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> JobSettings:
         return self.services.settings
 
     @property

@@ -1,9 +1,9 @@
 """EmailNotificationJob: one plain-text mail over SMTP to pub_args[0].
 
 The server and login come from configuration (CRONWELL_SMTP_HOST, _PORT, _FROM, _USER,
-_PASSWORD, _STARTTLS); the connection times out after `Settings.extra["smtp_timeout"]`
+_PASSWORD, _STARTTLS); the connection times out after `JobSettings.extra["smtp_timeout"]`
 (10 s). With STARTTLS the server's certificate is verified against the system CAs, or
-against the CA file named by `Settings.extra["smtp_cafile"]` for a relay with a private CA.
+against the CA file named by `JobSettings.extra["smtp_cafile"]` for a relay with a private CA.
 A recipient that is missing or not an address fails the execution before any
 connection; an SMTP error (refused, rejected recipient, bad login) fails it with the
 server's answer.
@@ -18,9 +18,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, ClassVar
 
-from engine.config import Settings
 from jobs.base import Argument, BaseJob, JobError
 from jobs.params import check_signature, required_text, setting_seconds
+from jobs.settings import JobSettings
 
 #: local@domain with no spaces, angle brackets or commas: one plain address, no display name
 ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
@@ -41,7 +41,7 @@ def header_text(value: Any, name: str) -> str:
     return value
 
 
-def deliver(settings: Settings, message: EmailMessage, timeout: float) -> None:
+def deliver(settings: JobSettings, message: EmailMessage, timeout: float) -> None:
     """Send through the configured server (one recipient: refused means failed)."""
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit
 
-from engine.config import Settings
 from engine.errors import StoreUnavailable
 from stores.base import Store
+from stores.settings import StoreSettings
 
 SUPPORTED = (
     "sqlite:///path",
@@ -34,7 +34,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _oracle(settings: Settings) -> Store:
+def _oracle(settings: StoreSettings) -> Store:
     from stores.oracle import OracleStore
 
     parts = urlsplit(settings.store_url)
@@ -58,7 +58,7 @@ def _oracle(settings: Settings) -> Store:
     return OracleStore(dsn, user, password)
 
 
-def build_store(settings: Settings) -> Store:
+def build_store(settings: StoreSettings) -> Store:
     """The (unopened) backend for `settings.store_url`."""
     url = settings.store_url
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
@@ -86,7 +86,7 @@ def build_store(settings: Settings) -> Store:
     )
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: StoreSettings) -> Store:
     """Build and open the configured store; StoreUnavailable (one line) when it cannot."""
     store = build_store(settings)
     try:

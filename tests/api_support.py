@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import requests
 
 from api.app import create_app
-from engine.config import Settings
+from api.config import Settings
 from stores.base import Store
 
 T = TypeVar("T")

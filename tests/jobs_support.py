@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from api.config import Settings
 from engine.clock import FakeClock
-from engine.config import Settings
 from engine.model import Execution, Status
 from jobs.base import BaseJob, JobContext, JobServices
 from stores.base import Store

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_settings
+from api.config import load_settings
 from engine.errors import InvalidInput
 from tests.api_support import CRONWELL, ROOT, free_port
 

@@ -15,10 +15,10 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from engine.config import load_settings
+from api.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG_SOURCE = (ROOT / "engine" / "config.py").read_text()
+CONFIG_SOURCE = (ROOT / "api" / "config.py").read_text()
 PROFILES = {"sqlite": "sqlite", "mongo": "mongodb", "oracle": "oracle"}
 
 

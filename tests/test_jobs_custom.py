@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import Settings
+from api.config import Settings
 from jobs.base import JobError
 from jobs.custom import CustomScriptJob, as_options
 from stores.memory import MemoryStore

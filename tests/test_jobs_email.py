@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from engine.config import Settings
+from api.config import Settings
 from jobs.base import JobError
 from jobs.email import EmailNotificationJob
 from stores.memory import MemoryStore

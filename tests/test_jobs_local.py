@@ -7,7 +7,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine.config import Settings
+from api.config import Settings
 from jobs.base import JobError
 from jobs.echo import EchoJob
 from jobs.metrics import SystemMetricsJob, existing_ancestor, human_bytes

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import Settings
+from api.config import Settings
 from engine.interfaces import Outcome, RunRequest
 from engine.model import Execution, Job, JobKind, Status
 from engine.triggers.date import DateTrigger

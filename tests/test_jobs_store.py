@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from api.config import Settings
 from engine.clock import FakeClock
-from engine.config import Settings
 from engine.errors import InvalidInput
 from engine.model import Execution, Job, JobKind, Status
 from engine.triggers.date import DateTrigger

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import Settings
+from api.config import Settings
 from jobs.base import JobError
 from jobs.server import ServerHealthCheckJob
 from jobs.web import EXCERPT_BYTES

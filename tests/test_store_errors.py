@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Settings
+from api.config import Settings
 from engine.errors import StoreError, StoreUnavailable
 from engine.model import JobKind
 from stores import masked, open_store
