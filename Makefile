@@ -33,9 +33,11 @@ run: $(STAMP_RUN)
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --config setup.cfg
 
 typecheck: $(STAMP_TEST)
-	$(BIN)/mypy engine runners
+	$(BIN)/mypy engine runners stores jobs api bench
 
 test: $(STAMP_TEST) lint typecheck
 	$(BIN)/python -m pytest -q

@@ -183,7 +183,7 @@ async def _drop_if_owner_gone(request: Request, job: Job) -> None:
 async def list_jobs(request: Request) -> HTTPResponse:
     """Every job of both surfaces, oldest first."""
     store = context.store(request)
-    return await _listing(request, lambda: store.list_jobs())
+    return await _listing(request, store.list_jobs)
 
 
 @bp.get("/users/<user_id>/jobs")

@@ -345,8 +345,10 @@ def target_lines(runs: Sequence[SystemRun]) -> list[str]:
         f"schedule-job throughput >= {THROUGHPUT_TARGET:g}x the peer's: {fmt(faster)}x  {verdict(None if faster is None else faster >= THROUGHPUT_TARGET)}",
         f"schedule-job p99 under {P99_TARGET_MS:g} ms: {fmt(p99, 2)} ms  {verdict(None if p99 is None else p99 < P99_TARGET_MS)}",
         f"zero errors (every cronwell endpoint): {errors}  {verdict(errors == 0 if by else None)}",
-        f"canaries fire on time (within {ON_TIME_SECONDS * 1000:g} ms): worst "
-        f"{fmt(None if worst is None else worst * 1000, 1)} ms  {verdict(on_time if lateness else None)}",
+        (
+            f"canaries fire on time (within {ON_TIME_SECONDS * 1000:g} ms): worst "
+            f"{fmt(None if worst is None else worst * 1000, 1)} ms  {verdict(on_time if lateness else None)}"
+        ),
     ]
 
 

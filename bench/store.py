@@ -126,7 +126,7 @@ def backends(folder: Path) -> Iterator[tuple[str, Callable[[], Store]]]:
     from stores.memory import MemoryStore
     from stores.mongo import MongoStore
     from stores.sqlite import SqliteStore
-    from stores.standin import mongomock_client
+    from tests.mongo_standin import mongomock_client
 
     yield "memory", MemoryStore
     yield "sqlite", lambda: SqliteStore(folder / f"{new_id()}.db")

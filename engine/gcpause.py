@@ -16,27 +16,31 @@ from contextlib import contextmanager
 
 #: batches smaller than this run with the collector as it is
 BULK_ITEMS = 1000
-_lock = threading.Lock()
-_pausers = 0
-_was_enabled = False
+
+
+class _Pauses:
+    """How many callers hold the collector paused, and whether it ran before the first."""
+
+    lock = threading.Lock()
+    holders = 0
+    was_enabled = False
 
 
 @contextmanager
 def paused_gc(items: int) -> Iterator[None]:
     """Pause the cyclic collector while `items` (>= BULK_ITEMS) objects are built."""
-    global _pausers, _was_enabled
     if items < BULK_ITEMS:
         yield
         return
-    with _lock:
-        if _pausers == 0:
-            _was_enabled = gc.isenabled()
+    with _Pauses.lock:
+        if _Pauses.holders == 0:
+            _Pauses.was_enabled = gc.isenabled()
             gc.disable()
-        _pausers += 1
+        _Pauses.holders += 1
     try:
         yield
     finally:
-        with _lock:
-            _pausers -= 1
-            if _pausers == 0 and _was_enabled:
+        with _Pauses.lock:
+            _Pauses.holders -= 1
+            if _Pauses.holders == 0 and _Pauses.was_enabled:
                 gc.enable()

@@ -208,7 +208,7 @@ def _fast_copy(cls: type[T]) -> type[T]:
     lines += [f"    new.{name} = self.{name}" for name in field_names(cls)]
     lines.append("    return new")
     scope: dict[str, Any] = {"new_object": object.__new__, "cls": cls}
-    exec("\n".join(lines), scope)  # noqa: S102 - source built from the class's own field names
+    exec("\n".join(lines), scope)
     cls.__copy__ = scope["__copy__"]  # type: ignore[attr-defined]
     return cls
 

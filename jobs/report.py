@@ -108,8 +108,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         "",
         f"Period: {report['period']['start']} to {report['period']['end']}",
         "",
-        f"Executions: {totals['total']}, failures: {totals['failures']}, "
-        f"success rate: {_pct(totals['success_rate'])}",
+        (
+            f"Executions: {totals['total']}, failures: {totals['failures']}, "
+            f"success rate: {_pct(totals['success_rate'])}"
+        ),
         "",
         "| job | name | total | completed | failures | success rate | mean s | max s |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",

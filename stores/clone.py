@@ -61,7 +61,7 @@ def _cloner(model: type) -> Callable[[Any], Any]:
             "UTC": UTC,
             "copy_value": _copy_value,
         }
-        exec(source, scope)  # noqa: S102 - source built above from the dataclass's own field names
+        exec(source, scope)
         cloner = _CLONERS[model] = scope["clone"]
     return cloner
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import oracledb
 
@@ -33,7 +33,7 @@ ALREADY_EXISTS = 955
 
 class OracleDialect(Dialect):
     name = "oracle"
-    types = {
+    types: ClassVar[dict[str, str]] = {
         "key": "VARCHAR2(255) NOT NULL PRIMARY KEY",
         "text": "VARCHAR2(512)",
         "time": "VARCHAR2(32)",
@@ -63,8 +63,10 @@ def schema_objects() -> list[tuple[str, str, str]]:
     objects: list[tuple[str, str, str]] = []
     for table in TABLES.values():
         objects.append((TABLE_EXISTS, table.name.upper(), DIALECT.create_table(table)))
-        for index in table.indexes:
-            objects.append((INDEX_EXISTS, index.name.upper(), DIALECT.create_index(table, index)))
+        objects.extend(
+            (INDEX_EXISTS, index.name.upper(), DIALECT.create_index(table, index))
+            for index in table.indexes
+        )
     return objects
 
 

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import combinations
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from engine.errors import (
     DuplicateEmail,
@@ -229,7 +229,7 @@ class Dialect:
     """What differs between SQL databases. The defaults are standard SQL."""
 
     name = "sql"
-    types: Mapping[str, str] = {}
+    types: ClassVar[Mapping[str, str]] = {}
     #: "IF NOT EXISTS " where the database has it; otherwise the store checks first
     if_not_exists = ""
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from engine.errors import StoreError, StoreUnavailable
 from stores.sql import TABLES, Dialect, SqlStore, Table
@@ -27,7 +27,7 @@ BUSY_TIMEOUT_MS = 5000
 
 class SqliteDialect(Dialect):
     name = "sqlite"
-    types = {
+    types: ClassVar[dict[str, str]] = {
         "key": "TEXT NOT NULL PRIMARY KEY",
         "text": "TEXT",
         "time": "TEXT",

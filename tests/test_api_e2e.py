@@ -483,7 +483,7 @@ def test_sigterm_stops_gracefully_and_state_survives_a_restart(service: Service)
 def _run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510 - the exit code is what is checked
         [*CRONWELL, "serve", *args],
         cwd=cwd,
         capture_output=True,

@@ -54,7 +54,7 @@ def check(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int
         for k, v in os.environ.items()
         if not k.startswith("CRONWELL_") and k not in {"MONGO_URI", "DB_NAME"}
     }
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: PLW1510 - the exit code is what is checked
         [*CRONWELL, "serve", "--check", *args],
         cwd=cwd,
         capture_output=True,

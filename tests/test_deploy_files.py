@@ -37,8 +37,7 @@ def dockerfile_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for line in runtime_stage():
         if line.startswith("ENV "):
-            for key, value in re.findall(r"(\w+)=(\S+)", line):
-                env[key] = value
+            env.update(re.findall(r"(\w+)=(\S+)", line))
     return env
 
 

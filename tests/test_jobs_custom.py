@@ -95,13 +95,13 @@ def test_python_script_runs_main_and_returns_its_value(scripts: Path) -> None:
 def test_failing_script_fails_the_job_with_its_error(
     scripts: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(JobError, match="(?s)3.*disk full"):
+    with pytest.raises(JobError, match=r"(?s)3.*disk full"):
         run_in(scripts, "fail")
     assert "partial" in capsys.readouterr().out
 
 
 def test_timeout_from_settings_stops_the_script(scripts: Path) -> None:
-    with pytest.raises(JobError, match="timed out after 0.3 s"):
+    with pytest.raises(JobError, match=r"timed out after 0\.3 s"):
         run_in(scripts, "slow", extra={"custom_script_timeout": 0.3})
 
 

@@ -49,7 +49,7 @@ def _sqlite(tmp_path: Path) -> Store:
 
 def _mongomock(tmp_path: Path) -> Store:
     from stores.mongo import MongoStore
-    from stores.standin import mongomock_client
+    from tests.mongo_standin import mongomock_client
 
     return MongoStore("mongodb://standin.invalid", "cronwell_test", client_factory=mongomock_client)
 

@@ -7,6 +7,7 @@ croniter is used here as an independent oracle: our walk must give the same fire
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import pickle
 import time
@@ -250,7 +251,7 @@ def test_new_york_spring_forward() -> None:
     hourly = CronTrigger.from_crontab("0 * * * *", timezone=zone)
     hours = fires_until(hourly, day[0] - timedelta(seconds=1), day[1])
     assert len(hours) == 23  # every real hour of a 23-hour day
-    assert all(b - a == timedelta(hours=1) for a, b in zip(hours, hours[1:], strict=False))
+    assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(hours))
     half_past = CronTrigger.from_crontab("30 * * * *", timezone=zone)  # wildcard: no 02:30
     assert local(fires(half_past, utc(2025, 3, 9, 6, 0), 2), zone) == [
         "03-09 01:30 EST",
@@ -270,7 +271,7 @@ def test_new_york_fall_back() -> None:
     hourly = CronTrigger.from_crontab("0 * * * *", timezone=zone)
     hours = fires_until(hourly, day[0] - timedelta(seconds=1), day[1])
     assert len(hours) == 25  # every real hour of a 25-hour day
-    assert all(b - a == timedelta(hours=1) for a, b in zip(hours, hours[1:], strict=False))
+    assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(hours))
     assert local(hours[1:4], zone) == ["11-02 01:00 EDT", "11-02 01:00 EST", "11-02 02:00 EST"]
     twenty = CronTrigger.from_crontab("*/20 * * * *", timezone=zone)
     first_pass = utc(2025, 11, 2, 5, 40)  # 01:40 EDT: the second pass is still to come

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -57,7 +58,7 @@ def test_real_time_across_dst_and_returned_in_utc() -> None:
         assert fire is not None and fire.tzinfo is UTC
         fires.append(fire)
         after = fire
-    assert [b - a for a, b in zip(fires, fires[1:], strict=False)] == [timedelta(hours=1)] * 3
+    assert [b - a for a, b in itertools.pairwise(fires)] == [timedelta(hours=1)] * 3
 
 
 def test_start_date_defaults_to_the_creation_instant() -> None:

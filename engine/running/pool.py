@@ -31,15 +31,15 @@ class WorkItem:
     """One queued execution on its way to a worker."""
 
     __slots__ = (
-        "execution",
-        "job",
-        "not_before",
-        "cancel",
-        "waiters",
-        "withdrawn",
         "_begun",
         "_finished",
         "_lock",
+        "cancel",
+        "execution",
+        "job",
+        "not_before",
+        "waiters",
+        "withdrawn",
     )
 
     def __init__(

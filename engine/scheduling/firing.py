@@ -103,7 +103,7 @@ class Firer:
                 plan = plan_fires(
                     slot.trigger,
                     due,
-                    due if due > now else now,  # an armed fire is judged at its due time
+                    max(now, due),  # an armed fire is judged at its due time
                     grace=slot.misfire_grace_time,
                     coalesce=slot.coalesce,
                 )

@@ -130,8 +130,10 @@ def plan_fires(
         missed.append(
             (
                 on_time[-1],
-                f"missed: more than {cap} fire times fell due at once; the ones after "
-                f"{on_time[-1].isoformat()} were not run",
+                (
+                    f"missed: more than {cap} fire times fell due at once; the ones after "
+                    f"{on_time[-1].isoformat()} were not run"
+                ),
             )
         )
     return FirePlan(tuple(on_time), tuple(missed), upcoming)

@@ -38,16 +38,16 @@ class JobSlot:
     """The loop's compact view of one scheduled job."""
 
     __slots__ = (
-        "id",
-        "name",
-        "kind",
-        "target",
-        "owner",
-        "trigger",
-        "next_run_time",
-        "misfire_grace_time",
         "coalesce",
+        "id",
+        "kind",
         "max_instances",
+        "misfire_grace_time",
+        "name",
+        "next_run_time",
+        "owner",
+        "target",
+        "trigger",
     )
 
     def __init__(self, job: Job, trigger: Trigger, next_run_time: datetime) -> None:

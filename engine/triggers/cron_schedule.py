@@ -39,18 +39,18 @@ class CronSchedule:
     """Allowed minutes, hours, days and months of one expression in one zone."""
 
     __slots__ = (
-        "fields",
-        "timezone",
-        "_zone",
-        "_minutes",
-        "_hours",
-        "_months",
+        "_days_cache",
         "_days_of_month",
         "_days_of_week",
+        "_hours",
+        "_minutes",
+        "_months",
         "_nth_weekday",
         "_weeks",
         "_wildcard",
-        "_days_cache",
+        "_zone",
+        "fields",
+        "timezone",
     )
 
     def __init__(self, fields: tuple[str, ...], timezone: str) -> None:
