@@ -46,6 +46,7 @@ bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench.dispatch
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.idle
 
 bench-quick: $(STAMP_BENCH)
 	$(BIN)/python -m bench.dispatch --quick

@@ -269,6 +269,16 @@ class SchedulerStore(ABC):
 
 
 # -- runners -----------------------------------------------------------------------------
+class CancelSignal(Protocol):
+    """How the engine asks a run to stop: a `threading.Event` is one, and so is the
+    engine's cheaper `engine.running.cancel.CancelFlag`."""
+
+    def is_set(self) -> bool: ...
+    def set(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set or `timeout` seconds pass; True when set."""
+
+
 @dataclass(slots=True)
 class Outcome:
     #: COMPLETED, FAILED, TIMEOUT or CANCELLED
@@ -285,7 +295,7 @@ class RunRequest:
     execution: Execution
     #: set by the engine to ask a run to stop; child processes are killed, job
     #: classes are expected to check it between steps
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelSignal = field(default_factory=threading.Event)
     timeout: float | None = None
     output_cap: int = 64 * 1024
     script_roots: tuple[Path, ...] = ()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from engine.interfaces import Trigger
@@ -197,19 +198,21 @@ def as_utc(value: datetime) -> datetime:
 
 
 def _fast_copy(cls: type[T]) -> type[T]:
-    """Give a slots dataclass a `__copy__` that assigns each field directly.
+    """Give a slots dataclass a `__copy__` that passes every field to its constructor.
 
     `copy.copy` of a slots dataclass goes through `__reduce_ex__` and rebuilds its state
-    dict: 14 us for a Job, 8 for an Execution, paid for every event snapshot and every
-    copy handed across threads. The generated method (as `dataclasses` writes
-    `__init__`) takes about a tenth of that; it is the same shallow copy.
+    dict: 4-14 us for a Job, paid for every event snapshot and every copy handed across
+    threads. One `attrgetter` call reading every field, handed positionally to the
+    dataclass's own `__init__`, is the same shallow copy in about a quarter of that,
+    through public APIs only (every field is an init field; the tests check a copy
+    equals its original field by field).
     """
-    lines = ["def __copy__(self):", "    new = new_object(cls)"]
-    lines += [f"    new.{name} = self.{name}" for name in field_names(cls)]
-    lines.append("    return new")
-    scope: dict[str, Any] = {"new_object": object.__new__, "cls": cls}
-    exec("\n".join(lines), scope)
-    cls.__copy__ = scope["__copy__"]  # type: ignore[attr-defined]
+    read_all = attrgetter(*field_names(cls))
+
+    def __copy__(self: T) -> T:
+        return cls(*read_all(self))
+
+    cls.__copy__ = __copy__  # type: ignore[attr-defined]
     return cls
 
 

@@ -210,6 +210,11 @@ class Scheduler:
     def arm_lead(self, seconds: float) -> None:
         self._loop.lead = max(0.0, seconds)
 
+    def running_execution_ids(self) -> list[str]:
+        """Executions a worker holds right now (started or waiting for their due time);
+        a run leaves this list once its worker has handed its outcome to the recorder."""
+        return [item.execution.id for item in self._pool.running_items()]
+
     @property
     def scheduled_jobs(self) -> int:
         """Jobs currently on the heap (active, with a next fire time)."""

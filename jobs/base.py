@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from engine.interfaces import CancelSignal
 from runners.job_class import JobFailure
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class JobContext:
     services: JobServices
     job_id: str
     execution_id: str
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelSignal = field(default_factory=threading.Event)
 
     @property
     def store(self) -> Store:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.errors import UnknownJobClass
-from engine.interfaces import Outcome, RunRequest
+from engine.interfaces import CancelSignal, Outcome, RunRequest
 from engine.model import Status
 from runners.stdio import captured_output
 from runners.values import json_safe
@@ -54,7 +54,7 @@ class _Watchdog:
     """Sets the cancel flag when the timeout passes; a Timer thread, cancelled (and
     so gone at once) when the job returns first."""
 
-    def __init__(self, timeout: float | None, cancel: threading.Event) -> None:
+    def __init__(self, timeout: float | None, cancel: CancelSignal) -> None:
         self.fired = False
         self.timeout = timeout or 0.0
         self._cancel = cancel
@@ -116,7 +116,7 @@ def _job_traceback(exc: BaseException) -> str:
 
 
 def _outcome(
-    ending: _Ending, output: str, watchdog: _Watchdog, cancel: threading.Event, took: float
+    ending: _Ending, output: str, watchdog: _Watchdog, cancel: CancelSignal, took: float
 ) -> Outcome:
     value = ending.value
     raised = "" if ending.error is None else f"\n{ending.error}"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from engine.interfaces import Outcome
+from engine.interfaces import CancelSignal, Outcome
 from engine.model import Status
 from runners.capture import CappedBuffer
 
@@ -83,7 +83,7 @@ def run_process(
     *,
     timeout: float | None,
     output_cap: int,
-    cancel: threading.Event,
+    cancel: CancelSignal,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     grace: float = DEFAULT_GRACE,
@@ -176,7 +176,7 @@ class _Child:
         self.proc.wait()
         self.exited.set()
 
-    def wait_for_exit(self, timeout: float | None, cancel: threading.Event) -> Status | None:
+    def wait_for_exit(self, timeout: float | None, cancel: CancelSignal) -> Status | None:
         """None when the child exited by itself, else TIMEOUT or CANCELLED."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:

@@ -18,13 +18,12 @@ import json
 import os
 import sys
 import tempfile
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ScriptPathError
-from engine.interfaces import Outcome
+from engine.interfaces import CancelSignal, Outcome
 from engine.model import JobKind, Status
 from runners.paths import check_runnable, resolve_script
 from runners.process import DEFAULT_GRACE, ProcessResult, run_process
@@ -41,7 +40,7 @@ def run_script(
     roots: Sequence[Path],
     timeout: float | None,
     output_cap: int,
-    cancel: threading.Event,
+    cancel: CancelSignal,
     grace: float = DEFAULT_GRACE,
 ) -> Outcome:
     """Check the path, then run the script to an Outcome (see the module docstring)."""
@@ -74,7 +73,7 @@ def _run_python(
     *,
     timeout: float | None,
     output_cap: int,
-    cancel: threading.Event,
+    cancel: CancelSignal,
     grace: float,
 ) -> Outcome:
     handle, name = tempfile.mkstemp(prefix="cronwell-result-", suffix=".json")

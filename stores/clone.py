@@ -8,6 +8,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from engine.model import JobKind, Status, Surface, as_utc
@@ -31,38 +32,35 @@ _CLONERS: dict[type, Callable[[Any], Any]] = {}
 
 
 def _cloner(model: type) -> Callable[[Any], Any]:
-    """A function that clones one `model` instance, compiled once per class.
+    """A function that clones one `model` instance, planned once per class.
 
-    It reads every field by name and passes the values to the constructor positionally;
-    only the fields that may hold something mutable or non-UTC are checked, inline, and
-    copied through `_copy_value` when they are neither None nor a UTC datetime. Written
-    out as source (as `dataclasses` writes `__init__`) because the generic loop over an
-    attrgetter tuple was most of a clone's cost, and the memory store clones on every
-    write and read (four times per fire).
+    One `attrgetter` call reads every field; only the fields that may hold something
+    mutable or non-UTC (their positions are worked out here, once) are looked at, and
+    copied through `_copy_value` when they are neither None nor a UTC datetime; the
+    values go to the constructor positionally. The memory store clones on every write
+    and read (four times per fire), so the per-field work is kept to those few fields.
     """
     cloner = _CLONERS.get(model)
     if cloner is None:
-        body: list[str] = []
-        values: list[str] = []
-        for f in fields(model):
-            if str(f.type) in _SCALAR_ANNOTATIONS or f.name in _SHARED_FIELDS:
-                values.append(f"obj.{f.name}")
-                continue
-            body += [
-                f"    {f.name} = obj.{f.name}",
-                f"    if {f.name} is not None and ({f.name}.__class__ is not datetime or {f.name}.tzinfo is not UTC):",
-                f"        {f.name} = copy_value({f.name})",
-            ]
-            values.append(f.name)
-        source = "\n".join(["def clone(obj):", *body, f"    return model({', '.join(values)})"])
-        scope: dict[str, Any] = {
-            "model": model,
-            "datetime": datetime,
-            "UTC": UTC,
-            "copy_value": _copy_value,
-        }
-        exec(source, scope)
-        cloner = _CLONERS[model] = scope["clone"]
+        names = [f.name for f in fields(model)]
+        read_all = attrgetter(*names)
+        checked = tuple(
+            index
+            for index, f in enumerate(fields(model))
+            if str(f.type) not in _SCALAR_ANNOTATIONS and f.name not in _SHARED_FIELDS
+        )
+
+        def clone_one(obj: Any) -> Any:
+            values = list(read_all(obj))
+            for index in checked:
+                value = values[index]
+                if value is not None and (
+                    value.__class__ is not datetime or value.tzinfo is not UTC
+                ):
+                    values[index] = _copy_value(value)
+            return model(*values)
+
+        cloner = _CLONERS[model] = clone_one
     return cloner
 
 

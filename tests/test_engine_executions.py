@@ -218,7 +218,7 @@ def test_cancelling_a_run_whose_end_is_not_written_yet_says_how_it_ended() -> No
         h.add(make_job("quick", every(3600, start=later(3600))))
         run = h.do(h.scheduler.run_job_now("quick"))
         assert h.runner.started.wait(5)
-        assert wait_for(lambda: not h.scheduler._pool.running_items(), 5)
+        assert wait_for(lambda: not h.scheduler.running_execution_ids(), 5)
         assert store.get_execution(run.id).status in (Status.QUEUED, Status.RUNNING)
         with pytest.raises(ExecutionNotCancellable, match="completed"):
             h.do(h.scheduler.cancel_execution(run.id))

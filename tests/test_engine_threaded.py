@@ -1,5 +1,5 @@
-"""The loop thread on the real clock: it wakes for earlier work, never spins, never waits
-on listeners."""
+"""The loop thread on the real clock: it wakes for earlier work and never waits on
+listeners. (That it never spins while idle is a figure: `python -m bench.idle`.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import psutil
 import pytest
 
 from engine.events import Event
@@ -51,17 +50,6 @@ def test_an_earlier_job_added_later_fires_first(live: tuple[Scheduler, Recorder]
     scheduler.add_job(make_job("near", date_at(soon(0.05)))).result(timeout=5)
     assert runner.started.wait(1.0)
     assert runner.job_ids == ["near"]
-
-
-def test_the_idle_loop_does_not_spin(live: tuple[Scheduler, Recorder]) -> None:
-    scheduler, _ = live
-    scheduler.add_job(make_job("far", date_at(soon(3600)))).result(timeout=5)
-    process = psutil.Process()
-    before = process.cpu_times()
-    time.sleep(0.3)
-    after = process.cpu_times()
-    busy = (after.user - before.user) + (after.system - before.system)
-    assert busy < 0.05, f"an idle engine used {busy:.3f} s of CPU in 0.3 s"
 
 
 def test_run_now_with_the_loop_thread(live: tuple[Scheduler, Recorder]) -> None:

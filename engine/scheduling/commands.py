@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import EngineBusy, EngineStopped
-from engine.lightfuture import CommandFuture
 from engine.model import Execution, Job
 
 
 @dataclass(slots=True, kw_only=True)
 class Command:
-    future: Future[Any] = field(default_factory=CommandFuture)
+    future: Future[Any] = field(default_factory=Future)
 
 
 @dataclass(slots=True)
