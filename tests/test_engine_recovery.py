@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from engine.model import Job, Status
-from engine.running.executions import new_execution
+from engine.records import new_execution
 from engine.scheduling.recovery import ABANDONED_MESSAGE
 from stores.memory import MemoryStore
 from tests.engine_support import T0, Harness, date_at, every, make_job

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine.model import Execution, Job, Status
-from engine.running.executions import new_execution
+from engine.records import new_execution
 from engine.scheduling.timetable import JobSlot, Timetable
 from engine.triggers import CronTrigger
 from tests.engine_support import T0, date_at, make_job

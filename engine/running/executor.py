@@ -30,8 +30,8 @@ from engine.errors import JobNotFound
 from engine.events import EventBus
 from engine.interfaces import JobRunner, Outcome, RunRequest, SchedulerStore
 from engine.model import Execution, Job, Status
+from engine.records import retry_of
 from engine.running.backoff import retry_store_call
-from engine.running.executions import retry_of
 from engine.running.pool import WorkItem
 from engine.running.recorder import Recorder
 from engine.scheduling.policy import retry_delay, should_retry

@@ -28,8 +28,8 @@ from engine.errors import JobNotFound
 from engine.events import EventBus
 from engine.interfaces import FireClaim, Outcome, SchedulerStore
 from engine.model import Execution, Status
+from engine.records import new_execution
 from engine.running.backoff import StoreBackoff
-from engine.running.executions import new_execution
 from engine.running.executor import SHUT_DOWN_BEFORE_START
 from engine.running.pool import WorkerPool, WorkItem
 from engine.scheduling.policy import FirePlan, plan_fires

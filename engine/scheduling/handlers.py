@@ -22,7 +22,7 @@ from engine.errors import CronwellError, ExecutionNotCancellable
 from engine.events import EventBus
 from engine.interfaces import Outcome, SchedulerStore
 from engine.model import EPOCH, Execution, Job, Status
-from engine.running.executions import new_execution
+from engine.records import new_execution
 from engine.running.executor import CANCELLED_BEFORE_START, JOB_GONE, SHUT_DOWN_BEFORE_START
 from engine.running.pool import WorkerPool, WorkItem
 from engine.scheduling.commands import (
