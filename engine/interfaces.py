@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from engine.errors import ExecutionNotFound, JobNotFound
 
 if TYPE_CHECKING:  # engine.model imports the triggers, which import Trigger from here
-    from engine.model import Execution, Job, Status
+    from engine.model import Execution, Job, Node, Status
 
 
 # -- triggers ----------------------------------------------------------------------------
@@ -68,6 +68,9 @@ class Trigger(Protocol):
 
 
 # -- stores ------------------------------------------------------------------------------
+#: the change feed's guaranteed tail: a node further behind than this reloads every job
+CHANGES_KEPT = 10_000
+
 #: job fields owned by claim_fire/finish_execution: update_job and add_job(replace=True)
 #: never overwrite them (the engine sets last_run_time only through those two writes)
 RUN_COUNTERS = ("total_executions", "last_run_time")
@@ -81,6 +84,15 @@ class FireClaim:
     expected_next_run_time: datetime | None
     next_run_time: datetime | None
     executions: Sequence[Execution]
+
+
+@dataclass(frozen=True, slots=True)
+class JobChange:
+    """One entry of the store's job change feed: job `job_id` was added, changed or
+    removed (which one the job's stored state tells); `seq` orders the feed."""
+
+    seq: int
+    job_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +268,48 @@ class SchedulerStore(ABC):
     @abstractmethod
     def delete_executions_before(self, cutoff: datetime) -> int:
         """Delete terminal executions created before `cutoff`; return how many."""
+
+    # -- several nodes on one store ---------------------------------------------------
+    # Every write of a job (add_job, update_job, remove_job; not the claims, whose losers
+    # reload the job anyway) also appends one JobChange with the next `seq`, in the same
+    # atomic write where the backend has transactions (SQL); where it has not (MongoDB)
+    # the change is appended right after the job write, so a reader that sees a change
+    # always finds the job's new state. Seqs are unique and increase; a reader may see a
+    # later seq before an earlier one whose writer is still in flight, so readers wait a
+    # moment for a gap before moving past it (engine/cluster.py). A backend keeps at
+    # least the newest CHANGES_KEPT changes until a node prunes them.
+    @abstractmethod
+    def job_changes(self, after: int, limit: int = 1000) -> list[JobChange]:
+        """Changes with seq greater than `after`, ascending by seq, at most `limit`."""
+
+    @abstractmethod
+    def last_job_change(self) -> int:
+        """The highest seq handed out so far (0 before the first job write)."""
+
+    @abstractmethod
+    def prune_job_changes(self, through: int) -> int:
+        """Delete the changes with seq up to `through`; return how many."""
+
+    @abstractmethod
+    def heartbeat(self, node: Node) -> None:
+        """Register `node` or renew it: the record with its node_id is overwritten."""
+
+    @abstractmethod
+    def list_nodes(self) -> list[Node]:
+        """Every registered node, oldest start first (started_at, then node_id)."""
+
+    @abstractmethod
+    def remove_node(self, node_id: str) -> None:
+        """Forget a node (it stopped cleanly); a node not registered is no error."""
+
+    @abstractmethod
+    def request_cancel(self, execution_id: str, node_id: str) -> None:
+        """Ask node `node_id`, which runs `execution_id`, to cancel it (idempotent)."""
+
+    @abstractmethod
+    def take_cancel_requests(self, node_id: str) -> list[str]:
+        """The executions node `node_id` was asked to cancel, atomically removed from the
+        requests as they are returned (each request is handed out once)."""
 
     def write_batch(self) -> AbstractContextManager[None]:
         """A context in which the writes of one thread form one transaction (group commit).

@@ -144,6 +144,8 @@ class Execution:
     reason: str = "schedule"  # "schedule", "manual" or "retry"
     attempt: int = 1
     retry_of: str | None = None
+    #: the node that claimed (and runs) it; None from a store written before nodes
+    node: str | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -167,6 +169,35 @@ class Execution:
         for name in ("created_at", "scheduled_for", "started_at", "completed_at"):
             if values.get(name) is not None:
                 values[name] = as_utc(values[name])
+        return cls(**values)
+
+
+@dataclass(slots=True)
+class Node:
+    """One cronwell process sharing the store: registered at start, renewed by heartbeats.
+
+    A node is alive while its last heartbeat is younger than its lease; once the lease
+    has passed, other nodes may take over what it had claimed (see engine/cluster.py).
+    """
+
+    node_id: str
+    started_at: datetime
+    last_heartbeat: datetime
+    lease_seconds: float = 10.0
+    #: executions its workers held at the last heartbeat
+    running: int = 0
+
+    def alive(self, now: datetime) -> bool:
+        return (now - self.last_heartbeat).total_seconds() <= self.lease_seconds
+
+    def to_record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in field_names(type(self))}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Node:
+        values = {name: record[name] for name in field_names(cls) if name in record}
+        for name in ("started_at", "last_heartbeat"):
+            values[name] = as_utc(values[name])
         return cls(**values)
 
 

@@ -35,6 +35,7 @@ def new_execution(
     reason: str = "schedule",
     error: str = "",
     output: str = "",
+    node: str | None = None,
 ) -> Execution:
     """A fresh execution of `job`; terminal statuses get completed_at=now."""
     return Execution(
@@ -51,11 +52,12 @@ def new_execution(
         job_kind=kind,
         job_target=job.target,
         reason=reason,
+        node=node,
     )
 
 
-def retry_of(failed: Execution, now: datetime, due: datetime) -> Execution:
-    """The `scheduled` execution that retries `failed` at `due`."""
+def retry_of(failed: Execution, now: datetime, due: datetime, node: str | None = None) -> Execution:
+    """The `scheduled` execution that retries `failed` at `due` (on `node`)."""
     return Execution(
         id=new_id(),
         job_id=failed.job_id,
@@ -69,4 +71,5 @@ def retry_of(failed: Execution, now: datetime, due: datetime) -> Execution:
         reason="retry",
         attempt=failed.attempt + 1,
         retry_of=failed.id,
+        node=node,
     )

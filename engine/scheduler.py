@@ -67,8 +67,11 @@ class Scheduler:
         script_roots: tuple[Path, ...] = (),
         services: Any = None,
         events: EventBus | None = None,
+        node_id: str | None = None,
     ) -> None:
         self.store = store
+        #: this process's name in the store: stamped on every execution it records
+        self.node_id = node_id
         self.clock: Clock = clock or SystemClock()
         self._owns_events = events is None
         self.events = events if events is not None else EventBus()
@@ -88,13 +91,21 @@ class Scheduler:
             schedule_retry=self._post_retry,
             stopping=self._stopping,
             recorder=self._recorder,
+            node=node_id,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
         self._loop = EngineLoop(
             self.clock,
             self._commands,
             self._timetable,
-            Firer(store, self._timetable, self._pool, self.events, self._executor.record),
+            Firer(
+                store,
+                self._timetable,
+                self._pool,
+                self.events,
+                self._executor.record,
+                node=node_id,
+            ),
             CommandHandler(
                 store,
                 self._timetable,
@@ -102,6 +113,7 @@ class Scheduler:
                 self.events,
                 self._executor.record,
                 self._recorder.flush,
+                node=node_id,
             ),
         )
         self._state = "new"

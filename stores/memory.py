@@ -6,7 +6,9 @@ real backend. Nothing survives the process. One lock makes each method atomic.
 
 from __future__ import annotations
 
+import copy
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,11 +21,13 @@ from engine.errors import (
     ServerNotFound,
     UserNotFound,
 )
+from engine.interfaces import CHANGES_KEPT, JobChange
 from engine.model import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     Execution,
     Job,
+    Node,
     Status,
     as_utc,
 )
@@ -67,6 +71,11 @@ class MemoryStore(Store):
         self._executions: dict[str, Execution] = {}
         self._users: dict[str, User] = {}
         self._servers: dict[str, Server] = {}
+        #: the job change feed: a memory store is one process's, so a short tail serves
+        self._changes: deque[JobChange] = deque(maxlen=CHANGES_KEPT)
+        self._change_seq = 0
+        self._nodes: dict[str, Node] = {}
+        self._cancels: dict[str, str] = {}
 
     def open(self) -> None:
         pass
@@ -81,6 +90,7 @@ class MemoryStore(Store):
             if stored is not None and not replace:
                 raise JobExists(job.id)
             self._jobs[job.id] = _with_counters_of(job, stored)
+            self._changed(job.id)
 
     def update_job(self, job: Job) -> None:
         with self._lock:
@@ -88,11 +98,58 @@ class MemoryStore(Store):
             if stored is None:
                 raise JobNotFound(job.id)
             self._jobs[job.id] = _with_counters_of(job, stored)
+            self._changed(job.id)
 
     def remove_job(self, job_id: str) -> None:
         with self._lock:
             if self._jobs.pop(job_id, None) is None:
                 raise JobNotFound(job_id)
+            self._changed(job_id)
+
+    def _changed(self, job_id: str) -> None:
+        self._change_seq += 1
+        self._changes.append(JobChange(self._change_seq, job_id))
+
+    # -- several nodes -----------------------------------------------------------------
+    def job_changes(self, after: int, limit: int = 1000) -> list[JobChange]:
+        with self._lock:
+            return [c for c in self._changes if c.seq > after][:limit]
+
+    def last_job_change(self) -> int:
+        with self._lock:
+            return self._change_seq
+
+    def prune_job_changes(self, through: int) -> int:
+        with self._lock:
+            pruned = 0
+            while self._changes and self._changes[0].seq <= through:
+                self._changes.popleft()
+                pruned += 1
+            return pruned
+
+    def heartbeat(self, node: Node) -> None:
+        with self._lock:
+            self._nodes[node.node_id] = copy.copy(node)
+
+    def list_nodes(self) -> list[Node]:
+        with self._lock:
+            nodes = sorted(self._nodes.values(), key=lambda n: (n.started_at, n.node_id))
+            return [copy.copy(n) for n in nodes]
+
+    def remove_node(self, node_id: str) -> None:
+        with self._lock:
+            self._nodes.pop(node_id, None)
+
+    def request_cancel(self, execution_id: str, node_id: str) -> None:
+        with self._lock:
+            self._cancels[execution_id] = node_id
+
+    def take_cancel_requests(self, node_id: str) -> list[str]:
+        with self._lock:
+            taken = [e for e, n in self._cancels.items() if n == node_id]
+            for execution_id in taken:
+                del self._cancels[execution_id]
+            return taken
 
     def get_job(self, job_id: str) -> Job:
         with self._lock:

@@ -46,6 +46,7 @@ from stores.base import (
     check_maintenance_task,
 )
 from stores.codec import plain, revive, time_fields, time_text
+from stores.mongo_cluster import MongoCluster
 from stores.records import Server, User
 
 T = TypeVar("T")
@@ -154,7 +155,7 @@ def _claim_update(claim: FireClaim, token: str) -> UpdateOne:
     return UpdateOne({"_id": claim.job_id, "next_run_time": expected}, update)
 
 
-class MongoStore(Store):
+class MongoStore(MongoCluster, Store):
     backend = "mongo"
 
     def __init__(
@@ -188,6 +189,7 @@ class MongoStore(Store):
             client.admin.command("ping")
             self._db = client[self.db_name]
             self._ensure_indexes()
+            self._ensure_cluster_indexes()
         except PyMongoError as exc:
             client.close()
             # a selection timeout appends the whole topology; the reason comes before it
@@ -288,18 +290,21 @@ class MongoStore(Store):
         if replace:
             with self._driver():
                 self._collection("jobs").update_one({"_id": job.id}, _job_write(job), upsert=True)
-            return
-        with self._driver(duplicate=JobExists(job.id)):
-            self._collection("jobs").insert_one(to_document(job))
+        else:
+            with self._driver(duplicate=JobExists(job.id)):
+                self._collection("jobs").insert_one(to_document(job))
+        self._changed(job.id)
 
     def update_job(self, job: Job) -> None:
         with self._driver():
             result = self._collection("jobs").update_one({"_id": job.id}, _job_write(job))
         if result.matched_count == 0:
             raise JobNotFound(job.id)
+        self._changed(job.id)
 
     def remove_job(self, job_id: str) -> None:
         self._delete("jobs", job_id, JobNotFound)
+        self._changed(job_id)
 
     def get_job(self, job_id: str) -> Job:
         job: Job = self._get("jobs", job_id, JobNotFound)

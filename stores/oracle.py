@@ -18,7 +18,9 @@ import oracledb
 
 from engine.errors import StoreError, StoreUnavailable
 from stores.base import MAINTENANCE_TASKS
-from stores.sql import TABLES, Dialect, SqlStore, Table, build_statements
+from stores.sql import TABLES, SqlStore, build_statements
+from stores.sql_cluster import CLUSTER_TABLES, cluster_statements
+from stores.sql_tables import Dialect, Table
 
 TABLE_EXISTS = "SELECT COUNT(*) FROM user_tables WHERE table_name = :name"
 INDEX_EXISTS = "SELECT COUNT(*) FROM user_indexes WHERE index_name = :name"
@@ -39,6 +41,7 @@ class OracleDialect(Dialect):
         "time": "VARCHAR2(32)",
         "int": "NUMBER(19) DEFAULT 0 NOT NULL",
         "doc": "CLOB NOT NULL",
+        "seq": "NUMBER(19) NOT NULL PRIMARY KEY",
     }
 
     def upsert(self, table: Table) -> str:
@@ -54,6 +57,13 @@ class OracleDialect(Dialect):
     def page(self, select: str) -> str:
         return f"{select} OFFSET :offset ROWS FETCH NEXT :limit ROWS ONLY"
 
+    def insert_missing(self, table: Table, values: Mapping[str, str]) -> str:
+        return (
+            f"MERGE INTO {table.name} t USING (SELECT {values['id']} AS id FROM dual) s "
+            f"ON (t.id = s.id) WHEN NOT MATCHED THEN INSERT ({', '.join(values)}) "
+            f"VALUES ({', '.join(values.values())})"
+        )
+
 
 DIALECT = OracleDialect()
 
@@ -61,7 +71,7 @@ DIALECT = OracleDialect()
 def schema_objects() -> list[tuple[str, str, str]]:
     """(existence query, object name, CREATE statement) for every table and index."""
     objects: list[tuple[str, str, str]] = []
-    for table in TABLES.values():
+    for table in (*TABLES.values(), *CLUSTER_TABLES):
         objects.append((TABLE_EXISTS, table.name.upper(), DIALECT.create_table(table)))
         objects.extend(
             (INDEX_EXISTS, index.name.upper(), DIALECT.create_index(table, index))
@@ -93,6 +103,7 @@ def maintenance_statements(task: str) -> list[str]:
 def all_statements() -> list[str]:
     """Every SQL text the Oracle store can send."""
     statements = list(build_statements(DIALECT).values())
+    statements += list(cluster_statements(DIALECT).values())
     statements += [TABLE_EXISTS, INDEX_EXISTS]
     statements += [create for _, _, create in schema_objects()]
     for task in MAINTENANCE_TASKS:
@@ -144,6 +155,9 @@ class OracleStore(SqlStore):
             )
             with pool.acquire() as connection:
                 self._create_schema(connection)
+                with connection.cursor() as cursor:
+                    self._seed_counters(cursor)
+                connection.commit()
         except oracledb.Error as exc:
             raise StoreUnavailable(" ".join(str(exc).split())) from exc
         self._pool = pool

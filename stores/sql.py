@@ -17,10 +17,9 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import combinations
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from engine.errors import (
     DuplicateEmail,
@@ -43,8 +42,10 @@ from stores.base import (
     check_maintenance_task,
 )
 from stores.clone import clone
-from stores.codec import dumps, loads, revive, time_text
+from stores.codec import time_text
 from stores.records import Server, User
+from stores.sql_cluster import SqlCluster, cluster_statements
+from stores.sql_tables import Column, Dialect, Index, Table
 
 T = TypeVar("T")
 
@@ -54,86 +55,6 @@ DECODED_JOBS_LIMIT = 10_000
 EXPORT_PAGE = 500
 #: the filters list_executions/count_executions accept, in statement-name order
 EXECUTION_FILTERS = ("job_id", "owner", "status")
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    name: str
-    #: "key", "text", "time", "int" or "doc"; a Dialect maps kinds to DDL types
-    kind: str
-
-
-@dataclass(frozen=True, slots=True)
-class Index:
-    name: str
-    columns: tuple[str, ...]
-    unique: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    name: str
-    model: type
-    columns: tuple[Column, ...]
-    indexes: tuple[Index, ...]
-    #: columns that win over the doc's copy and are read back beside it
-    overlay: tuple[str, ...] = ()
-    #: columns computed from the object instead of read from the same-named attribute
-    derived: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
-    #: columns only their own statements write: an update or an upsert over an existing
-    #: row leaves them as stored (an insert still writes them)
-    kept: tuple[str, ...] = ()
-    #: columns a record never changes once inserted: an update leaves them out of its
-    #: SET list, so SQLite skips rewriting the indexes over them (it decides by the SET
-    #: list, not the values; an execution's update then touches 2 indexes, not 4)
-    fixed: tuple[str, ...] = ()
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
-
-    @property
-    def overwritten(self) -> tuple[str, ...]:
-        """The columns an update or an upsert over an existing row sets."""
-        return tuple(n for n in self.names if n != "id" and n not in self.kept)
-
-    @property
-    def updated(self) -> tuple[str, ...]:
-        """The columns an update sets: the overwritten ones that are not fixed."""
-        return tuple(n for n in self.overwritten if n not in self.fixed)
-
-    @property
-    def read_columns(self) -> str:
-        return ", ".join(("doc", *self.overlay))
-
-    def row(self, obj: Any) -> dict[str, Any]:
-        """Bind values for one object: scalar columns plus the JSON doc."""
-        row: dict[str, Any] = {}
-        for column in self.columns:
-            if column.kind == "doc":
-                row["doc"] = dumps(obj.to_record())
-            elif column.name in self.derived:
-                row[column.name] = self.derived[column.name](obj)
-            else:
-                value = getattr(obj, column.name)
-                if column.kind == "time":
-                    value = time_text(value)
-                elif column.kind == "int":
-                    value = int(value)
-                row[column.name] = value
-        return row
-
-    def update_row(self, obj: Any) -> dict[str, Any]:
-        """Bind values for the update statement: the id and the updated columns
-        (oracledb refuses a bind the statement does not name)."""
-        row = self.row(obj)
-        return {name: row[name] for name in ("id", *self.updated)}
-
-    def decode(self, values: Sequence[Any]) -> Any:
-        """The object for one row selected as `read_columns`."""
-        record = loads(values[0])
-        record.update(zip(self.overlay, values[1:], strict=True))
-        return revive(self.model, record)
 
 
 JOBS = Table(
@@ -225,33 +146,6 @@ LEFT_RUNNING = _quoted([str(s) for s in ACTIVE_STATUSES - {Status.SCHEDULED}])
 TERMINAL = _quoted([str(s) for s in TERMINAL_STATUSES])
 
 
-class Dialect:
-    """What differs between SQL databases. The defaults are standard SQL."""
-
-    name = "sql"
-    types: ClassVar[Mapping[str, str]] = {}
-    #: "IF NOT EXISTS " where the database has it; otherwise the store checks first
-    if_not_exists = ""
-
-    def create_table(self, table: Table) -> str:
-        columns = ", ".join(f"{c.name} {self.types[c.kind]}" for c in table.columns)
-        return f"CREATE TABLE {self.if_not_exists}{table.name} ({columns})"
-
-    def create_index(self, table: Table, index: Index) -> str:
-        unique = "UNIQUE " if index.unique else ""
-        columns = ", ".join(index.columns)
-        return f"CREATE {unique}INDEX {self.if_not_exists}{index.name} ON {table.name} ({columns})"
-
-    @abstractmethod
-    def upsert(self, table: Table) -> str:
-        """Insert one row, or overwrite the `table.overwritten` columns of the row with
-        the same id."""
-
-    @abstractmethod
-    def page(self, select: str) -> str:
-        """`select` limited to :limit rows after skipping :offset."""
-
-
 def _where(columns: Sequence[str]) -> str:
     return (" WHERE " + " AND ".join(f"{c} = :{c}" for c in columns)) if columns else ""
 
@@ -332,7 +226,7 @@ class _Duplicate(Exception):
     """A unique constraint refused a write; the caller knows which conflict it means."""
 
 
-class SqlStore(Store):
+class SqlStore(SqlCluster, Store):
     """Store methods over a DB-API connection with `:name` binds."""
 
     dialect: Dialect
@@ -341,7 +235,7 @@ class SqlStore(Store):
     integrity_error: type[Exception] = Exception
 
     def __init__(self) -> None:
-        self._sql = build_statements(self.dialect)
+        self._sql = {**build_statements(self.dialect), **cluster_statements(self.dialect)}
         #: job rows already decoded, by their values (see `_decode_job`)
         self._decoded: dict[tuple[Any, ...], Job] = {}
 
@@ -455,15 +349,27 @@ class SqlStore(Store):
     # -- jobs ------------------------------------------------------------------------
     def add_job(self, job: Job, *, replace: bool = False) -> None:
         try:
-            self._write("upsert_jobs" if replace else "insert_jobs", JOBS.row(job))
+            self._write_job("upsert_jobs" if replace else "insert_jobs", JOBS.row(job), job.id)
         except _Duplicate:
             raise JobExists(job.id) from None
 
     def update_job(self, job: Job) -> None:
-        self._update("jobs", job, JobNotFound)
+        if self._write_job("update_jobs", JOBS.update_row(job), job.id) == 0:
+            raise JobNotFound(job.id)
 
     def remove_job(self, job_id: str) -> None:
-        self._delete("jobs", job_id, JobNotFound)
+        if self._write_job("delete_jobs", {"id": job_id}, job_id) == 0:
+            raise JobNotFound(job_id)
+
+    def _write_job(self, name: str, params: Mapping[str, Any], job_id: str) -> int:
+        """One job write and its entry in the change feed, in one transaction (a write
+        that touched no row records no change)."""
+        with self._transaction() as cursor:
+            self._execute(cursor, self._sql[name], params)
+            touched = int(cursor.rowcount)
+            if touched:
+                self._append_change(cursor, job_id)
+            return touched
 
     def get_job(self, job_id: str) -> Job:
         job: Job = self._get("jobs", job_id, JobNotFound)

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.errors import StoreError, StoreUnavailable
-from stores.sql import TABLES, Dialect, SqlStore, Table
+from stores.sql import TABLES, SqlStore
+from stores.sql_cluster import CLUSTER_TABLES
+from stores.sql_tables import Dialect, Table
 
 #: milliseconds a writer waits for another process's lock before failing
 BUSY_TIMEOUT_MS = 5000
@@ -33,6 +35,7 @@ class SqliteDialect(Dialect):
         "time": "TEXT",
         "int": "INTEGER NOT NULL DEFAULT 0",
         "doc": "TEXT NOT NULL",
+        "seq": "INTEGER NOT NULL PRIMARY KEY",
     }
     if_not_exists = "IF NOT EXISTS "
 
@@ -48,11 +51,17 @@ class SqliteDialect(Dialect):
     def page(self, select: str) -> str:
         return f"{select} LIMIT :limit OFFSET :offset"
 
+    def insert_missing(self, table: Table, values: Mapping[str, str]) -> str:
+        return (
+            f"INSERT OR IGNORE INTO {table.name} ({', '.join(values)}) "
+            f"VALUES ({', '.join(values.values())})"
+        )
+
 
 def schema(dialect: Dialect) -> list[str]:
     """CREATE statements for every table and index (idempotent in SQLite)."""
     statements: list[str] = []
-    for table in TABLES.values():
+    for table in (*TABLES.values(), *CLUSTER_TABLES):
         statements.append(dialect.create_table(table))
         statements.extend(dialect.create_index(table, index) for index in table.indexes)
     return statements
@@ -118,6 +127,7 @@ class SqliteStore(SqlStore):
             db.execute("BEGIN IMMEDIATE")
             for statement in schema(self.dialect):
                 db.execute(statement)
+            self._seed_counters(db.cursor())
             db.execute("COMMIT")
         except (StoreUnavailable, sqlite3.Error) as exc:
             db.close()

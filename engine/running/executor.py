@@ -65,8 +65,10 @@ class Executor:
         schedule_retry: Callable[[Execution], object],
         stopping: threading.Event,
         recorder: Recorder,
+        node: str | None = None,
     ) -> None:
         self._store = store
+        self._node = node
         self._runner = runner
         self._clock = clock
         self._events = events
@@ -169,7 +171,7 @@ class Executor:
     def _retry(self, failed: Execution, job: Job) -> None:
         now = self._clock.now()
         delay = retry_delay(job.retry_delay, job.retry_backoff, failed.attempt)
-        retry = retry_of(failed, now, now + timedelta(seconds=delay))
+        retry = retry_of(failed, now, now + timedelta(seconds=delay), node=self._node)
         try:
             retry_store_call(self._stopping, self._store.add_execution, retry)
         except Exception:

@@ -59,8 +59,11 @@ class Firer:
         pool: WorkerPool,
         events: EventBus,
         record: Callable[[WorkItem, Outcome], object],
+        *,
+        node: str | None = None,
     ) -> None:
         self._store = store
+        self._node = node
         self._timetable = timetable
         self._pool = pool
         self._events = events
@@ -165,7 +168,13 @@ class Firer:
         slot, plan = fire.slot, fire.plan
         for when, error in plan.missed:
             record = new_execution(
-                slot, slot.kind, Status.MISSED, now, scheduled_for=when, error=error
+                slot,
+                slot.kind,
+                Status.MISSED,
+                now,
+                scheduled_for=when,
+                error=error,
+                node=self._node,
             )
             fire.records.append(record)
             fire.notices.append((ev.JOB_MISSED, record))
@@ -182,7 +191,13 @@ class Firer:
                 kind = ev.JOB_MISSED
             else:
                 record = new_execution(
-                    slot, slot.kind, Status.QUEUED, now, scheduled_for=when, output=plan.note
+                    slot,
+                    slot.kind,
+                    Status.QUEUED,
+                    now,
+                    scheduled_for=when,
+                    output=plan.note,
+                    node=self._node,
                 )
                 fire.records.append(record)
                 fire.queued.append(WorkItem(record, not_before=when.timestamp()))
@@ -191,7 +206,13 @@ class Firer:
                 room -= 1
                 continue
             record = new_execution(
-                slot, slot.kind, Status.SKIPPED, now, scheduled_for=when, error=error
+                slot,
+                slot.kind,
+                Status.SKIPPED,
+                now,
+                scheduled_for=when,
+                error=error,
+                node=self._node,
             )
             fire.records.append(record)
             fire.notices.append((kind, record))
@@ -217,6 +238,7 @@ class Firer:
             self._record(WorkItem(retry), Outcome(Status.SKIPPED, error=self._pool.full_error))
             return
         retry.status = Status.QUEUED
+        retry.node = self._node
         try:
             self._store.update_execution(retry)
         except Exception as exc:

@@ -73,8 +73,11 @@ class CommandHandler:
         events: EventBus,
         record: Callable[[WorkItem, Outcome], object],
         flush_records: Callable[[float], bool] = lambda timeout: True,
+        *,
+        node: str | None = None,
     ) -> None:
         self._store = store
+        self._node = node
         self._timetable = timetable
         self._pool = pool
         self._events = events
@@ -235,11 +238,14 @@ class CommandHandler:
                 now,
                 reason="manual",
                 error=self._pool.full_error,
+                node=self._node,
             )
             self._store.add_execution(skipped)
             self._events.emit(ev.JOB_MISSED, job.id, now, execution=skipped)
             return skipped
-        execution = new_execution(job, job.kind.value, Status.QUEUED, now, reason="manual")
+        execution = new_execution(
+            job, job.kind.value, Status.QUEUED, now, reason="manual", node=self._node
+        )
         self._store.add_execution(execution)
         result = copy.copy(execution)
         item = WorkItem(execution, job=job)

@@ -1,0 +1,102 @@
+"""The MongoDB backend's share of several nodes on one store: the job change feed,
+node heartbeats and cancel requests (the `SchedulerStore` methods under "several nodes").
+
+Collections, beside the scheduler seed's:
+- `cronwell_counters`: `{_id: "job_changes", value}`; `$inc` hands out the feed's seqs.
+- `scheduler_job_changes`: `{_id: seq, job_id}`. A job write appends its change after
+  the job write itself (a standalone server has no multi-document transactions), so a
+  reader that sees a change finds the new state; a writer that took a seq but has not
+  inserted it yet leaves a short gap, which readers wait out (engine/cluster.py).
+- `scheduler_nodes`: one document per node; `scheduler_cancels`: `{_id: execution, node}`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ASCENDING, ReturnDocument
+
+from engine.interfaces import JobChange
+from engine.model import Node
+from stores.codec import plain, revive
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from contextlib import AbstractContextManager
+
+COUNTERS = "cronwell_counters"
+JOB_CHANGES = "scheduler_job_changes"
+NODES = "scheduler_nodes"
+CANCELS = "scheduler_cancels"
+
+
+class MongoCluster:
+    """Mixin for MongoStore, which provides `_db` and `_driver`."""
+
+    _db: Any
+
+    if TYPE_CHECKING:
+
+        def _driver(self, duplicate: Exception | None = None) -> AbstractContextManager[None]: ...
+
+    def _ensure_cluster_indexes(self) -> None:
+        self._db[CANCELS].create_index([("node", ASCENDING)], name="node")
+
+    def _changed(self, job_id: str) -> None:
+        """Append the change of one job write (call it after the write succeeded)."""
+        with self._driver():
+            counter = self._db[COUNTERS].find_one_and_update(
+                {"_id": "job_changes"},
+                {"$inc": {"value": 1}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            self._db[JOB_CHANGES].insert_one({"_id": int(counter["value"]), "job_id": job_id})
+
+    def job_changes(self, after: int, limit: int = 1000) -> list[JobChange]:
+        with self._driver():
+            found: Iterator[dict[str, Any]] = (
+                self._db[JOB_CHANGES].find({"_id": {"$gt": after}}).sort("_id", 1).limit(limit)
+            )
+            return [JobChange(int(d["_id"]), str(d["job_id"])) for d in found]
+
+    def last_job_change(self) -> int:
+        with self._driver():
+            counter = self._db[COUNTERS].find_one({"_id": "job_changes"})
+        return int(counter["value"]) if counter else 0
+
+    def prune_job_changes(self, through: int) -> int:
+        with self._driver():
+            result = self._db[JOB_CHANGES].delete_many({"_id": {"$lte": through}})
+        return int(result.deleted_count)
+
+    def heartbeat(self, node: Node) -> None:
+        document = plain(node.to_record())
+        document["_id"] = node.node_id
+        with self._driver():
+            self._db[NODES].replace_one({"_id": node.node_id}, document, upsert=True)
+
+    def list_nodes(self) -> list[Node]:
+        with self._driver():
+            documents = list(self._db[NODES].find())
+        nodes = []
+        for document in documents:
+            document.pop("_id", None)
+            nodes.append(revive(Node, document))
+        return sorted(nodes, key=lambda n: (n.started_at, n.node_id))
+
+    def remove_node(self, node_id: str) -> None:
+        with self._driver():
+            self._db[NODES].delete_one({"_id": node_id})
+
+    def request_cancel(self, execution_id: str, node_id: str) -> None:
+        with self._driver():
+            self._db[CANCELS].replace_one(
+                {"_id": execution_id}, {"_id": execution_id, "node": node_id}, upsert=True
+            )
+
+    def take_cancel_requests(self, node_id: str) -> list[str]:
+        with self._driver():
+            asked = [d["_id"] for d in self._db[CANCELS].find({"node": node_id})]
+            # find_one_and_delete: two readers of one node never both take a request
+            return [str(e) for e in asked if self._db[CANCELS].find_one_and_delete({"_id": e})]

@@ -1,0 +1,126 @@
+"""The store contract's "several nodes" part, on every backend: the job change feed,
+node heartbeats and cancel requests (engine/interfaces.py, SchedulerStore).
+
+The `store` fixture is the contract suite's own, parametrised over every backend;
+counts are taken relative to where a (possibly shared, real) store already stands.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.errors import JobExists, JobNotFound
+from engine.model import Node
+from stores.base import Store
+from tests.test_store_contract import T0, make_job, store
+
+__all__ = ["store"]
+
+
+def test_every_job_write_appends_one_change_in_order(store: Store) -> None:
+    start = store.last_job_change()
+    job = make_job("a")
+    store.add_job(job)
+    job.name = "renamed"
+    store.update_job(job)
+    store.add_job(make_job("b"))
+    store.remove_job("a")
+    changes = store.job_changes(start)
+    assert [c.job_id for c in changes] == ["a", "a", "b", "a"]
+    seqs = [c.seq for c in changes]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4 and seqs[0] > start
+    assert store.last_job_change() == seqs[-1]
+    assert store.job_changes(seqs[1], limit=1) == [changes[2]]
+
+
+def test_a_refused_job_write_appends_no_change(store: Store) -> None:
+    store.add_job(make_job("a"))
+    start = store.last_job_change()
+    with pytest.raises(JobExists):
+        store.add_job(make_job("a"))
+    with pytest.raises(JobNotFound):
+        store.update_job(make_job("missing"))
+    with pytest.raises(JobNotFound):
+        store.remove_job("missing")
+    assert store.job_changes(start) == [] and store.last_job_change() == start
+
+
+def test_claims_and_runs_append_no_change(store: Store) -> None:
+    job = make_job("a", next_run_time=T0)
+    store.add_job(job)
+    start = store.last_job_change()
+    assert store.claim_fire("a", T0, T0 + timedelta(minutes=5), [])
+    assert store.job_changes(start) == []
+
+
+def test_pruning_drops_the_changes_up_to_a_seq(store: Store) -> None:
+    start = store.last_job_change()
+    for name in ("a", "b", "c"):
+        store.add_job(make_job(name))
+    changes = store.job_changes(start)
+    assert store.prune_job_changes(changes[1].seq) >= 2
+    assert store.job_changes(start) == [changes[2]]
+    assert store.last_job_change() == changes[2].seq  # the counter never goes back
+
+
+def test_heartbeats_register_renew_and_list_nodes(store: Store) -> None:
+    later = Node("b:2", started_at=T0 + timedelta(seconds=5), last_heartbeat=T0, running=0)
+    store.heartbeat(Node("a:1", started_at=T0, last_heartbeat=T0, lease_seconds=10))
+    store.heartbeat(later)
+    store.heartbeat(Node("a:1", started_at=T0, last_heartbeat=T0 + timedelta(seconds=3), running=4))
+    nodes = store.list_nodes()
+    assert [n.node_id for n in nodes] == ["a:1", "b:2"]
+    assert nodes[0].last_heartbeat == T0 + timedelta(seconds=3) and nodes[0].running == 4
+    assert nodes[0].alive(T0 + timedelta(seconds=13))
+    assert not nodes[0].alive(T0 + timedelta(seconds=13, microseconds=1))
+    store.remove_node("a:1")
+    store.remove_node("never-registered")
+    assert [n.node_id for n in store.list_nodes()] == ["b:2"]
+
+
+def test_cancel_requests_are_handed_out_once_to_their_node(store: Store) -> None:
+    store.request_cancel("e1", "a:1")
+    store.request_cancel("e1", "a:1")  # idempotent
+    store.request_cancel("e2", "b:2")
+    assert store.take_cancel_requests("a:1") == ["e1"]
+    assert store.take_cancel_requests("a:1") == []
+    assert store.take_cancel_requests("b:2") == ["e2"]
+
+
+def _add_jobs(path: str, prefix: str, count: int) -> None:
+    from stores.sqlite import SqliteStore
+
+    other = SqliteStore(path)
+    other.open()
+    for n in range(count):
+        other.add_job(make_job(f"{prefix}{n}"))
+    other.close()
+
+
+def test_sqlite_writers_in_several_processes_get_unique_gapless_seqs(tmp_path: Path) -> None:
+    """Two processes writing jobs into one file: every change has its own seq, and the
+    seqs have no gaps, so a reader never waits on SQLite."""
+    from stores.sqlite import SqliteStore
+
+    path = tmp_path / "shared.db"
+    first = SqliteStore(path)
+    first.open()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_add_jobs, args=(str(path), prefix, 150)) for prefix in "xy"]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    changes = first.job_changes(0, limit=1000)
+    assert [c.seq for c in changes] == list(range(1, 301))
+    assert sorted(c.job_id for c in changes) == sorted(f"{p}{n}" for p in "xy" for n in range(150))
+    first.close()
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT seq FROM cw_counters").fetchall() == [(300,)]
