@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.clock import Clock, SystemClock
+from engine.cluster import NodeKeeper
 from engine.errors import EngineStopped
 from engine.events import EventBus
 from engine.interfaces import JobRunner, Outcome, SchedulerStore
@@ -68,6 +69,7 @@ class Scheduler:
         services: Any = None,
         events: EventBus | None = None,
         node_id: str | None = None,
+        lease_seconds: float = 10.0,
     ) -> None:
         self.store = store
         #: this process's name in the store: stamped on every execution it records
@@ -94,6 +96,15 @@ class Scheduler:
             node=node_id,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
+        self._handler = CommandHandler(
+            store,
+            self._timetable,
+            self._pool,
+            self.events,
+            self._executor.record,
+            self._recorder.flush,
+            node=node_id,
+        )
         self._loop = EngineLoop(
             self.clock,
             self._commands,
@@ -106,16 +117,21 @@ class Scheduler:
                 self._executor.record,
                 node=node_id,
             ),
-            CommandHandler(
-                store,
-                self._timetable,
-                self._pool,
-                self.events,
-                self._executor.record,
-                self._recorder.flush,
-                node=node_id,
-            ),
+            self._handler,
         )
+        #: with a node id, this engine is one node of several on the store
+        self._node: NodeKeeper | None = None
+        if node_id is not None:
+            self._node = NodeKeeper(
+                store,
+                node_id,
+                self.clock,
+                self._commands.post_internal,
+                lambda: len(self._pool.running_items()),
+                lease_seconds=lease_seconds,
+            )
+            self._handler.following_changes = True
+            self._handler.forward_cancel = self._node.wait_remote_cancel
         self._state = "new"
         self._state_lock = threading.Lock()
 
@@ -126,11 +142,15 @@ class Scheduler:
         with self._state_lock:
             if self._state != "new":
                 raise EngineStopped(f"the scheduler cannot start: it is {self._state}")
+            if self._node is not None:
+                self._node.register()
             with self._loop.step_lock:
                 recovery = recover(self.store, self._timetable, self.clock.now())
             self._pool.start()
             if loop_thread:
                 self._loop.start()
+                if self._node is not None:
+                    self._node.start()
             self._state = "running"
         return recovery
 
@@ -169,6 +189,8 @@ class Scheduler:
                     outcome = Outcome(Status.CANCELLED, error=error)
                     self._executor.record(item, outcome, deferred=True)
         self._recorder.stop(RECORDER_DRAIN)  # before `stopping`: its store writes still retry
+        if self._node is not None:  # after the last record: the node leaves the store
+            self._node.stop()
         self._stopping.set()
         self._pool.join(0.2)
         if self._owns_events:
@@ -226,6 +248,11 @@ class Scheduler:
         """Executions a worker holds right now (started or waiting for their due time);
         a run leaves this list once its worker has handed its outcome to the recorder."""
         return [item.execution.id for item in self._pool.running_items()]
+
+    @property
+    def node(self) -> NodeKeeper | None:
+        """This engine's place among the nodes on the store (None: not a node)."""
+        return self._node
 
     @property
     def scheduled_jobs(self) -> int:

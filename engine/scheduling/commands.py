@@ -70,6 +70,8 @@ class RunJobNow(Command):
 @dataclass(slots=True)
 class CancelExecution(Command):
     execution_id: str
+    #: ask the node running it when it runs elsewhere (False: a request from that node)
+    forward: bool = True
 
 
 @dataclass(slots=True)
@@ -77,6 +79,15 @@ class ScheduleRetry(Command):
     """Internal: a worker stored a `scheduled` retry; the loop puts it on the heap."""
 
     execution: Execution
+
+
+@dataclass(slots=True)
+class SyncJobs(Command):
+    """Internal: the store's change feed names these jobs (once per change, in order);
+    the loop reloads those another node changed. None: reload every job (the feed
+    lost a change, so which job it named is unknown)."""
+
+    job_ids: list[str] | None
 
 
 def group_adds(commands: list[Command]) -> list[Command]:

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from datetime import datetime
@@ -36,6 +37,7 @@ from engine.scheduling.commands import (
     ResumeJob,
     RunJobNow,
     ScheduleRetry,
+    SyncJobs,
 )
 from engine.scheduling.policy import first_fire_time
 from engine.scheduling.timetable import Timetable
@@ -94,7 +96,15 @@ class CommandHandler:
             RunJobNow: self.run_job_now,
             CancelExecution: self.cancel_execution,
             ScheduleRetry: self.schedule_retry,
+            SyncJobs: self.sync_jobs,
         }
+        #: job writes of this node whose change the feed has not brought back yet, by
+        #: job id (counted only while a node keeper follows the feed; see sync_jobs)
+        self._own_changes: Counter[str] = Counter()
+        self.following_changes = False
+        #: asks another node to cancel what it runs and settles the future once it has
+        #: (`NodeKeeper.wait_remote_cancel`); None while this engine is no node
+        self.forward_cancel: Callable[[str, str, Future[Any]], None] | None = None
 
     def apply(self, command: Command, now: datetime) -> None:
         future = command.future
@@ -153,6 +163,7 @@ class CommandHandler:
         job.updated_at = now
         self._timetable.share(job)
         self._store.add_job(job, replace=command.replace)
+        self._wrote(job.id)
         if command.replace:
             self._show_stored_counters(job)
         return job
@@ -173,6 +184,7 @@ class CommandHandler:
             job.next_run_time = first_fire_time(job.trigger, now, job.last_run_time)
         job.updated_at = now
         self._store.update_job(job)
+        self._wrote(job.id)
         self._show_stored_counters(job)
         self._timetable.put_job(job)
         self._pool.refresh_job(copy.copy(job))
@@ -188,6 +200,7 @@ class CommandHandler:
 
     def remove_job(self, command: RemoveJob, now: datetime) -> None:
         self._store.remove_job(command.job_id)
+        self._wrote(command.job_id)
         self._timetable.drop_job(command.job_id)
         for retry in [r for r in self._timetable.retries.values() if r.job_id == command.job_id]:
             self._timetable.drop_retry(retry.id)
@@ -206,6 +219,7 @@ class CommandHandler:
         job.next_run_time = None
         job.updated_at = now
         self._store.update_job(job)
+        self._wrote(job.id)
         self._show_stored_counters(job)
         self._timetable.drop_job(job.id)
         self._withdraw(job.id, PAUSED_BEFORE_DUE, due_after=now.timestamp())
@@ -222,6 +236,7 @@ class CommandHandler:
         )
         job.updated_at = now
         self._store.update_job(job)
+        self._wrote(job.id)
         self._show_stored_counters(job)
         self._timetable.put_job(job)
         self._events.emit(ev.JOB_RESUMED, job.id, now, job=job)
@@ -274,7 +289,59 @@ class CommandHandler:
                 # also gives a taking worker time to register it, and look once more.
                 self._flush_records(TRANSITION_WAIT)
         stored = self._store.get_execution(execution_id)
+        if (
+            command.forward
+            and self.forward_cancel is not None
+            and not stored.terminal
+            and stored.node not in (None, self._node)
+        ):
+            self.forward_cancel(execution_id, stored.node, command.future)
+            return DEFERRED
         raise ExecutionNotCancellable(execution_id, str(stored.status))
+
+    # -- several nodes ----------------------------------------------------------------
+    def _wrote(self, job_id: str) -> None:
+        """Note one job write of this node: its change will come back through the feed."""
+        if self.following_changes:
+            self._own_changes[job_id] += 1
+
+    def sync_jobs(self, command: SyncJobs, now: datetime) -> None:
+        """Bring the timetable in line with the store for the jobs other nodes changed.
+
+        Each change the feed names is matched against this node's own writes of that
+        job first (one write, one change): those are already in the timetable. Whatever
+        is left was written elsewhere, and the job is reloaded as the store has it now,
+        so the order changes arrive in does not matter: the last reload wins, and it
+        reads the latest state. A job gone from the store, or no longer active, leaves
+        the timetable, and fires armed for it ahead of their time are withdrawn.
+        """
+        if command.job_ids is None:
+            wanted = {job.id for job in self._store.list_jobs()} | set(self._timetable.jobs)
+            self._own_changes.clear()
+        else:
+            wanted = set()
+            for job_id in command.job_ids:
+                if self._own_changes[job_id] > 0:
+                    self._own_changes[job_id] -= 1
+                    if not self._own_changes[job_id]:
+                        del self._own_changes[job_id]
+                else:
+                    wanted.add(job_id)
+        if not wanted:
+            return
+        stored = self._store.get_jobs(sorted(wanted))
+        for job_id in wanted:
+            job = stored.get(job_id)
+            if job is None:
+                self._timetable.drop_job(job_id)
+                self._withdraw(job_id, JOB_GONE)
+            elif not job.active or job.next_run_time is None:
+                self._timetable.drop_job(job_id)
+                self._withdraw(job_id, PAUSED_BEFORE_DUE, due_after=now.timestamp())
+            else:
+                self._timetable.share(job)
+                self._timetable.put_job(job)
+                self._pool.refresh_job(copy.copy(job))
 
     def schedule_retry(self, command: ScheduleRetry, now: datetime) -> None:
         self._timetable.put_retry(command.execution)
