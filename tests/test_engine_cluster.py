@@ -63,7 +63,7 @@ def two_nodes(
 
 
 def test_both_nodes_register_and_heartbeat_their_running_count() -> None:
-    with two_nodes() as (store, clock, a, b):
+    with two_nodes() as (store, clock, a, _b):
         assert [n.node_id for n in store.list_nodes()] == ["a:1", "b:2"]
         clock.set(T0 + timedelta(seconds=30))
         a.keeper.heartbeat()
@@ -90,7 +90,7 @@ def test_a_job_added_through_one_node_reaches_the_other_and_fires_once() -> None
 
 
 def test_pause_resume_and_remove_through_one_node_are_obeyed_by_the_other() -> None:
-    with two_nodes() as (store, clock, a, b):
+    with two_nodes() as (_store, _clock, a, b):
         a.do(a.scheduler.add_job(make_job("j", every(60, start=T0))))
         b.step()
         assert b.scheduler.scheduled_jobs == 1
@@ -143,7 +143,7 @@ def test_a_nodes_own_changes_are_not_reloaded() -> None:
 
 
 def test_a_cancel_through_one_node_stops_the_run_on_the_node_running_it() -> None:
-    with two_nodes(runner_a=Recorder(wait_until_cancelled)) as (store, clock, a, b):
+    with two_nodes(runner_a=Recorder(wait_until_cancelled)) as (_store, clock, a, b):
         a.do(a.scheduler.add_job(make_job("long", every(3600, start=T0 + timedelta(hours=1)))))
         run = a.do(a.scheduler.run_job_now("long"))
         assert a.runner.started.wait(5)
@@ -158,7 +158,7 @@ def test_a_cancel_through_one_node_stops_the_run_on_the_node_running_it() -> Non
 
 
 def test_a_cancel_of_a_finished_run_elsewhere_is_refused_as_before() -> None:
-    with two_nodes() as (store, clock, a, b):
+    with two_nodes() as (_store, _clock, a, b):
         a.do(a.scheduler.add_job(make_job("quick", every(3600, start=T0 + timedelta(hours=1)))))
         run = a.do(a.scheduler.run_job_now("quick"))
         assert a.scheduler.wait_idle(5)
