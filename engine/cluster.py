@@ -42,6 +42,14 @@ GAP_WAIT = 5.0
 PRUNE_EVERY = 60.0
 #: seconds a forwarded cancel waits for the running node before answering as it stands
 REMOTE_CANCEL_WAIT = 10.0
+#: seconds between sweeps for nodes whose lease has passed
+SWEEP_EVERY = 2.0
+#: a dead node stays listed (alive: false) this many leases, then leaves the list
+DEAD_LISTED_LEASES = 30
+DEAD_NODE_MESSAGE = (
+    "node {node} stopped renewing its lease (last heartbeat {last}) while this execution "
+    "was queued or running; node {sweeper} marked it abandoned"
+)
 
 
 @dataclass(slots=True)
@@ -110,7 +118,7 @@ class NodeKeeper:
                 entry.future.set_exception(EngineStopped("the node shut down while waiting"))
 
     def _run(self) -> None:
-        next_beat = next_prune = time.monotonic()
+        next_beat = next_prune = next_sweep = time.monotonic()
         while not self._stopping.wait(self.poll_every):
             now = time.monotonic()
             try:
@@ -120,6 +128,9 @@ class NodeKeeper:
                 self.follow_changes()
                 self.take_cancels()
                 self.settle_remote_cancels()
+                if now >= next_sweep:
+                    self.sweep()
+                    next_sweep = now + SWEEP_EVERY
                 if now >= next_prune:
                     self._prune()
                     next_prune = now + PRUNE_EVERY
@@ -198,6 +209,30 @@ class NodeKeeper:
                 self._remote.pop(execution_id, None)
             with contextlib.suppress(InvalidStateError):  # the caller gave up
                 entry.future.set_result(execution)
+
+    def sweep(self) -> int:
+        """Abandon what nodes whose lease has passed left queued or running; a node dead
+        for DEAD_LISTED_LEASES leases leaves the list. Returns how many were abandoned."""
+        now = self._clock.now()
+        abandoned = 0
+        for node in self._store.list_nodes():
+            if node.node_id == self.node_id or node.alive(now):
+                continue
+            message = DEAD_NODE_MESSAGE.format(
+                node=node.node_id, last=node.last_heartbeat.isoformat(), sweeper=self.node_id
+            )
+            count = self._store.abandon_running(now, message, only_nodes=[node.node_id])
+            if count:
+                log.warning(
+                    "node %s is gone (lease passed); %d of its executions abandoned",
+                    node.node_id,
+                    count,
+                )
+            abandoned += count
+            silent = (now - node.last_heartbeat).total_seconds()
+            if silent > DEAD_LISTED_LEASES * node.lease_seconds:
+                self._store.remove_node(node.node_id)
+        return abandoned
 
     def _prune(self) -> None:
         through = self._store.last_job_change() - CHANGES_KEPT

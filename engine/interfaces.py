@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -259,10 +259,20 @@ class SchedulerStore(ABC):
         """Executions counted by status, grouped in the database ({"completed": 40, ...})."""
 
     @abstractmethod
-    def abandon_running(self, now: datetime, message: str) -> int:
-        """Mark every queued/running execution abandoned (completed_at=now, error=message).
+    def abandon_running(
+        self,
+        now: datetime,
+        message: str,
+        *,
+        keep_nodes: Collection[str] = (),
+        only_nodes: Collection[str] | None = None,
+    ) -> int:
+        """Mark queued/running executions abandoned (completed_at=now, error=message).
 
-        Called once at start, before the engine fires anything. Returns how many.
+        Executions recorded by a node in `keep_nodes` (other nodes still alive) are
+        left alone; with `only_nodes`, just the executions of those nodes (dead ones,
+        found by a sweep) are marked. Called at start, before the engine fires
+        anything, and by the sweep of dead nodes. Returns how many.
         """
 
     @abstractmethod
@@ -320,6 +330,16 @@ class SchedulerStore(ABC):
         default is no grouping at all: each write commits by itself.
         """
         return nullcontext()
+
+
+def abandons(
+    node: str | None, keep_nodes: Collection[str], only_nodes: Collection[str] | None
+) -> bool:
+    """Whether `abandon_running` with these node filters marks an execution of `node`
+    (a backend that filters in Python uses this, so all of them decide alike)."""
+    if only_nodes is not None:
+        return node in only_nodes
+    return node not in keep_nodes
 
 
 # -- runners -----------------------------------------------------------------------------

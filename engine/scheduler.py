@@ -145,7 +145,7 @@ class Scheduler:
             if self._node is not None:
                 self._node.register()
             with self._loop.step_lock:
-                recovery = recover(self.store, self._timetable, self.clock.now())
+                recovery = recover(self.store, self._timetable, self.clock.now(), self.node_id)
             self._pool.start()
             if loop_thread:
                 self._loop.start()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from engine.errors import (
     ServerNotFound,
     UserNotFound,
 )
-from engine.interfaces import CHANGES_KEPT, JobChange
+from engine.interfaces import CHANGES_KEPT, JobChange, abandons
 from engine.model import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -285,10 +285,19 @@ class MemoryStore(Store):
                 counts[str(e.status)] = counts.get(str(e.status), 0) + 1
             return counts
 
-    def abandon_running(self, now: datetime, message: str) -> int:
+    def abandon_running(
+        self,
+        now: datetime,
+        message: str,
+        *,
+        keep_nodes: Collection[str] = (),
+        only_nodes: Collection[str] | None = None,
+    ) -> int:
         with self._lock:
             count = 0
             for e in self._executions.values():
+                if not abandons(e.node, keep_nodes, only_nodes):
+                    continue
                 if e.status in ACTIVE_STATUSES and e.status != Status.SCHEDULED:
                     e.status = Status.ABANDONED
                     e.completed_at = as_utc(now)

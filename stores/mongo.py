@@ -14,7 +14,7 @@ first, so a fire is never run twice. The client factory is injectable: tests pas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -471,7 +471,14 @@ class MongoStore(MongoCluster, Store):
             groups = list(self._collection("executions").aggregate(pipeline))
         return {str(g["_id"]): int(g["count"]) for g in groups}
 
-    def abandon_running(self, now: datetime, message: str) -> int:
+    def abandon_running(
+        self,
+        now: datetime,
+        message: str,
+        *,
+        keep_nodes: Collection[str] = (),
+        only_nodes: Collection[str] | None = None,
+    ) -> int:
         update = {
             "$set": {
                 "status": str(Status.ABANDONED),
@@ -480,9 +487,12 @@ class MongoStore(MongoCluster, Store):
             }
         }
         with self._driver():
-            result = self._collection("executions").update_many(
-                {"status": {"$in": LEFT_RUNNING}}, update
-            )
+            query: dict[str, Any] = {"status": {"$in": LEFT_RUNNING}}
+            if only_nodes is not None:
+                query["node"] = {"$in": list(only_nodes)}
+            elif keep_nodes:
+                query["node"] = {"$nin": list(keep_nodes)}  # a missing node matches too
+            result = self._collection("executions").update_many(query, update)
         return int(result.matched_count)
 
     def delete_executions_before(self, cutoff: datetime) -> int:

@@ -15,7 +15,7 @@ built by `build_statements`, so tests can enumerate them all. Backends implement
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from itertools import combinations
@@ -32,6 +32,7 @@ from engine.errors import (
     UserNotFound,
 )
 from engine.gcpause import paused_gc
+from engine.interfaces import abandons
 from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
     RUN_COUNTERS,
@@ -519,10 +520,21 @@ class SqlStore(SqlCluster, Store):
         rows = self._rows(filter_key("execution_stats", tuple(filters)), filters)
         return {str(status): int(count) for status, count in rows}
 
-    def abandon_running(self, now: datetime, message: str) -> int:
+    def abandon_running(
+        self,
+        now: datetime,
+        message: str,
+        *,
+        keep_nodes: Collection[str] = (),
+        only_nodes: Collection[str] | None = None,
+    ) -> int:
         with self._transaction() as cursor:
             self._execute(cursor, self._sql["left_running"], {})
-            executions = [EXECUTIONS.decode(row) for row in cursor.fetchall()]
+            executions = [
+                e
+                for e in (EXECUTIONS.decode(row) for row in cursor.fetchall())
+                if abandons(e.node, keep_nodes, only_nodes)
+            ]
             for execution in executions:
                 execution.status = Status.ABANDONED
                 execution.completed_at = now

@@ -18,6 +18,7 @@ import engine.cluster
 from engine.clock import FakeClock
 from engine.errors import ExecutionNotCancellable
 from engine.interfaces import JobChange
+from engine.model import Node as EngineNode
 from engine.model import Status
 from engine.scheduler import Scheduler
 from stores.memory import MemoryStore
@@ -222,3 +223,52 @@ def test_a_clean_shutdown_leaves_the_list_of_nodes() -> None:
     assert [n.node_id for n in store.list_nodes()] == ["a:1"]
     node.scheduler.shutdown(timeout=5)
     assert store.list_nodes() == []
+
+
+def _running_on(store: MemoryStore, node: str, execution_id: str) -> None:
+    from engine.model import Execution
+
+    store.add_execution(
+        Execution(id=execution_id, job_id="j", status=Status.RUNNING, created_at=T0, node=node)
+    )
+
+
+def test_a_starting_node_leaves_a_live_nodes_executions_alone() -> None:
+    store = MemoryStore()
+    clock = FakeClock(T0)
+    store.heartbeat(EngineNode("a:1", started_at=T0, last_heartbeat=T0))
+    _running_on(store, "a:1", "theirs")
+    _running_on(store, "c:3", "mine-before")  # this node's earlier life
+    _running_on(store, None, "no-node")  # written before nodes existed  # type: ignore[arg-type]
+    c = Node("c:3", store, clock, Recorder())
+    try:
+        assert store.get_execution("theirs").status is Status.RUNNING
+        assert store.get_execution("mine-before").status is Status.ABANDONED
+        assert store.get_execution("no-node").status is Status.ABANDONED
+    finally:
+        c.scheduler.shutdown(timeout=5)
+
+
+def test_the_sweep_abandons_only_what_a_dead_node_left() -> None:
+    store = MemoryStore()
+    clock = FakeClock(T0)
+    b = Node("b:2", store, clock, Recorder())
+    try:
+        store.heartbeat(EngineNode("a:1", started_at=T0, last_heartbeat=T0, lease_seconds=10))
+        _running_on(store, "a:1", "dead-one")
+        _running_on(store, "b:2", "live-one")
+        clock.set(T0 + timedelta(seconds=10))
+        assert b.keeper.sweep() == 0  # the lease has not passed yet
+        clock.set(T0 + timedelta(seconds=10, milliseconds=1))
+        b.keeper.heartbeat()
+        assert b.keeper.sweep() == 1
+        dead = store.get_execution("dead-one")
+        assert dead.status is Status.ABANDONED and "node a:1" in dead.error
+        assert store.get_execution("live-one").status is Status.RUNNING
+        assert "a:1" in [n.node_id for n in store.list_nodes()]  # listed, not alive
+        clock.set(T0 + timedelta(seconds=301))
+        b.keeper.heartbeat()
+        b.keeper.sweep()
+        assert [n.node_id for n in store.list_nodes()] == ["b:2"]
+    finally:
+        b.scheduler.shutdown(timeout=5)

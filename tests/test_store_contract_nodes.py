@@ -124,3 +124,23 @@ def test_sqlite_writers_in_several_processes_get_unique_gapless_seqs(tmp_path: P
     first.close()
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT seq FROM cw_counters").fetchall() == [(300,)]
+
+
+def test_abandon_running_keeps_or_picks_executions_by_node(store: Store) -> None:  # noqa: F811
+    from engine.model import Execution, Status
+
+    store.add_job(make_job("j"))
+    for execution_id, node in (("a1", "a:1"), ("b1", "b:2"), ("n1", None)):
+        store.add_execution(
+            Execution(
+                id=execution_id, job_id="j", status=Status.RUNNING, created_at=T0, node=node
+            )
+        )
+    later = T0 + timedelta(seconds=30)
+    assert store.abandon_running(later, "b is gone", only_nodes=["b:2"]) == 1
+    assert store.get_execution("b1").status is Status.ABANDONED
+    assert store.get_execution("b1").error == "b is gone"
+    assert store.abandon_running(later, "restart", keep_nodes=["a:1"]) == 1  # n1 only
+    assert store.get_execution("n1").status is Status.ABANDONED
+    assert store.get_execution("a1").status is Status.RUNNING
+    assert store.get_execution("a1").node == "a:1"

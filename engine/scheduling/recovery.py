@@ -33,9 +33,15 @@ class Recovery:
     retries: int
 
 
-def recover(store: SchedulerStore, timetable: Timetable, now: datetime) -> Recovery:
-    """Rebuild `timetable` from `store` as of `now` (see the module docstring)."""
-    abandoned = store.abandon_running(now, ABANDONED_MESSAGE)
+def recover(
+    store: SchedulerStore, timetable: Timetable, now: datetime, node_id: str | None = None
+) -> Recovery:
+    """Rebuild `timetable` from `store` as of `now` (see the module docstring).
+
+    Executions of other nodes still alive are theirs: only those of this node's earlier
+    life, of nodes whose lease has passed, and of no node at all are abandoned."""
+    live = [n.node_id for n in store.list_nodes() if n.alive(now) and n.node_id != node_id]
+    abandoned = store.abandon_running(now, ABANDONED_MESSAGE, keep_nodes=live)
     timetable.clear()
     # Building the heap from every stored job allocates hundreds of thousands of
     # long-lived objects and no garbage: pausing the cyclic GC (as the stores do for
