@@ -126,15 +126,13 @@ def test_sqlite_writers_in_several_processes_get_unique_gapless_seqs(tmp_path: P
         assert db.execute("SELECT seq FROM cw_counters").fetchall() == [(300,)]
 
 
-def test_abandon_running_keeps_or_picks_executions_by_node(store: Store) -> None:  # noqa: F811
+def test_abandon_running_keeps_or_picks_executions_by_node(store: Store) -> None:
     from engine.model import Execution, Status
 
     store.add_job(make_job("j"))
     for execution_id, node in (("a1", "a:1"), ("b1", "b:2"), ("n1", None)):
         store.add_execution(
-            Execution(
-                id=execution_id, job_id="j", status=Status.RUNNING, created_at=T0, node=node
-            )
+            Execution(id=execution_id, job_id="j", status=Status.RUNNING, created_at=T0, node=node)
         )
     later = T0 + timedelta(seconds=30)
     assert store.abandon_running(later, "b is gone", only_nodes=["b:2"]) == 1
