@@ -18,9 +18,18 @@ from typing import Any
 
 from sanic import Sanic
 
-from api import executions, openapi, scheduler_jobs, scheduler_misc, scripts, servers, users
+from api import (
+    executions,
+    nodes,
+    openapi,
+    scheduler_jobs,
+    scheduler_misc,
+    scripts,
+    servers,
+    users,
+)
 from api.auth import require_api_key
-from api.config import Settings
+from api.config import Settings, default_node_id
 from api.errors import ApiErrorHandler
 from api.secrets import load_secret_box
 from engine.clock import SystemClock
@@ -41,6 +50,7 @@ BLUEPRINTS = (
     scheduler_jobs.bp,
     executions.bp,
     scheduler_misc.bp,
+    nodes.bp,
     openapi.bp,
 )
 
@@ -95,6 +105,8 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         output_cap=settings.output_cap,
         script_roots=settings.script_roots,
         services=JobServices(store, settings, now=app.ctx.clock.now),
+        node_id=settings.node_id or default_node_id(),
+        lease_seconds=settings.node_lease,
     )
     app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
     for listener in app.ctx.event_listeners:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from api.config import Settings, check_timezone, load_settings
+from api.config import Settings, check_lease, check_node_id, check_timezone, load_settings
 from api.secrets import load_secret_box
 from engine.errors import CronwellError, InvalidInput
 from stores import masked, open_store
@@ -53,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--pool-size", type=int, help="worker threads running jobs (CRONWELL_POOL_SIZE, default 10)"
     )
     serve.add_argument(
+        "--node-id",
+        help="this process's name among nodes sharing the store (CRONWELL_NODE_ID, "
+        "default hostname:pid)",
+    )
+    serve.add_argument(
+        "--node-lease",
+        type=float,
+        metavar="SECONDS",
+        help="a node is alive this long after its last heartbeat (CRONWELL_NODE_LEASE, "
+        "default 10; heartbeats are sent every second)",
+    )
+    serve.add_argument(
         "--log-json",
         action="store_true",
         default=None,
@@ -80,6 +92,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         timezone=check_timezone(args.timezone) if args.timezone else None,
         pool_size=args.pool_size,
         log_json=args.log_json,
+        node_id=check_node_id(args.node_id) if args.node_id is not None else None,
+        node_lease=check_lease(args.node_lease) if args.node_lease is not None else None,
     )
     for root in settings.script_roots:
         if not root.is_dir():

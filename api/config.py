@@ -7,6 +7,7 @@ Precedence: CLI flag > real environment > `.env` in the working folder > default
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,6 +54,10 @@ class Settings:
     job_paths: tuple[Path, ...] = ()
     log_json: bool = False
     log_level: str = "INFO"
+    #: this process's name among the nodes on the store ("" means hostname:pid)
+    node_id: str = ""
+    #: seconds a node counts as alive after its last heartbeat (one a second)
+    node_lease: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -120,6 +125,27 @@ def check_timezone(name: str) -> str:
     return name
 
 
+def default_node_id() -> str:
+    """hostname:pid: unique on a machine, and says where to look."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def check_node_id(value: str) -> str:
+    text = value.strip()
+    if not text or len(text) > 200 or any(c.isspace() or not c.isprintable() for c in text):
+        raise InvalidInput(
+            f"node id must be 1-200 printable characters without spaces, not {value!r}"
+        )
+    return text
+
+
+def check_lease(seconds: float) -> float:
+    """A lease shorter than three heartbeats (one a second) would expire between them."""
+    if not 3.0 <= seconds <= 3600.0:
+        raise InvalidInput(f"the node lease must be 3 to 3600 seconds, not {seconds:g}")
+    return seconds
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
 ) -> Settings:
@@ -184,6 +210,10 @@ def load_settings(
         s["report_dir"] = Path(v).expanduser()
     if v := get("CRONWELL_JOB_PATH"):
         s["job_paths"] = _paths(v)
+    if v := get("CRONWELL_NODE_ID"):
+        s["node_id"] = check_node_id(v)
+    if v := get("CRONWELL_NODE_LEASE"):
+        s["node_lease"] = check_lease(_seconds("CRONWELL_NODE_LEASE", v))
     s["extra"] = _job_settings(get)
     return Settings(**s)
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.model import Execution, Job, JobKind
+from engine.model import Execution, Job, JobKind, Node
 from stores.records import Server, User
 
 CRON_FIELDS = ("minute", "hour", "day_of_month", "month", "day_of_week", "week")
@@ -120,6 +120,19 @@ def execution(e: Execution) -> dict[str, Any]:
         "retry_of": e.retry_of,
         "reason": e.reason,
         "scheduled_for": iso(e.scheduled_for),
+        "node": e.node,
+    }
+
+
+def node(n: Node, now: datetime, this_node: str | None) -> dict[str, Any]:
+    return {
+        "node_id": n.node_id,
+        "started_at": iso(n.started_at),
+        "last_heartbeat": iso(n.last_heartbeat),
+        "lease_seconds": n.lease_seconds,
+        "alive": n.alive(now),
+        "running": n.running,
+        "this_node": n.node_id == this_node,
     }
 
 

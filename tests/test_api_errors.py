@@ -88,6 +88,7 @@ EVERY_ENDPOINT_ERROR: list[tuple[str, str, str | None, int]] = [
     ("GET", "/api/scheduler/available-jobs", None, 200),
     ("GET", f"/api/scheduler/stats?user_id={MISSING}", None, 404),
     ("GET", "/api/scheduler/health", None, 200),
+    ("GET", "/api/scheduler/nodes", None, 200),
     ("GET", "/openapi.json", None, 200),
     ("GET", "/docs", None, 200),
 ]

@@ -73,6 +73,7 @@ EXECUTION_FIELDS = {
     "retry_of",
     "reason",
     "scheduled_for",
+    "node",
 }
 SEED_JOB = {
     "job_class_string": "jobs.echo.EchoJob",
