@@ -17,13 +17,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.command_future import CommandFuture
 from engine.errors import EngineBusy, EngineStopped
 from engine.model import Execution, Job
 
 
 @dataclass(slots=True, kw_only=True)
 class Command:
-    future: Future[Any] = field(default_factory=Future)
+    future: Future[Any] = field(default_factory=CommandFuture)
 
 
 @dataclass(slots=True)
