@@ -33,7 +33,7 @@ from engine.clock import Clock
 from engine.errors import EngineStopped
 from engine.interfaces import CHANGES_KEPT, SchedulerStore
 from engine.model import Execution, Node
-from engine.scheduling.commands import CancelExecution, Command, SyncJobs
+from engine.scheduling.commands import CancelExecution, Command, RunTakenOver, SyncJobs
 
 log = logging.getLogger(__name__)
 #: seconds a gap in the change feed is waited for before it is passed with a full reload
@@ -211,8 +211,10 @@ class NodeKeeper:
                 entry.future.set_result(execution)
 
     def sweep(self) -> int:
-        """Abandon what nodes whose lease has passed left queued or running; a node dead
-        for DEAD_LISTED_LEASES leases leaves the list. Returns how many were abandoned."""
+        """Take over what nodes whose lease has passed claimed and never started (the
+        loop runs each within its misfire grace, else records it missed) and abandon
+        what they left running; a node dead for DEAD_LISTED_LEASES leases leaves the
+        list. Returns how many were abandoned."""
         now = self._clock.now()
         abandoned = 0
         for node in self._store.list_nodes():
@@ -221,6 +223,9 @@ class NodeKeeper:
             message = DEAD_NODE_MESSAGE.format(
                 node=node.node_id, last=node.last_heartbeat.isoformat(), sweeper=self.node_id
             )
+            taken = self._store.take_over(node.node_id, self.node_id)
+            if taken:
+                self._post(RunTakenOver(taken, node.node_id))
             count = self._store.abandon_running(now, message, only_nodes=[node.node_id])
             if count:
                 log.warning(

@@ -313,6 +313,17 @@ class SchedulerStore(ABC):
         """Forget a node (it stopped cleanly); a node not registered is no error."""
 
     @abstractmethod
+    def take_over(self, from_node: str | None, to_node: str) -> list[Execution]:
+        """Reassign every `queued` execution recorded by `from_node` (None: by no node)
+        to `to_node` and return them as now stored.
+
+        Each reassignment is conditional on the execution still being queued and still
+        `from_node`'s (SQL: rows locked in one transaction, `FOR UPDATE SKIP LOCKED` on
+        Oracle; MongoDB: one conditional update each), so two nodes sweeping the same
+        dead node at once never both take one execution.
+        """
+
+    @abstractmethod
     def request_cancel(self, execution_id: str, node_id: str) -> None:
         """Ask node `node_id`, which runs `execution_id`, to cancel it (idempotent)."""
 

@@ -38,6 +38,7 @@ from engine.scheduling.commands import (
     RemoveJob,
     ResumeJob,
     RunJobNow,
+    RunTakenOver,
     ScheduleRetry,
 )
 from engine.scheduling.firing import Firer
@@ -147,6 +148,8 @@ class Scheduler:
             with self._loop.step_lock:
                 recovery = recover(self.store, self._timetable, self.clock.now(), self.node_id)
             self._pool.start()
+            for source, executions in recovery.taken_over:
+                self._commands.post_internal(RunTakenOver(list(executions), source))
             if loop_thread:
                 self._loop.start()
                 if self._node is not None:

@@ -140,6 +140,15 @@ class MemoryStore(Store):
         with self._lock:
             self._nodes.pop(node_id, None)
 
+    def take_over(self, from_node: str | None, to_node: str) -> list[Execution]:
+        with self._lock:
+            taken = []
+            for execution in self._executions.values():
+                if execution.status is Status.QUEUED and execution.node == from_node:
+                    execution.node = to_node
+                    taken.append(clone(execution))
+            return sorted(taken, key=lambda e: (e.created_at, e.id))
+
     def request_cancel(self, execution_id: str, node_id: str) -> None:
         with self._lock:
             self._cancels[execution_id] = node_id

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo import ASCENDING, ReturnDocument
 
 from engine.interfaces import JobChange
-from engine.model import Node
+from engine.model import Execution, Node, Status
 from stores.codec import plain, revive
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ COUNTERS = "cronwell_counters"
 JOB_CHANGES = "scheduler_job_changes"
 NODES = "scheduler_nodes"
 CANCELS = "scheduler_cancels"
+EXECUTIONS = "scheduler_executions"  # the seed's collection (stores/mongo.py)
 
 
 class MongoCluster:
@@ -88,6 +89,22 @@ class MongoCluster:
     def remove_node(self, node_id: str) -> None:
         with self._driver():
             self._db[NODES].delete_one({"_id": node_id})
+
+    def take_over(self, from_node: str | None, to_node: str) -> list[Execution]:
+        executions = self._db[EXECUTIONS]
+        query = {"status": str(Status.QUEUED), "node": from_node}
+        taken: list[Execution] = []
+        with self._driver():
+            for found in list(executions.find(query, {"_id": 1})):
+                document = executions.find_one_and_update(
+                    {**query, "_id": found["_id"]},
+                    {"$set": {"node": to_node}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if document is not None:  # another sweeper may have taken it first
+                    document["id"] = document.pop("_id")
+                    taken.append(revive(Execution, document))
+        return sorted(taken, key=lambda e: (e.created_at, e.id))
 
     def request_cancel(self, execution_id: str, node_id: str) -> None:
         with self._driver():

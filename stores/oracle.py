@@ -57,6 +57,9 @@ class OracleDialect(Dialect):
     def page(self, select: str) -> str:
         return f"{select} OFFSET :offset ROWS FETCH NEXT :limit ROWS ONLY"
 
+    def lock_rows(self, select: str) -> str:
+        return f"{select} FOR UPDATE SKIP LOCKED"
+
     def insert_missing(self, table: Table, values: Mapping[str, str]) -> str:
         return (
             f"MERGE INTO {table.name} t USING (SELECT {values['id']} AS id FROM dual) s "

@@ -544,6 +544,18 @@ class SqlStore(SqlCluster, Store):
                 self._execute_many(cursor, self._sql["update_executions"], rows)
             return len(executions)
 
+    def take_over(self, from_node: str | None, to_node: str) -> list[Execution]:
+        with self._transaction() as cursor:
+            self._execute(cursor, self._sql["queued_executions"], {})
+            found = [EXECUTIONS.decode(row) for row in cursor.fetchall()]
+            taken = [e for e in found if e.node == from_node]
+            for execution in taken:
+                execution.node = to_node
+            if taken:
+                rows = [EXECUTIONS.update_row(e) for e in taken]
+                self._execute_many(cursor, self._sql["update_executions"], rows)
+        return sorted(taken, key=lambda e: (e.created_at, e.id))
+
     def delete_executions_before(self, cutoff: datetime) -> int:
         return self._write("delete_executions_before", {"cutoff": time_text(cutoff)})
 

@@ -64,6 +64,9 @@ def cluster_statements(dialect: Dialect) -> dict[str, str]:
         "upsert_node": dialect.upsert(NODES),
         "list_nodes": "SELECT doc FROM cw_nodes",
         "delete_node": "DELETE FROM cw_nodes WHERE id = :id",
+        "queued_executions": dialect.lock_rows(
+            "SELECT doc FROM cw_executions WHERE status = 'queued'"
+        ),
         "upsert_cancel": dialect.upsert(CANCELS),
         "cancels_of": "SELECT id FROM cw_cancels WHERE node = :node",
         "delete_cancel": "DELETE FROM cw_cancels WHERE id = :id AND node = :node",

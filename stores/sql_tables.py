@@ -122,6 +122,12 @@ class Dialect:
     def page(self, select: str) -> str:
         """`select` limited to :limit rows after skipping :offset."""
 
+    def lock_rows(self, select: str) -> str:
+        """`select`, locking the rows it reads until the transaction ends, skipping rows
+        another transaction holds. This default adds nothing: for databases whose write
+        transaction already excludes every other writer (SQLite)."""
+        return select
+
     @abstractmethod
     def insert_missing(self, table: Table, values: Mapping[str, str]) -> str:
         """Insert one row of `values` (column -> SQL expression) unless a row with the

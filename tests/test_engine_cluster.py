@@ -272,3 +272,59 @@ def test_the_sweep_abandons_only_what_a_dead_node_left() -> None:
         assert [n.node_id for n in store.list_nodes()] == ["b:2"]
     finally:
         b.scheduler.shutdown(timeout=5)
+
+
+def _queued_on(store: MemoryStore, node: str, execution_id: str, due_seconds: float) -> None:
+    from engine.model import Execution
+
+    store.add_execution(
+        Execution(
+            id=execution_id,
+            job_id="j",
+            status=Status.QUEUED,
+            created_at=T0,
+            scheduled_for=T0 + timedelta(seconds=due_seconds),
+            node=node,
+        )
+    )
+
+
+def test_a_dead_nodes_claimed_fires_run_once_on_the_sweeper_or_are_missed() -> None:
+    store = MemoryStore()
+    clock = FakeClock(T0)
+    b = Node("b:2", store, clock, Recorder())
+    try:
+        store.add_job(make_job("j", date_at(T0), misfire_grace_time=30))
+        store.heartbeat(EngineNode("a:1", started_at=T0, last_heartbeat=T0, lease_seconds=10))
+        _queued_on(store, "a:1", "in-grace", due_seconds=0)
+        _queued_on(store, "a:1", "too-late", due_seconds=-40)
+        clock.set(T0 + timedelta(seconds=11))
+        b.keeper.heartbeat()
+        b.keeper.sweep()
+        b.scheduler.run_once(clock.now())
+        assert b.scheduler.wait_idle(5)
+        ran = store.get_execution("in-grace")
+        assert (ran.status, ran.node) == (Status.COMPLETED, "b:2")
+        assert [r.execution.id for r in b.runner.requests] == ["in-grace"]
+        missed = store.get_execution("too-late")
+        assert missed.status is Status.MISSED and "node a:1" in missed.error
+        b.keeper.sweep()  # a second sweep finds nothing left to take
+        b.scheduler.run_once(clock.now())
+        assert b.scheduler.wait_idle(5) and len(b.runner.requests) == 1
+    finally:
+        b.scheduler.shutdown(timeout=5)
+
+
+def test_a_restarted_node_runs_the_fires_its_earlier_life_claimed() -> None:
+    store = MemoryStore()
+    clock = FakeClock(T0 + timedelta(seconds=2))
+    store.add_job(make_job("j", date_at(T0)))
+    _queued_on(store, "a:1", "claimed-before-crash", due_seconds=0)
+    a = Node("a:1", store, clock, Recorder())
+    try:
+        a.scheduler.run_once(clock.now())
+        assert a.scheduler.wait_idle(5)
+        assert store.get_execution("claimed-before-crash").status is Status.COMPLETED
+        assert len(a.runner.requests) == 1
+    finally:
+        a.scheduler.shutdown(timeout=5)

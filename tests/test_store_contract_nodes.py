@@ -142,3 +142,25 @@ def test_abandon_running_keeps_or_picks_executions_by_node(store: Store) -> None
     assert store.get_execution("n1").status is Status.ABANDONED
     assert store.get_execution("a1").status is Status.RUNNING
     assert store.get_execution("a1").node == "a:1"
+
+
+def test_take_over_reassigns_only_the_queued_executions_of_one_node(store: Store) -> None:
+    from engine.model import Execution, Status
+
+    store.add_job(make_job("j"))
+    for execution_id, node, status in (
+        ("q-dead", "dead:1", Status.QUEUED),
+        ("r-dead", "dead:1", Status.RUNNING),
+        ("q-live", "live:2", Status.QUEUED),
+        ("q-none", None, Status.QUEUED),
+    ):
+        store.add_execution(
+            Execution(id=execution_id, job_id="j", status=status, created_at=T0, node=node)
+        )
+    taken = store.take_over("dead:1", "me:3")
+    assert [(e.id, e.node, e.status) for e in taken] == [("q-dead", "me:3", Status.QUEUED)]
+    assert store.get_execution("q-dead").node == "me:3"
+    assert store.get_execution("r-dead").node == "dead:1"
+    assert store.take_over("dead:1", "other:4") == []  # taken once
+    assert [e.id for e in store.take_over(None, "me:3")] == ["q-none"]
+    assert store.get_execution("q-live").node == "live:2"

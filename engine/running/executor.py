@@ -48,6 +48,7 @@ _EVENT_OF = {
     Status.TIMEOUT: ev.EXECUTION_FAILED,
     Status.CANCELLED: ev.EXECUTION_FAILED,
     Status.SKIPPED: ev.JOB_MISSED,
+    Status.MISSED: ev.JOB_MISSED,
 }
 
 

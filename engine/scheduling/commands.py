@@ -91,6 +91,16 @@ class SyncJobs(Command):
     job_ids: list[str] | None
 
 
+@dataclass(slots=True)
+class RunTakenOver(Command):
+    """Internal: queued executions this node took over from a node that stopped (or
+    from its own earlier life) before starting them; each runs if still within its
+    job's misfire grace, else is recorded missed."""
+
+    executions: list[Execution]
+    from_node: str | None
+
+
 def group_adds(commands: list[Command]) -> list[Command]:
     """`commands` in order, each run of two or more AddJobs replaced by one AddJobs."""
     grouped: list[Command] = []
