@@ -5,7 +5,8 @@ Fields (the scheduler surface's names): minute 0-59, hour 0-23, day_of_month 1-3
 Sunday too; names sun-sat; `5#2` = second Friday, `L5` = last Friday), week 1-53 (ISO
 week number). Each takes `*`, numbers, ranges, lists and steps (`*/15`, `1-10/2`).
 croniter parses and validates the five crontab fields; fires are computed by the walk in
-cron_schedule.py. Fires are on whole minutes.
+cron_schedule.py. Fires are on whole minutes, or whole seconds with the optional
+`second` field (0-59, minute syntax; a six-field crontab line has it first).
 
 Where croniter reads a field otherwise than cron does, cron wins (cron_meaning.py): an
 equal range is that one value (`5-5`, `sun-sun`), a list containing `*` is every value
@@ -33,7 +34,8 @@ or a range covering every value, which croniter folds to `*`).
 
 DST rule (Vixie cron's, for a zone that changes offset). The fields are read on the
 zone's wall clock. A job is a *wildcard* job when its minute or hour field starts with
-`*` (`*/5 * ...`, `0 * ...`), otherwise a *fixed-time* job (`30 2 ...`, `0 9-17 ...`).
+`*` (`*/5 * ...`, `0 * ...`), otherwise a *fixed-time* job (`30 2 ...`, `0 9-17 ...`);
+the `second` field does not change which kind a job is.
 - Spring forward, a wall time that does not exist (02:30 on a day New York jumps from
   02:00 to 03:00): a fixed-time job fires once, at the first valid instant after the
   gap (03:00 local, however many of its times fell in the gap); a wildcard job skips
@@ -56,7 +58,9 @@ from engine.triggers.cron_meaning import check_steps
 from engine.triggers.cron_schedule import CronSchedule, compile_schedule
 
 FIELD_NAMES = (*CRONTAB_FIELDS, "week")
-_ARGUMENTS = (*FIELD_NAMES, "timezone")
+#: the compiled schedule's field order: the six above, then `second` ("0" unless set)
+_SCHEDULE_FIELDS = (*FIELD_NAMES, "second")
+_ARGUMENTS = (*_SCHEDULE_FIELDS, "timezone")
 _KEYS = frozenset({"kind", *_ARGUMENTS})
 #: crontab's nicknames, as croniter and Vixie cron know them.
 _NICKNAMES = {
@@ -76,9 +80,11 @@ def _schedule_from(values: tuple[object, ...], timezone: object, new: bool) -> C
     `new` expressions are also held to the step rules (cron_meaning.check_steps); stored
     ones are not, so a job saved before those rules keeps loading, with the meaning cron
     gives it."""
-    fields = tuple(normalise(name, value) for name, value in zip(FIELD_NAMES, values, strict=True))
+    fields = tuple(
+        normalise(name, value) for name, value in zip(_SCHEDULE_FIELDS, values, strict=True)
+    )
     if new:
-        for name, text in zip(FIELD_NAMES, fields, strict=True):
+        for name, text in zip(_SCHEDULE_FIELDS, fields, strict=True):
             check_steps(name, text)
     return compile_schedule(fields, load_zone(timezone).key)
 
@@ -113,37 +119,47 @@ class CronTrigger:
         week: str | int = "*",
         timezone: str = DEFAULT_ZONE,
         *,
+        second: str | int = "0",
         stored: bool = False,
     ) -> None:
-        """`stored=True` (how `from_dict` rebuilds a saved trigger) skips the rules only
+        """`second` (0-59, minute syntax) makes fires finer than whole minutes.
+        `stored=True` (how `from_dict` rebuilds a saved trigger) skips the rules only
         new expressions are held to (steps larger than their range)."""
         new = not stored
+        fields = (minute, hour, day_of_month, month, day_of_week, week, second)
         try:
-            schedule = _schedule_for(
-                minute, hour, day_of_month, month, day_of_week, week, timezone, new
-            )
+            schedule = _schedule_for(*fields, timezone, new)
         except TypeError:  # an unhashable value: say which field, in our words
-            _schedule_from((minute, hour, day_of_month, month, day_of_week, week), timezone, new)
+            _schedule_from(fields, timezone, new)
             raise
         object.__setattr__(self, "_schedule", schedule)
 
     @classmethod
     def from_crontab(cls, expression: str, timezone: str = DEFAULT_ZONE) -> CronTrigger:
-        """`"*/5 * * * *"` (five fields, or a nickname like `@daily`) as a CronTrigger."""
+        """`"*/5 * * * *"` (five fields, six with seconds first, or a nickname like
+        `@daily`) as a CronTrigger."""
         if not isinstance(expression, str):
             raise TriggerError("expression", f"expected a crontab string, got {expression!r}")
         text = _NICKNAMES.get(expression.strip().lower(), expression)
         parts = text.split()
+        second = "0"
+        if len(parts) == len(CRONTAB_FIELDS) + 1:
+            second, *parts = parts
         if len(parts) != len(CRONTAB_FIELDS):
             raise TriggerError(
                 "expression",
-                f"{expression!r} has {len(parts)} fields; expected 5 "
-                "(minute hour day_of_month month day_of_week)",
+                f"{expression!r} has {len(text.split())} fields; expected 5 "
+                "(minute hour day_of_month month day_of_week), 6 (second first) or one of "
+                f"{', '.join(sorted(_NICKNAMES))}",
             )
         minute, hour, day_of_month, month, day_of_week = parts
-        return cls(minute, hour, day_of_month, month, day_of_week, timezone=timezone)
+        return cls(minute, hour, day_of_month, month, day_of_week, timezone=timezone, second=second)
 
     # -- the six fields, as given (the scheduler surface returns them) --------------
+
+    @property
+    def second(self) -> str:
+        return self._schedule.fields[6]
 
     @property
     def minute(self) -> str:
@@ -174,8 +190,11 @@ class CronTrigger:
         return self._schedule.timezone
 
     def fields(self) -> dict[str, str]:
-        """The six fields by name, in crontab order then week."""
-        return dict(zip(FIELD_NAMES, self._schedule.fields, strict=True))
+        """The six fields by name, in crontab order then week; `second` first when it is
+        not "0" (so a five-field expression reads, and is stored, as it always was)."""
+        named = dict(zip(FIELD_NAMES, self._schedule.fields, strict=False))
+        second = self._schedule.fields[6]
+        return named if second == "0" else {"second": second, **named}
 
     # -- the Trigger interface --------------------------------------------------------
 
@@ -204,6 +223,7 @@ class CronTrigger:
         raise AttributeError(f"CronTrigger is immutable (cannot delete {name!r})")
 
     def __reduce__(self) -> tuple[Any, tuple[str, ...]]:
+        # (the seven schedule fields, then the zone)
         return (_rebuilt, (*self._schedule.fields, self.timezone))
 
     def __eq__(self, other: object) -> bool:
@@ -223,4 +243,7 @@ class CronTrigger:
 
 def _rebuilt(*values: str) -> CronTrigger:
     """Unpickling: the trigger existed, so it is rebuilt as a stored one is."""
-    return CronTrigger(*values, stored=True)
+    minute, hour, day_of_month, month, day_of_week, week, second, timezone = values
+    return CronTrigger(
+        minute, hour, day_of_month, month, day_of_week, week, timezone, second=second, stored=True
+    )

@@ -82,6 +82,15 @@ def expand(minute: str, hour: str, day_of_month: str, month: str, day_of_week: s
     )
 
 
+def expand_seconds(text: str) -> tuple[int, ...]:
+    """The seconds a `second` field allows (0-59, minute syntax), via croniter."""
+    try:
+        lists, _ = croniter.expand(f"{canonical('second', text)} * * * *")
+    except CroniterError as error:
+        raise TriggerError("second", _reason("second", text, error)) from None
+    return _ints(lists[0], 0, 59)
+
+
 def _ints(values: Sequence[int | str], low: int, high: int) -> tuple[int, ...]:
     """Sorted values; a list holding `*` (croniter keeps it in `*,5`) is every value."""
     if "*" in values:
