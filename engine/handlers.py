@@ -31,7 +31,7 @@ from engine.commands import (
     ScheduleRetry,
 )
 from engine.dispatch import WorkerPool, WorkItem
-from engine.errors import CronwellError, ExecutionNotCancellable
+from engine.errors import Conflict, CronwellError, ExecutionNotCancellable
 from engine.events import EventBus
 from engine.execute import CANCELLED_BEFORE_START, JOB_GONE, SHUT_DOWN_BEFORE_START
 from engine.executions import new_execution
@@ -217,6 +217,11 @@ class CommandHandler:
 
     def resume_job(self, command: ResumeJob, now: datetime) -> Job:
         job = self._store.get_job(command.job_id)
+        if not job.enabled:  # resuming would not make it fire: say so, change nothing
+            raise Conflict(
+                f"Job {job.id} is disabled; enable it first (PUT /api/scheduler/jobs/{job.id} "
+                'with {"is_enabled": true}), then resume it'
+            )
         if not job.paused:
             return job
         job.paused = False
