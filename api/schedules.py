@@ -21,7 +21,7 @@ explicit `null` removes `start_date`, `end_date` or `jitter_seconds`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -123,17 +123,34 @@ def _named(values: dict[str, Any], kind: str) -> str:
 
 
 def parse_time(field: str, text: str, timezone: str) -> datetime:
-    """An aware instant from ISO 8601 text; naive text is a wall time in `timezone`
-    (the first of a repeated wall time, as zoneinfo reads it)."""
+    """An aware instant from ISO 8601 text; naive text is a wall time in `timezone`."""
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InvalidField(
             field, f"{field} is not an ISO 8601 datetime (YYYY-MM-DDTHH:MM:SS): {text!r}"
         ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=ZoneInfo(timezone))
-    return when
+    return when if when.tzinfo is not None else on_wall_clock(when, ZoneInfo(timezone))
+
+
+def on_wall_clock(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The instant a naive wall time names in `zone`, by the cron DST rule for fixed
+    times: a repeated wall time (autumn) is its first occurrence; one the clocks skip
+    (spring) is the first valid instant after the gap, the moment the clocks jump."""
+    first = wall.replace(tzinfo=zone)  # fold 0: the first of a repeated time
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
+        return first
+    # in a gap, fold 1 reads the wall time with the offset after the jump and fold 0
+    # with the one before: the jump lies between those two instants
+    low, high = wall.replace(tzinfo=zone, fold=1).astimezone(UTC), first.astimezone(UTC)
+    after = high.astimezone(zone).utcoffset()
+    while high - low > _TICK:
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == after:
+            high = middle
+        else:
+            low = middle
+    return high.astimezone(zone)
 
 
 def future_time(field: str, text: str, timezone: str, now: datetime) -> datetime:

@@ -446,3 +446,26 @@ def test_new_fields_are_in_the_openapi_document(server: ThreadServer) -> None:
     next_runs = spec["paths"]["/api/scheduler/jobs/{job_id}/next-runs"]["get"]
     (count,) = [p for p in next_runs["parameters"] if p["name"] == "count"]
     assert count["schema"] == {"type": "integer", "default": 5, "minimum": 1, "maximum": 100}
+
+
+def test_naive_times_across_both_berlin_changes(server: ThreadServer, user_id: str) -> None:
+    """A wall time the clocks skip is the moment they jump (as a fixed-time cron job
+    fires then); a repeated one is its first occurrence."""
+    berlin = {"timezone": "Europe/Berlin"}
+    skipped = created(server, user_id, run_date="2030-03-31T02:30:00", **berlin)
+    assert skipped["next_run_time"] == "2030-03-31T01:00:00+00:00"  # 03:00 CEST
+    repeated = created(server, user_id, run_date="2030-10-27T02:30:00", **berlin)
+    assert repeated["next_run_time"] == "2030-10-27T00:30:00+00:00"  # 02:30 CEST
+    offset = created(server, user_id, run_date="2030-10-27T02:30:00+01:00", **berlin)
+    assert offset["next_run_time"] == "2030-10-27T01:30:00+00:00"  # the second 02:30, asked for
+    window = created(
+        server,
+        user_id,
+        cron="*/30 * * * *",
+        start_date="2030-03-31T02:10:00",
+        end_date="2030-10-27T02:40:00",
+        **berlin,
+    )
+    assert window["start_date"] == "2030-03-31T01:00:00+00:00"
+    assert window["end_date"] == "2030-10-27T00:40:00+00:00"
+    assert window["next_run_time"] == "2030-03-31T01:00:00+00:00"
