@@ -84,6 +84,15 @@ POLICY_FIELDS = (
     Field("retries", "integer", minimum=0, maximum=100, description="default 0"),
     Field("retry_delay", "number", minimum=0, description="seconds before a retry; default 0"),
     Field("retry_backoff", "string", max_length=20, description='"fixed" or "exponential"'),
+    Field(
+        "history_limit",
+        "integer",
+        minimum=1,
+        maximum=1_000_000_000,
+        nullable=True,
+        description="keep this job's newest N executions; older finished ones are deleted "
+        "in the background; null = keep all (the default; CRONWELL_HISTORY_DAYS still applies)",
+    ),
 )
 _BACKOFFS = ("fixed", "exponential")
 

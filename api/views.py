@@ -102,6 +102,7 @@ def scheduler_job(job: Job) -> dict[str, Any]:
         "retries": job.retries,
         "retry_delay": job.retry_delay,
         "retry_backoff": job.retry_backoff,
+        "history_limit": job.history_limit,
         "schedule": schedule(job.trigger),
     }
 

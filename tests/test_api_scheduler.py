@@ -60,6 +60,7 @@ JOB_FIELDS = [
     "retries",
     "retry_delay",
     "retry_backoff",
+    "history_limit",
     "schedule",
 ]
 EXECUTION_FIELDS = {
