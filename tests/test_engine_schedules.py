@@ -221,3 +221,34 @@ def test_jitter_wider_than_the_interval_never_reaches_the_next_occurrence() -> N
             occurrence = start + timedelta(seconds=10 * k)
             assert execution.scheduled_for is not None
             assert occurrence <= execution.scheduled_for < occurrence + timedelta(seconds=10)
+
+
+def _delayed_at(occurrence: datetime) -> BoundedTrigger:
+    """An hourly trigger with 10 minutes of jitter whose `occurrence` fires a minute or
+    more late (the first seed that does so: the delay is a function of the seed)."""
+    for seed in range(1, 1000):
+        trigger = BoundedTrigger(CronTrigger(minute="0"), jitter=600, seed=seed)
+        run = trigger.next_run(occurrence - timedelta(microseconds=1))
+        if run is not None and run[1] - occurrence > timedelta(minutes=1):
+            return trigger
+    raise AssertionError("no seed delays the occurrence by a minute")
+
+
+def test_a_job_added_or_resumed_inside_an_occurrence_s_jitter_waits_for_the_next() -> None:
+    ten = datetime(2026, 2, 1, 10, tzinfo=UTC)
+    trigger = _delayed_at(ten)
+    late_fire = trigger.next_fire_time(ten - timedelta(microseconds=1))
+    assert late_fire is not None
+    between = ten + (late_fire - ten) / 2  # 10:00 has passed, its delayed fire has not
+    eleven = trigger.next_fire_time(late_fire)
+    with Harness() as h:
+        h.clock.set(between)
+        add(h, "late", trigger)
+        assert h.store.get_job("late").next_run_time == eleven  # not 10:00's fire
+        h.do(h.scheduler.pause_job("late"))
+        h.clock.set(ten + timedelta(hours=1) + (late_fire - ten) / 2)
+        resumed = h.do(h.scheduler.resume_job("late"))
+        assert resumed.next_run_time == trigger.next_fire_time(eleven)  # 12:00's
+        h.clock.set(ten - timedelta(minutes=5))
+        h.do(h.scheduler.modify_job("late", trigger=trigger))  # before 10:00: it is taken
+        assert h.store.get_job("late").next_run_time == late_fire
