@@ -34,7 +34,7 @@ run: $(STAMP_RUN)
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/lint-imports --config setup.cfg
+	$(BIN)/lint-imports setup.cfg
 
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy engine runners stores jobs api bench

@@ -39,6 +39,8 @@ from jobs.registry import add_job_paths, load_job
 from runners import Runner
 from stores import open_store
 from stores.base import Store
+from stores.retention import INTERVAL as RETENTION_INTERVAL
+from stores.retention import Retention
 
 log = logging.getLogger("cronwell.api")
 _app_numbers = itertools.count(1)
@@ -111,14 +113,25 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
     for listener in app.ctx.event_listeners:
         scheduler.events.subscribe(listener)
+    retention = Retention(
+        store,
+        app.ctx.clock,
+        days=settings.extra.get("history_days"),
+        interval=settings.extra.get("history_sweep_seconds", RETENTION_INTERVAL),
+    )
+    retention.attach(scheduler.events)
     await asyncio.to_thread(scheduler.start)
     app.ctx.scheduler = scheduler
+    app.ctx.retention = await asyncio.to_thread(retention.start)
     log.info("engine started on the %s store", store.backend)
 
 
 async def stop_engine(app: Sanic[Any, Any]) -> None:
     """Stop firing; running executions get `shutdown_timeout` to finish."""
     scheduler: Scheduler | None = app.ctx.scheduler
+    retention: Retention | None = getattr(app.ctx, "retention", None)
+    if retention is not None:
+        await asyncio.to_thread(retention.stop)
     if scheduler is not None:
         await asyncio.to_thread(scheduler.shutdown, app.ctx.settings.shutdown_timeout)
         log.info("engine stopped")

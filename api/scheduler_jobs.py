@@ -13,13 +13,12 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, schedules, views
 from api.openapi import documented
-from api.validation import Body, Field, any_job_id, object_id
+from api.validation import Body, Field, QueryParam, any_job_id, object_id, parse_query
 from engine.errors import InvalidField, InvalidInput, JobNotFound, UserNotFound
 from engine.ids import new_id
 from engine.model import Job, JobKind, Surface
-from engine.triggers import CronTrigger
 from jobs.registry import resolve_job_class
 
 bp = Blueprint("scheduler_jobs", url_prefix="/api/scheduler")
@@ -32,19 +31,20 @@ _CRON_EXAMPLES = {
     "day_of_week": "*",
     "week": "*",
 }
-_CRON_DEFAULT = "*"
-_CRON_REQUIRED = ("minute", "hour")
 
 
 def _job_fields(*, create: bool) -> tuple[Field, ...]:
+    # the seed's cron fields are one of four kinds of schedule (api/schedules.py):
+    # required only when that kind is the one sent
     cron = tuple(
         Field(
             name,
             "cron",
-            required=create and name in _CRON_REQUIRED,
             example=example,
             max_length=200,
-            description="" if name in _CRON_REQUIRED else f'default "{_CRON_DEFAULT}"',
+            description="required with the other cron fields"
+            if name in schedules.SEED_CRON_REQUIRED
+            else 'default "*"',
         )
         for name, example in _CRON_EXAMPLES.items()
     )
@@ -60,6 +60,8 @@ def _job_fields(*, create: bool) -> tuple[Field, ...]:
             example="Runs echo job daily",
         ),
         *cron,
+        *schedules.KIND_FIELDS,
+        *schedules.WINDOW_FIELDS,
         Field("pub_args", "array", example=["arg1", "arg2"]),
         Field("pub_kwargs", "object", example={"key": "value"}),
         Field("timezone", "string", max_length=100, description="IANA zone; default the service's"),
@@ -82,6 +84,15 @@ POLICY_FIELDS = (
     Field("retries", "integer", minimum=0, maximum=100, description="default 0"),
     Field("retry_delay", "number", minimum=0, description="seconds before a retry; default 0"),
     Field("retry_backoff", "string", max_length=20, description='"fixed" or "exponential"'),
+    Field(
+        "history_limit",
+        "integer",
+        minimum=1,
+        maximum=1_000_000_000,
+        nullable=True,
+        description="keep this job's newest N executions; older finished ones are deleted "
+        "in the background; null = keep all (the default; CRONWELL_HISTORY_DAYS still applies)",
+    ),
 )
 _BACKOFFS = ("fixed", "exponential")
 
@@ -98,12 +109,6 @@ def _policy(values: dict[str, Any]) -> dict[str, Any]:
 
 CREATE_BODY = Body(_job_fields(create=True))
 UPDATE_BODY = Body(_job_fields(create=False))
-
-
-def _cron_trigger(values: dict[str, Any], base: dict[str, Any], timezone: str) -> CronTrigger:
-    """A CronTrigger from the sent fields over `base` (defaults or the job's current ones)."""
-    fields = {name: values.get(name, base.get(name) or _CRON_DEFAULT) for name in views.CRON_FIELDS}
-    return CronTrigger(timezone=values.get("timezone", timezone), **fields)
 
 
 def check_required_arguments(class_string: str, args: list[Any], kwargs: dict[str, Any]) -> None:
@@ -131,19 +136,20 @@ def _owner_id(request: Request, user_id: str) -> str:
 @bp.post("/jobs")
 @documented(body=CREATE_BODY)
 async def create_job(request: Request) -> HTTPResponse:
-    """Schedule a job class on cron fields for a user."""
+    """Schedule a job class for a user: on cron fields, a cron line, an interval or a date."""
     values = CREATE_BODY.parse(request.body)
+    settings = context.settings(request)
+    trigger = schedules.trigger_for_create(values, settings.timezone, context.now(request))
     owner = _owner_id(request, values["user_id"])
     check_required_arguments(
         values["job_class_string"], values.get("pub_args", []), values.get("pub_kwargs", {})
     )
-    settings = context.settings(request)
     job = Job(
         id=new_id(),
         name=values["name"].strip(),
         kind=JobKind.CLASS,
         target=values["job_class_string"],
-        trigger=_cron_trigger(values, {}, settings.timezone),
+        trigger=trigger,
         args=values.get("pub_args", []),
         kwargs=values.get("pub_kwargs", {}),
         description=values.get("description", ""),
@@ -216,7 +222,7 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
 @bp.put("/jobs/<job_id>")
 @documented(body=UPDATE_BODY, partial=True)
 async def update_job(request: Request, job_id: str) -> HTTPResponse:
-    """Change any fields of a job; changing cron fields or the timezone reschedules it."""
+    """Change any fields of a job; changing its schedule or timezone reschedules it."""
     current = context.store(request).get_job(any_job_id(job_id))
     values = UPDATE_BODY.parse(request.body, partial=True)
     changes = _changes(request, current, values)
@@ -244,7 +250,7 @@ def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str
     changes.update(_policy(values))
     if "user_id" in values:
         changes["owner"] = _owner_id(request, values["user_id"])
-    schedule = [name for name in (*views.CRON_FIELDS, "timezone") if name in values]
+    schedule = [name for name in schedules.SCHEDULE_FIELDS if name in values]
     if current.kind != JobKind.CLASS:
         _check_script_job_changes(current, values, schedule)
     else:
@@ -256,9 +262,9 @@ def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str
                 changes.get("args", current.args),
                 changes.get("kwargs", current.kwargs),
             )
-        if schedule:
-            base = views.cron_fields(current)
-            changes["trigger"] = _cron_trigger(values, base, current.timezone)
+        trigger = schedules.trigger_for_update(values, current.trigger, context.now(request))
+        if trigger is not None:
+            changes["trigger"] = trigger
     return changes
 
 
@@ -294,6 +300,22 @@ async def resume_job(request: Request, job_id: str) -> HTTPResponse:
     """Let a paused job fire again, from now on."""
     await context.command(context.scheduler(request).resume_job(any_job_id(job_id)))
     return context.reply(views.success("Job resumed successfully", job_id=job_id))
+
+
+NEXT_RUNS_QUERY = (
+    QueryParam(
+        "count", "integer", "how many fire times (1-100)", default=5, minimum=1, maximum=100
+    ),
+)
+
+
+@bp.get("/jobs/<job_id>/next-runs")
+@documented(query=NEXT_RUNS_QUERY)
+async def next_runs(request: Request, job_id: str) -> HTTPResponse:
+    """The job's next fire times, in UTC and on its own clock (none while paused or disabled)."""
+    count = parse_query(request.args, NEXT_RUNS_QUERY)["count"]
+    job = context.store(request).get_job(any_job_id(job_id))
+    return context.reply(schedules.upcoming(job, count))
 
 
 @bp.post("/jobs/<job_id>/run")

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, schedules, views
 from api.openapi import documented
 from api.validation import SCRIPT_JOB_ID, Body, Field
 from engine.errors import InvalidField
 from engine.model import Job, JobKind, Surface
-from engine.triggers import DateTrigger
 from runners.paths import check_runnable, resolve_script
 
 bp = Blueprint("scripts", url_prefix="/api")
@@ -53,31 +51,11 @@ SCHEDULE_BODY = Body(
         ),
         Field("args", "strings", example=["--full", "--compress"]),
         Field("replace_existing", "boolean", example=False),
+        *schedules.WINDOW_FIELDS,
     ),
     always_plural=True,
 )
 JOB_TYPES = (JobKind.BASH.value, JobKind.PYTHON.value)
-
-
-def parse_run_date(text: str, timezone: str, now: datetime) -> datetime:
-    """An aware future instant from ISO 8601 text; naive text is in `timezone`."""
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidField(
-            "run_date",
-            f"run_date is not an ISO 8601 datetime (YYYY-MM-DDTHH:MM:SS): {text!r}",
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=ZoneInfo(timezone))
-    if when <= now:
-        raise InvalidField(
-            "run_date",
-            f"run_date {when.isoformat()} is in the past (now is "
-            f"{now.astimezone(when.tzinfo).isoformat(timespec='seconds')}); "
-            "schedule a time in the future",
-        )
-    return when
 
 
 def build_job(values: dict[str, Any], timezone: str, roots: tuple[Any, ...], now: datetime) -> Job:
@@ -90,7 +68,7 @@ def build_job(values: dict[str, Any], timezone: str, roots: tuple[Any, ...], now
         )
     if job_type not in JOB_TYPES:
         raise InvalidField("job_type", f"job_type must be 'bash' or 'python', not {job_type!r}")
-    run_date = parse_run_date(values["run_date"], timezone, now)
+    trigger = schedules.date_trigger(values, timezone, now)
     kind = JobKind(job_type)
     check_runnable(resolve_script(path, roots), kind)
     return Job(
@@ -98,7 +76,7 @@ def build_job(values: dict[str, Any], timezone: str, roots: tuple[Any, ...], now
         name=f"{job_type}:{path}",
         kind=kind,
         target=path,
-        trigger=DateTrigger(run_date, timezone=timezone),
+        trigger=trigger,
         args=values.get("args", []),
         surface=Surface.SCRIPTS,
     )

@@ -56,6 +56,8 @@ class Field:
     allow_empty: bool = False  # strings only
     minimum: int | None = None  # integers only
     maximum: int | None = None
+    #: an explicit null is kept (None: "remove it" on an update) instead of dropped
+    nullable: bool = False
 
     def check(self, value: Any) -> Any:
         """The value, normalised (cron integers become strings), or InvalidField."""
@@ -91,6 +93,8 @@ class Field:
             schema["minimum"] = self.minimum
         if self.maximum is not None:
             schema["maximum"] = self.maximum
+        if self.nullable:
+            schema["nullable"] = True
         return schema
 
 
@@ -153,6 +157,8 @@ class Body:
         for f in self.fields:
             if f.name in data:
                 if data[f.name] is None and not f.required:
+                    if f.nullable:
+                        values[f.name] = None  # kept: on an update it removes the value
                     continue  # an explicit null means "not given" for optional fields
                 values[f.name] = f.check(data[f.name])
         return values

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from api.schedules import request_fields, schedule
 from engine.model import Execution, Job, JobKind, Node
 from stores.records import Server, User
 
@@ -54,6 +55,9 @@ def script_job(job: Job) -> dict[str, Any]:
         "trigger": job.trigger.describe(),
         "executor": "default",
         "pending": False,
+        "is_enabled": job.enabled,
+        "is_paused": job.paused,
+        "schedule": schedule(job.trigger),
     }
 
 
@@ -79,6 +83,7 @@ def scheduler_job(job: Job) -> dict[str, Any]:
         "name": job.name,
         "description": job.description,
         **cron_fields(job),
+        **request_fields(job.trigger),
         "pub_args": list(job.args),
         "pub_kwargs": dict(job.kwargs),
         "is_enabled": job.enabled,
@@ -97,6 +102,8 @@ def scheduler_job(job: Job) -> dict[str, Any]:
         "retries": job.retries,
         "retry_delay": job.retry_delay,
         "retry_backoff": job.retry_backoff,
+        "history_limit": job.history_limit,
+        "schedule": schedule(job.trigger),
     }
 
 

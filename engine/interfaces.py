@@ -276,8 +276,13 @@ class SchedulerStore(ABC):
         """
 
     @abstractmethod
-    def delete_executions_before(self, cutoff: datetime) -> int:
-        """Delete terminal executions created before `cutoff`; return how many."""
+    def delete_executions_before(
+        self, cutoff: datetime, *, job_id: str | None = None, limit: int | None = None
+    ) -> int:
+        """Delete terminal executions created before `cutoff` (only `job_id`'s when
+        given), oldest first and at most `limit` of them (history retention deletes in
+        small batches); return how many. Queued, running and scheduled executions are
+        never deleted, atomically: one that ends meanwhile is simply left for later."""
 
     # -- several nodes on one store ---------------------------------------------------
     # Every write of a job (add_job, update_job, remove_job; not the claims, whose losers

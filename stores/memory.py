@@ -314,13 +314,17 @@ class MemoryStore(Store):
                     count += 1
             return count
 
-    def delete_executions_before(self, cutoff: datetime) -> int:
+    def delete_executions_before(
+        self, cutoff: datetime, *, job_id: str | None = None, limit: int | None = None
+    ) -> int:
         with self._lock:
             doomed = [
                 e.id
-                for e in self._executions.values()
-                if e.created_at < cutoff and e.status in TERMINAL_STATUSES
-            ]
+                for e in sorted(self._executions.values(), key=lambda e: (e.created_at, e.id))
+                if e.created_at < cutoff
+                and e.status in TERMINAL_STATUSES
+                and (job_id is None or e.job_id == job_id)
+            ][: None if limit is None else max(limit, 0)]
             for execution_id in doomed:
                 del self._executions[execution_id]
             return len(doomed)

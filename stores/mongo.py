@@ -61,6 +61,7 @@ COLLECTION_NAMES = {
 MODELS: dict[str, type] = {"users": User, "servers": Server, "jobs": Job, "executions": Execution}
 OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
 NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
 INDEXES: dict[str, list[IndexModel]] = {
     "users": [
         IndexModel([("email_key", ASCENDING)], name="email_key_unique", unique=True),
@@ -495,10 +496,25 @@ class MongoStore(MongoCluster, Store):
             result = self._collection("executions").update_many(query, update)
         return int(result.matched_count)
 
-    def delete_executions_before(self, cutoff: datetime) -> int:
-        query = {"created_at": {"$lt": time_text(cutoff)}, "status": {"$in": TERMINAL}}
+    def delete_executions_before(
+        self, cutoff: datetime, *, job_id: str | None = None, limit: int | None = None
+    ) -> int:
+        query: dict[str, Any] = {"created_at": {"$lt": time_text(cutoff)}}
+        if job_id is not None:
+            query["job_id"] = job_id
+        terminal = {"status": {"$in": TERMINAL}}
         with self._driver():
-            return int(self._collection("executions").delete_many(query).deleted_count)
+            executions = self._collection("executions")
+            if limit is None:
+                return int(executions.delete_many({**query, **terminal}).deleted_count)
+            if limit <= 0:  # MongoDB reads limit(0) as "no limit"
+                return 0
+            oldest = executions.find({**query, **terminal}, {"_id": 1})
+            ids = [d["_id"] for d in oldest.sort(OLDEST_FIRST).limit(limit)]
+            if not ids:
+                return 0
+            # the status again: one that is no longer terminal is never deleted
+            return int(executions.delete_many({"_id": {"$in": ids}, **terminal}).deleted_count)
 
     # -- users -----------------------------------------------------------------------
     def add_user(self, user: User) -> None:

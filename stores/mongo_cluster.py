@@ -12,9 +12,11 @@ Collections, beside the scheduler seed's:
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from engine.interfaces import JobChange
 from engine.model import Execution, Node, Status
@@ -41,7 +43,13 @@ class MongoCluster:
         def _driver(self, duplicate: Exception | None = None) -> AbstractContextManager[None]: ...
 
     def _ensure_cluster_indexes(self) -> None:
+        """Indexes, and the counter document: made here, once, so that job writes only
+        ever `$inc` it (two first upserts racing could both try to insert it)."""
         self._db[CANCELS].create_index([("node", ASCENDING)], name="node")
+        with contextlib.suppress(DuplicateKeyError):  # another node made it meanwhile
+            self._db[COUNTERS].update_one(
+                {"_id": "job_changes"}, {"$setOnInsert": {"value": 0}}, upsert=True
+            )
 
     def _changed(self, job_id: str) -> None:
         """Append the change of one job write (call it after the write succeeded)."""
@@ -49,7 +57,6 @@ class MongoCluster:
             counter = self._db[COUNTERS].find_one_and_update(
                 {"_id": "job_changes"},
                 {"$inc": {"value": 1}},
-                upsert=True,
                 return_document=ReturnDocument.AFTER,
             )
             self._db[JOB_CHANGES].insert_one({"_id": int(counter["value"]), "job_id": job_id})

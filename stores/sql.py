@@ -217,8 +217,18 @@ def build_statements(dialect: Dialect) -> dict[str, str]:
         "THEN :started ELSE last_run_time END WHERE id = :job_id"
     )
     sql["left_running"] = f"SELECT doc FROM cw_executions WHERE status IN ({LEFT_RUNNING})"
-    sql["delete_executions_before"] = (
-        f"DELETE FROM cw_executions WHERE created_at < :cutoff AND status IN ({TERMINAL})"
+    for filters in ((), ("job_id",)):
+        where = f"WHERE created_at < :cutoff{''.join(f' AND {c} = :{c}' for c in filters)}"
+        terminal = f"status IN ({TERMINAL})"
+        sql[filter_key("delete_executions_before", filters)] = (
+            f"DELETE FROM cw_executions {where} AND {terminal}"
+        )
+        sql[filter_key("expired_executions", filters)] = dialect.page(
+            f"SELECT id FROM cw_executions {where} AND {terminal} ORDER BY created_at, id"
+        )
+    # by id, and only while still terminal: retention never deletes an active execution
+    sql["delete_terminal_execution"] = (
+        f"DELETE FROM cw_executions WHERE id = :id AND status IN ({TERMINAL})"
     )
     return sql
 
@@ -556,8 +566,23 @@ class SqlStore(SqlCluster, Store):
                 self._execute_many(cursor, self._sql["update_executions"], rows)
         return sorted(taken, key=lambda e: (e.created_at, e.id))
 
-    def delete_executions_before(self, cutoff: datetime) -> int:
-        return self._write("delete_executions_before", {"cutoff": time_text(cutoff)})
+    def delete_executions_before(
+        self, cutoff: datetime, *, job_id: str | None = None, limit: int | None = None
+    ) -> int:
+        params: dict[str, Any] = {"cutoff": time_text(cutoff)}
+        if job_id is not None:
+            params["job_id"] = job_id
+        filters = tuple(name for name in ("job_id",) if name in params)
+        if limit is None:
+            return self._write(filter_key("delete_executions_before", filters), params)
+        page = {**params, "limit": max(limit, 0), "offset": 0}
+        with self._transaction() as cursor:  # one batch: select and delete in one commit
+            self._execute(cursor, self._sql[filter_key("expired_executions", filters)], page)
+            ids = [{"id": row[0]} for row in cursor.fetchall()]
+            if not ids:
+                return 0
+            self._execute_many(cursor, self._sql["delete_terminal_execution"], ids)
+            return int(cursor.rowcount)
 
     # -- users -----------------------------------------------------------------------
     def add_user(self, user: User) -> None:

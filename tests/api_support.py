@@ -227,3 +227,24 @@ def finished_execution(base: str, job_id: str, timeout: float = 15.0) -> dict[st
         return None
 
     return wait_for(done, timeout, f"an execution of {job_id} to finish")
+
+
+def serve_module(
+    tmp_path_factory: Any, name: str, scripts: dict[str, str] | None = None
+) -> Iterator[ThreadServer]:
+    """A module's server (for a `scope="module"` fixture): settings on a fresh temp
+    folder, with `scripts` (name -> text, executable) in its script root."""
+    with running_server(make_settings(tmp_path_factory.mktemp(name))) as live:
+        for script, text in (scripts or {}).items():
+            write_script(live.app.ctx.settings.script_roots[0], script, text)
+        yield live
+
+
+def new_user(server: ThreadServer, email: str = "ada@example.com") -> str:
+    """A user on the scheduler surface; its id."""
+    response = requests.post(
+        f"{server.url}/api/users/", json={"name": "Ada", "email": email}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    user_id: str = response.json()["user_id"]
+    return user_id

@@ -23,6 +23,7 @@ from tests.api_support import (
 )
 
 MISSING_ID = "0123456789abcdef01234567"
+CRON_NAMES = ("minute", "hour", "day_of_month", "month", "day_of_week", "week")
 JOB_FIELDS = [
     "_id",
     "user_id",
@@ -35,6 +36,12 @@ JOB_FIELDS = [
     "month",
     "day_of_week",
     "week",
+    "cron",
+    "interval_seconds",
+    "run_date",
+    "start_date",
+    "end_date",
+    "jitter_seconds",
     "pub_args",
     "pub_kwargs",
     "is_enabled",
@@ -53,6 +60,8 @@ JOB_FIELDS = [
     "retries",
     "retry_delay",
     "retry_backoff",
+    "history_limit",
+    "schedule",
 ]
 EXECUTION_FIELDS = {
     "_id",
@@ -348,7 +357,14 @@ def test_cancel_a_running_script(server: ThreadServer) -> None:
         ({"job_class_string": "os.path"}, 400, "os.path"),
         ({"user_id": "nothex"}, 400, "Invalid user id"),
         ({"user_id": MISSING_ID}, 404, f"User not found: {MISSING_ID}"),
-        ({"cron": "* * * * *"}, 400, "Unknown field: cron"),
+        (
+            {"cron": "* * * * *"},
+            400,
+            (
+                "Send exactly one schedule, not minute, hour, day_of_month, month, day_of_week "
+                "and cron"
+            ),
+        ),
         (
             {"job_class_string": "jobs.email.EmailNotificationJob", "pub_args": []},
             422,
@@ -379,9 +395,19 @@ def test_create_missing_fields(server: ThreadServer) -> None:
     assert one.status_code == 400
     assert one.json() == {"detail": "Missing required field: name"}
     many = call(server, "POST", "/api/scheduler/jobs", {"name": "x"})
-    assert many.json() == {
-        "detail": "Missing required fields: user_id, job_class_string, minute, hour"
+    assert many.json() == {"detail": "Missing required fields: user_id, job_class_string"}
+    no_schedule = {k: v for k, v in SEED_JOB.items() if k not in CRON_NAMES}
+    unscheduled = call(
+        server, "POST", "/api/scheduler/jobs", {**no_schedule, "user_id": MISSING_ID}
+    )
+    assert unscheduled.status_code == 400
+    assert unscheduled.json() == {
+        "detail": "Missing schedule: send the cron fields (at least minute and hour), cron, "
+        "interval_seconds or run_date"
     }
+    no_hour = {k: v for k, v in SEED_JOB.items() if k != "hour"}
+    half = call(server, "POST", "/api/scheduler/jobs", {**no_hour, "user_id": MISSING_ID})
+    assert half.status_code == 400 and half.json() == {"detail": "Missing required field: hour"}
 
 
 def test_job_id_and_update_errors(server: ThreadServer, user_id: str) -> None:

@@ -81,6 +81,17 @@ def test_schedule_get_list_exact_shapes(server: ThreadServer, root: Path) -> Non
         "trigger": "date[2099-12-31 23:59:59 UTC]",
         "executor": "default",
         "pending": False,
+        "is_enabled": True,
+        "is_paused": False,
+        "schedule": {
+            "kind": "date",
+            "description": "once, at 2099-12-31 23:59:59 UTC",
+            "run_date": "2099-12-31T23:59:59+00:00",
+            "timezone": "UTC",
+            "start_date": None,
+            "end_date": None,
+            "jitter_seconds": 0,
+        },
     }
     got = requests.get(f"{server.url}/api/job/shape_job", timeout=5)
     assert got.status_code == 200

@@ -31,7 +31,7 @@ def scratch_copy(tmp_path: Path) -> Path:
 def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     return subprocess.run(
-        [str(LINT_IMPORTS), "--config", "setup.cfg", "--no-cache"],
+        [str(LINT_IMPORTS), "setup.cfg", "--no-cache"],
         cwd=tree,
         env=env,
         capture_output=True,

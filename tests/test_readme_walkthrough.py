@@ -223,6 +223,9 @@ def test_readme_walkthrough_as_a_new_user(service: MakeRun) -> None:
     assert "Kwargs: {'from': 'readme'}" in echo_run["output"]
     assert echo_run["output"] in out.replace("\\n", "\n")  # the walkthrough printed it
 
+    assert '"message": "Next 3 runs of job' in out and '"occurrence": ' in out
+    assert "is disabled; enable it first" in out
+
     assert "Job paused successfully" in out and '"next_run_time": null' in out
     assert f"Job {echo_run['job_id']} resumed successfully" in out
     assert "Job deleted successfully" in out and "Job hello_bash removed successfully" in out

@@ -223,13 +223,20 @@ ORACLE_EXPRESSIONS = [
     "59 23 * 2 *",
     "7 4 1-7 * 2",
     "0 */4 15-20/2 */3 *",
+    # six fields, seconds first
+    "*/10 * * * * *",
+    "0 */5 * * * *",
+    "30 0 9 * * 1-5",
+    "5-10 59 23 * * *",
+    "*/7 30 * 2 * *",
+    "0,30 0 0 L * *",
 ]
 
 
 @pytest.mark.parametrize("expression", ORACLE_EXPRESSIONS)
 def test_same_fires_as_croniter_in_utc(expression: str) -> None:
     start = utc(2024, 1, 1, 0, 0)
-    reference = croniter(expression, start)
+    reference = croniter(expression, start, second_at_beginning=len(expression.split()) == 6)
     expected = [reference.get_next(datetime) for _ in range(40)]
     assert fires(CronTrigger.from_crontab(expression), start, 40) == expected
 
@@ -379,8 +386,8 @@ def test_invalid_input_names_the_field(kwargs: dict[str, object], field: str) ->
     assert str(caught.value).startswith(f"invalid {field}: ")
 
 
-@pytest.mark.parametrize("expression", ["* * * *", "* * * * * *", "", "@sometimes", None])
-def test_from_crontab_wants_five_fields(expression: object) -> None:
+@pytest.mark.parametrize("expression", ["* * * *", "* * * * * * *", "", "@sometimes", None])
+def test_from_crontab_wants_five_or_six_fields(expression: object) -> None:
     with pytest.raises(TriggerError) as caught:
         CronTrigger.from_crontab(expression)  # type: ignore[arg-type]
     assert caught.value.field == "expression"

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from engine import events as ev
-from engine.errors import CronwellError, ExecutionNotCancellable
+from engine.errors import Conflict, CronwellError, ExecutionNotCancellable
 from engine.events import EventBus
 from engine.interfaces import Outcome, SchedulerStore
 from engine.model import EPOCH, Execution, Job, Status
@@ -234,6 +234,11 @@ class CommandHandler:
 
     def resume_job(self, command: ResumeJob, now: datetime) -> Job:
         job = self._store.get_job(command.job_id)
+        if not job.enabled:  # resuming would not make it fire: say so, change nothing
+            raise Conflict(
+                f"Job {job.id} is disabled; enable it first (PUT /api/scheduler/jobs/{job.id} "
+                'with {"is_enabled": true}), then resume it'
+            )
         if not job.paused:
             return job
         job.paused = False

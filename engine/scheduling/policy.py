@@ -17,9 +17,11 @@ Misfire and coalesce (`plan_fires`). Given the fire time a job is due at and `no
   fires); past the cap it jumps with `next_fire_time` and the records say "more than N",
   so a job that was down for years costs bounded work.
 
-First fire (`first_fire_time`): the first fire time at or after now; a one-shot date job
-whose date has already passed is due at that date (the misfire policy then runs or
-records it) unless it has already fired.
+First fire (`first_fire_time`): the first fire time at or after now of an occurrence at
+or after now (with jitter, an occurrence just before now may still have its fire ahead:
+a job added or resumed then does not take it); a one-shot date job whose date has
+already passed is due at that date (the misfire policy then runs or records it) unless
+it has already fired.
 
 Retries (`retry_delay`): the n-th retry (n = the failed execution's attempt) waits
 `retry_delay` seconds ("fixed") or `retry_delay * 2**(n-1)` ("exponential": 1x, 2x, 4x...),
@@ -34,6 +36,7 @@ from datetime import datetime, timedelta
 from engine.errors import InvalidInput
 from engine.interfaces import Trigger
 from engine.model import EPOCH, Status
+from engine.triggers.bounded import next_run
 
 #: the smallest step between datetimes; `next_fire_time(t - TICK)` includes t itself
 TICK = timedelta(microseconds=1)
@@ -61,7 +64,10 @@ def first_fire_time(
     trigger: Trigger, now: datetime, last_run_time: datetime | None = None
 ) -> datetime | None:
     """When a newly added or resumed job is first due (see module docstring)."""
-    upcoming = trigger.next_fire_time(now - TICK)
+    run = next_run(trigger, now - TICK)
+    if run is not None and run[0] < now:  # jitter: an occurrence from before now is not
+        run = next_run(trigger, run[1])  # the job's, even when its delayed fire is ahead
+    upcoming = None if run is None else run[1]
     if upcoming is None and trigger.kind == "date":
         return trigger.next_fire_time(last_run_time or EPOCH)
     return upcoming

@@ -54,6 +54,8 @@ def check_job(job: Job) -> Job:
             raise InvalidInput("timeout must be more than 0 seconds (or None for no limit)")
     if job.retry_backoff != "fixed":
         check_backoff(job.retry_backoff)
+    if job.history_limit is not None:
+        _whole("history_limit", job.history_limit, 1)
     return job
 
 

@@ -1,6 +1,8 @@
 """Triggers: when a job fires. See base.py for the interface.
 
-`trigger_from_dict` is how a stored job gets its trigger back (`Job.from_record`).
+`trigger_from_dict` is how a stored job gets its trigger back (`Job.from_record`). A
+BoundedTrigger (window and jitter, bounded.py) is stored as its inner trigger's dict
+plus the `BOUND_KEYS`, so its `kind` stays the inner one's.
 """
 
 from __future__ import annotations
@@ -9,11 +11,19 @@ from typing import Any
 
 from engine.errors import TriggerError
 from engine.interfaces import Trigger
+from engine.triggers.bounded import BOUND_KEYS, BoundedTrigger, bounded_from_dict
 from engine.triggers.cron import CronTrigger
 from engine.triggers.date import DateTrigger
 from engine.triggers.interval import IntervalTrigger
 
-__all__ = ["CronTrigger", "DateTrigger", "IntervalTrigger", "Trigger", "trigger_from_dict"]
+__all__ = [
+    "BoundedTrigger",
+    "CronTrigger",
+    "DateTrigger",
+    "IntervalTrigger",
+    "Trigger",
+    "trigger_from_dict",
+]
 
 _BY_KIND: dict[str, Any] = {
     DateTrigger.kind: DateTrigger,
@@ -36,7 +46,11 @@ def trigger_from_dict(d: dict[str, Any]) -> Trigger:
     cls = _BY_KIND.get(d.get("kind"))  # type: ignore[arg-type]
     if cls is None:
         raise TriggerError("kind", f"{d.get('kind')!r} is not one of {sorted(_BY_KIND)}")
-    trigger: Trigger = cls.from_dict(d)
+    if BOUND_KEYS[0] in d or BOUND_KEYS[2] in d:
+        inner = {k: v for k, v in d.items() if k not in BOUND_KEYS}
+        trigger: Trigger = bounded_from_dict(cls.from_dict(inner), d)
+    else:
+        trigger = cls.from_dict(d)
     if key is not None:
         if len(_REBUILT) >= REBUILT_LIMIT:
             _REBUILT.clear()

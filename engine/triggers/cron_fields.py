@@ -16,17 +16,12 @@ from dataclasses import dataclass
 from croniter import CroniterError, croniter
 
 from engine.errors import TriggerError
+from engine.triggers.cron_meaning import STAR_RANGES, canonical
 
 #: The five crontab fields in crontab order, with their value ranges.
 CRONTAB_FIELDS = ("minute", "hour", "day_of_month", "month", "day_of_week")
-_RANGES = {
-    "minute": (0, 59),
-    "hour": (0, 23),
-    "day_of_month": (1, 31),
-    "month": (1, 12),
-    "day_of_week": (0, 7),
-    "week": (1, 53),
-}
+#: the values each field accepts: what its `*` covers, and day_of_week's 7 (Sunday again)
+_RANGES = {**STAR_RANGES, "day_of_week": (0, 7)}
 _SYNTAX_HELP = "use numbers, names (jan, mon), ranges a-b, lists a,b and steps */n or a-b/n"
 _NUMBER = re.compile(r"\d+")
 
@@ -63,7 +58,8 @@ def normalise(field: str, value: object) -> str:
 
 def expand(minute: str, hour: str, day_of_month: str, month: str, day_of_week: str) -> Expanded:
     """The allowed values of the five crontab fields, via croniter; TriggerError if invalid."""
-    texts = (minute, hour, day_of_month, month, day_of_week)
+    given = (minute, hour, day_of_month, month, day_of_week)
+    texts = tuple(canonical(name, text) for name, text in zip(CRONTAB_FIELDS, given, strict=True))
     if "w" in day_of_month.lower():
         # croniter drops "W" (nearest weekday) from its expansion, so we cannot honour it.
         raise TriggerError(
@@ -72,37 +68,56 @@ def expand(minute: str, hour: str, day_of_month: str, month: str, day_of_week: s
     try:
         lists, nth = croniter.expand(" ".join(texts))
     except CroniterError as error:
-        raise _explain(texts, error) from None
+        raise _explain(texts, given, error) from None
+    every_weekday = "*" in lists[4]
     return Expanded(
         minutes=_ints(lists[0], 0, 59),
         hours=_ints(lists[1], 0, 23),
-        days_of_month=None if lists[2] == ["*"] else tuple(lists[2]),
+        days_of_month=None if "*" in lists[2] else tuple(lists[2]),
         months=_ints(lists[3], 1, 12),
-        days_of_week=None if lists[4] == ["*"] else tuple(int(v) for v in lists[4]),
-        nth_weekday=tuple(sorted((int(day), frozenset(which)) for day, which in nth.items())),
+        days_of_week=None if every_weekday else tuple(int(v) for v in lists[4]),
+        nth_weekday=()
+        if every_weekday
+        else tuple(sorted((int(day), frozenset(which)) for day, which in nth.items())),
     )
 
 
+def expand_seconds(text: str) -> tuple[int, ...]:
+    """The seconds a `second` field allows (0-59, minute syntax), via croniter."""
+    try:
+        lists, _ = croniter.expand(f"{canonical('second', text)} * * * *")
+    except CroniterError as error:
+        raise TriggerError("second", _reason("second", text, error)) from None
+    return _ints(lists[0], 0, 59)
+
+
 def _ints(values: Sequence[int | str], low: int, high: int) -> tuple[int, ...]:
-    if values == ["*"]:
+    """Sorted values; a list holding `*` (croniter keeps it in `*,5`) is every value."""
+    if "*" in values:
         return tuple(range(low, high + 1))
     return tuple(sorted(int(v) for v in values))
 
 
-def _explain(texts: tuple[str, ...], error: CroniterError) -> TriggerError:
-    """Find which field croniter refused, by expanding each alone, and say why."""
+def _explain(texts: tuple[str, ...], given: tuple[str, ...], error: CroniterError) -> TriggerError:
+    """Find which field croniter refused, by expanding each alone, and say why (in the
+    words the caller used: `given`, not the canonical `texts`)."""
     for index, field in enumerate(CRONTAB_FIELDS):
         alone = ["*"] * len(CRONTAB_FIELDS)
         alone[index] = texts[index]
         try:
             croniter.expand(" ".join(alone))
-        except CroniterError:
-            return TriggerError(field, _reason(field, texts[index]))
-    return TriggerError("day_of_week", f"{texts[4]!r} cannot be combined this way: {error}")
+        except CroniterError as alone_error:
+            return TriggerError(field, _reason(field, given[index], alone_error))
+    return TriggerError("day_of_week", f"{given[4]!r} cannot be combined this way: {error}")
 
 
-def _reason(field: str, text: str) -> str:
+def _reason(field: str, text: str, error: CroniterError) -> str:
     """The most specific complaint we can make about one refused field."""
+    if "mixing literal values and nth" in str(error):
+        return (
+            f"{text!r} mixes nth-weekday entries (5#2, L5) with plain days in one list; "
+            "croniter cannot match both kinds in one field"
+        )
     low, high = _RANGES[field]
     for part in text.split(","):
         base, slash, step = part.partition("/")

@@ -3,11 +3,11 @@
 croniter parses and validates (see cron_fields.py); it is not used per call, because its
 `get_next` costs ~130 µs and the engine calls `next_fire_time` on every add and fire.
 Instead the allowed values are kept as sorted tuples and `_next_wall` walks them
-field by field with `bisect` (a few µs). `compile_schedule` is cached on the field
+field by field with `bisect` (a few µs), down to the second. `compile_schedule` is cached on the field
 strings and zone, so 100,000 jobs with one expression share one CronSchedule.
 
 DST rules (see the cron module docstring) live in `next_fire_time`: the walk finds the
-next matching *wall-clock* minute, and `_instants` turns that wall time into 0, 1 or 2
+next matching *wall-clock* second, and `_instants` turns that wall time into 0, 1 or 2
 real instants depending on whether it is skipped, normal or repeated.
 """
 
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from engine.errors import TriggerError
 from engine.triggers.common import check_after, load_zone
-from engine.triggers.cron_fields import LAST, Expanded, expand, parse_week
+from engine.triggers.cron_fields import LAST, Expanded, expand, expand_seconds, parse_week
 
 #: Calendar patterns (leap years, weekdays, ISO weeks) repeat every 400 years, so a walk
 #: that finds nothing in that span never will.
@@ -32,11 +32,14 @@ _ZERO = timedelta(0)
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu"})
 _DAYS_CACHE_LIMIT = 256
 
-Wall = tuple[int, int, int, int, int]  # year, month, day, hour, minute
+Wall = tuple[int, int, int, int, int, int]  # year, month, day, hour, minute, second
 
 
 class CronSchedule:
-    """Allowed minutes, hours, days and months of one expression in one zone."""
+    """Allowed seconds, minutes, hours, days and months of one expression in one zone.
+
+    `fields` are the six crontab-and-week fields, then `second` ("0" for a five-field
+    expression)."""
 
     __slots__ = (
         "_days_cache",
@@ -46,6 +49,7 @@ class CronSchedule:
         "_minutes",
         "_months",
         "_nth_weekday",
+        "_seconds",
         "_weeks",
         "_wildcard",
         "_zone",
@@ -59,6 +63,7 @@ class CronSchedule:
         self.fields = fields
         self.timezone = timezone
         self._zone: ZoneInfo | None = None if timezone in _UTC_NAMES else zone
+        self._seconds = expand_seconds(fields[6])
         self._minutes = expanded.minutes
         self._hours = expanded.hours
         self._months = expanded.months
@@ -68,7 +73,8 @@ class CronSchedule:
         if self._days_of_week is None and self._nth_weekday:
             self._days_of_week = tuple(range(7))
         self._weeks = parse_week(fields[5])
-        # Vixie cron's MIN_STAR / HR_STAR: such jobs follow real time across DST changes.
+        # Vixie cron's MIN_STAR / HR_STAR: such jobs follow real time across DST changes
+        # (the second field does not change which kind a job is).
         self._wildcard = fields[0].startswith("*") or fields[1].startswith("*")
         self._days_cache: dict[int, tuple[int, ...]] = {}
         self._check_some_day_matches()
@@ -81,32 +87,35 @@ class CronSchedule:
         zone = self._zone
         if zone is None:
             now = after if after.tzinfo is UTC else after.astimezone(UTC)
-            wall = self._next_wall(now.year, now.month, now.day, now.hour, now.minute + 1)
-            return None if wall is None else datetime(*wall, 0, 0, UTC)
+            wall = self._next_wall(
+                now.year, now.month, now.day, now.hour, now.minute, now.second + 1
+            )
+            return None if wall is None else datetime(*wall, 0, UTC)
         return self._next_in_zone(after.astimezone(UTC), zone)
 
     def _next_in_zone(self, after: datetime, zone: ZoneInfo) -> datetime | None:
         # zone.utcoffset() on naive wall times, and constructors rather than
         # datetime.replace(): several times cheaper, and this runs on every add and fire.
         local = after.astimezone(zone)
-        year, month, day, hour, minute = (
+        year, month, day, hour, minute, second = (
             local.year,
             local.month,
             local.day,
             local.hour,
             local.minute,
+            local.second,
         )
         if not local.fold:
             # In the first pass of a repeated hour, wall times up to an hour *behind*
             # `local` come round again in the second pass: start the walk that far back.
-            second_pass = zone.utcoffset(datetime(year, month, day, hour, minute, fold=1))
+            second_pass = zone.utcoffset(datetime(year, month, day, hour, minute, second, fold=1))
             back = _offset(local) - (second_pass or _ZERO)
             if back:
-                start = datetime(year, month, day, hour, minute) - back
+                start = datetime(year, month, day, hour, minute, second) - back
                 year, month, day = start.year, start.month, start.day
-                hour, minute = start.hour, start.minute
+                hour, minute, second = start.hour, start.minute, start.second
         best: datetime | None = None
-        wall = self._next_wall(year, month, day, hour, minute + 1)
+        wall = self._next_wall(year, month, day, hour, minute, second + 1)
         while wall is not None:
             instants = self._instants(wall, zone)
             for instant in instants:
@@ -116,8 +125,8 @@ class CronSchedule:
             # passes the best fire found, no later wall time can do better.
             if best is not None and instants and instants[0] >= best:
                 return best
-            year, month, day, hour, minute = wall
-            wall = self._next_wall(year, month, day, hour, minute + 1)
+            year, month, day, hour, minute, second = wall
+            wall = self._next_wall(year, month, day, hour, minute, second + 1)
         return best
 
     # -- wall time -> real instants (the DST rule) ------------------------------------
@@ -125,10 +134,10 @@ class CronSchedule:
     def _instants(self, wall: Wall, zone: ZoneInfo) -> tuple[datetime, ...]:
         first_offset = zone.utcoffset(datetime(*wall)) or _ZERO
         second_offset = zone.utcoffset(datetime(*wall, fold=1)) or _ZERO
-        first = datetime(*wall, 0, 0, UTC) - first_offset
+        first = datetime(*wall, 0, UTC) - first_offset
         if first_offset == second_offset:
             return (first,)
-        second = datetime(*wall, 0, 0, UTC) - second_offset
+        second = datetime(*wall, 0, UTC) - second_offset
         if first < second:  # repeated (fall back): wildcard jobs fire in both passes
             return (first, second) if self._wildcard else (first,)
         # skipped (spring forward): fixed-time jobs fire once when the clock jumps
@@ -136,35 +145,43 @@ class CronSchedule:
 
     # -- the calendar walk ----------------------------------------------------------
 
-    def _next_wall(self, year: int, month: int, day: int, hour: int, minute: int) -> Wall | None:
+    def _next_wall(
+        self, year: int, month: int, day: int, hour: int, minute: int, second: int
+    ) -> Wall | None:
         """Smallest matching wall time >= the given one; fields may overflow by one."""
-        months, hours, minutes = self._months, self._hours, self._minutes
+        months, hours, minutes, seconds = self._months, self._hours, self._minutes, self._seconds
         limit = min(year + _HORIZON_YEARS, _MAX_YEAR)
         while year <= limit:
             index = bisect_left(months, month)
             if index == len(months):
-                year, month, day, hour, minute = year + 1, months[0], 1, 0, 0
+                year, month, day, hour, minute, second = year + 1, months[0], 1, 0, 0, 0
                 continue
             if months[index] != month:
-                month, day, hour, minute = months[index], 1, 0, 0
+                month, day, hour, minute, second = months[index], 1, 0, 0, 0
             days = self._days(year, month)
             index = bisect_left(days, day)
             if index == len(days):
-                month, day, hour, minute = month + 1, 1, 0, 0
+                month, day, hour, minute, second = month + 1, 1, 0, 0, 0
                 continue
             if days[index] != day:
-                day, hour, minute = days[index], 0, 0
+                day, hour, minute, second = days[index], 0, 0, 0
             index = bisect_left(hours, hour)
             if index == len(hours):
-                day, hour, minute = day + 1, 0, 0
+                day, hour, minute, second = day + 1, 0, 0, 0
                 continue
             if hours[index] != hour:
-                hour, minute = hours[index], 0
+                hour, minute, second = hours[index], 0, 0
             index = bisect_left(minutes, minute)
             if index == len(minutes):
-                hour, minute = hour + 1, 0
+                hour, minute, second = hour + 1, 0, 0
                 continue
-            return year, month, day, hour, minutes[index]
+            if minutes[index] != minute:
+                minute, second = minutes[index], 0
+            index = bisect_left(seconds, second)
+            if index == len(seconds):
+                minute, second = minute + 1, 0
+                continue
+            return year, month, day, hour, minute, seconds[index]
         return None
 
     def _days(self, year: int, month: int) -> tuple[int, ...]:
@@ -226,7 +243,7 @@ class CronSchedule:
                 if self._compute_days(year, month_number):
                     return
         field = "week" if self._weeks is not None else "day_of_month"
-        day_of_month, month, day_of_week, week = self.fields[2:]
+        day_of_month, month, day_of_week, week = self.fields[2:6]
         raise TriggerError(
             field,
             f"no date ever matches day_of_month={day_of_month!r}, month={month!r}, "
