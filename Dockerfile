@@ -9,7 +9,6 @@ COPY api api
 COPY runners runners
 COPY stores stores
 COPY jobs jobs
-COPY bench bench
 # Wheels with every dependency, so the runtime stage needs no compiler or pip cache.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

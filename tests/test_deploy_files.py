@@ -150,3 +150,30 @@ def test_image_defaults_let_the_seed_variables_choose_the_store() -> None:
     path = Path(default.store_url.removeprefix("sqlite:///"))
     database = path if path.is_absolute() else Path(instruction("WORKDIR")) / path
     assert database.is_relative_to(default.data_dir)
+
+
+def test_the_cluster_profile_runs_two_named_nodes_on_one_mongodb(compose: dict) -> None:
+    nodes = {
+        name: svc
+        for name, svc in compose["services"].items()
+        if "cluster" in svc.get("profiles", []) and svc.get("image") == "cronwell:latest"
+    }
+    assert len(nodes) == 2
+    settings = [
+        load_settings(
+            {**dockerfile_env(), **{k: str(v) for k, v in s["environment"].items()}}, dotenv=None
+        )
+        for s in nodes.values()
+    ]
+    assert len({s.node_id for s in settings}) == 2 and all(s.node_id for s in settings)
+    assert len({(s.store_url, s.db_name) for s in settings}) == 1
+    assert urlparse(settings[0].store_url).scheme == "mongodb"
+    host_ports = [int(p.split(":")[0]) for s in nodes.values() for p in s["ports"]]
+    assert len(set(host_ports)) == 2
+    for svc in nodes.values():
+        (dependency,) = svc["depends_on"]
+        assert "cluster" in compose["services"][dependency]["profiles"]
+
+
+def test_the_image_leaves_the_benchmarks_out() -> None:
+    assert not any(line.startswith("COPY bench") for line in dockerfile_lines())
