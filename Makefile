@@ -47,6 +47,7 @@ bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.idle
+	$(BIN)/python -m bench.cluster
 
 bench-quick: $(STAMP_BENCH)
 	$(BIN)/python -m bench.dispatch --quick

@@ -107,18 +107,38 @@ def _serving(
 
 @contextmanager
 def cronwell_server(workdir: Path, script_root: Path, pool_size: int) -> Iterator[Server]:
+    with cronwell_node(
+        workdir, script_root, pool_size, f"sqlite:///{workdir / 'cronwell.db'}", "cronwell"
+    ) as server:
+        yield server
+
+
+@contextmanager
+def cronwell_node(
+    workdir: Path,
+    script_root: Path,
+    pool_size: int,
+    store_url: str,
+    node_id: str,
+    db_name: str = "cronwell",
+) -> Iterator[Server]:
+    """One `cronwell serve` named `node_id` on `store_url` (several may share it;
+    `db_name` is the MongoDB database when the URL is a mongodb:// one)."""
     port = free_port()
     argv = [
         *cronwell_command(),
         "serve",
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--store", f"sqlite:///{workdir / 'cronwell.db'}",
+        "--store", store_url,
         "--script-root", str(script_root),
         "--pool-size", str(pool_size),
+        "--node-id", node_id,
     ]  # fmt: skip
-    env = clean_env(CRONWELL_DATA_DIR=str(workdir / "data"), PYTHONPATH=repo_pythonpath())
-    with _serving("cronwell", argv, workdir, env, port) as server:
+    env = clean_env(
+        CRONWELL_DATA_DIR=str(workdir / "data"), PYTHONPATH=repo_pythonpath(), DB_NAME=db_name
+    )
+    with _serving(node_id, argv, workdir, env, port) as server:
         yield server
 
 
