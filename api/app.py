@@ -31,6 +31,8 @@ from api import (
 from api.auth import require_api_key
 from api.config import Settings, default_node_id
 from api.errors import ApiErrorHandler
+from api.retention import INTERVAL as RETENTION_INTERVAL
+from api.retention import Retention
 from api.secrets import load_secret_box
 from engine.clock import SystemClock
 from engine.scheduler import Scheduler
@@ -39,8 +41,6 @@ from jobs.registry import add_job_paths, load_job
 from runners import Runner
 from stores import open_store
 from stores.base import Store
-from stores.retention import INTERVAL as RETENTION_INTERVAL
-from stores.retention import Retention
 
 log = logging.getLogger("cronwell.api")
 _app_numbers = itertools.count(1)

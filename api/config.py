@@ -244,7 +244,7 @@ def _job_settings(get: Callable[[str], str | None]) -> dict[str, Any]:
     }
     if v := get("CRONWELL_SMTP_CAFILE"):
         extra["smtp_cafile"] = v
-    # history retention (stores/retention.py): executions older than this many days go
+    # history retention (api/retention.py): executions older than this many days go
     if v := get("CRONWELL_HISTORY_DAYS"):
         extra["history_days"] = _int("CRONWELL_HISTORY_DAYS", v, 1)
     if v := get("CRONWELL_HISTORY_SWEEP_SECONDS"):

@@ -84,7 +84,7 @@ class Job:
     retries: int = 0
     retry_delay: float = 0.0  # seconds before the first retry
     retry_backoff: str = "fixed"  # "fixed" or "exponential" (delay * 2**n)
-    #: keep this job's newest N executions (stores/retention.py); None keeps them all
+    #: keep this job's newest N executions (api/retention.py); None keeps them all
     history_limit: int | None = None
     next_run_time: datetime | None = None
     last_run_time: datetime | None = None

@@ -1,4 +1,4 @@
-"""History retention (stores/retention.py) on every backend: `history_limit` keeps a
+"""History retention (api/retention.py) on every backend: `history_limit` keeps a
 job's newest N executions, `CRONWELL_HISTORY_DAYS` drops old ones, in small batches,
 never touching queued, running or scheduled executions; the store call it uses; and the
 background thread, driven by the engine's events on the fake clock."""
@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from api.config import load_settings
+from api.retention import Retention
 from engine.clock import FakeClock
 from engine.errors import InvalidInput
 from engine.model import Execution, Job, Status
 from stores.base import Store
-from stores.retention import Retention
 from tests.engine_support import Harness, every, wait_for
 from tests.engine_support import make_job as engine_job
 from tests.test_store_contract import T0, make_execution, make_job, store  # noqa: F401
