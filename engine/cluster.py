@@ -88,6 +88,8 @@ class NodeKeeper:
         #: when each gap seq was first seen missing (monotonic seconds)
         self._gaps: dict[int, float] = {}
         self._remote: dict[str, _RemoteCancel] = {}
+        #: whether another node was alive at the last look (each heartbeat)
+        self.others_alive = False
         self._remote_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -148,6 +150,9 @@ class NodeKeeper:
             running=self._running(),
         )
         self._store.heartbeat(node)
+        self.others_alive = any(
+            n.node_id != self.node_id and n.alive(now) for n in self._store.list_nodes()
+        )
 
     def follow_changes(self, limit: int = 1000) -> int:
         """Hand the loop every change past the cursor not yet applied; return how many."""

@@ -318,6 +318,11 @@ class SchedulerStore(ABC):
         """Forget a node (it stopped cleanly); a node not registered is no error."""
 
     @abstractmethod
+    def count_active(self) -> dict[str, int]:
+        """Queued and running executions per job id, over every node (jobs with none
+        are left out): what max_instances limits when several nodes share the store."""
+
+    @abstractmethod
     def take_over(self, from_node: str | None, to_node: str) -> list[Execution]:
         """Reassign every `queued` execution recorded by `from_node` (None: by no node)
         to `to_node` and return them as now stored.

@@ -97,6 +97,14 @@ class Scheduler:
             node=node_id,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
+        self._firer = Firer(
+            store,
+            self._timetable,
+            self._pool,
+            self.events,
+            self._executor.record,
+            node=node_id,
+        )
         self._handler = CommandHandler(
             store,
             self._timetable,
@@ -110,14 +118,7 @@ class Scheduler:
             self.clock,
             self._commands,
             self._timetable,
-            Firer(
-                store,
-                self._timetable,
-                self._pool,
-                self.events,
-                self._executor.record,
-                node=node_id,
-            ),
+            self._firer,
             self._handler,
         )
         #: with a node id, this engine is one node of several on the store
@@ -132,6 +133,7 @@ class Scheduler:
                 lease_seconds=lease_seconds,
             )
             self._handler.following_changes = True
+            self._firer.shared = lambda: self._node is not None and self._node.others_alive
             self._handler.forward_cancel = self._node.wait_remote_cancel
         self._state = "new"
         self._state_lock = threading.Lock()

@@ -140,6 +140,14 @@ class MemoryStore(Store):
         with self._lock:
             self._nodes.pop(node_id, None)
 
+    def count_active(self) -> dict[str, int]:
+        with self._lock:
+            counts: dict[str, int] = {}
+            for e in self._executions.values():
+                if e.status in (Status.QUEUED, Status.RUNNING):
+                    counts[e.job_id] = counts.get(e.job_id, 0) + 1
+            return counts
+
     def take_over(self, from_node: str | None, to_node: str) -> list[Execution]:
         with self._lock:
             taken = []

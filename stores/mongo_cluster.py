@@ -97,6 +97,15 @@ class MongoCluster:
         with self._driver():
             self._db[NODES].delete_one({"_id": node_id})
 
+    def count_active(self) -> dict[str, int]:
+        pipeline = [
+            {"$match": {"status": {"$in": [str(Status.QUEUED), str(Status.RUNNING)]}}},
+            {"$group": {"_id": "$job_id", "count": {"$sum": 1}}},
+        ]
+        with self._driver():
+            groups = list(self._db[EXECUTIONS].aggregate(pipeline))
+        return {str(g["_id"]): int(g["count"]) for g in groups}
+
     def take_over(self, from_node: str | None, to_node: str) -> list[Execution]:
         executions = self._db[EXECUTIONS]
         query = {"status": str(Status.QUEUED), "node": from_node}

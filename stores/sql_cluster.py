@@ -64,6 +64,10 @@ def cluster_statements(dialect: Dialect) -> dict[str, str]:
         "upsert_node": dialect.upsert(NODES),
         "list_nodes": "SELECT doc FROM cw_nodes",
         "delete_node": "DELETE FROM cw_nodes WHERE id = :id",
+        "count_active": (
+            "SELECT job_id, COUNT(*) FROM cw_executions "
+            "WHERE status IN ('queued', 'running') GROUP BY job_id"
+        ),
         "queued_executions": dialect.lock_rows(
             "SELECT doc FROM cw_executions WHERE status = 'queued'"
         ),
@@ -110,6 +114,11 @@ class SqlCluster:
         with self._transaction() as cursor:
             self._execute(cursor, self._sql["prune_job_changes"], {"through": through})
             return int(cursor.rowcount)
+
+    def count_active(self) -> dict[str, int]:
+        with self._transaction(write=False) as cursor:
+            self._execute(cursor, self._sql["count_active"], {})
+            return {str(job_id): int(count) for job_id, count in cursor.fetchall()}
 
     def heartbeat(self, node: Node) -> None:
         row = {

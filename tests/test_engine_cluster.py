@@ -328,3 +328,24 @@ def test_a_restarted_node_runs_the_fires_its_earlier_life_claimed() -> None:
         assert len(a.runner.requests) == 1
     finally:
         a.scheduler.shutdown(timeout=5)
+
+
+def test_max_instances_counts_the_runs_of_every_node() -> None:
+    with two_nodes(runner_a=Recorder(wait_until_cancelled)) as (store, clock, a, b):
+        a.do(a.scheduler.add_job(make_job("solo", every(60, start=T0), max_instances=1)))
+        b.step()
+        a.keeper.heartbeat()  # a now knows b is alive too
+        clock.set(T0)
+        a.step()  # a wins the first occurrence and runs it (until cancelled)
+        assert a.runner.started.wait(5)
+        clock.set(T0 + timedelta(seconds=60))
+        a.keeper.heartbeat()
+        b.keeper.heartbeat()
+        b.step()  # b holds the next occurrence while a's run is still going
+        executions = {e.scheduled_for: e for e in store.list_executions(job_id="solo")}
+        second = executions[T0 + timedelta(seconds=60)]
+        assert second.status is Status.SKIPPED and "max_instances" in second.error
+        assert b.runner.requests == []
+        a.scheduler.cancel_execution(executions[T0].id)
+        a.scheduler.run_once(clock.now())
+        assert a.scheduler.wait_idle(5)

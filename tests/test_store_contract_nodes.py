@@ -164,3 +164,21 @@ def test_take_over_reassigns_only_the_queued_executions_of_one_node(store: Store
     assert store.take_over("dead:1", "other:4") == []  # taken once
     assert [e.id for e in store.take_over(None, "me:3")] == ["q-none"]
     assert store.get_execution("q-live").node == "live:2"
+
+
+def test_count_active_counts_queued_and_running_per_job_on_every_node(store: Store) -> None:
+    from engine.model import Execution, Status
+
+    for job_id in ("a", "b"):
+        store.add_job(make_job(job_id))
+    for execution_id, job_id, status, node in (
+        ("1", "a", Status.QUEUED, "n1"),
+        ("2", "a", Status.RUNNING, "n2"),
+        ("3", "a", Status.COMPLETED, "n1"),
+        ("4", "b", Status.SCHEDULED, "n1"),
+        ("5", "b", Status.RUNNING, None),
+    ):
+        store.add_execution(
+            Execution(id=execution_id, job_id=job_id, status=status, created_at=T0, node=node)
+        )
+    assert store.count_active() == {"a": 2, "b": 1}

@@ -64,6 +64,10 @@ class Firer:
     ) -> None:
         self._store = store
         self._node = node
+        #: True while other live nodes share the store: max_instances then counts their
+        #: queued and running executions too (set by the node keeper)
+        self.shared: Callable[[], bool] = lambda: False
+        self._shared_counts: dict[str, int] = {}
         self._timetable = timetable
         self._pool = pool
         self._events = events
@@ -100,6 +104,7 @@ class Firer:
     def _fire_jobs(self, slots: list[JobSlot], now: datetime) -> None:
         fires: list[_Fire] = []
         room = self._pool.room()
+        self._shared_counts = self._count_shared()
         for slot in slots:
             due = slot.next_run_time
             try:
@@ -148,6 +153,17 @@ class Firer:
             else:
                 self._reload(f.slot, now)
 
+    def _count_shared(self) -> dict[str, int]:
+        """Every node's queued and running executions per job, when others are alive
+        (one store read per batch of due fires; nothing to read on a lone node)."""
+        if not self.shared():
+            return {}
+        try:
+            return self._store.count_active()
+        except Exception as exc:
+            log.warning("counting other nodes' executions failed (%s); this node's own", exc)
+            return {}
+
     def _hand_jobs(self, items: list[WorkItem]) -> None:
         """Load the jobs of won fires with one store call, so workers start them
         without reading the store (a worker loads its job itself when this fails)."""
@@ -178,7 +194,7 @@ class Firer:
             )
             fire.records.append(record)
             fire.notices.append((ev.JOB_MISSED, record))
-        active = self._pool.instances(slot.id)
+        active = max(self._pool.instances(slot.id), self._shared_counts.get(slot.id, 0))
         for when in plan.runs:
             if active >= slot.max_instances:
                 error = (
