@@ -12,6 +12,7 @@ import sqlite3
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,3 +183,52 @@ def test_count_active_counts_queued_and_running_per_job_on_every_node(store: Sto
             Execution(id=execution_id, job_id=job_id, status=status, created_at=T0, node=node)
         )
     assert store.count_active() == {"a": 2, "b": 1}
+
+
+def _claim_all(path: str, name: str, count: int, results: Any) -> None:
+    from datetime import timedelta as td
+
+    from engine.model import Execution, Status
+    from stores.sqlite import SqliteStore
+
+    other = SqliteStore(path)
+    other.open()
+    won = []
+    for n in range(count):
+        execution = Execution(
+            id=f"{name}-{n}", job_id=f"c{n}", status=Status.QUEUED, created_at=T0, node=name
+        )
+        if other.claim_fire(f"c{n}", T0, T0 + td(minutes=5), [execution]):
+            won.append(n)
+    other.close()
+    results.put((name, won))
+
+
+def test_sqlite_claims_from_several_processes_win_each_fire_once(tmp_path: Path) -> None:
+    """Three processes race to claim the same 200 due fires in one SQLite file: every
+    fire is won exactly once, and only the winner's execution is written."""
+    from stores.sqlite import SqliteStore
+
+    path = tmp_path / "claims.db"
+    first = SqliteStore(path)
+    first.open()
+    for n in range(200):
+        first.add_job(make_job(f"c{n}", next_run_time=T0))
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    racers = [
+        context.Process(target=_claim_all, args=(str(path), name, 200, results))
+        for name in ("p1", "p2", "p3")
+    ]
+    for racer in racers:
+        racer.start()
+    won = dict(results.get(timeout=60) for _ in racers)
+    for racer in racers:
+        racer.join(60)
+        assert racer.exitcode == 0
+    claimed = sorted(n for numbers in won.values() for n in numbers)
+    assert claimed == list(range(200))  # each fire once, none lost
+    executions = first.list_executions(limit=1000)
+    assert len(executions) == 200
+    assert {e.id for e in executions} == {f"{p}-{n}" for p, ns in won.items() for n in ns}
+    first.close()
