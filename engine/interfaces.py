@@ -93,6 +93,11 @@ class JobCounts:
 class SchedulerStore(ABC):
     #: short backend name: "memory", "sqlite", "mongo", "oracle"
     backend: str = "abstract"
+    #: whether what the store holds outlives the process. On a durable store a worker
+    #: writes an execution's `running` mark before the run starts, which is what lets
+    #: recovery tell a claimed fire that never started (`take_unstarted`) from one that
+    #: did; a store that forgets everything in a crash (memory) has nothing to recover
+    durable: bool = True
 
     # -- lifecycle -------------------------------------------------------------------
     @abstractmethod
@@ -195,7 +200,9 @@ class SchedulerStore(ABC):
 
     @abstractmethod
     def update_execution(self, execution: Execution) -> None:
-        """Overwrite a non-terminal execution (queued -> running). Raises ExecutionNotFound."""
+        """Overwrite a non-terminal execution (queued -> running; or an unstarted one
+        recovery ends without running it, as `missed`). Its job's counters are not
+        touched. Raises ExecutionNotFound."""
 
     @abstractmethod
     def finish_execution(self, execution: Execution) -> None:
@@ -248,9 +255,33 @@ class SchedulerStore(ABC):
 
     @abstractmethod
     def abandon_running(self, now: datetime, message: str) -> int:
-        """Mark every queued/running execution abandoned (completed_at=now, error=message).
+        """Mark every `running` execution abandoned (completed_at=now, error=message),
+        atomically; `queued` and `scheduled` ones are left alone (they never started:
+        see `take_unstarted`). Its job's counters are not touched.
 
-        Called once at start, before the engine fires anything. Returns how many.
+        Called once at start, before the engine fires anything: with one node, every
+        execution still `running` belonged to a process that is gone. Returns how many.
+        (With several nodes it will abandon only executions of nodes whose lease
+        expired.)
+        """
+
+    @abstractmethod
+    def take_unstarted(self, now: datetime, note: str) -> list[Execution]:
+        """Take over the executions a stopped process claimed but never started.
+
+        Atomically, every execution still `queued` gets `note` appended to its output
+        (why it is queued again) and is returned, oldest first (created_at, then id).
+        Each stays `queued` with its id, fire time and attempt unchanged: the caller
+        runs it (the worker's `running` mark comes next) or ends it without running
+        (`update_execution`, e.g. `missed` beyond the misfire grace); nothing else is
+        written, and no new execution is made for the fire, so a fire is run at most
+        once and recorded exactly once. A `queued` execution certainly never started,
+        because a worker stores `running` before it starts a run (`durable`).
+
+        Called once at start, before the engine fires anything, and after
+        `abandon_running`. (With several nodes it will take only executions of nodes
+        whose lease expired, recording the caller as their node in the same write, so
+        two nodes never take the same one.)
         """
 
     @abstractmethod

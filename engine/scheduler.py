@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine import events as ev
 from engine.clock import Clock, SystemClock
 from engine.errors import EngineStopped
 from engine.events import EventBus
@@ -42,7 +43,7 @@ from engine.scheduling.commands import (
 from engine.scheduling.firing import Firer
 from engine.scheduling.handlers import CommandHandler
 from engine.scheduling.loop import EngineLoop
-from engine.scheduling.recovery import Recovery, recover
+from engine.scheduling.recovery import KillLeftovers, Recovery, recover
 from engine.scheduling.timetable import Timetable
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,11 @@ class Scheduler:
         script_roots: tuple[Path, ...] = (),
         services: Any = None,
         events: EventBus | None = None,
+        kill_leftovers: KillLeftovers | None = None,
     ) -> None:
         self.store = store
+        #: kills what a stopped process's runs left running (see recovery.py)
+        self._kill_leftovers = kill_leftovers
         self.clock: Clock = clock or SystemClock()
         self._owns_events = events is None
         self.events = events if events is not None else EventBus()
@@ -115,12 +119,29 @@ class Scheduler:
             if self._state != "new":
                 raise EngineStopped(f"the scheduler cannot start: it is {self._state}")
             with self._loop.step_lock:
-                recovery = recover(self.store, self._timetable, self.clock.now())
+                now = self.clock.now()
+                recovery = recover(self.store, self._timetable, now, self._kill_leftovers)
             self._pool.start()
+            self._requeue(recovery, now)
             if loop_thread:
                 self._loop.start()
             self._state = "running"
         return recovery
+
+    def _requeue(self, recovery: Recovery, now: datetime) -> None:
+        """Hand the unstarted fires recovery took over to the workers (they run before
+        anything the first step fires), and tell listeners what became of each."""
+        items = list(recovery.requeued)
+        taken = self._pool.submit(items)
+        for item in items[taken:]:  # a backlog smaller than what was left queued
+            outcome = Outcome(Status.SKIPPED, error=self._pool.full_error)
+            self._executor.record(item, outcome)
+        for item in items[:taken]:
+            execution = item.execution
+            self.events.emit(ev.EXECUTION_SUBMITTED, execution.job_id, now, execution=execution)
+        for execution in recovery.ended:
+            kind = ev.JOB_MISSED if execution.status == Status.MISSED else ev.EXECUTION_FAILED
+            self.events.emit(kind, execution.job_id, now, execution=execution)
 
     @property
     def running(self) -> bool:

@@ -20,7 +20,6 @@ from engine.errors import (
     UserNotFound,
 )
 from engine.model import (
-    ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     Execution,
     Job,
@@ -60,6 +59,7 @@ def _with_counters_of(job: Job, stored: Job | None) -> Job:
 
 class MemoryStore(Store):
     backend = "memory"
+    durable = False
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -232,12 +232,20 @@ class MemoryStore(Store):
         with self._lock:
             count = 0
             for e in self._executions.values():
-                if e.status in ACTIVE_STATUSES and e.status != Status.SCHEDULED:
+                if e.status == Status.RUNNING:
                     e.status = Status.ABANDONED
                     e.completed_at = as_utc(now)
                     e.error = message
                     count += 1
             return count
+
+    def take_unstarted(self, now: datetime, note: str) -> list[Execution]:
+        with self._lock:
+            taken = [e for e in self._executions.values() if e.status == Status.QUEUED]
+            taken.sort(key=lambda e: (e.created_at, e.id))
+            for e in taken:
+                e.output += note
+            return [clone(e) for e in taken]
 
     def delete_executions_before(self, cutoff: datetime) -> int:
         with self._lock:

@@ -36,7 +36,7 @@ from engine.errors import (
 )
 from engine.gcpause import paused_gc
 from engine.ids import new_id
-from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
+from engine.model import TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
     RUN_COUNTERS,
     FireClaim,
@@ -81,7 +81,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created"),
     ],
 }
-LEFT_RUNNING = sorted(str(s) for s in ACTIVE_STATUSES - {Status.SCHEDULED})
 TERMINAL = sorted(str(s) for s in TERMINAL_STATUSES)
 #: claim tokens kept per job: enough to tell which claims of one bulk write won
 RECENT_CLAIMS = 8
@@ -476,9 +475,30 @@ class MongoStore(Store):
         }
         with self._driver():
             result = self._collection("executions").update_many(
-                {"status": {"$in": LEFT_RUNNING}}, update
+                {"status": str(Status.RUNNING)}, update
             )
         return int(result.matched_count)
+
+    def take_unstarted(self, now: datetime, note: str) -> list[Execution]:
+        """Each queued execution is taken by a write conditional on it still being
+        queued with the output read, so one taken meanwhile is not taken twice."""
+        queued = {"status": str(Status.QUEUED)}
+
+        def work(session: Any) -> list[Execution]:
+            executions = self._collection("executions")
+            found = executions.find(queued, session=session).sort(OLDEST_FIRST)
+            taken: list[Execution] = []
+            for document in list(found):
+                execution = from_document(Execution, document)
+                condition = {**queued, "_id": execution.id, "output": execution.output}
+                execution.output += note
+                update = {"$set": {"output": execution.output}}
+                if executions.update_one(condition, update, session=session).matched_count:
+                    taken.append(execution)
+            return taken
+
+        with self._driver():
+            return self._atomically(work)
 
     def delete_executions_before(self, cutoff: datetime) -> int:
         query = {"created_at": {"$lt": time_text(cutoff)}, "status": {"$in": TERMINAL}}

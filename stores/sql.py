@@ -33,7 +33,7 @@ from engine.errors import (
     UserNotFound,
 )
 from engine.gcpause import paused_gc
-from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
+from engine.model import TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
     RUN_COUNTERS,
     FireClaim,
@@ -220,8 +220,6 @@ def _quoted(values: Sequence[str]) -> str:
     return ", ".join(f"'{v}'" for v in sorted(values))
 
 
-#: executions that a crash leaves behind (scheduled retries are kept: they never started)
-LEFT_RUNNING = _quoted([str(s) for s in ACTIVE_STATUSES - {Status.SCHEDULED}])
 TERMINAL = _quoted([str(s) for s in TERMINAL_STATUSES])
 
 
@@ -321,7 +319,12 @@ def build_statements(dialect: Dialect) -> dict[str, str]:
         "AND (last_run_time IS NULL OR last_run_time < :started) "
         "THEN :started ELSE last_run_time END WHERE id = :job_id"
     )
-    sql["left_running"] = f"SELECT doc FROM cw_executions WHERE status IN ({LEFT_RUNNING})"
+    # what a crash leaves behind: runs that started (abandoned) and claimed fires that
+    # did not (taken over); scheduled retries are simply reloaded
+    sql["left_running"] = f"SELECT doc FROM cw_executions WHERE status = '{Status.RUNNING}'"
+    sql["left_queued"] = (
+        f"SELECT doc FROM cw_executions WHERE status = '{Status.QUEUED}' ORDER BY created_at, id"
+    )
     sql["delete_executions_before"] = (
         f"DELETE FROM cw_executions WHERE created_at < :cutoff AND status IN ({TERMINAL})"
     )
@@ -625,6 +628,17 @@ class SqlStore(Store):
                 rows = [EXECUTIONS.update_row(e) for e in executions]
                 self._execute_many(cursor, self._sql["update_executions"], rows)
             return len(executions)
+
+    def take_unstarted(self, now: datetime, note: str) -> list[Execution]:
+        with self._transaction() as cursor:
+            self._execute(cursor, self._sql["left_queued"], {})
+            executions = [EXECUTIONS.decode(row) for row in cursor.fetchall()]
+            for execution in executions:
+                execution.output += note
+            if executions:
+                rows = [EXECUTIONS.update_row(e) for e in executions]
+                self._execute_many(cursor, self._sql["update_executions"], rows)
+            return executions
 
     def delete_executions_before(self, cutoff: datetime) -> int:
         return self._write("delete_executions_before", {"cutoff": time_text(cutoff)})

@@ -2,11 +2,15 @@
 
 Run: load the job (unless the loop handed it over, as it does for fires), mark the
 execution `running`, call the runner with a `RunRequest`, then `record` the Outcome. A
-runner that raises anyway becomes `failed` with the traceback. Workers never write the
-store themselves: the running mark and the terminal record go to the recorder thread
-(engine/running/recorder.py), which writes them in batches. `record` is also how the loop and
-shutdown end executions that never ran (cancelled while queued, cancelled at shutdown),
-so every path writes a terminal status the same way, once (`WorkItem.claim_finish`).
+runner that raises anyway becomes `failed` with the traceback. On a durable store the
+`running` mark is written by the worker before the run starts (write-ahead: after a
+crash, an execution still `queued` certainly never started, so recovery may run it
+again without running anything twice); every other write, and the running mark on the
+memory store (nothing of it survives a crash), goes to the recorder thread
+(engine/running/recorder.py), which writes them in batches. `record` is also how the
+loop and shutdown end executions that never ran (cancelled while queued, cancelled at
+shutdown), so every path writes a terminal status the same way, once
+(`WorkItem.claim_finish`).
 
 After a failed or timed-out run with retries left, the retry is stored at once as a
 `scheduled` execution and handed to the loop (`schedule_retry`), which puts it on the
@@ -97,10 +101,22 @@ class Executor:
             return
         execution.status = Status.RUNNING
         execution.started_at = self._clock.now()
-        # the object itself, not a copy (a copy.copy here was 40% of a no-op run): if the
-        # recorder reads it after the run already ended, it writes the newer state, and
-        # the terminal report that follows it in the same queue writes it in full
-        self._recorder.started(execution)
+        if self._store.durable:
+            # write-ahead: the run starts only once `running` is stored, so after a
+            # crash `queued` means "never started" and recovery may run it again
+            # without running it twice (engine/scheduling/recovery.py)
+            try:
+                retry_store_call(self._stopping, self._store.update_execution, execution)
+            except Exception as exc:
+                error = f"{STORE_FAILED_BEFORE_START}: its start could not be recorded ({exc})"
+                self.record(item, Outcome(Status.FAILED, error=error), deferred=True)
+                return
+        else:
+            # the object itself, not a copy (a copy.copy here was 40% of a no-op run): if
+            # the recorder reads it after the run already ended, it writes the newer
+            # state, and the terminal report that follows it in the same queue writes it
+            # in full
+            self._recorder.started(execution)
         request = RunRequest(
             job=job,
             execution=execution,
