@@ -28,6 +28,7 @@ from engine.scheduler import Scheduler
 from jobs.base import JobServices
 from jobs.registry import add_job_paths, load_job
 from runners import Runner
+from runners.lifeline import kill_leftovers
 from stores import open_store
 from stores.base import Store
 
@@ -95,6 +96,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         output_cap=settings.output_cap,
         script_roots=settings.script_roots,
         services=JobServices(store, settings, now=app.ctx.clock.now),
+        kill_leftovers=kill_leftovers,
     )
     app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
     for listener in app.ctx.event_listeners:
