@@ -18,7 +18,16 @@ from typing import Any
 
 from sanic import Sanic
 
-from api import executions, openapi, scheduler_jobs, scheduler_misc, scripts, servers, users
+from api import (
+    executions,
+    openapi,
+    scheduler_jobs,
+    scheduler_misc,
+    scripts,
+    servers,
+    storecalls,
+    users,
+)
 from api.auth import require_api_key
 from api.config import Settings
 from api.errors import ApiErrorHandler
@@ -99,6 +108,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         kill_leftovers=kill_leftovers,
     )
     app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
+    storecalls.open_pools(app)
     for listener in app.ctx.event_listeners:
         scheduler.events.subscribe(listener)
     await asyncio.to_thread(scheduler.start)
@@ -114,5 +124,6 @@ async def stop_engine(app: Sanic[Any, Any]) -> None:
         log.info("engine stopped")
     if app.ctx.reader is not None:
         app.ctx.reader.shutdown(wait=True)
+    storecalls.close_pools(app)
     if app.ctx.owns_store and app.ctx.store is not None:
         app.ctx.store.close()
