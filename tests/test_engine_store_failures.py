@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from engine.errors import StoreError
-from engine.interfaces import FireClaim
+from engine.interfaces import FireClaim, Outcome
 from engine.model import Execution, Status
 from engine.running.executions import new_execution
 from stores.memory import MemoryStore
-from tests.engine_support import T0, Harness, date_at, every, make_job
+from tests.engine_support import T0, Harness, Recorder, date_at, every, make_job
 
 
 class RaisingStore(MemoryStore):
@@ -124,3 +124,43 @@ def test_a_bug_while_queueing_a_retry_ends_it_failed(caplog: pytest.LogCaptureFi
         assert "AttributeError: 'NoneType' object has no attribute 'id'" in ended.error
         assert h.runner.requests == []
     assert len(_bug_logs(caplog)) == 1
+
+
+class BuggyRecording(MemoryStore):
+    """Batch writes always hit a bug; a completed record with `poison` as its return
+    value cannot be stored on its own either (say, a value the encoder refuses)."""
+
+    poison = "not storable"
+
+    def record_progress(self, started: Sequence[Execution], finished: Sequence[Execution]) -> None:
+        raise TypeError("Object of type frozenset is not JSON serializable")
+
+    def finish_execution(self, execution: Execution) -> None:
+        if execution.return_value == self.poison:
+            raise TypeError("Object of type frozenset is not JSON serializable")
+        super().finish_execution(execution)
+
+
+def test_a_bug_in_a_batch_write_records_each_run_on_its_own_or_as_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def behave(request: Any) -> Outcome:
+        value = BuggyRecording.poison if request.job.id == "bad" else 7
+        return Outcome(Status.COMPLETED, return_value=value)
+
+    store = BuggyRecording()
+    with Harness(runner=Recorder(behave), store=store) as h:
+        h.add(make_job("good", date_at(T0)))
+        h.add(make_job("bad", date_at(T0)))
+        h.at(0)
+        h.settle()
+        (good,) = h.executions("good")
+        assert (good.status, good.return_value) == (Status.COMPLETED, 7)
+        (bad,) = h.executions("bad")
+        assert bad.status == Status.FAILED and bad.return_value is None
+        assert bad.error == (
+            "recording this execution failed: "
+            "TypeError: Object of type frozenset is not JSON serializable"
+        )
+    logged = [r for r in caplog.records if "unexpected error" in r.getMessage()]
+    assert logged and all(r.exc_info is not None for r in logged)
