@@ -106,6 +106,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         script_roots=settings.script_roots,
         services=JobServices(store, settings, now=app.ctx.clock.now),
         kill_leftovers=kill_leftovers,
+        journal_folder=settings.data_dir / "journal",
     )
     app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
     storecalls.open_pools(app)

@@ -93,10 +93,11 @@ class JobCounts:
 class SchedulerStore(ABC):
     #: short backend name: "memory", "sqlite", "mongo", "oracle"
     backend: str = "abstract"
-    #: whether what the store holds outlives the process. On a durable store a worker
-    #: writes an execution's `running` mark before the run starts, which is what lets
-    #: recovery tell a claimed fire that never started (`take_unstarted`) from one that
-    #: did; a store that forgets everything in a crash (memory) has nothing to recover
+    #: whether what the store holds outlives the process. For a durable store the
+    #: engine makes each run's start crash-proof before it runs (a start journal, or
+    #: the `running` mark written first), which is what lets recovery tell a claimed
+    #: fire that never started (`take_unstarted`) from one that did; a store that
+    #: forgets everything in a crash (memory) has nothing to recover
     durable: bool = True
 
     # -- lifecycle -------------------------------------------------------------------
@@ -275,11 +276,11 @@ class SchedulerStore(ABC):
         runs it (the worker's `running` mark comes next) or ends it without running
         (`update_execution`, e.g. `missed` beyond the misfire grace); nothing else is
         written, and no new execution is made for the fire, so a fire is run at most
-        once and recorded exactly once. A `queued` execution certainly never started,
-        because a worker stores `running` before it starts a run (`durable`).
+        once and recorded exactly once. (Whether one of them started an instant before
+        a crash, its `running` mark not yet stored, is the engine's to tell: see
+        `durable` and engine/running/journal.py.)
 
-        Called once at start, before the engine fires anything, and after
-        `abandon_running`. (With several nodes it will take only executions of nodes
+        Called once at start, before the engine fires anything. (With several nodes it will take only executions of nodes
         whose lease expired, recording the caller as their node in the same write, so
         two nodes never take the same one.)
         """

@@ -27,6 +27,7 @@ from engine.events import EventBus
 from engine.interfaces import JobRunner, Outcome, SchedulerStore
 from engine.model import Execution, Job, Status
 from engine.running.executor import SHUT_DOWN_BEFORE_START, Executor
+from engine.running.journal import StartJournal
 from engine.running.pool import WorkerPool
 from engine.running.recorder import Recorder
 from engine.scheduling.commands import (
@@ -69,10 +70,16 @@ class Scheduler:
         services: Any = None,
         events: EventBus | None = None,
         kill_leftovers: KillLeftovers | None = None,
+        journal_folder: Path | None = None,
     ) -> None:
         self.store = store
         #: kills what a stopped process's runs left running (see recovery.py)
         self._kill_leftovers = kill_leftovers
+        #: which runs this process started, kept through a crash (running/journal.py);
+        #: only a store that keeps its records through a crash needs one
+        self._journal = (
+            StartJournal(journal_folder) if journal_folder is not None and store.durable else None
+        )
         self.clock: Clock = clock or SystemClock()
         self._owns_events = events is None
         self.events = events if events is not None else EventBus()
@@ -80,7 +87,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._commands = CommandQueue(queue_size)
         self._timetable = Timetable()
-        self._recorder = Recorder(store, self._stopping)
+        self._recorder = Recorder(store, self._stopping, journal=self._journal)
         self._executor = Executor(
             store,
             runner,
@@ -92,6 +99,7 @@ class Scheduler:
             schedule_retry=self._post_retry,
             stopping=self._stopping,
             recorder=self._recorder,
+            journal=self._journal,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
         self._loop = EngineLoop(
@@ -120,7 +128,12 @@ class Scheduler:
                 raise EngineStopped(f"the scheduler cannot start: it is {self._state}")
             with self._loop.step_lock:
                 now = self.clock.now()
-                recovery = recover(self.store, self._timetable, now, self._kill_leftovers)
+                journal = self._journal
+                started = journal.take_left_over() if journal is not None else set()
+                recovery = recover(self.store, self._timetable, now, self._kill_leftovers, started)
+                if journal is not None:
+                    journal.forget_left_over()
+                    journal.open()
             self._pool.start()
             self._requeue(recovery, now)
             if loop_thread:
@@ -178,6 +191,8 @@ class Scheduler:
                     outcome = Outcome(Status.CANCELLED, error=error)
                     self._executor.record(item, outcome, deferred=True)
         self._recorder.stop(RECORDER_DRAIN)  # before `stopping`: its store writes still retry
+        if self._journal is not None:
+            self._journal.close()
         self._stopping.set()
         self._pool.join(0.2)
         if self._owns_events:

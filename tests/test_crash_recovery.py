@@ -121,6 +121,8 @@ def test_200_one_off_jobs_due_together_survive_kill_9_and_restart(tmp_path: Path
     running_at_kill = started_before - set(ends)
     assert len(running_at_kill) >= BURST_POOL // 2, "the kill came too late to test anything"
     wait_for(lambda: all(_gone(pids[j]) for j in running_at_kill), 5, "scripts to die with it")
+    journal = tmp_path / "data" / "journal"
+    assert list(journal.glob("*.journal")), "the dead service left no start journal"
 
     wait_for(lambda: datetime.now(UTC) >= killed_at + timedelta(seconds=2), 5, "2 s down")
     second = ServeProcess(args, tmp_path / "second.log", env=env).wait_healthy()
@@ -138,6 +140,7 @@ def test_200_one_off_jobs_due_together_survive_kill_9_and_restart(tmp_path: Path
 
     wait_for(settled, 60, "every fire to reach a terminal status")
     assert second.terminate() == 0
+    assert not list(journal.glob("*.journal")), "a clean stop leaves no journal behind"
 
     starts, ends, _ = _marks(marks)
     store = SqliteStore(db)

@@ -31,6 +31,7 @@ from engine.interfaces import SchedulerStore
 from engine.model import Execution, Status
 from engine.running.backoff import failure_text, is_transient, retry_store_call
 from engine.running.batches import take_batch
+from engine.running.journal import StartJournal
 
 log = logging.getLogger(__name__)
 #: reports written per store call at most
@@ -61,9 +62,15 @@ _Report = Execution | Finished | _Barrier | None
 
 class Recorder:
     def __init__(
-        self, store: SchedulerStore, stopping: threading.Event, limit: int = DEFAULT_LIMIT
+        self,
+        store: SchedulerStore,
+        stopping: threading.Event,
+        limit: int = DEFAULT_LIMIT,
+        journal: StartJournal | None = None,
     ) -> None:
         self._store = store
+        #: told which starts are recorded, so it can forget them
+        self._journal = journal
         self._stopping = stopping
         self._limit = limit
         self._queue: queue.SimpleQueue[_Report] = queue.SimpleQueue()
@@ -140,9 +147,11 @@ class Recorder:
         that fails again is recorded `failed` with the batch's error; nothing is
         retried and nothing logged again (the batch's failure was, with its traceback)."""
         error = f"recording this execution failed: {failure_text(exc)}"
+        recorded: list[str] = []
         for execution in started:
             with suppress(Exception):
                 self._store.update_execution(execution)
+                recorded.append(execution.id)
         for report in finished:
             execution = report.execution
             try:
@@ -152,6 +161,11 @@ class Recorder:
                 execution.return_value = None
                 with suppress(Exception):
                     self._store.finish_execution(execution)
+                    recorded.append(execution.id)
+            else:
+                recorded.append(execution.id)
+        if self._journal is not None:
+            self._journal.recorded(recorded)
 
     def _write(self, batch: list[_Report]) -> bool:
         """Store one batch and run its follow-ups; False when told to stop."""
@@ -169,6 +183,7 @@ class Recorder:
             else:
                 stop = True
         reports = len(started) + len(finished)
+        recorded_ids = [e.id for e in started]
         if finished and started:  # a run that started and ended within one batch
             done_ids = {f.execution.id for f in finished}
             started = [e for e in started if e.id not in done_ids]
@@ -180,6 +195,8 @@ class Recorder:
                     started,
                     [f.execution for f in finished],
                 )
+                if self._journal is not None:
+                    self._journal.recorded([*recorded_ids, *(f.execution.id for f in finished)])
             except Exception as exc:
                 if is_transient(exc):  # the engine is stopping: the next start recovers them
                     log.error(

@@ -4,9 +4,10 @@
    (child processes that outlived the service) is killed first, through the
    `kill_leftovers` the service passes in, and then they are marked `abandoned`
    (`Store.abandon_running`); every written execution thus reaches a terminal status.
-2. Fires the previous process claimed but never started (left `queued`: a worker
-   stores `running` before it starts a run, so `queued` means "never started") are
-   taken over (`Store.take_unstarted`) with a note in their output saying so, and each
+2. Fires the previous process claimed but never started are taken over
+   (`Store.take_unstarted`: those left `queued`, less any whose start the process's
+   start journal holds, engine/running/journal.py, which are abandoned as in 1; so
+   `queued` here means "never started") with a note in their output saying so, and each
    is judged as a late fire is: within its job's misfire grace (or a manual run, or a
    retry) it runs again now, with the same execution id; beyond the grace it is
    recorded `missed`; a scheduled fire of a job paused meanwhile is `cancelled`. No
@@ -71,15 +72,27 @@ def recover(
     timetable: Timetable,
     now: datetime,
     kill_leftovers: KillLeftovers | None = None,
+    started: Collection[str] = frozenset(),
 ) -> Recovery:
-    """Rebuild `timetable` from `store` as of `now` (see the module docstring)."""
+    """Rebuild `timetable` from `store` as of `now` (see the module docstring);
+    `started` are the ids of runs a dead process's start journal says it started."""
+    note = requeue_note(now)
+    unstarted = store.take_unstarted(now, note)
+    # started just before the crash, their running mark not yet stored: abandoned too
+    begun = [e for e in unstarted if e.id in started]
+    unstarted = [e for e in unstarted if e.id not in started]
     killed = 0
     if kill_leftovers is not None:
-        running = _every(store, Status.RUNNING)
-        if running:
-            killed = kill_leftovers({e.id for e in running})
-    abandoned = store.abandon_running(now, ABANDONED_MESSAGE)
-    requeued, ended = _take_unstarted(store, now)
+        left = {e.id for e in _every(store, Status.RUNNING)} | {e.id for e in begun}
+        if left:
+            killed = kill_leftovers(left)
+    abandoned = store.abandon_running(now, ABANDONED_MESSAGE) + len(begun)
+    for execution in begun:
+        execution.output = execution.output.removesuffix(note)
+        execution.status, execution.completed_at = Status.ABANDONED, now
+        execution.error = ABANDONED_MESSAGE
+        store.update_execution(execution)
+    requeued, ended = _judge_unstarted(store, unstarted, now)
     timetable.clear()
     # Building the heap from every stored job allocates hundreds of thousands of
     # long-lived objects and no garbage: pausing the cyclic GC (as the stores do for
@@ -115,9 +128,10 @@ def _every(store: SchedulerStore, status: Status) -> list[Execution]:
             return found
 
 
-def _take_unstarted(store: SchedulerStore, now: datetime) -> tuple[list[WorkItem], list[Execution]]:
-    """Take over the unstarted fires and judge each: run again, or end it."""
-    unstarted = store.take_unstarted(now, requeue_note(now))
+def _judge_unstarted(
+    store: SchedulerStore, unstarted: list[Execution], now: datetime
+) -> tuple[list[WorkItem], list[Execution]]:
+    """Judge each unstarted fire taken over: run it again, or end it."""
     if not unstarted:
         return [], []
     jobs = store.get_jobs(list({e.job_id: None for e in unstarted}))
