@@ -21,6 +21,11 @@ so a busy service keeps one or two small files. Each process holds an exclusive
 `flock` on its files for its lifetime; a file whose lock can be taken belongs to a
 process that is gone (the kernel drops the lock with the process), so a start never
 reads or deletes a live process's journal.
+
+The journal is local to a machine. With several nodes on one store, a node restarting
+reads its own; a node on another machine taking over a dead node's fires cannot, and
+has only the store's `running` mark to go by (written within about a millisecond of a
+start), so a run started in that last millisecond could run again there.
 """
 
 from __future__ import annotations
