@@ -26,6 +26,7 @@ from api import (
     scheduler_misc,
     scripts,
     servers,
+    storecalls,
     users,
 )
 from api.auth import require_api_key
@@ -39,6 +40,7 @@ from engine.scheduler import Scheduler
 from jobs.base import JobServices
 from jobs.registry import add_job_paths, load_job
 from runners import Runner
+from runners.lifeline import kill_leftovers
 from stores import open_store
 from stores.base import Store
 
@@ -109,8 +111,11 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         services=JobServices(store, settings, now=app.ctx.clock.now),
         node_id=settings.node_id or default_node_id(),
         lease_seconds=settings.node_lease,
+        kill_leftovers=kill_leftovers,
+        journal_folder=settings.data_dir / "journal",
     )
     app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
+    storecalls.open_pools(app)
     for listener in app.ctx.event_listeners:
         scheduler.events.subscribe(listener)
     retention = Retention(
@@ -137,5 +142,6 @@ async def stop_engine(app: Sanic[Any, Any]) -> None:
         log.info("engine stopped")
     if app.ctx.reader is not None:
         app.ctx.reader.shutdown(wait=True)
+    storecalls.close_pools(app)
     if app.ctx.owns_store and app.ctx.store is not None:
         app.ctx.store.close()

@@ -2,7 +2,8 @@
 an engine command from a handler.
 
 Writes to job state go through the scheduler's command queue (the single writer);
-reads go straight to the store.
+reads and the service's own records go to the store, off the event loop with a bounded
+wait (`in_store`, `off_loop`: api/storecalls.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sanic.response import HTTPResponse
 
 from api.bridge import bridge_for
 from api.errors import json_reply
+from api.storecalls import LIST_WAIT, bounded, call
 from engine.errors import EngineBusy
 
 if TYPE_CHECKING:
@@ -83,10 +85,15 @@ async def off_loop(request: Request, work: Callable[[], T]) -> T:
     rendering on the app's one reader thread, so a large list never stalls every other
     connection on the event loop. One thread, not a pool: several CPU-bound readers
     would convoy the GIL against the engine's threads and make fires late (measured:
-    750 ms late under 32 list clients with a pool, tens of ms with one reader). Point
-    reads stay inline: they take microseconds."""
+    750 ms late under 32 list clients with a pool, tens of ms with one reader). Waited
+    for at most `storecalls.LIST_WAIT` seconds (then 503); every other store call goes
+    through `in_store` (api/storecalls.py)."""
     reader: Executor = request.app.ctx.reader
-    return await asyncio.get_running_loop().run_in_executor(reader, work)
+    return await bounded(reader, LIST_WAIT, work)
+
+
+#: a handler's store call, off the event loop with a bounded wait (api/storecalls.py)
+in_store = call
 
 
 def reply(body: Any, status: int = 200) -> HTTPResponse:

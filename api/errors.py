@@ -1,5 +1,8 @@
 """The one place that turns an exception into each surface's error envelope and status.
 
+A failing store (a `StoreError`: locked, away, too slow for a handler's bounded wait)
+answers 503 with `Retry-After`, since the engine's rule makes it transient.
+
 The scripts surface answers `{"error": "..."}`; everything under /api/users,
 /api/servers and /api/scheduler answers `{"detail": "..."}`. Both documents' status
 codes are kept; where they are silent docs/decisions.md records the choice. No
@@ -35,6 +38,8 @@ from engine.errors import (
 log = logging.getLogger("cronwell.api")
 
 SCHEDULER_PREFIXES = ("/api/users", "/api/servers", "/api/scheduler")
+#: seconds a 503 for a failed store asks the client to wait before trying again
+STORE_RETRY_AFTER = 2
 
 
 class ApiSurface(StrEnum):
@@ -82,7 +87,7 @@ def status_for(exc: BaseException, surface: ApiSurface) -> int:
         (NotAuthenticated, 401),
         (NotFound, 404),
         (Conflict, 409),
-        (StoreError, 500),
+        (StoreError, 503),
         (EngineError, 503),
     )
     for kind, status in table:
@@ -95,7 +100,9 @@ def status_for(exc: BaseException, surface: ApiSurface) -> int:
 
 def message_for(exc: BaseException, request: Request | None, status: int) -> str:
     path = request.path if request is not None else ""
-    if isinstance(exc, StoreError) or (status >= 500 and not isinstance(exc, EngineError)):
+    if isinstance(exc, StoreError):
+        return f"Store unavailable: {exc or type(exc).__name__}"
+    if status >= 500 and not isinstance(exc, EngineError):
         return f"Internal server error: {exc or type(exc).__name__}"
     if isinstance(exc, CronwellError):
         return str(exc)
@@ -121,6 +128,8 @@ def error_response(
     message = message_for(exc, request, status)
     key = "detail" if surface is ApiSurface.SCHEDULER else "error"
     headers = dict(getattr(exc, "headers", None) or {})
+    if isinstance(exc, StoreError):  # transient by the engine's rule: worth a retry
+        headers["Retry-After"] = str(getattr(exc, "retry_after", STORE_RETRY_AFTER))
     return json_reply({key: message}, status, headers)
 
 
@@ -129,7 +138,14 @@ class ApiErrorHandler(ErrorHandler):
 
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
         response = error_response(request, exception)
-        if response.status >= 500 and not isinstance(exception, EngineError):
+        if isinstance(exception, StoreError):  # no traceback: the store's, not ours
+            log.warning(
+                "request %s %s: %s",
+                getattr(request, "method", "?"),
+                getattr(request, "path", "?"),
+                exception,
+            )
+        elif response.status >= 500 and not isinstance(exception, EngineError):
             log.error(
                 "request %s %s failed",
                 getattr(request, "method", "?"),

@@ -67,7 +67,10 @@ async def list_executions(request: Request) -> HTTPResponse:
 @bp.get("/<execution_id>")
 async def get_execution(request: Request, execution_id: str) -> HTTPResponse:
     """One execution, with its output, error and return value."""
-    found = context.store(request).get_execution(object_id(execution_id, "execution"))
+    store = context.store(request)
+    found = await context.in_store(
+        request, store.get_execution, object_id(execution_id, "execution")
+    )
     return context.reply(
         views.success("Execution retrieved successfully", data=views.execution(found))
     )

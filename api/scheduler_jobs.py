@@ -127,9 +127,10 @@ def check_required_arguments(class_string: str, args: list[Any], kwargs: dict[st
             raise InvalidField("pub_kwargs", f"{class_string} needs pub_kwargs.{argument.name}")
 
 
-def _owner_id(request: Request, user_id: str) -> str:
+async def _owner_id(request: Request, user_id: str) -> str:
     """A user_id from a body: malformed 400, unknown 404 (UserNotFound)."""
-    context.store(request).get_user(object_id(user_id, "user"))
+    store = context.store(request)
+    await context.in_store(request, store.get_user, object_id(user_id, "user"))
     return user_id
 
 
@@ -140,7 +141,7 @@ async def create_job(request: Request) -> HTTPResponse:
     values = CREATE_BODY.parse(request.body)
     settings = context.settings(request)
     trigger = schedules.trigger_for_create(values, settings.timezone, context.now(request))
-    owner = _owner_id(request, values["user_id"])
+    owner = await _owner_id(request, values["user_id"])
     check_required_arguments(
         values["job_class_string"], values.get("pub_args", []), values.get("pub_kwargs", {})
     )
@@ -176,7 +177,8 @@ async def _drop_if_owner_gone(request: Request, job: Job) -> None:
     if job.owner is None:
         return
     try:
-        context.store(request).get_user(job.owner)
+        store = context.store(request)
+        await context.in_store(request, store.get_user, job.owner)
     except UserNotFound:
         try:
             await context.command(context.scheduler(request).remove_job(job.id))
@@ -196,7 +198,7 @@ async def list_jobs(request: Request) -> HTTPResponse:
 async def jobs_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The jobs one (existing) user owns."""
     store = context.store(request)
-    store.get_user(object_id(user_id, "user"))
+    await context.in_store(request, store.get_user, object_id(user_id, "user"))
     return await _listing(request, lambda: store.list_jobs(owner=user_id))
 
 
@@ -215,7 +217,8 @@ async def _listing(request: Request, read: Callable[[], list[Job]]) -> HTTPRespo
 @bp.get("/jobs/<job_id>")
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     """One job."""
-    job = context.store(request).get_job(any_job_id(job_id))
+    store = context.store(request)
+    job = await context.in_store(request, store.get_job, any_job_id(job_id))
     return context.reply(views.success("Job retrieved successfully", data=views.scheduler_job(job)))
 
 
@@ -223,9 +226,12 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
 @documented(body=UPDATE_BODY, partial=True)
 async def update_job(request: Request, job_id: str) -> HTTPResponse:
     """Change any fields of a job; changing its schedule or timezone reschedules it."""
-    current = context.store(request).get_job(any_job_id(job_id))
+    store = context.store(request)
+    current = await context.in_store(request, store.get_job, any_job_id(job_id))
     values = UPDATE_BODY.parse(request.body, partial=True)
     changes = _changes(request, current, values)
+    if "user_id" in values:
+        changes["owner"] = await _owner_id(request, values["user_id"])
     updated = await context.command(context.scheduler(request).modify_job(current.id, **changes))
     return context.reply(
         views.success(
@@ -235,7 +241,8 @@ async def update_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str, Any]:
-    """Job field changes for a validated partial update of `current`."""
+    """Job field changes for a validated partial update of `current` (but its owner,
+    which the handler checks in the store)."""
     changes: dict[str, Any] = {}
     for field, attr in (
         ("name", "name"),
@@ -248,8 +255,6 @@ def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str
     if "pub_args" in values:
         changes["args"] = values["pub_args"]
     changes.update(_policy(values))
-    if "user_id" in values:
-        changes["owner"] = _owner_id(request, values["user_id"])
     schedule = [name for name in schedules.SCHEDULE_FIELDS if name in values]
     if current.kind != JobKind.CLASS:
         _check_script_job_changes(current, values, schedule)

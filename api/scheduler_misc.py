@@ -9,6 +9,7 @@ from sanic.response import HTTPResponse
 
 from api import context, views
 from api.openapi import documented
+from api.storecalls import store_health
 from api.validation import QueryParam, parse_query
 from engine.model import Status
 from jobs.registry import available_jobs
@@ -59,18 +60,24 @@ async def stats(request: Request) -> HTTPResponse:
     owner = parse_query(request.args, STATS_QUERY).get("user_id")
     store = context.store(request)
     if owner is not None:
-        store.get_user(owner)
+        await context.in_store(request, store.get_user, owner)
     counters = await context.off_loop(request, lambda: compute_stats(store, owner))
     return context.reply(views.success("Stats retrieved successfully", stats=counters))
 
 
 @bp.get("/health")
 async def scheduler_health(request: Request) -> HTTPResponse:
-    """Whether the engine is running (503 when it is not); needs no API key."""
+    """Whether the engine is running (503 when it is not) and its store answers
+    (`degraded` when not, still 200: the engine goes on); needs no API key."""
     running = bool(request.app.ctx.scheduler and request.app.ctx.scheduler.running)
     now = views.iso(context.now(request))
     if running:
-        body = {"status": "healthy", "message": "Scheduler is running", "timestamp": now}
-        return context.reply(body)
+        store = await store_health(request)
+        if store != "ok":
+            message = "Scheduler is running; its store does not answer (locked, slow or away)"
+            body = {"status": "degraded", "message": message, "store": store, "timestamp": now}
+            return context.reply(body)
+        body = {"status": "healthy", "message": "Scheduler is running", "store": store}
+        return context.reply({**body, "timestamp": now})
     body = {"status": "unhealthy", "message": "Scheduler is not running", "timestamp": now}
     return context.reply(body, 503)

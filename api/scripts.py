@@ -16,6 +16,7 @@ from sanic.response import HTTPResponse
 
 from api import context, schedules, views
 from api.openapi import documented
+from api.storecalls import store_health
 from api.validation import SCRIPT_JOB_ID, Body, Field
 from engine.errors import InvalidField
 from engine.model import Job, JobKind, Surface
@@ -114,7 +115,9 @@ async def list_jobs(request: Request) -> HTTPResponse:
 @bp.get("/job/<job_id>")
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     """One job."""
-    return context.reply({"job": views.script_job(context.store(request).get_job(job_id))})
+    store = context.store(request)
+    job = await context.in_store(request, store.get_job, job_id)
+    return context.reply({"job": views.script_job(job)})
 
 
 @bp.delete("/remove-job/<job_id>")
@@ -140,7 +143,11 @@ async def resume_job(request: Request, job_id: str) -> HTTPResponse:
 
 @bp.get("/health")
 async def health(request: Request) -> HTTPResponse:
-    """Whether the engine is running (503 when it is not); needs no API key."""
+    """Whether the engine is running (503 when it is not) and its store answers
+    (`degraded` when not, still 200: the engine goes on); needs no API key."""
     running = bool(request.app.ctx.scheduler and request.app.ctx.scheduler.running)
-    body = {"status": "healthy" if running else "unhealthy", "scheduler_running": running}
-    return context.reply(body, 200 if running else 503)
+    if not running:
+        return context.reply({"status": "unhealthy", "scheduler_running": False}, 503)
+    store = await store_health(request)
+    status = "healthy" if store == "ok" else "degraded"
+    return context.reply({"status": status, "scheduler_running": True, "store": store})

@@ -52,15 +52,25 @@ def load_key(settings: Settings) -> bytes:
     if settings.secret_key:
         return settings.secret_key.encode("ascii")
     path = key_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return path.read_bytes().strip()
-    key = Fernet.generate_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole to a file of our own, then linked into place: several processes
+    # starting on one data folder (nodes on one machine) all end up with the one key
+    # that won the link, and none can read a half-written file.
+    draft = path.with_name(f".{path.name}.{os.getpid()}.draft")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(key + b"\n")
-    return key
+        handle.write(Fernet.generate_key() + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another process linked its key first: that one is the key
+    finally:
+        draft.unlink()
+    return path.read_bytes().strip()
 
 
 def load_secret_box(settings: Settings) -> SecretBox:

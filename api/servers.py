@@ -100,13 +100,13 @@ async def create_server(request: Request) -> HTTPResponse:
     """Create a server for an existing user."""
     values = _check(SERVER_BODY.parse(request.body))
     store = context.store(request)
-    store.get_user(values["user_id"])
+    await context.in_store(request, store.get_user, values["user_id"])
     now = context.now(request)
     server = Server(
         id=new_id(), user_id="", name="", hostname="", port=0, created_at=now, updated_at=now
     )
     _apply(request, server, values)
-    store.add_server(server)
+    await context.in_store(request, store.add_server, server)
     return context.reply(
         views.success(f"Server {server.name} created successfully", server_id=server.id)
     )
@@ -115,15 +115,16 @@ async def create_server(request: Request) -> HTTPResponse:
 @bp.get("/")
 async def list_servers(request: Request) -> HTTPResponse:
     """Every server, oldest first."""
-    return _listing(context.store(request).list_servers())
+    store = context.store(request)
+    return _listing(await context.in_store(request, store.list_servers))
 
 
 @bp.get("/user/<user_id>")
 async def servers_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The servers of one (existing) user."""
     store = context.store(request)
-    store.get_user(object_id(user_id, "user"))
-    return _listing(store.list_servers(user_id))
+    await context.in_store(request, store.get_user, object_id(user_id, "user"))
+    return _listing(await context.in_store(request, store.list_servers, user_id))
 
 
 def _listing(servers: list[Server]) -> HTTPResponse:
@@ -139,7 +140,8 @@ def _listing(servers: list[Server]) -> HTTPResponse:
 @bp.get("/<server_id>")
 async def get_server(request: Request, server_id: str) -> HTTPResponse:
     """One server (without its password)."""
-    found = context.store(request).get_server(object_id(server_id, "server"))
+    store = context.store(request)
+    found = await context.in_store(request, store.get_server, object_id(server_id, "server"))
     return context.reply(views.success("Server retrieved successfully", data=views.server(found)))
 
 
@@ -148,18 +150,19 @@ async def get_server(request: Request, server_id: str) -> HTTPResponse:
 async def update_server(request: Request, server_id: str) -> HTTPResponse:
     """Change any fields of a server; an empty password removes the stored one."""
     store = context.store(request)
-    found = store.get_server(object_id(server_id, "server"))
+    found = await context.in_store(request, store.get_server, object_id(server_id, "server"))
     values = _check(SERVER_BODY.parse(request.body, partial=True))
     if "user_id" in values:
-        store.get_user(values["user_id"])
+        await context.in_store(request, store.get_user, values["user_id"])
     _apply(request, found, values)
     found.updated_at = context.now(request)
-    store.update_server(found)
+    await context.in_store(request, store.update_server, found)
     return context.reply(views.success("Server updated successfully", server_id=found.id))
 
 
 @bp.delete("/<server_id>")
 async def delete_server(request: Request, server_id: str) -> HTTPResponse:
     """Delete a server."""
-    context.store(request).delete_server(object_id(server_id, "server"))
+    store = context.store(request)
+    await context.in_store(request, store.delete_server, object_id(server_id, "server"))
     return context.reply(views.success("Server deleted successfully", server_id=server_id))

@@ -41,14 +41,16 @@ async def create_user(request: Request) -> HTTPResponse:
         created_at=now,
         updated_at=now,
     )
-    context.store(request).add_user(user)
+    store = context.store(request)
+    await context.in_store(request, store.add_user, user)
     return context.reply(views.success("User created successfully", user_id=user.id))
 
 
 @bp.get("/")
 async def list_users(request: Request) -> HTTPResponse:
     """Every user, oldest first."""
-    users = context.store(request).list_users()
+    store = context.store(request)
+    users = await context.in_store(request, store.list_users)
     return context.reply(
         views.success(
             "Users retrieved successfully", total=len(users), data=[views.user(u) for u in users]
@@ -59,7 +61,8 @@ async def list_users(request: Request) -> HTTPResponse:
 @bp.get("/<user_id>")
 async def get_user(request: Request, user_id: str) -> HTTPResponse:
     """One user."""
-    found = context.store(request).get_user(object_id(user_id, "user"))
+    store = context.store(request)
+    found = await context.in_store(request, store.get_user, object_id(user_id, "user"))
     return context.reply(views.success("User retrieved successfully", data=views.user(found)))
 
 
@@ -68,7 +71,7 @@ async def get_user(request: Request, user_id: str) -> HTTPResponse:
 async def update_user(request: Request, user_id: str) -> HTTPResponse:
     """Change a user's name, email or role (any subset)."""
     store = context.store(request)
-    found = store.get_user(object_id(user_id, "user"))
+    found = await context.in_store(request, store.get_user, object_id(user_id, "user"))
     values = USER_BODY.parse(request.body, partial=True)
     if "name" in values:
         found.name = values["name"].strip()
@@ -77,7 +80,7 @@ async def update_user(request: Request, user_id: str) -> HTTPResponse:
     if "role" in values:
         found.role = values["role"].strip()
     found.updated_at = context.now(request)
-    store.update_user(found)
+    await context.in_store(request, store.update_user, found)
     return context.reply(views.success("User updated successfully", user_id=found.id))
 
 
@@ -85,16 +88,16 @@ async def update_user(request: Request, user_id: str) -> HTTPResponse:
 async def delete_user(request: Request, user_id: str) -> HTTPResponse:
     """Delete a user, their jobs (unscheduled first) and their servers."""
     store = context.store(request)
-    store.get_user(object_id(user_id, "user"))
+    await context.in_store(request, store.get_user, object_id(user_id, "user"))
     jobs_removed = await remove_jobs_of(request, user_id)
     servers_removed = 0
-    for server in store.list_servers(user_id):
+    for server in await context.in_store(request, store.list_servers, user_id):
         try:
-            store.delete_server(server.id)
+            await context.in_store(request, store.delete_server, server.id)
             servers_removed += 1
         except ServerNotFound:
             pass
-    store.delete_user(user_id)
+    await context.in_store(request, store.delete_user, user_id)
     # a job created while this ran (its owner check passed just before) is swept too
     jobs_removed += await remove_jobs_of(request, user_id)
     return context.reply(
@@ -110,7 +113,8 @@ async def delete_user(request: Request, user_id: str) -> HTTPResponse:
 async def remove_jobs_of(request: Request, user_id: str) -> int:
     """Unschedule and delete every job a user owns; how many went."""
     removed = 0
-    for job in context.store(request).list_jobs(owner=user_id):
+    store = context.store(request)
+    for job in await context.off_loop(request, lambda: store.list_jobs(owner=user_id)):
         try:
             await context.command(context.scheduler(request).remove_job(job.id))
             removed += 1

@@ -34,6 +34,8 @@ from engine.errors import EngineStopped
 from engine.interfaces import CHANGES_KEPT, SchedulerStore
 from engine.model import Execution, Node
 from engine.scheduling.commands import CancelExecution, Command, RunTakenOver, SyncJobs
+from engine.scheduling.recovery import abandon_begun
+from engine.scheduling.takeover import requeue_note
 
 log = logging.getLogger(__name__)
 #: seconds a gap in the change feed is waited for before it is passed with a full reload
@@ -90,6 +92,9 @@ class NodeKeeper:
         self._remote: dict[str, _RemoteCancel] = {}
         #: whether another node was alive at the last look (each heartbeat)
         self.others_alive = False
+        #: runs the start journals of dead processes on this machine say began, whose
+        #: node was still alive by its lease at start (see Recovery.journaled)
+        self.journaled: set[str] = set()
         self._remote_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -228,9 +233,16 @@ class NodeKeeper:
             message = DEAD_NODE_MESSAGE.format(
                 node=node.node_id, last=node.last_heartbeat.isoformat(), sweeper=self.node_id
             )
-            taken = self._store.take_over(node.node_id, self.node_id)
-            if taken:
-                self._post(RunTakenOver(taken, node.node_id))
+            taken = self._store.take_over(
+                node.node_id, self.node_id, requeue_note(now, node.node_id)
+            )
+            begun = [e for e in taken if e.id in self.journaled]
+            if begun:  # this machine's journal says they started: never run twice
+                abandon_begun(self._store, begun, now, message)
+                self.journaled.difference_update(e.id for e in begun)
+            unstarted = [e for e in taken if e.id not in self.journaled]
+            if unstarted:
+                self._post(RunTakenOver(unstarted, node.node_id))
             count = self._store.abandon_running(now, message, only_nodes=[node.node_id])
             if count:
                 log.warning(

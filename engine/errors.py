@@ -20,8 +20,9 @@ surface's envelope and status code.
     │   ├── DuplicateEmail
     │   └── ExecutionNotCancellable
     ├── NotAuthenticated (PermissionError)   -> 401 (API keys configured, none/wrong sent)
-    ├── StoreError (RuntimeError)            -> 500 (store failed while running)
-    │   └── StoreUnavailable                 cannot reach the store at start
+    ├── StoreError (RuntimeError)            -> 503 + Retry-After (store failed while running)
+    │   ├── StoreUnavailable                 cannot reach the store at start
+    │   └── StoreBusy                        a handler's store call did not answer in time
     └── EngineError (RuntimeError)           -> 503
         ├── EngineBusy                       command queue full
         └── EngineStopped                    command sent after shutdown
@@ -125,6 +126,14 @@ class StoreError(CronwellError, RuntimeError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached or opened at start."""
+
+
+class StoreBusy(StoreError):
+    """A store call made for a request did not answer within its wait (api/storecalls.py)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class EngineError(CronwellError, RuntimeError):

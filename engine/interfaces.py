@@ -105,6 +105,12 @@ class JobCounts:
 class SchedulerStore(ABC):
     #: short backend name: "memory", "sqlite", "mongo", "oracle"
     backend: str = "abstract"
+    #: whether what the store holds outlives the process. For a durable store the
+    #: engine makes each run's start crash-proof before it runs (a start journal, or
+    #: the `running` mark written first), which is what lets recovery tell a claimed
+    #: fire that never started (`take_over`) from one that did; a store that
+    #: forgets everything in a crash (memory) has nothing to recover
+    durable: bool = True
 
     # -- lifecycle -------------------------------------------------------------------
     @abstractmethod
@@ -207,7 +213,9 @@ class SchedulerStore(ABC):
 
     @abstractmethod
     def update_execution(self, execution: Execution) -> None:
-        """Overwrite a non-terminal execution (queued -> running). Raises ExecutionNotFound."""
+        """Overwrite a non-terminal execution (queued -> running; or an unstarted one
+        recovery ends without running it, as `missed`). Its job's counters are not
+        touched. Raises ExecutionNotFound."""
 
     @abstractmethod
     def finish_execution(self, execution: Execution) -> None:
@@ -267,7 +275,9 @@ class SchedulerStore(ABC):
         keep_nodes: Collection[str] = (),
         only_nodes: Collection[str] | None = None,
     ) -> int:
-        """Mark queued/running executions abandoned (completed_at=now, error=message).
+        """Mark `running` executions abandoned (completed_at=now, error=message),
+        atomically; `queued` and `scheduled` ones are left alone (they never started:
+        see `take_over`). Its job's counters are not touched.
 
         Executions recorded by a node in `keep_nodes` (other nodes still alive) are
         left alone; with `only_nodes`, just the executions of those nodes (dead ones,
@@ -323,14 +333,22 @@ class SchedulerStore(ABC):
         are left out): what max_instances limits when several nodes share the store."""
 
     @abstractmethod
-    def take_over(self, from_node: str | None, to_node: str) -> list[Execution]:
-        """Reassign every `queued` execution recorded by `from_node` (None: by no node)
-        to `to_node` and return them as now stored.
+    def take_over(self, from_node: str | None, to_node: str | None, note: str) -> list[Execution]:
+        """Take over the fires a stopped process (node `from_node`; None: written by no
+        node) claimed but never started: every execution of it still `queued` gets
+        `to_node` as its node and `note` appended to its output (why it is queued
+        again), and is returned as now stored, oldest first (created_at, then id).
 
+        Each stays `queued` with its id, fire time and attempt unchanged: the caller
+        runs it (the worker's `running` mark comes next) or ends it without running
+        (`update_execution`, e.g. `missed` beyond the misfire grace); no new execution
+        is made for the fire, so a fire runs at most once and is recorded exactly once.
         Each reassignment is conditional on the execution still being queued and still
         `from_node`'s (SQL: rows locked in one transaction, `FOR UPDATE SKIP LOCKED` on
         Oracle; MongoDB: one conditional update each), so two nodes sweeping the same
-        dead node at once never both take one execution.
+        dead node at once never both take one. (Whether one of them started an instant
+        before a crash, its `running` mark not yet stored, is the engine's to tell: see
+        `durable` and engine/running/journal.py.)
         """
 
     @abstractmethod

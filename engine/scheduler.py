@@ -27,6 +27,7 @@ from engine.events import EventBus
 from engine.interfaces import JobRunner, Outcome, SchedulerStore
 from engine.model import Execution, Job, Status
 from engine.running.executor import SHUT_DOWN_BEFORE_START, Executor
+from engine.running.journal import StartJournal
 from engine.running.pool import WorkerPool
 from engine.running.recorder import Recorder
 from engine.scheduling.commands import (
@@ -38,13 +39,13 @@ from engine.scheduling.commands import (
     RemoveJob,
     ResumeJob,
     RunJobNow,
-    RunTakenOver,
     ScheduleRetry,
 )
 from engine.scheduling.firing import Firer
 from engine.scheduling.handlers import CommandHandler
 from engine.scheduling.loop import EngineLoop
-from engine.scheduling.recovery import Recovery, recover
+from engine.scheduling.recovery import KillLeftovers, Recovery, recover
+from engine.scheduling.takeover import hand_over
 from engine.scheduling.timetable import Timetable
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,19 @@ class Scheduler:
         events: EventBus | None = None,
         node_id: str | None = None,
         lease_seconds: float = 10.0,
+        kill_leftovers: KillLeftovers | None = None,
+        journal_folder: Path | None = None,
     ) -> None:
         self.store = store
         #: this process's name in the store: stamped on every execution it records
         self.node_id = node_id
+        #: kills what a stopped process's runs left running (see recovery.py)
+        self._kill_leftovers = kill_leftovers
+        #: which runs this process started, kept through a crash (running/journal.py);
+        #: only a store that keeps its records through a crash needs one
+        self._journal = (
+            StartJournal(journal_folder) if journal_folder is not None and store.durable else None
+        )
         self.clock: Clock = clock or SystemClock()
         self._owns_events = events is None
         self.events = events if events is not None else EventBus()
@@ -82,7 +92,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._commands = CommandQueue(queue_size)
         self._timetable = Timetable()
-        self._recorder = Recorder(store, self._stopping)
+        self._recorder = Recorder(store, self._stopping, journal=self._journal)
         self._executor = Executor(
             store,
             runner,
@@ -95,6 +105,7 @@ class Scheduler:
             stopping=self._stopping,
             recorder=self._recorder,
             node=node_id,
+            journal=self._journal,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
         self._firer = Firer(
@@ -148,16 +159,31 @@ class Scheduler:
             if self._node is not None:
                 self._node.register()
             with self._loop.step_lock:
-                recovery = recover(self.store, self._timetable, self.clock.now(), self.node_id)
+                now = self.clock.now()
+                journal = self._journal
+                started = journal.take_left_over() if journal is not None else set()
+                recovery = recover(
+                    self.store, self._timetable, now, self._kill_leftovers, started, self.node_id
+                )
+                if journal is not None:
+                    journal.forget_left_over()
+                    journal.open()
+                if self._node is not None:
+                    self._node.journaled = set(recovery.journaled)
             self._pool.start()
-            for source, executions in recovery.taken_over:
-                self._commands.post_internal(RunTakenOver(list(executions), source))
+            self._requeue(recovery, now)
             if loop_thread:
                 self._loop.start()
                 if self._node is not None:
                     self._node.start()
             self._state = "running"
         return recovery
+
+    def _requeue(self, recovery: Recovery, now: datetime) -> None:
+        """Hand the unstarted fires recovery took over to the workers (they run before
+        anything the first step fires), and tell listeners what became of each."""
+        record = self._executor.record
+        hand_over(self._pool, record, self.events, list(recovery.requeued), recovery.ended, now)
 
     @property
     def running(self) -> bool:
@@ -194,6 +220,8 @@ class Scheduler:
                     outcome = Outcome(Status.CANCELLED, error=error)
                     self._executor.record(item, outcome, deferred=True)
         self._recorder.stop(RECORDER_DRAIN)  # before `stopping`: its store writes still retry
+        if self._journal is not None:
+            self._journal.close()
         if self._node is not None:  # after the last record: the node leaves the store
             self._node.stop()
         self._stopping.set()

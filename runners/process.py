@@ -9,6 +9,10 @@ CANCEL_CHECK_INTERVAL, because `threading.Event` offers no way to wait on the
 caller's cancel Event and the exit Event at once: an exit or a timeout is therefore
 noticed at once, a cancel within CANCEL_CHECK_INTERVAL.
 
+Started through runners/lifeline.py, so a child dies with the service (parent-death
+signal) and names its execution in its environment, for the next start to find what
+it left behind.
+
 Stopping: SIGTERM to the whole group, then SIGKILL to the group once the leader has
 exited and the pipes have closed, or the grace (default 2 s) has run out, whichever
 comes first. If the script itself exits but processes it left in the background still
@@ -32,6 +36,7 @@ from typing import IO
 
 from engine.interfaces import CancelSignal, Outcome
 from engine.model import Status
+from runners import lifeline
 from runners.capture import CappedBuffer
 
 DEFAULT_GRACE = 2.0
@@ -87,17 +92,24 @@ def run_process(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     grace: float = DEFAULT_GRACE,
+    execution_id: str | None = None,
 ) -> ProcessResult:
     """Run argv to a ProcessResult: exit 0 COMPLETED, non-zero FAILED, TIMEOUT when
     `timeout` seconds pass first, CANCELLED when `cancel` is set first. Never raises
-    for a child that cannot start: that is a FAILED result saying why."""
+    for a child that cannot start: that is a FAILED result saying why.
+
+    The child dies with the service, and with `execution_id` its environment names the
+    execution, so what it leaves running is found on the next start (runners/lifeline.py).
+    """
     command = [str(part) for part in argv]
     if not command:
         return ProcessResult(Status.FAILED, None, "", "", "nothing to run: the argv list is empty")
     if cancel.is_set():
         return ProcessResult(Status.CANCELLED, None, "", "", "cancelled before it started")
+    if execution_id is not None:
+        env = {**(os.environ if env is None else env), lifeline.MARKER: execution_id}
     try:
-        child = _Child.start(command, output_cap, cwd, env)
+        child = _Child.start(lifeline.wrapped(command), output_cap, cwd, env)
     except OSError as exc:
         return ProcessResult(Status.FAILED, None, "", "", _spawn_error(command[0], exc))
 
@@ -118,6 +130,10 @@ def run_process(
     exit_code = child.proc.returncode if child.exited.is_set() else None
     stdout = child.stdout.text() + "".join(f"[cronwell: {note}]\n" for note in notes)
     stderr = child.stderr.text()
+    not_started = lifeline.exec_failure(exit_code, stdout, stderr, command[0])
+    if not_started is not None:
+        error = f"cannot start {command[0]}: {not_started}"
+        return ProcessResult(Status.FAILED, None, "", "", error)
     if stopped_for is Status.TIMEOUT:
         error = f"timed out after {timeout:g} s; process group stopped with {how}"
         return ProcessResult(Status.TIMEOUT, exit_code, stdout, stderr, error)

@@ -42,8 +42,10 @@ def run_script(
     output_cap: int,
     cancel: CancelSignal,
     grace: float = DEFAULT_GRACE,
+    execution_id: str | None = None,
 ) -> Outcome:
-    """Check the path, then run the script to an Outcome (see the module docstring)."""
+    """Check the path, then run the script to an Outcome (see the module docstring);
+    `execution_id` is named in the child's environment (runners/lifeline.py)."""
     if kind not in (JobKind.BASH, JobKind.PYTHON):
         return Outcome(Status.FAILED, error=f"run_script runs bash and python scripts, not {kind}")
     try:
@@ -60,10 +62,17 @@ def run_script(
             cancel=cancel,
             cwd=script.parent,
             grace=grace,
+            execution_id=execution_id,
         )
         return result.to_outcome()
     return _run_python(
-        script, argv, timeout=timeout, output_cap=output_cap, cancel=cancel, grace=grace
+        script,
+        argv,
+        timeout=timeout,
+        output_cap=output_cap,
+        cancel=cancel,
+        grace=grace,
+        execution_id=execution_id,
     )
 
 
@@ -75,6 +84,7 @@ def _run_python(
     output_cap: int,
     cancel: CancelSignal,
     grace: float,
+    execution_id: str | None,
 ) -> Outcome:
     handle, name = tempfile.mkstemp(prefix="cronwell-result-", suffix=".json")
     os.close(handle)
@@ -87,6 +97,7 @@ def _run_python(
             cancel=cancel,
             cwd=script.parent,
             grace=grace,
+            execution_id=execution_id,
         )
         reply = read_reply(result_file, output_cap)
     finally:

@@ -23,7 +23,6 @@ from engine.errors import (
 )
 from engine.interfaces import CHANGES_KEPT, JobChange, abandons
 from engine.model import (
-    ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     Execution,
     Job,
@@ -64,6 +63,7 @@ def _with_counters_of(job: Job, stored: Job | None) -> Job:
 
 class MemoryStore(Store):
     backend = "memory"
+    durable = False
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -148,12 +148,13 @@ class MemoryStore(Store):
                     counts[e.job_id] = counts.get(e.job_id, 0) + 1
             return counts
 
-    def take_over(self, from_node: str | None, to_node: str) -> list[Execution]:
+    def take_over(self, from_node: str | None, to_node: str | None, note: str) -> list[Execution]:
         with self._lock:
             taken = []
             for execution in self._executions.values():
                 if execution.status is Status.QUEUED and execution.node == from_node:
                     execution.node = to_node
+                    execution.output += note
                     taken.append(clone(execution))
             return sorted(taken, key=lambda e: (e.created_at, e.id))
 
@@ -315,7 +316,7 @@ class MemoryStore(Store):
             for e in self._executions.values():
                 if not abandons(e.node, keep_nodes, only_nodes):
                     continue
-                if e.status in ACTIVE_STATUSES and e.status != Status.SCHEDULED:
+                if e.status == Status.RUNNING:
                     e.status = Status.ABANDONED
                     e.completed_at = as_utc(now)
                     e.error = message

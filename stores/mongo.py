@@ -36,7 +36,7 @@ from engine.errors import (
 )
 from engine.gcpause import paused_gc
 from engine.ids import new_id
-from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
+from engine.model import TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
     RUN_COUNTERS,
     FireClaim,
@@ -83,7 +83,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created"),
     ],
 }
-LEFT_RUNNING = sorted(str(s) for s in ACTIVE_STATUSES - {Status.SCHEDULED})
 TERMINAL = sorted(str(s) for s in TERMINAL_STATUSES)
 #: claim tokens kept per job: enough to tell which claims of one bulk write won
 RECENT_CLAIMS = 8
@@ -488,7 +487,7 @@ class MongoStore(MongoCluster, Store):
             }
         }
         with self._driver():
-            query: dict[str, Any] = {"status": {"$in": LEFT_RUNNING}}
+            query: dict[str, Any] = {"status": str(Status.RUNNING)}
             if only_nodes is not None:
                 query["node"] = {"$in": list(only_nodes)}
             elif keep_nodes:

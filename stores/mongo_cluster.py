@@ -106,15 +106,17 @@ class MongoCluster:
             groups = list(self._db[EXECUTIONS].aggregate(pipeline))
         return {str(g["_id"]): int(g["count"]) for g in groups}
 
-    def take_over(self, from_node: str | None, to_node: str) -> list[Execution]:
+    def take_over(self, from_node: str | None, to_node: str | None, note: str) -> list[Execution]:
         executions = self._db[EXECUTIONS]
         query = {"status": str(Status.QUEUED), "node": from_node}
         taken: list[Execution] = []
         with self._driver():
-            for found in list(executions.find(query, {"_id": 1})):
+            for found in list(executions.find(query, {"_id": 1, "output": 1})):
+                # conditional on the output read, so a concurrent taker's note is seen
+                condition = {**query, "_id": found["_id"], "output": found.get("output", "")}
                 document = executions.find_one_and_update(
-                    {**query, "_id": found["_id"]},
-                    {"$set": {"node": to_node}},
+                    condition,
+                    {"$set": {"node": to_node, "output": found.get("output", "") + note}},
                     return_document=ReturnDocument.AFTER,
                 )
                 if document is not None:  # another sweeper may have taken it first

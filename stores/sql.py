@@ -33,7 +33,7 @@ from engine.errors import (
 )
 from engine.gcpause import paused_gc
 from engine.interfaces import abandons
-from engine.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Job, Status
+from engine.model import TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
     RUN_COUNTERS,
     FireClaim,
@@ -142,8 +142,6 @@ def _quoted(values: Sequence[str]) -> str:
     return ", ".join(f"'{v}'" for v in sorted(values))
 
 
-#: executions that a crash leaves behind (scheduled retries are kept: they never started)
-LEFT_RUNNING = _quoted([str(s) for s in ACTIVE_STATUSES - {Status.SCHEDULED}])
 TERMINAL = _quoted([str(s) for s in TERMINAL_STATUSES])
 
 
@@ -216,7 +214,9 @@ def build_statements(dialect: Dialect) -> dict[str, str]:
         "AND (last_run_time IS NULL OR last_run_time < :started) "
         "THEN :started ELSE last_run_time END WHERE id = :job_id"
     )
-    sql["left_running"] = f"SELECT doc FROM cw_executions WHERE status IN ({LEFT_RUNNING})"
+    # what a crash leaves behind: runs that started (abandoned); the claimed fires that
+    # did not start are taken over (take_over); scheduled retries are simply reloaded
+    sql["left_running"] = f"SELECT doc FROM cw_executions WHERE status = '{Status.RUNNING}'"
     for filters in ((), ("job_id",)):
         where = f"WHERE created_at < :cutoff{''.join(f' AND {c} = :{c}' for c in filters)}"
         terminal = f"status IN ({TERMINAL})"
@@ -554,13 +554,14 @@ class SqlStore(SqlCluster, Store):
                 self._execute_many(cursor, self._sql["update_executions"], rows)
             return len(executions)
 
-    def take_over(self, from_node: str | None, to_node: str) -> list[Execution]:
+    def take_over(self, from_node: str | None, to_node: str | None, note: str) -> list[Execution]:
         with self._transaction() as cursor:
             self._execute(cursor, self._sql["queued_executions"], {})
             found = [EXECUTIONS.decode(row) for row in cursor.fetchall()]
             taken = [e for e in found if e.node == from_node]
             for execution in taken:
                 execution.node = to_node
+                execution.output += note
             if taken:
                 rows = [EXECUTIONS.update_row(e) for e in taken]
                 self._execute_many(cursor, self._sql["update_executions"], rows)

@@ -168,7 +168,10 @@ def test_literal_past_dates_of_the_documents_are_refused(service: Service) -> No
 
 def test_endpoint_examples_backup_job(service: Service) -> None:
     status, health = service.curl(f"{service.base}/api/health")
-    assert (status, health) == (200, {"status": "healthy", "scheduler_running": True})
+    assert (status, health) == (
+        200,
+        {"status": "healthy", "scheduler_running": True, "store": "ok"},
+    )
     when = soon(2.5)
     status, body = service.curl(
         "-X",

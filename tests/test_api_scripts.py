@@ -49,7 +49,7 @@ def schedule(server: ThreadServer, **body: Any) -> requests.Response:
 def test_health(server: ThreadServer) -> None:
     response = requests.get(f"{server.url}/api/health", timeout=5)
     assert response.status_code == 200
-    assert response.json() == {"status": "healthy", "scheduler_running": True}
+    assert response.json() == {"status": "healthy", "scheduler_running": True, "store": "ok"}
 
 
 def test_schedule_get_list_exact_shapes(server: ThreadServer, root: Path) -> None:

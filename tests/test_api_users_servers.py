@@ -305,3 +305,27 @@ def test_bad_update_bodies_change_nothing(server: ThreadServer) -> None:
             assert response.status_code in (status, 400), (path, raw, response.text)
             assert list(response.json()) == ["detail"]
         assert call(server, "GET", path).json()["data"] == before
+
+
+def _key_of(folder: str, queue: Any) -> None:
+    from api.config import Settings
+    from api.secrets import load_key
+
+    queue.put(load_key(Settings(data_dir=Path(folder))))
+
+
+def test_processes_starting_together_on_one_data_folder_share_one_key(tmp_path: Path) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    starters = [context.Process(target=_key_of, args=(str(tmp_path), queue)) for _ in range(6)]
+    for starter in starters:
+        starter.start()
+    keys = {queue.get(timeout=60) for _ in starters}
+    for starter in starters:
+        starter.join(60)
+    assert len(keys) == 1
+    Fernet(keys.pop())  # a whole, valid key
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret.key"]
+    assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600

@@ -2,6 +2,12 @@
 hundred due fires, start it again on the same SQLite file, and check that nothing was
 lost or run twice.
 
+The first test is issue 17's probe: 200 one-off jobs due in the same second, the
+service killed while the first of them sleep in their scripts, restarted 2 s later,
+well inside the 60 s misfire grace. The fires it had claimed but not started must run
+after the restart, once each, and the scripts running at the kill must die with the
+service (recorded `abandoned`), not sleep on past it.
+
 Each job runs a bash script that appends its job id to a marks file, so the marks file
 is the ground truth of what really ran. The service runs with a 1 s misfire grace, so
 fires that fall due while it is down are either run late on restart (within 1 s) or
@@ -26,7 +32,7 @@ from tests.api_support import ServeProcess, wait_for, write_script
 pytestmark = pytest.mark.slow
 
 JOBS = 300
-SPREAD_SECONDS = 8.0  # long enough that fires remain due after the restart, on a busy machine
+SPREAD_SECONDS = 9.0
 #: one node id across the restart: the second process is the first one's next life, so it
 #: takes over what the first claimed at once (another id would wait for its lease)
 GRACE_ENV = {
@@ -42,6 +48,153 @@ def count_marks(marks: Path) -> Counter[str]:
     return Counter(line for line in marks.read_text().splitlines() if line)
 
 
+def schedule(url: str, script: Path, marks: Path, run_dates: dict[str, datetime]) -> None:
+    """One one-off bash job per id, at its run date, called with (id, marks file)."""
+    with requests.Session() as http:
+        for job_id, run_date in run_dates.items():
+            response = http.post(
+                f"{url}/api/schedule-job",
+                json={
+                    "job_id": job_id,
+                    "job_type": "bash",
+                    "script_path": str(script),
+                    "run_date": run_date.isoformat(),
+                    "args": [job_id, str(marks)],
+                },
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+
+
+BURST = 200
+BURST_POOL = 40
+NAP_SECONDS = 1.0
+
+
+def _marks(path: Path) -> tuple[Counter[str], Counter[str], dict[str, int]]:
+    """(starts, ends, pid of each start) by job id, from the scripts' own lines."""
+    starts: Counter[str] = Counter()
+    ends: Counter[str] = Counter()
+    pids: dict[str, int] = {}
+    for line in path.read_text().splitlines() if path.exists() else ():
+        what, job_id, *rest = line.split()
+        if what == "start":
+            starts[job_id] += 1
+            pids[job_id] = int(rest[0])
+        elif what == "end":
+            ends[job_id] += 1
+    return starts, ends, pids
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_200_one_off_jobs_due_together_survive_kill_9_and_restart(tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    marks = tmp_path / "marks.txt"
+    script = write_script(
+        scripts,
+        "nap.sh",
+        f'#!/bin/bash\necho "start $1 $$" >> "$2"\nsleep {NAP_SECONDS}\necho "end $1" >> "$2"\n',
+    )
+    db = tmp_path / "cronwell.db"
+    args = ["--store", f"sqlite:///{db}", "--script-root", str(scripts)]
+    env = {
+        "CRONWELL_MISFIRE_GRACE": "60",
+        "CRONWELL_POOL_SIZE": str(BURST_POOL),
+        "CRONWELL_SHUTDOWN_TIMEOUT": "5",
+        "CRONWELL_DATA_DIR": str(tmp_path / "data"),
+    }
+    first = ServeProcess(args, tmp_path / "first.log", env=env).wait_healthy()
+    due = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    ids = [f"burst_{i:03d}" for i in range(BURST)]
+    schedule(first.url, script, marks, dict.fromkeys(ids, due))
+    assert datetime.now(UTC) < due, "scheduling took too long to test one burst"
+
+    # the first wave is asleep in its scripts, the rest are claimed and waiting: kill
+    wait_for(lambda: sum(_marks(marks)[0].values()) >= BURST_POOL, 30, "the first wave")
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    killed_at = datetime.now(UTC)
+    starts, ends, pids = _marks(marks)
+    started_before = set(starts)
+    running_at_kill = started_before - set(ends)
+    assert len(running_at_kill) >= BURST_POOL // 2, "the kill came too late to test anything"
+    wait_for(lambda: all(_gone(pids[j]) for j in running_at_kill), 5, "scripts to die with it")
+    journal = tmp_path / "data" / "journal"
+    assert list(journal.glob("*.journal")), "the dead service left no start journal"
+
+    wait_for(lambda: datetime.now(UTC) >= killed_at + timedelta(seconds=2), 5, "2 s down")
+    second = ServeProcess(args, tmp_path / "second.log", env=env).wait_healthy()
+
+    def settled() -> bool:
+        totals = {}
+        for status in ("queued", "running", None):
+            body = requests.get(
+                f"{second.url}/api/scheduler/executions",
+                params={"status": status, "limit": 1} if status else {"limit": 1},
+                timeout=5,
+            ).json()
+            totals[status] = body["total"]
+        return totals["queued"] == totals["running"] == 0 and totals[None] >= BURST
+
+    wait_for(settled, 60, "every fire to reach a terminal status")
+    assert second.terminate() == 0
+    assert not list(journal.glob("*.journal")), "a clean stop leaves no journal behind"
+
+    starts, ends, _ = _marks(marks)
+    store = SqliteStore(db)
+    store.open()
+    try:
+        statuses: Counter[str] = Counter()
+        lost: list[str] = []
+        doubled: list[str] = []
+        outlived: list[str] = []  # recorded abandoned, yet its script ran on
+        for job_id in ids:
+            executions = store.list_executions(job_id=job_id)
+            assert len(executions) == 1, f"{job_id} has {len(executions)} executions"
+            (execution,) = executions
+            statuses[str(execution.status)] += 1
+            if starts[job_id] > 1:
+                doubled.append(job_id)
+            if execution.status == Status.COMPLETED:
+                if (starts[job_id], ends[job_id]) != (1, 1):
+                    lost.append(job_id)  # recorded completed, but did not run through
+            elif execution.status == Status.ABANDONED:
+                # it was asleep at the kill and must have died with the service
+                if job_id not in running_at_kill:
+                    lost.append(job_id)  # claimed, never started, and now never will
+                elif ends[job_id] != 0:
+                    outlived.append(job_id)
+            else:
+                lost.append(job_id)
+            assert store.get_job(job_id).next_run_time is None
+        rerun = {j for j in ids if j not in started_before}
+        print(
+            f"\n{BURST} one-off jobs due at once, kill -9 with {len(running_at_kill)} asleep "
+            f"in their scripts, restart 2 s later: {dict(statuses)}; "
+            f"lost {len(lost)}, doubled {len(doubled)}, outlived the service {len(outlived)}"
+        )
+        assert lost == [] and doubled == [] and outlived == []
+        assert statuses["abandoned"] == len(running_at_kill)
+        assert statuses["completed"] == BURST - len(running_at_kill)
+        # fires the first service had claimed but not started ran as themselves (the
+        # note says so); under load it may not have claimed them all before the kill,
+        # and those simply fired late on the restart
+        completed = store.list_executions(status=Status.COMPLETED, limit=BURST)
+        noted = {e.job_id for e in completed if "queued again" in e.output}
+        assert noted and noted <= rerun, "no claimed-but-unstarted fire was run again"
+        print(f"{len(noted)} of them claimed before the kill and run again as themselves")
+    finally:
+        store.close()
+
+
 def test_kill_9_mid_run_then_restart_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> None:
     scripts = tmp_path / "scripts"
     scripts.mkdir()
@@ -54,21 +207,8 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_runs_nothing_twice(tmp_pa
     first = ServeProcess(args, tmp_path / "first.log", env=env).wait_healthy()
     start = datetime.now(UTC) + timedelta(seconds=2)
     ids = [f"crash_{i:03d}" for i in range(JOBS)]
-    with requests.Session() as http:
-        for i, job_id in enumerate(ids):
-            run_date = start + timedelta(seconds=SPREAD_SECONDS * i / JOBS)
-            response = http.post(
-                f"{first.url}/api/schedule-job",
-                json={
-                    "job_id": job_id,
-                    "job_type": "bash",
-                    "script_path": str(script),
-                    "run_date": run_date.isoformat(),
-                    "args": [job_id, str(marks)],
-                },
-                timeout=10,
-            )
-            assert response.status_code == 200, response.text
+    spread = [start + timedelta(seconds=SPREAD_SECONDS * i / JOBS) for i in range(JOBS)]
+    schedule(first.url, script, marks, dict(zip(ids, spread, strict=True)))
 
     # let roughly a third of the fires happen, then kill the service without warning
     wait_for(lambda: sum(count_marks(marks).values()) >= JOBS // 3, 30, "a third of the fires")
@@ -82,6 +222,8 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_runs_nothing_twice(tmp_pa
     wait_for(lambda: datetime.now(UTC) >= down_until, 5, "downtime to pass")
 
     second = ServeProcess(args, tmp_path / "second.log", env=env).wait_healthy()
+    restarted = datetime.now(UTC)
+    due_after_restart = {j for j, due in zip(ids, spread, strict=True) if due > restarted}
     last_due = start + timedelta(seconds=SPREAD_SECONDS)
 
     def settled() -> bool:
@@ -127,6 +269,13 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_runs_nothing_twice(tmp_pa
         assert statuses["completed"] >= ran_before_crash - statuses["abandoned"]
         print(f"after the crash: {dict(statuses)}, ran before it: {ran_before_crash}")
         assert statuses["missed"] > 0, f"no fire was late beyond the grace: {statuses}"
-        assert statuses["completed"] > ran_before_crash, "nothing ran after the restart"
+        # how many fell due after the restart depends on how long the restart took
+        assert due_after_restart, "the restart came after the last fire: nothing to test"
+        late = [
+            j
+            for j in due_after_restart
+            if store.list_executions(job_id=j)[0].status != Status.COMPLETED
+        ]
+        assert late == [], f"fires due after the restart did not run: {late}"
     finally:
         store.close()

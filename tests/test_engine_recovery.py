@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
+from engine.interfaces import Outcome
 from engine.model import Job, Status
 from engine.records import new_execution
 from engine.scheduling.recovery import ABANDONED_MESSAGE
 from stores.memory import MemoryStore
-from tests.engine_support import T0, Harness, date_at, every, make_job
+from tests.engine_support import T0, Harness, Recorder, date_at, every, make_job
 
 
 def later(seconds: float) -> datetime:
@@ -21,18 +23,27 @@ def stored(store: MemoryStore, job: Job, next_run_time: datetime | None) -> Job:
     return job
 
 
-def test_executions_left_running_are_abandoned() -> None:
+def test_runs_left_running_are_abandoned_and_unstarted_fires_run_again() -> None:
     store = MemoryStore()
     job = stored(store, make_job("a", every(3600)), later(3600))
+    executions = {}
     for status in (Status.RUNNING, Status.QUEUED, Status.COMPLETED):
-        store.add_execution(new_execution(job, "class", status, T0))
+        executions[status] = new_execution(job, "class", status, T0, scheduled_for=T0)
+        store.add_execution(executions[status])
     with Harness(store=store) as h:
+        h.clock.set(later(10))
         recovery = h.scheduler.start(loop_thread=False)
-        assert recovery.abandoned == 2 and recovery.jobs == 1
-        assert sorted(h.statuses("a")) == ["abandoned", "abandoned", "completed"]
-        assert all(
-            e.error == ABANDONED_MESSAGE for e in h.executions("a") if e.status == Status.ABANDONED
-        )
+        assert recovery.abandoned == 1 and recovery.jobs == 1
+        assert [i.execution.id for i in recovery.requeued] == [executions[Status.QUEUED].id]
+        h.settle()
+        assert sorted(h.statuses("a")) == ["abandoned", "completed", "completed"]
+        abandoned = store.get_execution(executions[Status.RUNNING].id)
+        assert abandoned.status == Status.ABANDONED and abandoned.error == ABANDONED_MESSAGE
+        rerun = store.get_execution(executions[Status.QUEUED].id)
+        assert rerun.status == Status.COMPLETED and rerun.scheduled_for == T0
+        assert rerun.output.startswith("[cronwell] queued again at ")
+        assert "never started" in rerun.output
+        assert len(h.runner.requests) == 1
 
 
 def test_fires_missed_while_down_follow_each_jobs_policy() -> None:
@@ -92,3 +103,103 @@ def test_paused_jobs_stay_off_the_heap_and_scheduled_retries_come_back() -> None
         h.settle()
         assert store.get_execution(retry.id).status == Status.COMPLETED
         assert h.runner.job_ids == ["r"]
+
+
+class DurableMemoryStore(MemoryStore):
+    """The memory store, treated as one that survives a crash: workers then store
+    `running` before they start a run, as they do on SQLite, Mongo and Oracle."""
+
+    durable = True
+
+
+def test_one_off_fires_claimed_before_a_crash_run_once_within_their_grace() -> None:
+    store = DurableMemoryStore()
+    for number in range(5):  # what the loop's claims leave when the service dies next
+        job = stored(store, make_job(f"once{number}", date_at(T0), misfire_grace_time=60), T0)
+        claimed = new_execution(job, "class", Status.QUEUED, T0, scheduled_for=T0)
+        assert store.claim_fire(job.id, T0, None, [claimed])
+    assert all(store.get_job(f"once{n}").next_run_time is None for n in range(5))
+    with Harness(store=store) as second:
+        second.clock.set(later(2))
+        recovery = second.scheduler.start(loop_thread=False)
+        assert len(recovery.requeued) == 5 and recovery.ended == ()
+        second.settle()
+        second.at(3)
+        second.settle()
+        assert sorted(second.runner.job_ids) == [f"once{n}" for n in range(5)]
+        for number in range(5):
+            (execution,) = second.executions(f"once{number}")
+            assert execution.status == Status.COMPLETED and execution.scheduled_for == T0
+    with Harness(store=store) as third:  # nothing is left to run again
+        assert third.scheduler.start(loop_thread=False).requeued == ()
+
+
+def test_unstarted_fires_beyond_their_grace_are_recorded_missed_not_run() -> None:
+    store = DurableMemoryStore()
+    job = stored(store, make_job("late", date_at(T0), misfire_grace_time=5), None)
+    queued = new_execution(job, "class", Status.QUEUED, T0, scheduled_for=T0)
+    store.add_execution(queued)
+    with Harness(store=store) as h:
+        h.clock.set(later(6))
+        recovery = h.scheduler.start(loop_thread=False)
+        assert recovery.requeued == () and len(recovery.ended) == 1
+        h.at(7)
+        h.settle()
+        assert h.runner.requests == []
+        (missed,) = h.executions("late")
+        assert missed.id == queued.id and missed.status == Status.MISSED
+        assert missed.error.startswith(f"missed: due at {T0.isoformat()}, 6.000 s late")
+        assert "never started" in missed.output
+        assert store.get_job("late").total_executions == 0
+
+
+def test_unstarted_manual_runs_and_retries_run_however_late_paused_fires_do_not() -> None:
+    store = DurableMemoryStore()
+    job = stored(store, make_job("p", every(3600), misfire_grace_time=1, paused=True), None)
+    manual = new_execution(job, "class", Status.QUEUED, T0, reason="manual")
+    retry = new_execution(job, "class", Status.QUEUED, T0, scheduled_for=T0, reason="retry")
+    scheduled = new_execution(job, "class", Status.QUEUED, T0, scheduled_for=T0)
+    for execution in (manual, retry, scheduled):
+        store.add_execution(execution)
+    with Harness(store=store) as h:
+        h.clock.set(later(3600))
+        h.scheduler.start(loop_thread=False)
+        h.settle()
+        assert len(h.runner.requests) == 2
+        assert store.get_execution(manual.id).status == Status.COMPLETED
+        assert store.get_execution(retry.id).status == Status.COMPLETED
+        cancelled = store.get_execution(scheduled.id)
+        assert cancelled.status == Status.CANCELLED and "paused" in cancelled.error
+
+
+def test_a_run_is_stored_running_before_it_starts_on_a_durable_store() -> None:
+    store = DurableMemoryStore()
+    seen: list[Status] = []
+
+    def look(request: Any) -> Outcome:
+        seen.append(store.get_execution(request.execution.id).status)
+        return Outcome(Status.COMPLETED)
+
+    with Harness(runner=Recorder(look), store=store) as h:
+        h.scheduler.start(loop_thread=False)
+        h.add(make_job("w", date_at(T0)))
+        h.at(0)
+        h.settle()
+    assert seen == [Status.RUNNING]
+
+
+def test_leftover_processes_are_killed_before_their_runs_are_marked() -> None:
+    store = MemoryStore()
+    job = stored(store, make_job("k", every(3600)), later(3600))
+    running = new_execution(job, "class", Status.RUNNING, T0)
+    store.add_execution(running)
+    calls: list[tuple[set[str], Status]] = []
+
+    def kill(ids: Any) -> int:
+        calls.append((set(ids), store.get_execution(running.id).status))
+        return 3
+
+    with Harness(store=store, kill_leftovers=kill) as h:
+        recovery = h.scheduler.start(loop_thread=False)
+    assert calls == [({running.id}, Status.RUNNING)]
+    assert recovery.killed == 3 and recovery.abandoned == 1

@@ -616,10 +616,14 @@ def test_count_executions_and_stats(store: Store) -> None:
     assert store.execution_stats(owner="nobody") == {}
 
 
-def test_abandon_running_marks_only_queued_and_running(store: Store) -> None:
+def test_abandon_running_marks_only_running(store: Store) -> None:
     job = make_job()
-    kept = {s: make_execution(job, status=s) for s in (Status.COMPLETED, Status.SCHEDULED)}
-    left = [make_execution(job, status=Status.RUNNING), make_execution(job, status=Status.QUEUED)]
+    kept = {
+        s: make_execution(job, status=s)
+        for s in (Status.COMPLETED, Status.SCHEDULED, Status.QUEUED)
+    }
+    left = [make_execution(job, status=Status.RUNNING), make_execution(job, status=Status.RUNNING)]
+    store.add_job(job)
     for execution in [*kept.values(), *left]:
         store.add_execution(execution)
     now = T0 + timedelta(hours=1)
@@ -632,6 +636,53 @@ def test_abandon_running_marks_only_queued_and_running(store: Store) -> None:
     for execution in kept.values():
         assert store.get_execution(execution.id) == execution
     assert store.abandon_running(now, "again") == 0
+    assert store.get_job(job.id).total_executions == 0
+
+
+def test_take_over_hands_back_queued_executions_with_a_note(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    queued = [
+        make_execution(job, at=T0 + timedelta(seconds=s), status=Status.QUEUED, started_at=None)
+        for s in (2, 0, 1)
+    ]
+    queued[0].output = "[cronwell] coalesced 2 fire times\n"
+    others = [make_execution(job, status=s) for s in (Status.RUNNING, Status.SCHEDULED)]
+    others.append(make_execution(job, status=Status.COMPLETED))
+    for execution in [*queued, *others]:
+        store.add_execution(execution)
+    taken = store.take_over(None, None, "[cronwell] queued again\n")
+    oldest_first = sorted(queued, key=lambda e: e.created_at)
+    assert [e.id for e in taken] == [e.id for e in oldest_first]
+    for execution, got in zip(oldest_first, taken, strict=True):
+        assert (
+            got.status == Status.QUEUED
+            and got.output == execution.output + "[cronwell] queued again\n"
+        )
+        assert (got.scheduled_for, got.attempt, got.reason) == (
+            execution.scheduled_for,
+            execution.attempt,
+            execution.reason,
+        )
+        assert store.get_execution(got.id) == got  # the note is stored, nothing else
+    for execution in others:
+        assert store.get_execution(execution.id) == execution
+    assert store.count_executions() == len(queued) + len(others)  # nothing new was made
+    taken[0].output = "changed by the caller"
+    assert store.get_execution(taken[0].id).output != "changed by the caller"
+
+
+def test_an_unstarted_execution_ended_by_recovery_keeps_the_counters(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+    queued = make_execution(job, status=Status.QUEUED, started_at=None)
+    store.add_execution(queued)
+    (taken,) = store.take_over(None, None, "[cronwell] queued again\n")
+    taken.status, taken.completed_at, taken.error = Status.MISSED, T0, "missed: too late"
+    store.update_execution(taken)
+    assert store.get_execution(queued.id).status == Status.MISSED
+    assert store.take_over(None, None, "again\n") == []
+    assert store.get_job(job.id).total_executions == 0
 
 
 def test_delete_executions_before_keeps_recent_and_active(store: Store) -> None:

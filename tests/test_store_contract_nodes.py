@@ -158,12 +158,12 @@ def test_take_over_reassigns_only_the_queued_executions_of_one_node(store: Store
         store.add_execution(
             Execution(id=execution_id, job_id="j", status=status, created_at=T0, node=node)
         )
-    taken = store.take_over("dead:1", "me:3")
+    taken = store.take_over("dead:1", "me:3", "[note]\n")
     assert [(e.id, e.node, e.status) for e in taken] == [("q-dead", "me:3", Status.QUEUED)]
     assert store.get_execution("q-dead").node == "me:3"
     assert store.get_execution("r-dead").node == "dead:1"
-    assert store.take_over("dead:1", "other:4") == []  # taken once
-    assert [e.id for e in store.take_over(None, "me:3")] == ["q-none"]
+    assert store.take_over("dead:1", "other:4", "[note]\n") == []  # taken once
+    assert [e.id for e in store.take_over(None, "me:3", "[note]\n")] == ["q-none"]
     assert store.get_execution("q-live").node == "live:2"
 
 

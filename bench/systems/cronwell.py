@@ -41,8 +41,14 @@ class CronwellSystem:
         self._recorder = recorder
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._store = self._open_store(name)
+        # as the service runs it: a durable store gets a start journal (engine/running/journal.py)
+        journal = Path(self._tempdir.name) / "journal" if self._tempdir is not None else None
         self._scheduler = Scheduler(
-            self._store, self._run, pool_size=POOL_SIZE, queue_size=QUEUE_SIZE
+            self._store,
+            self._run,
+            pool_size=POOL_SIZE,
+            queue_size=QUEUE_SIZE,
+            journal_folder=journal,
         )
         self._added = 0
 

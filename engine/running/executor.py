@@ -2,11 +2,16 @@
 
 Run: load the job (unless the loop handed it over, as it does for fires), mark the
 execution `running`, call the runner with a `RunRequest`, then `record` the Outcome. A
-runner that raises anyway becomes `failed` with the traceback. Workers never write the
-store themselves: the running mark and the terminal record go to the recorder thread
-(engine/running/recorder.py), which writes them in batches. `record` is also how the loop and
-shutdown end executions that never ran (cancelled while queued, cancelled at shutdown),
-so every path writes a terminal status the same way, once (`WorkItem.claim_finish`).
+runner that raises anyway becomes `failed` with the traceback. Before the run starts,
+its start is made crash-proof, so that after a crash an execution still `queued`
+certainly never started and recovery may run it again without running anything twice:
+with a start journal (the service's, engine/running/journal.py) the worker appends the
+id there, a few microseconds; without one, on a durable store, it writes the running
+mark to the store itself. Every other write (the running mark, the terminal record)
+goes to the recorder thread (engine/running/recorder.py), which writes them in
+batches. `record` is also how the loop and shutdown end executions that never ran
+(cancelled while queued, cancelled at shutdown), so every path writes a terminal
+status the same way, once (`WorkItem.claim_finish`).
 
 After a failed or timed-out run with retries left, the retry is stored at once as a
 `scheduled` execution and handed to the loop (`schedule_retry`), which puts it on the
@@ -32,6 +37,7 @@ from engine.interfaces import JobRunner, Outcome, RunRequest, SchedulerStore
 from engine.model import Execution, Job, Status
 from engine.records import retry_of
 from engine.running.backoff import retry_store_call
+from engine.running.journal import StartJournal
 from engine.running.pool import WorkItem
 from engine.running.recorder import Recorder
 from engine.scheduling.policy import retry_delay, should_retry
@@ -67,6 +73,7 @@ class Executor:
         stopping: threading.Event,
         recorder: Recorder,
         node: str | None = None,
+        journal: StartJournal | None = None,
     ) -> None:
         self._store = store
         self._node = node
@@ -79,6 +86,7 @@ class Executor:
         self._schedule_retry = schedule_retry
         self._stopping = stopping
         self._recorder = recorder
+        self._journal = journal
 
     def __call__(self, item: WorkItem) -> None:
         """Run one execution to its terminal status (the pool's work function)."""
@@ -100,10 +108,23 @@ class Executor:
             return
         execution.status = Status.RUNNING
         execution.started_at = self._clock.now()
-        # the object itself, not a copy (a copy.copy here was 40% of a no-op run): if the
-        # recorder reads it after the run already ended, it writes the newer state, and
-        # the terminal report that follows it in the same queue writes it in full
-        self._recorder.started(execution)
+        if self._journal is not None:
+            self._journal.started(execution.id)  # before the run: see journal.py
+        elif self._store.durable:
+            # no journal: write-ahead to the store itself, so after a crash `queued`
+            # still means "never started" (one store transaction per run)
+            try:
+                retry_store_call(self._stopping, self._store.update_execution, execution)
+            except Exception as exc:
+                error = f"{STORE_FAILED_BEFORE_START}: its start could not be recorded ({exc})"
+                self.record(item, Outcome(Status.FAILED, error=error), deferred=True)
+                return
+        if self._journal is not None or not self._store.durable:
+            # the object itself, not a copy (a copy.copy here was 40% of a no-op run): if
+            # the recorder reads it after the run already ended, it writes the newer
+            # state, and the terminal report that follows it in the same queue writes it
+            # in full
+            self._recorder.started(execution)
         request = RunRequest(
             job=job,
             execution=execution,

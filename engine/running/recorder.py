@@ -24,12 +24,14 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from engine.interfaces import SchedulerStore
-from engine.model import Execution
-from engine.running.backoff import retry_store_call
+from engine.model import Execution, Status
+from engine.running.backoff import failure_text, is_transient, retry_store_call
 from engine.running.batches import take_batch
+from engine.running.journal import StartJournal
 
 log = logging.getLogger(__name__)
 #: reports written per store call at most
@@ -60,9 +62,15 @@ _Report = Execution | Finished | _Barrier | None
 
 class Recorder:
     def __init__(
-        self, store: SchedulerStore, stopping: threading.Event, limit: int = DEFAULT_LIMIT
+        self,
+        store: SchedulerStore,
+        stopping: threading.Event,
+        limit: int = DEFAULT_LIMIT,
+        journal: StartJournal | None = None,
     ) -> None:
         self._store = store
+        #: told which starts are recorded, so it can forget them
+        self._journal = journal
         self._stopping = stopping
         self._limit = limit
         self._queue: queue.SimpleQueue[_Report] = queue.SimpleQueue()
@@ -131,6 +139,34 @@ class Recorder:
         while self._write(take_batch(self._queue, LINGER, MAX_BATCH)):
             pass
 
+    def _one_by_one(
+        self, started: list[Execution], finished: list[Finished], exc: Exception
+    ) -> None:
+        """After a bug in a batch write (not a StoreError): each execution on its own,
+        so one record the store cannot take does not lose the others. A terminal one
+        that fails again is recorded `failed` with the batch's error; nothing is
+        retried and nothing logged again (the batch's failure was, with its traceback)."""
+        error = f"recording this execution failed: {failure_text(exc)}"
+        recorded: list[str] = []
+        for execution in started:
+            with suppress(Exception):
+                self._store.update_execution(execution)
+                recorded.append(execution.id)
+        for report in finished:
+            execution = report.execution
+            try:
+                self._store.finish_execution(execution)
+            except Exception:
+                execution.status, execution.error = Status.FAILED, error
+                execution.return_value = None
+                with suppress(Exception):
+                    self._store.finish_execution(execution)
+                    recorded.append(execution.id)
+            else:
+                recorded.append(execution.id)
+        if self._journal is not None:
+            self._journal.recorded(recorded)
+
     def _write(self, batch: list[_Report]) -> bool:
         """Store one batch and run its follow-ups; False when told to stop."""
         started: list[Execution] = []
@@ -147,6 +183,7 @@ class Recorder:
             else:
                 stop = True
         reports = len(started) + len(finished)
+        recorded_ids = [e.id for e in started]
         if finished and started:  # a run that started and ended within one batch
             done_ids = {f.execution.id for f in finished}
             started = [e for e in started if e.id not in done_ids]
@@ -158,12 +195,25 @@ class Recorder:
                     started,
                     [f.execution for f in finished],
                 )
-            except Exception:
-                log.exception(
-                    "could not record %d started and %d finished execution(s)",
-                    len(started),
-                    len(finished),
-                )
+                if self._journal is not None:
+                    self._journal.recorded([*recorded_ids, *(f.execution.id for f in finished)])
+            except Exception as exc:
+                if is_transient(exc):  # the engine is stopping: the next start recovers them
+                    log.error(
+                        "could not record %d started and %d finished execution(s) (%s)",
+                        len(started),
+                        len(finished),
+                        exc,
+                    )
+                else:
+                    log.error(
+                        "recording %d started and %d finished execution(s) failed with an "
+                        "unexpected error; writing them one by one",
+                        len(started),
+                        len(finished),
+                        exc_info=exc,
+                    )
+                    self._one_by_one(started, finished, exc)
         for report in finished:
             try:
                 report.after()

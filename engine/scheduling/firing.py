@@ -6,7 +6,9 @@ claims all of them in one `Store.claim_fires` call, loads their jobs with one
 `Store.get_jobs` call (so workers need not read the store), and hands the won runs to
 the pool straight away; rescheduling and events come after, off the dispatch path. A lost claim
 (another engine, or a modify) reloads the job from the store. A store failure never
-escapes: the batch is revisited after a growing backoff.
+escapes, and what it means is decided in engine/running/backoff.py: a StoreError has
+the batch revisited after a growing backoff; anything else is a bug, logged once with
+its traceback, and the fires are recorded `failed` with the error, never retried.
 
 The loop thread also passes a `lead`: fires due within it are claimed and handed to a
 worker early, with `WorkItem.not_before` set to their due time; they are judged by the
@@ -29,7 +31,7 @@ from engine.events import EventBus
 from engine.interfaces import FireClaim, Outcome, SchedulerStore
 from engine.model import Execution, Status
 from engine.records import new_execution
-from engine.running.backoff import StoreBackoff
+from engine.running.backoff import StoreBackoff, failure_text, is_transient
 from engine.running.executor import SHUT_DOWN_BEFORE_START
 from engine.running.pool import WorkerPool, WorkItem
 from engine.scheduling.policy import FirePlan, plan_fires
@@ -134,10 +136,10 @@ class Firer:
         try:
             won = self._store.claim_fires(claims)
         except Exception as exc:
-            delay = self._backoff.failed()
-            log.error(
-                "claiming %d fire(s) failed (%s); trying again in %.2f s", len(claims), exc, delay
-            )
+            delay = self._backoff.failed(exc, f"claiming {len(claims)} fire(s)")
+            if delay is None:
+                self._claim_failed(fires, now, exc)
+                return
             for f in fires:
                 self._timetable.look_again(f.slot, now.timestamp() + delay)
             return
@@ -164,6 +166,33 @@ class Firer:
             log.warning("counting other nodes' executions failed (%s); this node's own", exc)
             return {}
 
+    def _claim_failed(self, fires: list[_Fire], now: datetime, exc: Exception) -> None:
+        """A claim raised a bug (not a StoreError): never retried. Each fire is claimed
+        again on its own with its runs recorded `failed` with the error instead of
+        queued (so a bug in the batch write alone still lets the records land) and the
+        job moves on to its next fire; a fire whose claim fails again is dropped from
+        the heap until the job changes or the service restarts."""
+        error = f"the store failed while claiming this fire: {failure_text(exc)}"
+        for f in fires:
+            for record in f.records:
+                if record.status == Status.QUEUED:
+                    record.status, record.completed_at, record.error = Status.FAILED, now, error
+            try:
+                won = self._store.claim_fire(
+                    f.slot.id, f.slot.next_run_time, f.plan.next_run_time, f.records
+                )
+            except Exception:
+                log.exception("recording the failed fire of job %s failed too; dropped", f.slot.id)
+                self._timetable.drop_job(f.slot.id)
+                continue
+            if not won:
+                self._reload(f.slot, now)
+                continue
+            self._timetable.move(f.slot, f.plan.next_run_time)
+            for record in f.records:
+                kind = ev.EXECUTION_FAILED if record.status == Status.FAILED else ev.JOB_MISSED
+                self._events.emit(kind, f.slot.id, now, execution=record)
+
     def _hand_jobs(self, items: list[WorkItem]) -> None:
         """Load the jobs of won fires with one store call, so workers start them
         without reading the store (a worker loads its job itself when this fails)."""
@@ -173,7 +202,10 @@ class Firer:
             jobs = self._store.get_jobs(list({item.execution.job_id: None for item in items}))
         except Exception as exc:
             log.warning(
-                "loading %d job(s) for their fires failed (%s); workers will", len(items), exc
+                "loading %d job(s) for their fires failed (%s); workers will",
+                len(items),
+                exc,
+                exc_info=None if is_transient(exc) else exc,  # a bug: with its traceback
             )
             return
         for item in items:
@@ -242,8 +274,10 @@ class Firer:
             self._timetable.drop_job(slot.id)
             return
         except Exception as exc:
-            delay = self._backoff.failed()
-            log.error("reloading job %s failed (%s); trying again in %.2f s", slot.id, exc, delay)
+            delay = self._backoff.failed(exc, f"reloading job {slot.id}")
+            if delay is None:  # a bug: the job stays off the heap until it changes
+                self._timetable.drop_job(slot.id)
+                return
             self._timetable.look_again(slot, now.timestamp() + delay)
             return
         self._timetable.put_job(job)
@@ -258,9 +292,12 @@ class Firer:
         try:
             self._store.update_execution(retry)
         except Exception as exc:
+            delay = self._backoff.failed(exc, f"queueing retry {retry.id}")
+            if delay is None:  # a bug: the retry ends failed instead of spinning
+                error = f"the store failed while queueing this retry: {failure_text(exc)}"
+                self._record(WorkItem(retry), Outcome(Status.FAILED, error=error))
+                return
             retry.status = Status.SCHEDULED
-            delay = self._backoff.failed()
-            log.error("queueing retry %s failed (%s); trying again in %.2f s", retry.id, exc, delay)
             self._timetable.put_retry(retry, now.timestamp() + delay)
             return
         due = retry.scheduled_for

@@ -41,6 +41,7 @@ from engine.scheduling.commands import (
     SyncJobs,
 )
 from engine.scheduling.policy import first_fire_time
+from engine.scheduling.takeover import hand_over, judge_unstarted
 from engine.scheduling.timetable import Timetable
 from engine.scheduling.validate import check_changes, check_job
 
@@ -50,10 +51,6 @@ DEFERRED = object()
 JOB_REMOVED = "the job was removed before this retry ran"
 #: how long a cancel waits for an execution in transition to show where it is
 TRANSITION_WAIT = 1.0
-TAKEN_OVER_TOO_LATE = (
-    "missed: node {node} claimed this fire and stopped before starting it; it was taken "
-    "over {late:.1f} s after its due time, past the job's misfire grace of {grace:g} s"
-)
 PAUSED_BEFORE_DUE = "the job was paused after this fire was armed, before its due time"
 
 
@@ -355,41 +352,17 @@ class CommandHandler:
                 self._pool.refresh_job(copy.copy(job))
 
     def run_taken_over(self, command: RunTakenOver, now: datetime) -> None:
-        """Run the fires another node claimed and never started, exactly once each (the
-        store handed them to this node alone): on time if still due later, late if
-        within the job's misfire grace, else recorded missed."""
-        executions = command.executions
-        jobs = self._store.get_jobs(sorted({e.job_id for e in executions}))
-        items: list[WorkItem] = []
-        for execution in executions:
-            job = jobs.get(execution.job_id)
-            item = WorkItem(execution, job=job)
-            if job is None:
-                self._record(item, Outcome(Status.CANCELLED, error=JOB_GONE))
-                continue
-            due = execution.scheduled_for or execution.created_at
-            late = (now - due).total_seconds()
-            grace = job.misfire_grace_time  # None: however late
-            if grace is not None and late > grace:
-                error = TAKEN_OVER_TOO_LATE.format(node=command.from_node, late=late, grace=grace)
-                self._record(item, Outcome(Status.MISSED, error=error))
-                continue
-            item.not_before = due.timestamp()
-            items.append(item)
-        room = self._pool.room()
-        for item in items[room:]:
-            self._record(item, Outcome(Status.SKIPPED, error=self._pool.full_error))
-        taken = items[:room]
-        accepted = self._pool.submit(taken) if taken else 0
-        for item in taken[accepted:]:  # the pool is stopping (or filled meanwhile)
-            self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
-        if executions:
-            log.info(
-                "took over %d queued execution(s) of node %s; %d run",
-                len(executions),
-                command.from_node,
-                len(taken),
-            )
+        """Run the fires a dead node claimed and never started, exactly once each (the
+        store handed them to this node alone), judged as recovery judges them."""
+        requeued, ended = judge_unstarted(self._store, command.executions, now)
+        hand_over(self._pool, self._record, self._events, requeued, ended, now)
+        log.info(
+            "took over %d queued execution(s) of node %s: %d run again, %d ended",
+            len(command.executions),
+            command.from_node,
+            len(requeued),
+            len(ended),
+        )
 
     def schedule_retry(self, command: ScheduleRetry, now: datetime) -> None:
         self._timetable.put_retry(command.execution)

@@ -91,6 +91,17 @@ def _lateness(fire: datetime, now: datetime) -> str:
     return f"{(now - fire).total_seconds():.3f} s"
 
 
+def too_late(due: datetime, now: datetime, grace: float | None) -> str:
+    """The `missed` error for a fire due at `due` judged at `now`; "" when it is still
+    within `grace` seconds (None: any delay is on time) and may run."""
+    if grace is None or (now - due).total_seconds() <= grace:
+        return ""
+    return (
+        f"missed: due at {due.isoformat()}, {_lateness(due, now)} late, "
+        f"beyond misfire_grace_time {grace:g} s"
+    )
+
+
 def _count(n: int, capped: bool) -> str:
     return f"more than {n}" if capped else str(n)
 

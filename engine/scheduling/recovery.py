@@ -1,34 +1,49 @@
 """What `Scheduler.start()` does before the first fire: rebuild state from the store.
 
-1. On a node (the service always is one), fires claimed but never started (`queued`)
-   by this node's earlier life, by nodes whose lease has passed, or by no node, are
-   taken over: the scheduler runs each once its workers are up, or records it `missed`
-   when past its misfire grace. Executions left `running` by them are marked
-   `abandoned` (they can never finish now). Executions of other live nodes are theirs
-   and left alone. Every written execution thus reaches a terminal status. An engine
-   that is no node (tests, benchmarks) abandons every queued and running execution.
-2. Every active job with a next_run_time goes on the heap. Fire times that passed while
+Another live node's executions are its own and left alone. Of the rest (this node's
+earlier life, nodes whose lease has passed, records written by no node):
+1. Runs that started and never finished: whatever they left running (child processes
+   that outlived the service) is killed first, through the `kill_leftovers` the
+   service passes in, and then they are marked `abandoned` (`abandon_running`); every
+   written execution thus reaches a terminal status.
+2. Fires claimed but never started are taken over (`take_over`: those left `queued`,
+   less any whose start a dead process's start journal holds, engine/running/journal.py,
+   which are abandoned as in 1; so `queued` here means "never started") with a note
+   in their output, and judged as a late fire is (engine/scheduling/takeover.py): run
+   again now with the same execution id, or recorded `missed` beyond the misfire
+   grace, or `cancelled` when the job was paused meanwhile. No new execution is made
+   for such a fire, so it runs at most once and is recorded exactly once, and a one-off
+   job, whose next_run_time the claim already cleared, is never left without its run
+   or its record.
+3. Every active job with a next_run_time goes on the heap. Fire times that passed while
    the service was down are due at once, so the first step applies the misfire policy
    to them (run, coalesce, or record as missed). A one-shot date job that already fired
    has next_run_time None and stays off the heap: it never runs again.
-3. Retries stored as `scheduled` go back on the heap at their scheduled_for (late ones
+4. Retries stored as `scheduled` go back on the heap at their scheduled_for (late ones
    run at once).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.gcpause import BULK_ITEMS, paused_gc
 from engine.interfaces import SchedulerStore
 from engine.model import Execution, Status
+from engine.running.pool import WorkItem
+from engine.scheduling.takeover import judge_unstarted, requeue_note
 from engine.scheduling.timetable import Timetable
 
 log = logging.getLogger(__name__)
 ABANDONED_MESSAGE = "cronwell stopped while this execution was running"
 PAGE = 1000
+
+#: kills what runs of a stopped process left behind, given their execution ids, and
+#: returns how many processes it stopped (the service passes runners' own)
+KillLeftovers = Callable[[Collection[str]], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,28 +51,46 @@ class Recovery:
     abandoned: int
     jobs: int
     retries: int
-    #: queued executions this node took over, by the node that had claimed them (None:
-    #: written by no node); the scheduler runs them once its workers are up
-    taken_over: tuple[tuple[str | None, tuple[Execution, ...]], ...] = ()
+    #: unstarted fires to run again now (the scheduler hands them to the pool)
+    requeued: tuple[WorkItem, ...] = ()
+    #: unstarted fires recorded `missed` (beyond their grace) or `cancelled`
+    ended: tuple[Execution, ...] = ()
+    #: processes left running by the previous process's runs, killed
+    killed: int = 0
+    #: journaled starts of dead processes whose fires a node still alive by its lease
+    #: holds: when a sweep takes those over later, these started and are abandoned
+    journaled: frozenset[str] = field(default_factory=frozenset)
 
 
 def recover(
-    store: SchedulerStore, timetable: Timetable, now: datetime, node_id: str | None = None
+    store: SchedulerStore,
+    timetable: Timetable,
+    now: datetime,
+    kill_leftovers: KillLeftovers | None = None,
+    started: Collection[str] = frozenset(),
+    node_id: str | None = None,
 ) -> Recovery:
-    """Rebuild `timetable` from `store` as of `now` (see the module docstring).
-
-    Executions of other nodes still alive are theirs: only those of this node's earlier
-    life, of nodes whose lease has passed, and of no node at all are abandoned."""
+    """Rebuild `timetable` from `store` as of `now` (see the module docstring);
+    `started` are the ids of runs a dead process's start journal says it started, and
+    `node_id` is this node's name (None: an engine that is no node)."""
     nodes = store.list_nodes()
     live = [n.node_id for n in nodes if n.alive(now) and n.node_id != node_id]
-    taken_over: list[tuple[str | None, tuple[Execution, ...]]] = []
-    if node_id is not None:  # a node takes over fires claimed and never started
-        dead = [n.node_id for n in nodes if n.node_id not in live and n.node_id != node_id]
-        for source in (None, node_id, *dead):
-            taken = store.take_over(source, node_id)
-            if taken:
-                taken_over.append((source, tuple(taken)))
+    dead = [n.node_id for n in nodes if n.node_id not in live and n.node_id != node_id]
+    unstarted: list[Execution] = []
+    for source in dict.fromkeys((None, node_id, *dead)):
+        unstarted += store.take_over(source, node_id, requeue_note(now, source))
+    # started just before the crash, their running mark not yet stored: abandoned too
+    begun = [e for e in unstarted if e.id in started]
+    unstarted = [e for e in unstarted if e.id not in started]
+    killed = 0
+    if kill_leftovers is not None:
+        running = [e for e in _every(store, Status.RUNNING) if e.node not in live]
+        left = {e.id for e in running} | {e.id for e in begun}
+        if left:
+            killed = kill_leftovers(left)
     abandoned = store.abandon_running(now, ABANDONED_MESSAGE, keep_nodes=live)
+    abandoned += abandon_begun(store, begun, now, ABANDONED_MESSAGE)
+    requeued, ended = judge_unstarted(store, unstarted, now)
     timetable.clear()
     # Building the heap from every stored job allocates hundreds of thousands of
     # long-lived objects and no garbage: pausing the cyclic GC (as the stores do for
@@ -65,22 +98,50 @@ def recover(
     with paused_gc(BULK_ITEMS):
         jobs = sum(1 for job in store.list_jobs() if timetable.put_job(job) is not None)
     retries = 0
-    offset = 0
-    while True:
-        page = store.list_executions(status=Status.SCHEDULED, limit=PAGE, offset=offset)
-        for execution in page:
-            if execution.scheduled_for is None:
-                log.warning("scheduled execution %s has no scheduled_for; skipped", execution.id)
-                continue
-            timetable.put_retry(execution)
-            retries += 1
-        if len(page) < PAGE:
-            break
-        offset += PAGE
+    for execution in _every(store, Status.SCHEDULED):
+        if execution.scheduled_for is None:
+            log.warning("scheduled execution %s has no scheduled_for; skipped", execution.id)
+            continue
+        timetable.put_retry(execution)
+        retries += 1
     log.info(
-        "recovered %d scheduled job(s) and %d retry(ies); %d execution(s) abandoned",
+        "recovered %d scheduled job(s) and %d retry(ies); %d execution(s) abandoned "
+        "(%d leftover process(es) killed); %d unstarted fire(s) queued again, %d ended",
         jobs,
         retries,
         abandoned,
+        killed,
+        len(requeued),
+        len(ended),
     )
-    return Recovery(abandoned, jobs, retries, tuple(taken_over))
+    taken = {e.id for e in begun} | {e.id for e in unstarted}
+    return Recovery(
+        abandoned,
+        jobs,
+        retries,
+        tuple(requeued),
+        tuple(ended),
+        killed,
+        frozenset(started) - taken,
+    )
+
+
+def abandon_begun(
+    store: SchedulerStore, begun: list[Execution], now: datetime, message: str
+) -> int:
+    """Record as abandoned the taken-over fires a journal says had started."""
+    for execution in begun:
+        execution.output = execution.output.rsplit("[cronwell] queued again", 1)[0]
+        execution.status, execution.completed_at = Status.ABANDONED, now
+        execution.error = message
+        store.update_execution(execution)
+    return len(begun)
+
+
+def _every(store: SchedulerStore, status: Status) -> list[Execution]:
+    found: list[Execution] = []
+    while True:
+        page = store.list_executions(status=status, limit=PAGE, offset=len(found))
+        found.extend(page)
+        if len(page) < PAGE:
+            return found
