@@ -69,11 +69,21 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     app.ctx.reader = None
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
+    decode_path_parameters(app)
     if settings.api_keys:  # a middleware costs every request, so only when it has work
         app.register_middleware(require_api_key, "request")
     app.register_listener(start_engine, "before_server_start")
     app.register_listener(stop_engine, "after_server_stop")
     return app
+
+
+def decode_path_parameters(app: Sanic[Any, Any]) -> None:
+    """Every path parameter reaches its handler percent-decoded (`/api/job/a%3Ab%40c`
+    names the job `a:b@c`), as a client that quotes its ids expects. Sanic matches on
+    the raw path and unquotes a parameter only for routes marked so; marking them here,
+    before the router is finalised at start, covers every route of every blueprint."""
+    for route in app.router.routes:
+        route.unquote = True
 
 
 async def start_engine(app: Sanic[Any, Any]) -> None:

@@ -12,6 +12,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from api import context, views
+from api.limits import MAX_OFFSET
 from api.openapi import documented
 from api.validation import QueryParam, object_id, parse_query
 from engine.errors import InvalidInput
@@ -24,7 +25,7 @@ LIST_QUERY = (
     QueryParam("user_id", "object_id", "only executions of this user's jobs"),
     QueryParam("status", "string", "one of: " + ", ".join(s.value for s in Status)),
     QueryParam("limit", "integer", "page size", default=100, minimum=1, maximum=1000),
-    QueryParam("offset", "integer", "executions to skip", default=0, minimum=0),
+    QueryParam("offset", "integer", "executions to skip", default=0, minimum=0, maximum=MAX_OFFSET),
 )
 
 

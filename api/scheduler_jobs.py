@@ -14,6 +14,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from api import context, views
+from api.limits import MAX_SECONDS
 from api.openapi import documented
 from api.validation import Body, Field, any_job_id, object_id
 from engine.errors import InvalidField, InvalidInput, JobNotFound, UserNotFound
@@ -70,17 +71,31 @@ def _job_fields(*, create: bool) -> tuple[Field, ...]:
 
 #: how a job runs, beyond the seed's fields; settable on any job, both surfaces' alike
 POLICY_FIELDS = (
-    Field("timeout", "number", minimum=0, description="seconds a run may take; 0 = no limit"),
+    Field(
+        "timeout",
+        "number",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        description="seconds a run may take (at most a year); 0 = no limit",
+    ),
     Field("max_instances", "integer", minimum=1, maximum=1000, description="default 1"),
     Field(
         "misfire_grace_time",
         "number",
         minimum=0,
-        description="seconds a fire may start late; default CRONWELL_MISFIRE_GRACE",
+        maximum=MAX_SECONDS,
+        description="seconds a fire may start late (at most a year); default "
+        "CRONWELL_MISFIRE_GRACE",
     ),
     Field("coalesce", "boolean", description="several missed fires run once; default true"),
     Field("retries", "integer", minimum=0, maximum=100, description="default 0"),
-    Field("retry_delay", "number", minimum=0, description="seconds before a retry; default 0"),
+    Field(
+        "retry_delay",
+        "number",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        description="seconds before a retry (at most a year); default 0",
+    ),
     Field("retry_backoff", "string", max_length=20, description='"fixed" or "exponential"'),
 )
 _BACKOFFS = ("fixed", "exponential")

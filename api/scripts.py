@@ -8,7 +8,7 @@ not list but which is what the condition is.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from api import context, views
+from api.limits import MAX_RUN_DATE
 from api.openapi import documented
 from api.validation import SCRIPT_JOB_ID, Body, Field
 from engine.errors import InvalidField
@@ -70,6 +71,17 @@ def parse_run_date(text: str, timezone: str, now: datetime) -> datetime:
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=ZoneInfo(timezone))
+    try:
+        # an offset can carry a date at either end of the calendar past year 1 or 9999
+        out_of_range = when.astimezone(UTC) > MAX_RUN_DATE
+    except OverflowError:
+        out_of_range = True
+    if out_of_range:
+        raise InvalidField(
+            "run_date",
+            f"run_date {text.strip()!r} is out of range: it must be before "
+            f"{MAX_RUN_DATE.isoformat()}",
+        )
     if when <= now:
         raise InvalidField(
             "run_date",

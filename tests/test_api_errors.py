@@ -306,7 +306,8 @@ def test_openapi_lists_every_real_route(server: ThreadServer) -> None:
     assert schema["required"] == ["job_id", "job_type", "script_path", "run_date"]
     assert schema["properties"]["args"] == {
         "type": "array",
-        "items": {"type": "string"},
+        "items": {"type": "string", "maxLength": 32_768},
+        "maxItems": 1000,
         "example": ["--full", "--compress"],
     }
     job = spec["paths"]["/api/scheduler/jobs/{job_id}"]["put"]
