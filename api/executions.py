@@ -11,7 +11,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, schemas, views
 from api.limits import MAX_OFFSET
 from api.openapi import documented
 from api.validation import QueryParam, object_id, parse_query
@@ -41,10 +41,10 @@ def _status(text: str | None) -> Status | None:
 
 
 @bp.get("/")
-@documented(query=LIST_QUERY)
+@documented(query=LIST_QUERY, response=schemas.EXECUTIONS)
 async def list_executions(request: Request) -> HTTPResponse:
     """Executions, newest first, optionally filtered by job, user and status."""
-    query = parse_query(request.args, LIST_QUERY)
+    query = parse_query(request.get_args(keep_blank_values=True), LIST_QUERY)
     filters = {
         "job_id": query.get("job_id"),
         "owner": query.get("user_id"),
@@ -66,6 +66,7 @@ async def list_executions(request: Request) -> HTTPResponse:
 
 
 @bp.get("/<execution_id>")
+@documented(response=schemas.EXECUTION)
 async def get_execution(request: Request, execution_id: str) -> HTTPResponse:
     """One execution, with its output, error and return value."""
     found = context.store(request).get_execution(object_id(execution_id, "execution"))
@@ -75,6 +76,7 @@ async def get_execution(request: Request, execution_id: str) -> HTTPResponse:
 
 
 @bp.post("/<execution_id>/cancel")
+@documented(response=schemas.EXECUTION_CANCELLED)
 async def cancel_execution(request: Request, execution_id: str) -> HTTPResponse:
     """Cancel a queued execution at once, or stop a running one (its process group is
     killed); 409 when it has already finished."""

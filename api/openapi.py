@@ -20,10 +20,13 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 from sanic.response import html as html_response
 
+from api import schemas
+from api.auth import HEADER, OPEN_PATHS
 from api.errors import ApiSurface, dumps, surface_of
-from api.validation import Body, QueryParam
+from api.validation import OBJECT_ID_PATTERN, SCRIPT_JOB_ID_PATTERN, Body, QueryParam
 
 F = TypeVar("F", bound=Callable[..., Any])
+JSON = "application/json"
 DOC_ATTR = "__cronwell_doc__"
 _PARAM = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::[^>]*)?>")
 _HIDDEN_METHODS = {"HEAD", "OPTIONS"}
@@ -36,15 +39,28 @@ class RouteDoc:
     body: Body | None = None
     partial: bool = False
     query: tuple[QueryParam, ...] = ()
+    #: the schema of the 200 answer (api.schemas); None only for routes nobody documented
+    response: dict[str, Any] | None = None
+    #: the 503 answer has the 200's shape (the health checks), not the error envelope
+    unhealthy_same_shape: bool = False
+    media_type: str = JSON
 
 
 def documented(
-    *, body: Body | None = None, partial: bool = False, query: tuple[QueryParam, ...] = ()
+    *,
+    body: Body | None = None,
+    partial: bool = False,
+    query: tuple[QueryParam, ...] = (),
+    response: dict[str, Any] | None = None,
+    unhealthy_same_shape: bool = False,
+    media_type: str = JSON,
 ) -> Callable[[F], F]:
-    """Attach the request declarations a handler validates with, for the document."""
+    """Attach the request declarations a handler validates with, and the schema of
+    what it answers, for the document."""
 
     def mark(handler: F) -> F:
-        setattr(handler, DOC_ATTR, RouteDoc(body, partial, query))
+        doc = RouteDoc(body, partial, query, response, unhealthy_same_shape, media_type)
+        setattr(handler, DOC_ATTR, doc)
         return handler
 
     return mark
@@ -56,14 +72,32 @@ def _error_schema(surface: ApiSurface) -> dict[str, Any]:
     }
 
 
-def _operation(route: Any, method: str, path: str) -> dict[str, Any]:
+#: path parameters' shapes (what the handlers check); user and server examples are the
+#: scheduler document's own ids
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "user_id": {"pattern": OBJECT_ID_PATTERN, "example": "507f1f77bcf86cd799439011"},
+    "server_id": {"pattern": OBJECT_ID_PATTERN, "example": "507f1f77bcf86cd799439012"},
+    "execution_id": {"pattern": OBJECT_ID_PATTERN},
+    # a generated 24-hex id matches the scripts surface's job_id shape too
+    "job_id": {"pattern": SCRIPT_JOB_ID_PATTERN, "maxLength": 200},
+}
+
+
+def _path_schema(name: str) -> dict[str, Any]:
+    return {"type": "string", **_PATH_SCHEMAS.get(name, {})}
+
+
+def _operation(
+    route: Any, method: str, path: str, key_security: list[dict[str, list[str]]]
+) -> dict[str, Any]:
     handler = route.handler
+    security = [] if path in OPEN_PATHS else key_security
     doc: RouteDoc = getattr(handler, DOC_ATTR, RouteDoc())
     lines = (handler.__doc__ or handler.__name__).strip().splitlines()
     surface = surface_of(path)
     tag = route.name.split(".")[1] if route.name.count(".") >= 2 else "service"
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
         for name in _PARAM.findall(route.path)
     ]
     parameters += [
@@ -76,17 +110,16 @@ def _operation(route: Any, method: str, path: str) -> dict[str, Any]:
         }
         for q in doc.query
     ]
-    error = {"content": {"application/json": {"schema": _error_schema(surface)}}}
+    error = {"content": {JSON: {"schema": _error_schema(surface)}}}
+    answer = doc.response if doc.response is not None else {"type": "object"}
     operation: dict[str, Any] = {
         "operationId": f"{route.name}.{method.lower()}",
         "summary": lines[0].strip(),
         "tags": [tag],
         "parameters": parameters,
+        "security": security,
         "responses": {
-            "200": {
-                "description": "Success",
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            },
+            "200": {"description": "Success", "content": {doc.media_type: {"schema": answer}}},
             "400": {"description": "Invalid request", **error},
             "401": {
                 "description": "Missing or wrong X-API-Key (when keys are configured)",
@@ -99,6 +132,11 @@ def _operation(route: Any, method: str, path: str) -> dict[str, Any]:
             "503": {"description": "Engine not running or busy", **error},
         },
     }
+    if doc.unhealthy_same_shape:
+        operation["responses"]["503"] = {
+            "description": "The engine is not running",
+            "content": {JSON: {"schema": answer}},
+        }
     if surface is ApiSurface.SCHEDULER:
         operation["responses"]["422"] = {
             "description": "A field has the wrong type or value",
@@ -121,11 +159,17 @@ def _operation(route: Any, method: str, path: str) -> dict[str, Any]:
 
 def build_openapi(app: Sanic[Any, Any]) -> dict[str, Any]:
     """The OpenAPI 3.0 document of every route the app really serves."""
+    # with keys configured every operation but the health checks needs one; without,
+    # a key is accepted and ignored, so either way of calling is right
+    key_security: list[dict[str, list[str]]] = [{"ApiKey": []}]
+    if not app.ctx.settings.api_keys:
+        key_security.append({})
     paths: dict[str, dict[str, Any]] = {}
     for route in sorted(app.router.routes, key=lambda r: r.path):
         path = "/" + _PARAM.sub(r"{\1}", route.path).strip("/")
         for method in sorted(set(route.methods) - _HIDDEN_METHODS):
-            paths.setdefault(path, {})[method.lower()] = _operation(route, method, path)
+            operation = _operation(route, method, path, key_security)
+            paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.0.3",
         "info": {
@@ -135,23 +179,29 @@ def build_openapi(app: Sanic[Any, Any]) -> dict[str, Any]:
             'users/servers/scheduler API (errors as {"detail": ...}).',
         },
         "components": {
-            "schemas": {
-                "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
-                "Detail": {"type": "object", "properties": {"detail": {"type": "string"}}},
+            "schemas": schemas.COMPONENTS,
+            "securitySchemes": {
+                "ApiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": HEADER,
+                    "description": "one of CRONWELL_API_KEYS; needed only when keys are set",
+                }
             },
-            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
         },
         "paths": paths,
     }
 
 
 @bp.get("/openapi.json")
+@documented(response=schemas.OPENAPI_DOCUMENT)
 async def openapi_json(request: Request) -> HTTPResponse:
     """The OpenAPI document of this service."""
     return HTTPResponse(dumps(build_openapi(request.app)), content_type="application/json")
 
 
 @bp.get("/docs")
+@documented(response={"type": "string"}, media_type="text/html")
 async def docs(request: Request) -> HTTPResponse:
     """Interactive documentation: every operation, with a form to send it."""
     return html_response(render_docs(build_openapi(request.app)))

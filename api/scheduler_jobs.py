@@ -13,7 +13,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, schemas, views
 from api.limits import MAX_SECONDS
 from api.openapi import documented
 from api.validation import Body, Field, any_job_id, object_id
@@ -144,7 +144,7 @@ def _owner_id(request: Request, user_id: str) -> str:
 
 
 @bp.post("/jobs")
-@documented(body=CREATE_BODY)
+@documented(body=CREATE_BODY, response=schemas.JOB_WITH_DATA)
 async def create_job(request: Request) -> HTTPResponse:
     """Schedule a job class on cron fields for a user."""
     values = CREATE_BODY.parse(request.body)
@@ -195,6 +195,7 @@ async def _drop_if_owner_gone(request: Request, job: Job) -> None:
 
 
 @bp.get("/jobs")
+@documented(response=schemas.JOBS)
 async def list_jobs(request: Request) -> HTTPResponse:
     """Every job of both surfaces, oldest first."""
     store = context.store(request)
@@ -202,6 +203,7 @@ async def list_jobs(request: Request) -> HTTPResponse:
 
 
 @bp.get("/users/<user_id>/jobs")
+@documented(response=schemas.JOBS)
 async def jobs_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The jobs one (existing) user owns."""
     store = context.store(request)
@@ -222,6 +224,7 @@ async def _listing(request: Request, read: Callable[[], list[Job]]) -> HTTPRespo
 
 
 @bp.get("/jobs/<job_id>")
+@documented(response=schemas.JOB)
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     """One job."""
     job = context.store(request).get_job(any_job_id(job_id))
@@ -229,7 +232,7 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.put("/jobs/<job_id>")
-@documented(body=UPDATE_BODY, partial=True)
+@documented(body=UPDATE_BODY, partial=True, response=schemas.JOB_WITH_DATA)
 async def update_job(request: Request, job_id: str) -> HTTPResponse:
     """Change any fields of a job; changing cron fields or the timezone reschedules it."""
     current = context.store(request).get_job(any_job_id(job_id))
@@ -291,6 +294,7 @@ def _check_script_job_changes(job: Job, values: dict[str, Any], schedule: list[s
 
 
 @bp.delete("/jobs/<job_id>")
+@documented(response=schemas.JOB_ID)
 async def delete_job(request: Request, job_id: str) -> HTTPResponse:
     """Unschedule and delete a job; its executions stay as history."""
     await context.command(context.scheduler(request).remove_job(any_job_id(job_id)))
@@ -298,6 +302,7 @@ async def delete_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.patch("/jobs/<job_id>/pause")
+@documented(response=schemas.JOB_ID)
 async def pause_job(request: Request, job_id: str) -> HTTPResponse:
     """Stop a job firing (next_run_time becomes null) without deleting it."""
     await context.command(context.scheduler(request).pause_job(any_job_id(job_id)))
@@ -305,6 +310,7 @@ async def pause_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.patch("/jobs/<job_id>/resume")
+@documented(response=schemas.JOB_ID)
 async def resume_job(request: Request, job_id: str) -> HTTPResponse:
     """Let a paused job fire again, from now on."""
     await context.command(context.scheduler(request).resume_job(any_job_id(job_id)))
@@ -312,6 +318,7 @@ async def resume_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.post("/jobs/<job_id>/run")
+@documented(response=schemas.EXECUTION_STARTED)
 async def run_job(request: Request, job_id: str) -> HTTPResponse:
     """Run a job now (even when paused); answers the new execution's id."""
     execution = await context.command(context.scheduler(request).run_job_now(any_job_id(job_id)))

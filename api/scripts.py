@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, schemas, views
 from api.limits import MAX_RUN_DATE
 from api.openapi import documented
 from api.validation import SCRIPT_JOB_ID, Body, Field
@@ -117,7 +117,7 @@ def build_job(values: dict[str, Any], timezone: str, roots: tuple[Any, ...], now
 
 
 @bp.post("/schedule-job")
-@documented(body=SCHEDULE_BODY)
+@documented(body=SCHEDULE_BODY, response=schemas.SCHEDULED)
 async def schedule_job(request: Request) -> HTTPResponse:
     """Schedule a bash or python script to run once at run_date."""
     values = SCHEDULE_BODY.parse(request.body)
@@ -134,6 +134,7 @@ async def schedule_job(request: Request) -> HTTPResponse:
 
 
 @bp.get("/jobs")
+@documented(response=schemas.SCRIPT_JOBS)
 async def list_jobs(request: Request) -> HTTPResponse:
     """Every job (both surfaces'), oldest first."""
     store = context.store(request)
@@ -146,12 +147,14 @@ async def list_jobs(request: Request) -> HTTPResponse:
 
 
 @bp.get("/job/<job_id>")
+@documented(response=schemas.SCRIPT_JOB)
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     """One job."""
     return context.reply({"job": views.script_job(context.store(request).get_job(job_id))})
 
 
 @bp.delete("/remove-job/<job_id>")
+@documented(response=schemas.MESSAGE)
 async def remove_job(request: Request, job_id: str) -> HTTPResponse:
     """Unschedule and delete a job."""
     await context.command(context.scheduler(request).remove_job(job_id))
@@ -159,6 +162,7 @@ async def remove_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.put("/pause-job/<job_id>")
+@documented(response=schemas.MESSAGE)
 async def pause_job(request: Request, job_id: str) -> HTTPResponse:
     """Stop a job firing without removing it."""
     await context.command(context.scheduler(request).pause_job(job_id))
@@ -166,6 +170,7 @@ async def pause_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.put("/resume-job/<job_id>")
+@documented(response=schemas.MESSAGE)
 async def resume_job(request: Request, job_id: str) -> HTTPResponse:
     """Let a paused job fire again."""
     await context.command(context.scheduler(request).resume_job(job_id))
@@ -173,6 +178,7 @@ async def resume_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.get("/health")
+@documented(response=schemas.SCRIPTS_HEALTH, unhealthy_same_shape=True)
 async def health(request: Request) -> HTTPResponse:
     """Whether the engine is running (503 when it is not); needs no API key."""
     running = bool(request.app.ctx.scheduler and request.app.ctx.scheduler.running)

@@ -12,7 +12,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, schemas, views
 from api.openapi import documented
 from api.validation import Body, Field, object_id
 from engine.errors import InvalidField, InvalidInput
@@ -95,7 +95,7 @@ def _apply(request: Request, server: Server, values: dict[str, Any]) -> None:
 
 
 @bp.post("/create")
-@documented(body=SERVER_BODY)
+@documented(body=SERVER_BODY, response=schemas.SERVER_ID)
 async def create_server(request: Request) -> HTTPResponse:
     """Create a server for an existing user."""
     values = _check(SERVER_BODY.parse(request.body))
@@ -113,12 +113,14 @@ async def create_server(request: Request) -> HTTPResponse:
 
 
 @bp.get("/")
+@documented(response=schemas.SERVERS)
 async def list_servers(request: Request) -> HTTPResponse:
     """Every server, oldest first."""
     return _listing(context.store(request).list_servers())
 
 
 @bp.get("/user/<user_id>")
+@documented(response=schemas.SERVERS)
 async def servers_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The servers of one (existing) user."""
     store = context.store(request)
@@ -137,6 +139,7 @@ def _listing(servers: list[Server]) -> HTTPResponse:
 
 
 @bp.get("/<server_id>")
+@documented(response=schemas.SERVER)
 async def get_server(request: Request, server_id: str) -> HTTPResponse:
     """One server (without its password)."""
     found = context.store(request).get_server(object_id(server_id, "server"))
@@ -144,7 +147,7 @@ async def get_server(request: Request, server_id: str) -> HTTPResponse:
 
 
 @bp.put("/<server_id>")
-@documented(body=SERVER_BODY, partial=True)
+@documented(body=SERVER_BODY, partial=True, response=schemas.SERVER_ID)
 async def update_server(request: Request, server_id: str) -> HTTPResponse:
     """Change any fields of a server; an empty password removes the stored one."""
     store = context.store(request)
@@ -159,6 +162,7 @@ async def update_server(request: Request, server_id: str) -> HTTPResponse:
 
 
 @bp.delete("/<server_id>")
+@documented(response=schemas.SERVER_ID)
 async def delete_server(request: Request, server_id: str) -> HTTPResponse:
     """Delete a server."""
     context.store(request).delete_server(object_id(server_id, "server"))

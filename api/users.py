@@ -9,7 +9,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, schemas, views
 from api.openapi import documented
 from api.validation import Body, Field, check_email, object_id
 from engine.errors import JobNotFound, ServerNotFound
@@ -28,7 +28,7 @@ USER_BODY = Body(
 
 
 @bp.post("/")
-@documented(body=USER_BODY)
+@documented(body=USER_BODY, response=schemas.USER_ID)
 async def create_user(request: Request) -> HTTPResponse:
     """Create a user (email unique, case-insensitive)."""
     values = USER_BODY.parse(request.body)
@@ -46,6 +46,7 @@ async def create_user(request: Request) -> HTTPResponse:
 
 
 @bp.get("/")
+@documented(response=schemas.USERS)
 async def list_users(request: Request) -> HTTPResponse:
     """Every user, oldest first."""
     users = context.store(request).list_users()
@@ -57,6 +58,7 @@ async def list_users(request: Request) -> HTTPResponse:
 
 
 @bp.get("/<user_id>")
+@documented(response=schemas.USER)
 async def get_user(request: Request, user_id: str) -> HTTPResponse:
     """One user."""
     found = context.store(request).get_user(object_id(user_id, "user"))
@@ -64,7 +66,7 @@ async def get_user(request: Request, user_id: str) -> HTTPResponse:
 
 
 @bp.put("/<user_id>")
-@documented(body=USER_BODY, partial=True)
+@documented(body=USER_BODY, partial=True, response=schemas.USER_ID)
 async def update_user(request: Request, user_id: str) -> HTTPResponse:
     """Change a user's name, email or role (any subset)."""
     store = context.store(request)
@@ -82,6 +84,7 @@ async def update_user(request: Request, user_id: str) -> HTTPResponse:
 
 
 @bp.delete("/<user_id>")
+@documented(response=schemas.USER_DELETED)
 async def delete_user(request: Request, user_id: str) -> HTTPResponse:
     """Delete a user, their jobs (unscheduled first) and their servers."""
     store = context.store(request)

@@ -203,9 +203,13 @@ class Body:
         return values
 
     def schema(self, *, partial: bool = False) -> dict[str, Any]:
+        # an explicit null means "not given" for optional fields, so they are nullable
         schema: dict[str, Any] = {
             "type": "object",
-            "properties": {f.name: f.schema() for f in self.fields},
+            "properties": {
+                f.name: f.schema() if f.required else {**f.schema(), "nullable": True}
+                for f in self.fields
+            },
             "additionalProperties": False,
         }
         required = [f.name for f in self.fields if f.required]
@@ -292,7 +296,9 @@ class QueryParam:
 
 
 def parse_query(args: dict[str, list[str]], params: tuple[QueryParam, ...]) -> dict[str, Any]:
-    """Checked query values; unknown parameters are refused so a typo never widens a filter."""
+    """Checked query values; unknown parameters are refused so a typo never widens a
+    filter, and so are blank ones (pass `request.get_args(keep_blank_values=True)`:
+    Sanic's `request.args` drops them before they can be refused)."""
     known = {p.name: p for p in params}
     unknown = [name for name in args if name not in known]
     if unknown:
@@ -309,6 +315,11 @@ def parse_query(args: dict[str, list[str]], params: tuple[QueryParam, ...]) -> d
             continue
         if len(given) > 1:
             raise InvalidInput(f"Query parameter {param.name} given more than once")
+        if not given[0]:
+            # `?user_id=` from an unset shell variable must not widen a filter to all
+            raise InvalidInput(
+                f"Query parameter {param.name} is empty (leave it out to not filter by it)"
+            )
         values[param.name] = _query_value(param, given[0])
     return values
 

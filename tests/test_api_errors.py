@@ -309,6 +309,7 @@ def test_openapi_lists_every_real_route(server: ThreadServer) -> None:
         "items": {"type": "string", "maxLength": 32_768},
         "maxItems": 1000,
         "example": ["--full", "--compress"],
+        "nullable": True,  # an explicit null means "not given"
     }
     job = spec["paths"]["/api/scheduler/jobs/{job_id}"]["put"]
     assert "required" not in job["requestBody"]["content"]["application/json"]["schema"]

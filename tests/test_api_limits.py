@@ -271,3 +271,15 @@ def test_the_limits_hold_on_a_second_app_too(tmp_path: Path) -> None:
     with running_server(make_settings(tmp_path)) as live:
         answer = requests.get(f"{live.url}/api/job/a%3Ab", timeout=5)
         assert answer.json() == {"error": "Job not found: a:b"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["user_id=", "job_id=&status=completed", "limit=", "status="],
+)
+def test_a_blank_query_parameter_is_refused_not_ignored(server: ThreadServer, query: str) -> None:
+    # `?user_id=$UNSET` must not widen the filter to every user's executions
+    name = query.split("=")[0]
+    message = refused(send(server, "GET", f"/api/scheduler/executions?{query}"), 400, name)
+    assert message == f"Query parameter {name} is empty (leave it out to not filter by it)"
+    refused(send(server, "GET", "/api/scheduler/stats?user_id="), 400, "user_id")
