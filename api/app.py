@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -67,6 +68,10 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     #: own events (fires missed while down) reach them too
     app.ctx.event_listeners = []
     app.ctx.reader = None
+    # read by api.protocol.GuardedProtocol, the protocol every server of this app runs
+    app.ctx.request_deadline = settings.request_deadline
+    app.ctx.max_client_connections = settings.max_client_connections
+    app.ctx.client_connections = Counter()
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
     decode_path_parameters(app)
