@@ -127,7 +127,20 @@ def _operation(
             },
             "404": {"description": "Not found", **error},
             "409": {"description": "Conflict", **error},
+            "408": {
+                "description": "The request did not arrive whole within "
+                "CRONWELL_REQUEST_DEADLINE (a head cut off early answers as the scripts surface)",
+                "content": {
+                    JSON: {"schema": {"oneOf": [schemas.ref("Error"), schemas.ref("Detail")]}}
+                },
+            },
             "413": {"description": "Body too large", **error},
+            "429": {
+                "description": "More than CRONWELL_MAX_CLIENT_CONNECTIONS connections open from "
+                "this address (answered before any request is read, so always as the scripts "
+                "surface)",
+                "content": {JSON: {"schema": schemas.ref("Error")}},
+            },
             "500": {"description": "Internal server error", **error},
             "503": {"description": "Engine not running or busy", **error},
         },
