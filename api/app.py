@@ -19,7 +19,16 @@ from typing import Any
 
 from sanic import Sanic
 
-from api import executions, openapi, scheduler_jobs, scheduler_misc, scripts, servers, users
+from api import (
+    executions,
+    openapi,
+    scheduler_jobs,
+    scheduler_misc,
+    scripts,
+    servers,
+    swagger,
+    users,
+)
 from api.auth import require_api_key
 from api.config import Settings
 from api.errors import ApiErrorHandler
@@ -43,6 +52,7 @@ BLUEPRINTS = (
     executions.bp,
     scheduler_misc.bp,
     openapi.bp,
+    swagger.bp,
 )
 
 

@@ -1,16 +1,15 @@
-"""`GET /openapi.json` and `GET /docs`, generated from the app's real routes.
+"""`GET /openapi.json`, generated from the app's real routes (`/docs` shows it: api/swagger.py).
 
 Every registered route appears: its path parameters from the route pattern, its
 summary from the handler's docstring, and its body and query schemas from the same
 `Body` / `QueryParam` declarations the handler validates with (attached by
-`@documented`), so the document cannot drift from what the server accepts. `/docs`
-is a self-contained page (no CDN assets) that lists every operation and can send it.
+`@documented`), so the document cannot drift from what the server accepts; each
+answer's schema comes from api/schemas.py the same way. Routes marked `hidden` (the
+docs page's own files) are left out.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from typing import Any, TypeVar
 
 from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
-from sanic.response import html as html_response
 
 from api import schemas
 from api.auth import HEADER, OPEN_PATHS
@@ -44,6 +42,8 @@ class RouteDoc:
     #: the 503 answer has the 200's shape (the health checks), not the error envelope
     unhealthy_same_shape: bool = False
     media_type: str = JSON
+    #: not part of the API (the docs page's files): left out of the document
+    hidden: bool = False
 
 
 def documented(
@@ -54,12 +54,13 @@ def documented(
     response: dict[str, Any] | None = None,
     unhealthy_same_shape: bool = False,
     media_type: str = JSON,
+    hidden: bool = False,
 ) -> Callable[[F], F]:
     """Attach the request declarations a handler validates with, and the schema of
     what it answers, for the document."""
 
     def mark(handler: F) -> F:
-        doc = RouteDoc(body, partial, query, response, unhealthy_same_shape, media_type)
+        doc = RouteDoc(body, partial, query, response, unhealthy_same_shape, media_type, hidden)
         setattr(handler, DOC_ATTR, doc)
         return handler
 
@@ -179,6 +180,8 @@ def build_openapi(app: Sanic[Any, Any]) -> dict[str, Any]:
         key_security.append({})
     paths: dict[str, dict[str, Any]] = {}
     for route in sorted(app.router.routes, key=lambda r: r.path):
+        if getattr(route.handler, DOC_ATTR, RouteDoc()).hidden:
+            continue
         path = "/" + _PARAM.sub(r"{\1}", route.path).strip("/")
         for method in sorted(set(route.methods) - _HIDDEN_METHODS):
             operation = _operation(route, method, path, key_security)
@@ -211,83 +214,3 @@ def build_openapi(app: Sanic[Any, Any]) -> dict[str, Any]:
 async def openapi_json(request: Request) -> HTTPResponse:
     """The OpenAPI document of this service."""
     return HTTPResponse(dumps(build_openapi(request.app)), content_type="application/json")
-
-
-@bp.get("/docs")
-@documented(response={"type": "string"}, media_type="text/html")
-async def docs(request: Request) -> HTTPResponse:
-    """Interactive documentation: every operation, with a form to send it."""
-    return html_response(render_docs(build_openapi(request.app)))
-
-
-def _render_operation(path: str, method: str, op: dict[str, Any]) -> str:
-    e = html.escape
-    params = "".join(
-        f"<label>{e(p['name'])} <small>({e(p['in'])})</small> "
-        f'<input data-in="{e(p["in"])}" name="{e(p["name"])}"></label>'
-        for p in op["parameters"]
-    )
-    body = ""
-    if "requestBody" in op:
-        content = op["requestBody"]["content"]["application/json"]
-        example = json.dumps(content["example"], indent=2)
-        schema = json.dumps(content["schema"], indent=2)
-        body = (
-            f"<details><summary>body schema</summary><pre>{e(schema)}</pre></details>"
-            f'<textarea name="body" rows="8">{e(example)}</textarea>'
-        )
-    return (
-        f'<details class="op" data-method="{e(method.upper())}" data-path="{e(path)}">'
-        f'<summary><b class="m {e(method)}">{e(method.upper())}</b> <code>{e(path)}</code> '
-        f"{e(op['summary'])}</summary>"
-        f"<p>{e(op.get('description', ''))}</p>{params}{body}"
-        f'<button type="button">Send</button><pre class="out"></pre></details>'
-    )
-
-
-def render_docs(spec: dict[str, Any]) -> str:
-    ops = "".join(
-        _render_operation(path, method, op)
-        for path, methods in spec["paths"].items()
-        for method, op in methods.items()
-    )
-    return _PAGE.replace("{{ops}}", ops)
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>cronwell API</title>
-<style>
-body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-.op{border:1px solid #ccc;border-radius:4px;margin:.4rem 0;padding:.3rem .6rem}
-.m{display:inline-block;min-width:4.5rem}.get{color:#06c}.post{color:#080}
-.put,.patch{color:#a60}.delete{color:#c00}
-label{display:block;margin:.3rem 0}textarea{width:100%;font-family:monospace}
-pre{background:#f6f6f6;padding:.4rem;overflow:auto}
-</style></head><body>
-<h1>cronwell API</h1>
-<p>Generated from the running server's routes; the raw document is
-<a href="/openapi.json">/openapi.json</a>.</p>
-<label>X-API-Key (only when keys are configured) <input id="apikey"></label>
-{{ops}}
-<script>
-for (const op of document.querySelectorAll('.op')) {
-  op.querySelector('button').addEventListener('click', async () => {
-    let path = op.dataset.path; const query = new URLSearchParams();
-    for (const input of op.querySelectorAll('input[data-in]')) {
-      if (input.dataset.in === 'path') path = path.replace('{' + input.name + '}', encodeURIComponent(input.value));
-      else if (input.value) query.set(input.name, input.value);
-    }
-    const headers = {}; const key = document.getElementById('apikey').value;
-    if (key) headers['X-API-Key'] = key;
-    const init = {method: op.dataset.method, headers};
-    const body = op.querySelector('textarea');
-    if (body) { init.body = body.value; headers['Content-Type'] = 'application/json'; }
-    const out = op.querySelector('.out');
-    try {
-      const res = await fetch(path + (query.toString() ? '?' + query : ''), init);
-      out.textContent = res.status + ' ' + res.statusText + '\\n' + await res.text();
-    } catch (err) { out.textContent = String(err); }
-  });
-}
-</script></body></html>
-"""
