@@ -240,3 +240,25 @@ def test_cronwell_serve_runs_the_guarded_protocol(tmp_path: Path) -> None:
     finally:
         assert serve.terminate() == 0
     assert "Traceback" not in serve.output()
+
+
+def test_the_deadline_counts_from_each_request_s_own_first_byte(server: ThreadServer) -> None:
+    # the connection's timer was armed for the first request; the second, trickled
+    # after a pause, gets its own full deadline, neither less nor unlimited
+    with connect(server) as sock:
+        sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock)[0] == 200
+        time.sleep(DEADLINE * 0.6)
+        sock.sendall(b"GET /api/health HTTP/1.1\r\n")
+        started = time.monotonic()
+        sock.settimeout(0.15)
+        answer = b""
+        while not answer and time.monotonic() - started < DEADLINE + 2:
+            try:
+                sock.sendall(b"X-Slow: a\r\n")
+                answer = sock.recv(65536)
+            except TimeoutError:
+                continue
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert DEADLINE - 0.15 < took < DEADLINE + 0.6, took
