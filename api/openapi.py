@@ -44,6 +44,8 @@ class RouteDoc:
     media_type: str = JSON
     #: not part of the API (the docs page's files): left out of the document
     hidden: bool = False
+    #: OpenAPI links of the 200 answer: (JSON pointer into it, parameter, operationId)
+    links: tuple[tuple[str, str, str], ...] = ()
 
 
 def documented(
@@ -55,12 +57,15 @@ def documented(
     unhealthy_same_shape: bool = False,
     media_type: str = JSON,
     hidden: bool = False,
+    links: tuple[tuple[str, str, str], ...] = (),
 ) -> Callable[[F], F]:
     """Attach the request declarations a handler validates with, and the schema of
     what it answers, for the document."""
 
     def mark(handler: F) -> F:
-        doc = RouteDoc(body, partial, query, response, unhealthy_same_shape, media_type, hidden)
+        doc = RouteDoc(
+            body, partial, query, response, unhealthy_same_shape, media_type, hidden, links
+        )
         setattr(handler, DOC_ATTR, doc)
         return handler
 
@@ -86,6 +91,28 @@ _PATH_SCHEMAS: dict[str, dict[str, Any]] = {
 
 def _path_schema(name: str) -> dict[str, Any]:
     return {"type": "string", **_PATH_SCHEMAS.get(name, {})}
+
+
+def operation_id(route: Any, method: str) -> str:
+    """`users.get_user.get`: blueprint, handler and method; stable across processes
+    (Sanic's route names start with the app's per-process name)."""
+    name: str = route.name
+    return f"{name.split('.', 1)[1] if '.' in name else name}.{method.lower()}"
+
+
+def links_to(pointer: str, param: str, *targets: str) -> tuple[tuple[str, str, str], ...]:
+    """Links from one id in an answer to every operation taking it as `param` (a path
+    parameter, or `body.<field>` for a field of the target's JSON body)."""
+    return tuple((pointer, param, target) for target in targets)
+
+
+def _link(pointer: str, param: str, target: str) -> dict[str, Any]:
+    value = f"$response.body#{pointer}"
+    if param.startswith("body."):
+        # a literal body holding the expression: schemathesis evaluates it and merges
+        # it into the body it generates
+        return {"operationId": target, "requestBody": {param.removeprefix("body."): value}}
+    return {"operationId": target, "parameters": {param: value}}
 
 
 def _operation(
@@ -114,7 +141,7 @@ def _operation(
     error = {"content": {JSON: {"schema": _error_schema(surface)}}}
     answer = doc.response if doc.response is not None else {"type": "object"}
     operation: dict[str, Any] = {
-        "operationId": f"{route.name}.{method.lower()}",
+        "operationId": operation_id(route, method),
         "summary": lines[0].strip(),
         "tags": [tag],
         "parameters": parameters,
@@ -146,6 +173,12 @@ def _operation(
             "503": {"description": "Engine not running or busy", **error},
         },
     }
+    if doc.links:
+        # where the ids an answer carries can be used next (schemathesis's stateful
+        # phase follows them; code generators show them)
+        operation["responses"]["200"]["links"] = {
+            target: _link(pointer, param, target) for pointer, param, target in doc.links
+        }
     if doc.unhealthy_same_shape:
         operation["responses"]["503"] = {
             "description": "The engine is not running",

@@ -15,7 +15,7 @@ from sanic.response import HTTPResponse
 
 from api import context, schemas, views
 from api.limits import MAX_SECONDS
-from api.openapi import documented
+from api.openapi import documented, links_to
 from api.validation import Body, Field, any_job_id, object_id
 from engine.errors import InvalidField, InvalidInput, JobNotFound, UserNotFound
 from engine.ids import new_id
@@ -24,6 +24,24 @@ from engine.triggers import CronTrigger
 from jobs.registry import resolve_job_class
 
 bp = Blueprint("scheduler_jobs", url_prefix="/api/scheduler")
+
+JOB_LINKS = links_to(
+    "/job_id",
+    "job_id",
+    "scheduler_jobs.get_job.get",
+    "scheduler_jobs.update_job.put",
+    "scheduler_jobs.delete_job.delete",
+    "scheduler_jobs.pause_job.patch",
+    "scheduler_jobs.resume_job.patch",
+    "scheduler_jobs.run_job.post",
+    "scripts.get_job.get",
+)
+EXECUTION_LINKS = links_to(
+    "/execution_id",
+    "execution_id",
+    "executions.get_execution.get",
+    "executions.cancel_execution.post",
+)
 
 _CRON_EXAMPLES = {
     "minute": "0",
@@ -144,7 +162,7 @@ def _owner_id(request: Request, user_id: str) -> str:
 
 
 @bp.post("/jobs")
-@documented(body=CREATE_BODY, response=schemas.JOB_WITH_DATA)
+@documented(body=CREATE_BODY, response=schemas.JOB_WITH_DATA, links=JOB_LINKS)
 async def create_job(request: Request) -> HTTPResponse:
     """Schedule a job class on cron fields for a user."""
     values = CREATE_BODY.parse(request.body)
@@ -318,7 +336,7 @@ async def resume_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.post("/jobs/<job_id>/run")
-@documented(response=schemas.EXECUTION_STARTED)
+@documented(response=schemas.EXECUTION_STARTED, links=EXECUTION_LINKS)
 async def run_job(request: Request, job_id: str) -> HTTPResponse:
     """Run a job now (even when paused); answers the new execution's id."""
     execution = await context.command(context.scheduler(request).run_job_now(any_job_id(job_id)))

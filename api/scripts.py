@@ -17,7 +17,7 @@ from sanic.response import HTTPResponse
 
 from api import context, schemas, views
 from api.limits import MAX_RUN_DATE
-from api.openapi import documented
+from api.openapi import documented, links_to
 from api.validation import SCRIPT_JOB_ID, Body, Field
 from engine.errors import InvalidField
 from engine.model import Job, JobKind, Surface
@@ -25,6 +25,16 @@ from engine.triggers import DateTrigger
 from runners.paths import check_runnable, resolve_script
 
 bp = Blueprint("scripts", url_prefix="/api")
+
+SCRIPT_JOB_LINKS = links_to(
+    "/job/job_id",
+    "job_id",
+    "scripts.get_job.get",
+    "scripts.pause_job.put",
+    "scripts.resume_job.put",
+    "scripts.remove_job.delete",
+    "scheduler_jobs.get_job.get",
+)
 
 SCHEDULE_BODY = Body(
     (
@@ -117,7 +127,7 @@ def build_job(values: dict[str, Any], timezone: str, roots: tuple[Any, ...], now
 
 
 @bp.post("/schedule-job")
-@documented(body=SCHEDULE_BODY, response=schemas.SCHEDULED)
+@documented(body=SCHEDULE_BODY, response=schemas.SCHEDULED, links=SCRIPT_JOB_LINKS)
 async def schedule_job(request: Request) -> HTTPResponse:
     """Schedule a bash or python script to run once at run_date."""
     values = SCHEDULE_BODY.parse(request.body)

@@ -13,13 +13,21 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from api import context, schemas, views
-from api.openapi import documented
+from api.openapi import documented, links_to
 from api.validation import Body, Field, object_id
 from engine.errors import InvalidField, InvalidInput
 from engine.ids import is_object_id, new_id
 from stores.records import Server
 
 bp = Blueprint("servers", url_prefix="/api/servers")
+
+SERVER_LINKS = links_to(
+    "/server_id",
+    "server_id",
+    "servers.get_server.get",
+    "servers.update_server.put",
+    "servers.delete_server.delete",
+)
 
 HOSTNAME = re.compile(r"^[A-Za-z0-9_.:\[\]-]{1,253}$")
 
@@ -95,7 +103,7 @@ def _apply(request: Request, server: Server, values: dict[str, Any]) -> None:
 
 
 @bp.post("/create")
-@documented(body=SERVER_BODY, response=schemas.SERVER_ID)
+@documented(body=SERVER_BODY, response=schemas.SERVER_ID, links=SERVER_LINKS)
 async def create_server(request: Request) -> HTTPResponse:
     """Create a server for an existing user."""
     values = _check(SERVER_BODY.parse(request.body))

@@ -10,13 +10,25 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from api import context, schemas, views
-from api.openapi import documented
+from api.openapi import documented, links_to
 from api.validation import Body, Field, check_email, object_id
 from engine.errors import JobNotFound, ServerNotFound
 from engine.ids import new_id
 from stores.records import User
 
 bp = Blueprint("users", url_prefix="/api/users")
+
+USER_LINKS = links_to(
+    "/user_id",
+    "user_id",
+    "users.get_user.get",
+    "users.update_user.put",
+    "users.delete_user.delete",
+    "servers.servers_of_user.get",
+    "scheduler_jobs.jobs_of_user.get",
+) + links_to(
+    "/user_id", "body.user_id", "scheduler_jobs.create_job.post", "servers.create_server.post"
+)
 
 USER_BODY = Body(
     (
@@ -28,7 +40,7 @@ USER_BODY = Body(
 
 
 @bp.post("/")
-@documented(body=USER_BODY, response=schemas.USER_ID)
+@documented(body=USER_BODY, response=schemas.USER_ID, links=USER_LINKS)
 async def create_user(request: Request) -> HTTPResponse:
     """Create a user (email unique, case-insensitive)."""
     values = USER_BODY.parse(request.body)

@@ -50,3 +50,20 @@ def test_without_keys_the_key_is_optional(tmp_path: Path) -> None:
     security = spec["paths"]["/api/jobs"]["get"]["security"]
     assert security == [{"ApiKey": []}, {}]
     assert spec["paths"]["/api/scheduler/health"]["get"]["security"] == []
+
+
+def test_operation_ids_are_stable_and_every_link_reaches_one(tmp_path: Path) -> None:
+    with running_server(make_settings(tmp_path)) as live:
+        spec = requests.get(f"{live.url}/openapi.json", timeout=5).json()
+    ids = {op["operationId"] for _, _, op in operations(spec)}
+    assert "users.get_user.get" in ids and len(ids) == len(operations(spec))
+    links = [
+        link
+        for _, _, op in operations(spec)
+        for link in op["responses"]["200"].get("links", {}).values()
+    ]
+    assert len(links) >= 20
+    for link in links:
+        assert link["operationId"] in ids, link
+        ((param, expression),) = (link.get("parameters") or link["requestBody"]).items()
+        assert expression.startswith("$response.body#/") and param.endswith("_id"), link
