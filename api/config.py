@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from api.limits import MAX_SECONDS
 from engine.errors import InvalidInput
 
 DEFAULT_STORE = "sqlite:///var/cronwell.db"
@@ -166,7 +167,10 @@ def load_settings(
         ("CRONWELL_REQUEST_DEADLINE", "request_deadline"),
     ):
         if v := get(key):
-            s[name] = float(_int(key, v, 0))
+            seconds = _int(key, v, 0)
+            if seconds > MAX_SECONDS:  # past it a timer or a date sum overflows
+                raise InvalidInput(f"{key} must be at most {MAX_SECONDS} (a year), not {seconds}")
+            s[name] = float(seconds)
     if v := get("CRONWELL_MAX_CLIENT_CONNECTIONS"):
         s["max_client_connections"] = _int("CRONWELL_MAX_CLIENT_CONNECTIONS", v, 0)
     if v := get("CRONWELL_API_KEYS"):
