@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,6 +28,7 @@ from api import (
     scripts,
     servers,
     storecalls,
+    swagger,
     users,
 )
 from api.auth import require_api_key
@@ -56,6 +58,7 @@ BLUEPRINTS = (
     scheduler_misc.bp,
     nodes.bp,
     openapi.bp,
+    swagger.bp,
 )
 
 
@@ -81,13 +84,27 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     #: own events (fires missed while down) reach them too
     app.ctx.event_listeners = []
     app.ctx.reader = None
+    # read by api.protocol.GuardedProtocol, the protocol every server of this app runs
+    app.ctx.request_deadline = settings.request_deadline
+    app.ctx.max_client_connections = settings.max_client_connections
+    app.ctx.client_connections = Counter()
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
+    decode_path_parameters(app)
     if settings.api_keys:  # a middleware costs every request, so only when it has work
         app.register_middleware(require_api_key, "request")
     app.register_listener(start_engine, "before_server_start")
     app.register_listener(stop_engine, "after_server_stop")
     return app
+
+
+def decode_path_parameters(app: Sanic[Any, Any]) -> None:
+    """Every path parameter reaches its handler percent-decoded (`/api/job/a%3Ab%40c`
+    names the job `a:b@c`), as a client that quotes its ids expects. Sanic matches on
+    the raw path and unquotes a parameter only for routes marked so; marking them here,
+    before the router is finalised at start, covers every route of every blueprint."""
+    for route in app.router.routes:
+        route.unquote = True
 
 
 async def start_engine(app: Sanic[Any, Any]) -> None:

@@ -144,6 +144,7 @@ SWITCH_INTERVAL = 0.001
 def run_server(settings: Settings, store: Store) -> int:
     from api.app import create_app
     from api.logs import configure_logging, install_event_log
+    from api.protocol import GuardedProtocol
 
     configure_logging(settings)
     # The engine's loop and workers share the GIL with the event loop and the reader;
@@ -157,6 +158,7 @@ def run_server(settings: Settings, store: Store) -> int:
             host=settings.host,
             port=settings.port,
             single_process=True,
+            protocol=GuardedProtocol,
             auto_reload=False,
             access_log=False,
             motd=False,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from api.limits import MAX_SECONDS
 from engine.errors import InvalidInput
 
 DEFAULT_STORE = "sqlite:///var/cronwell.db"
@@ -38,6 +39,10 @@ class Settings:
     backlog_limit: int = 100_000
     output_cap: int = 64 * 1024  # bytes of stdout+stderr kept per execution
     max_body: int = 1024 * 1024  # bytes per request body
+    #: seconds a request may take to arrive whole, head and body (0 = no deadline)
+    request_deadline: float = 30.0
+    #: connections one client address may hold open at once (0 = no cap)
+    max_client_connections: int = 128
     misfire_grace_time: float = 60.0
     shutdown_timeout: float = 30.0
     api_keys: tuple[str, ...] = ()
@@ -185,9 +190,15 @@ def load_settings(
     for key, name in (
         ("CRONWELL_MISFIRE_GRACE", "misfire_grace_time"),
         ("CRONWELL_SHUTDOWN_TIMEOUT", "shutdown_timeout"),
+        ("CRONWELL_REQUEST_DEADLINE", "request_deadline"),
     ):
         if v := get(key):
-            s[name] = float(_int(key, v, 0))
+            seconds = _int(key, v, 0)
+            if seconds > MAX_SECONDS:  # past it a timer or a date sum overflows
+                raise InvalidInput(f"{key} must be at most {MAX_SECONDS} (a year), not {seconds}")
+            s[name] = float(seconds)
+    if v := get("CRONWELL_MAX_CLIENT_CONNECTIONS"):
+        s["max_client_connections"] = _int("CRONWELL_MAX_CLIENT_CONNECTIONS", v, 0)
     if v := get("CRONWELL_API_KEYS"):
         s["api_keys"] = tuple(k.strip() for k in v.split(",") if k.strip())
     for key, name in (

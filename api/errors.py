@@ -110,13 +110,31 @@ def message_for(exc: BaseException, request: Request | None, status: int) -> str
         return f"Not found: {path}"
     if isinstance(exc, MethodNotAllowed):
         method = request.method if request is not None else "?"
-        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", None) or ()))
+        allowed = ", ".join(allowed_methods(request, exc))
         suffix = f" (allowed: {allowed})" if allowed else ""
         return f"Method {method} not allowed for {path}{suffix}"
     if isinstance(exc, PayloadTooLarge) and "body" in str(exc):
         limit = request.app.config.REQUEST_MAX_SIZE if request is not None else None
         return f"Request body too large (limit {limit} bytes)"
     return str(exc) or type(exc).__name__
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request | None, exc: MethodNotAllowed) -> list[str]:
+    """The methods the path answers. Sanic names them only when one route holds them
+    all; a path served by several routes (GET, PUT and DELETE of `/api/users/<id>`)
+    comes without, so the router is asked once per method (only on a 405)."""
+    found = set(getattr(exc, "allowed_methods", None) or ())
+    if request is not None:
+        for method in _METHODS:
+            try:
+                request.app.router.get(request.path, method, request.headers.get("host"))
+            except SanicException:
+                continue
+            found.add(method)
+    return sorted(found)
 
 
 def error_response(
@@ -130,6 +148,8 @@ def error_response(
     headers = dict(getattr(exc, "headers", None) or {})
     if isinstance(exc, StoreError):  # transient by the engine's rule: worth a retry
         headers["Retry-After"] = str(getattr(exc, "retry_after", STORE_RETRY_AFTER))
+    if isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = ", ".join(allowed_methods(request, exc))
     return json_reply({key: message}, status, headers)
 
 

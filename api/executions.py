@@ -11,7 +11,8 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, schemas, views
+from api.limits import MAX_OFFSET
 from api.openapi import documented
 from api.validation import QueryParam, object_id, parse_query
 from engine.errors import InvalidInput
@@ -24,7 +25,7 @@ LIST_QUERY = (
     QueryParam("user_id", "object_id", "only executions of this user's jobs"),
     QueryParam("status", "string", "one of: " + ", ".join(s.value for s in Status)),
     QueryParam("limit", "integer", "page size", default=100, minimum=1, maximum=1000),
-    QueryParam("offset", "integer", "executions to skip", default=0, minimum=0),
+    QueryParam("offset", "integer", "executions to skip", default=0, minimum=0, maximum=MAX_OFFSET),
 )
 
 
@@ -40,10 +41,10 @@ def _status(text: str | None) -> Status | None:
 
 
 @bp.get("/")
-@documented(query=LIST_QUERY)
+@documented(query=LIST_QUERY, response=schemas.EXECUTIONS)
 async def list_executions(request: Request) -> HTTPResponse:
     """Executions, newest first, optionally filtered by job, user and status."""
-    query = parse_query(request.args, LIST_QUERY)
+    query = parse_query(request.get_args(keep_blank_values=True), LIST_QUERY)
     filters = {
         "job_id": query.get("job_id"),
         "owner": query.get("user_id"),
@@ -65,6 +66,7 @@ async def list_executions(request: Request) -> HTTPResponse:
 
 
 @bp.get("/<execution_id>")
+@documented(response=schemas.EXECUTION)
 async def get_execution(request: Request, execution_id: str) -> HTTPResponse:
     """One execution, with its output, error and return value."""
     store = context.store(request)
@@ -77,6 +79,7 @@ async def get_execution(request: Request, execution_id: str) -> HTTPResponse:
 
 
 @bp.post("/<execution_id>/cancel")
+@documented(response=schemas.EXECUTION_CANCELLED)
 async def cancel_execution(request: Request, execution_id: str) -> HTTPResponse:
     """Cancel a queued execution at once, or stop a running one (its process group is
     killed); 409 when it has already finished."""

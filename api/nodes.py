@@ -5,14 +5,14 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, schemas, views
 from api.openapi import documented
 
 bp = Blueprint("nodes", url_prefix="/api/scheduler")
 
 
 @bp.get("/nodes")
-@documented()
+@documented(response=schemas.NODES)
 async def list_nodes(request: Request) -> HTTPResponse:
     """Every registered node, oldest start first: alive while its lease is renewed."""
     store = context.store(request)

@@ -1,16 +1,15 @@
-"""`GET /openapi.json` and `GET /docs`, generated from the app's real routes.
+"""`GET /openapi.json`, generated from the app's real routes (`/docs` shows it: api/swagger.py).
 
 Every registered route appears: its path parameters from the route pattern, its
 summary from the handler's docstring, and its body and query schemas from the same
 `Body` / `QueryParam` declarations the handler validates with (attached by
-`@documented`), so the document cannot drift from what the server accepts. `/docs`
-is a self-contained page (no CDN assets) that lists every operation and can send it.
+`@documented`), so the document cannot drift from what the server accepts; each
+answer's schema comes from api/schemas.py the same way. Routes marked `hidden` (the
+docs page's own files) are left out.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,12 +17,14 @@ from typing import Any, TypeVar
 
 from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
-from sanic.response import html as html_response
 
+from api import schemas
+from api.auth import HEADER, OPEN_PATHS
 from api.errors import ApiSurface, dumps, surface_of
-from api.validation import Body, QueryParam
+from api.validation import OBJECT_ID_PATTERN, SCRIPT_JOB_ID_PATTERN, Body, QueryParam
 
 F = TypeVar("F", bound=Callable[..., Any])
+JSON = "application/json"
 DOC_ATTR = "__cronwell_doc__"
 _PARAM = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::[^>]*)?>")
 _HIDDEN_METHODS = {"HEAD", "OPTIONS"}
@@ -36,15 +37,36 @@ class RouteDoc:
     body: Body | None = None
     partial: bool = False
     query: tuple[QueryParam, ...] = ()
+    #: the schema of the 200 answer (api.schemas); None only for routes nobody documented
+    response: dict[str, Any] | None = None
+    #: the 503 answer has the 200's shape (the health checks), not the error envelope
+    unhealthy_same_shape: bool = False
+    media_type: str = JSON
+    #: not part of the API (the docs page's files): left out of the document
+    hidden: bool = False
+    #: OpenAPI links of the 200 answer: (JSON pointer into it, parameter, operationId)
+    links: tuple[tuple[str, str, str], ...] = ()
 
 
 def documented(
-    *, body: Body | None = None, partial: bool = False, query: tuple[QueryParam, ...] = ()
+    *,
+    body: Body | None = None,
+    partial: bool = False,
+    query: tuple[QueryParam, ...] = (),
+    response: dict[str, Any] | None = None,
+    unhealthy_same_shape: bool = False,
+    media_type: str = JSON,
+    hidden: bool = False,
+    links: tuple[tuple[str, str, str], ...] = (),
 ) -> Callable[[F], F]:
-    """Attach the request declarations a handler validates with, for the document."""
+    """Attach the request declarations a handler validates with, and the schema of
+    what it answers, for the document."""
 
     def mark(handler: F) -> F:
-        setattr(handler, DOC_ATTR, RouteDoc(body, partial, query))
+        doc = RouteDoc(
+            body, partial, query, response, unhealthy_same_shape, media_type, hidden, links
+        )
+        setattr(handler, DOC_ATTR, doc)
         return handler
 
     return mark
@@ -56,14 +78,54 @@ def _error_schema(surface: ApiSurface) -> dict[str, Any]:
     }
 
 
-def _operation(route: Any, method: str, path: str) -> dict[str, Any]:
+#: path parameters' shapes (what the handlers check); user and server examples are the
+#: scheduler document's own ids
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "user_id": {"pattern": OBJECT_ID_PATTERN, "example": "507f1f77bcf86cd799439011"},
+    "server_id": {"pattern": OBJECT_ID_PATTERN, "example": "507f1f77bcf86cd799439012"},
+    "execution_id": {"pattern": OBJECT_ID_PATTERN},
+    # a generated 24-hex id matches the scripts surface's job_id shape too
+    "job_id": {"pattern": SCRIPT_JOB_ID_PATTERN, "maxLength": 200},
+}
+
+
+def _path_schema(name: str) -> dict[str, Any]:
+    return {"type": "string", **_PATH_SCHEMAS.get(name, {})}
+
+
+def operation_id(route: Any, method: str) -> str:
+    """`users.get_user.get`: blueprint, handler and method; stable across processes
+    (Sanic's route names start with the app's per-process name)."""
+    name: str = route.name
+    return f"{name.split('.', 1)[1] if '.' in name else name}.{method.lower()}"
+
+
+def links_to(pointer: str, param: str, *targets: str) -> tuple[tuple[str, str, str], ...]:
+    """Links from one id in an answer to every operation taking it as `param` (a path
+    parameter, or `body.<field>` for a field of the target's JSON body)."""
+    return tuple((pointer, param, target) for target in targets)
+
+
+def _link(pointer: str, param: str, target: str) -> dict[str, Any]:
+    value = f"$response.body#{pointer}"
+    if param.startswith("body."):
+        # a literal body holding the expression: schemathesis evaluates it and merges
+        # it into the body it generates
+        return {"operationId": target, "requestBody": {param.removeprefix("body."): value}}
+    return {"operationId": target, "parameters": {param: value}}
+
+
+def _operation(
+    route: Any, method: str, path: str, key_security: list[dict[str, list[str]]]
+) -> dict[str, Any]:
     handler = route.handler
+    security = [] if path in OPEN_PATHS else key_security
     doc: RouteDoc = getattr(handler, DOC_ATTR, RouteDoc())
     lines = (handler.__doc__ or handler.__name__).strip().splitlines()
     surface = surface_of(path)
     tag = route.name.split(".")[1] if route.name.count(".") >= 2 else "service"
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
         for name in _PARAM.findall(route.path)
     ]
     parameters += [
@@ -76,17 +138,16 @@ def _operation(route: Any, method: str, path: str) -> dict[str, Any]:
         }
         for q in doc.query
     ]
-    error = {"content": {"application/json": {"schema": _error_schema(surface)}}}
+    error = {"content": {JSON: {"schema": _error_schema(surface)}}}
+    answer = doc.response if doc.response is not None else {"type": "object"}
     operation: dict[str, Any] = {
-        "operationId": f"{route.name}.{method.lower()}",
+        "operationId": operation_id(route, method),
         "summary": lines[0].strip(),
         "tags": [tag],
         "parameters": parameters,
+        "security": security,
         "responses": {
-            "200": {
-                "description": "Success",
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            },
+            "200": {"description": "Success", "content": {doc.media_type: {"schema": answer}}},
             "400": {"description": "Invalid request", **error},
             "401": {
                 "description": "Missing or wrong X-API-Key (when keys are configured)",
@@ -94,11 +155,35 @@ def _operation(route: Any, method: str, path: str) -> dict[str, Any]:
             },
             "404": {"description": "Not found", **error},
             "409": {"description": "Conflict", **error},
+            "408": {
+                "description": "The request did not arrive whole within "
+                "CRONWELL_REQUEST_DEADLINE (a head cut off early answers as the scripts surface)",
+                "content": {
+                    JSON: {"schema": {"oneOf": [schemas.ref("Error"), schemas.ref("Detail")]}}
+                },
+            },
             "413": {"description": "Body too large", **error},
+            "429": {
+                "description": "More than CRONWELL_MAX_CLIENT_CONNECTIONS connections open from "
+                "this address (answered before any request is read, so always as the scripts "
+                "surface)",
+                "content": {JSON: {"schema": schemas.ref("Error")}},
+            },
             "500": {"description": "Internal server error", **error},
             "503": {"description": "Engine not running or busy", **error},
         },
     }
+    if doc.links:
+        # where the ids an answer carries can be used next (schemathesis's stateful
+        # phase follows them; code generators show them)
+        operation["responses"]["200"]["links"] = {
+            target: _link(pointer, param, target) for pointer, param, target in doc.links
+        }
+    if doc.unhealthy_same_shape:
+        operation["responses"]["503"] = {
+            "description": "The engine is not running",
+            "content": {JSON: {"schema": answer}},
+        }
     if surface is ApiSurface.SCHEDULER:
         operation["responses"]["422"] = {
             "description": "A field has the wrong type or value",
@@ -121,11 +206,19 @@ def _operation(route: Any, method: str, path: str) -> dict[str, Any]:
 
 def build_openapi(app: Sanic[Any, Any]) -> dict[str, Any]:
     """The OpenAPI 3.0 document of every route the app really serves."""
+    # with keys configured every operation but the health checks needs one; without,
+    # a key is accepted and ignored, so either way of calling is right
+    key_security: list[dict[str, list[str]]] = [{"ApiKey": []}]
+    if not app.ctx.settings.api_keys:
+        key_security.append({})
     paths: dict[str, dict[str, Any]] = {}
     for route in sorted(app.router.routes, key=lambda r: r.path):
+        if getattr(route.handler, DOC_ATTR, RouteDoc()).hidden:
+            continue
         path = "/" + _PARAM.sub(r"{\1}", route.path).strip("/")
         for method in sorted(set(route.methods) - _HIDDEN_METHODS):
-            paths.setdefault(path, {})[method.lower()] = _operation(route, method, path)
+            operation = _operation(route, method, path, key_security)
+            paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.0.3",
         "info": {
@@ -135,96 +228,22 @@ def build_openapi(app: Sanic[Any, Any]) -> dict[str, Any]:
             'users/servers/scheduler API (errors as {"detail": ...}).',
         },
         "components": {
-            "schemas": {
-                "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
-                "Detail": {"type": "object", "properties": {"detail": {"type": "string"}}},
+            "schemas": schemas.COMPONENTS,
+            "securitySchemes": {
+                "ApiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": HEADER,
+                    "description": "one of CRONWELL_API_KEYS; needed only when keys are set",
+                }
             },
-            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
         },
         "paths": paths,
     }
 
 
 @bp.get("/openapi.json")
+@documented(response=schemas.OPENAPI_DOCUMENT)
 async def openapi_json(request: Request) -> HTTPResponse:
     """The OpenAPI document of this service."""
     return HTTPResponse(dumps(build_openapi(request.app)), content_type="application/json")
-
-
-@bp.get("/docs")
-async def docs(request: Request) -> HTTPResponse:
-    """Interactive documentation: every operation, with a form to send it."""
-    return html_response(render_docs(build_openapi(request.app)))
-
-
-def _render_operation(path: str, method: str, op: dict[str, Any]) -> str:
-    e = html.escape
-    params = "".join(
-        f"<label>{e(p['name'])} <small>({e(p['in'])})</small> "
-        f'<input data-in="{e(p["in"])}" name="{e(p["name"])}"></label>'
-        for p in op["parameters"]
-    )
-    body = ""
-    if "requestBody" in op:
-        content = op["requestBody"]["content"]["application/json"]
-        example = json.dumps(content["example"], indent=2)
-        schema = json.dumps(content["schema"], indent=2)
-        body = (
-            f"<details><summary>body schema</summary><pre>{e(schema)}</pre></details>"
-            f'<textarea name="body" rows="8">{e(example)}</textarea>'
-        )
-    return (
-        f'<details class="op" data-method="{e(method.upper())}" data-path="{e(path)}">'
-        f'<summary><b class="m {e(method)}">{e(method.upper())}</b> <code>{e(path)}</code> '
-        f"{e(op['summary'])}</summary>"
-        f"<p>{e(op.get('description', ''))}</p>{params}{body}"
-        f'<button type="button">Send</button><pre class="out"></pre></details>'
-    )
-
-
-def render_docs(spec: dict[str, Any]) -> str:
-    ops = "".join(
-        _render_operation(path, method, op)
-        for path, methods in spec["paths"].items()
-        for method, op in methods.items()
-    )
-    return _PAGE.replace("{{ops}}", ops)
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>cronwell API</title>
-<style>
-body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-.op{border:1px solid #ccc;border-radius:4px;margin:.4rem 0;padding:.3rem .6rem}
-.m{display:inline-block;min-width:4.5rem}.get{color:#06c}.post{color:#080}
-.put,.patch{color:#a60}.delete{color:#c00}
-label{display:block;margin:.3rem 0}textarea{width:100%;font-family:monospace}
-pre{background:#f6f6f6;padding:.4rem;overflow:auto}
-</style></head><body>
-<h1>cronwell API</h1>
-<p>Generated from the running server's routes; the raw document is
-<a href="/openapi.json">/openapi.json</a>.</p>
-<label>X-API-Key (only when keys are configured) <input id="apikey"></label>
-{{ops}}
-<script>
-for (const op of document.querySelectorAll('.op')) {
-  op.querySelector('button').addEventListener('click', async () => {
-    let path = op.dataset.path; const query = new URLSearchParams();
-    for (const input of op.querySelectorAll('input[data-in]')) {
-      if (input.dataset.in === 'path') path = path.replace('{' + input.name + '}', encodeURIComponent(input.value));
-      else if (input.value) query.set(input.name, input.value);
-    }
-    const headers = {}; const key = document.getElementById('apikey').value;
-    if (key) headers['X-API-Key'] = key;
-    const init = {method: op.dataset.method, headers};
-    const body = op.querySelector('textarea');
-    if (body) { init.body = body.value; headers['Content-Type'] = 'application/json'; }
-    const out = op.querySelector('.out');
-    try {
-      const res = await fetch(path + (query.toString() ? '?' + query : ''), init);
-      out.textContent = res.status + ' ' + res.statusText + '\\n' + await res.text();
-    } catch (err) { out.textContent = String(err); }
-  });
-}
-</script></body></html>
-"""

@@ -13,8 +13,9 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, schedules, views
-from api.openapi import documented
+from api import context, schedules, schemas, views
+from api.limits import MAX_SECONDS
+from api.openapi import documented, links_to
 from api.validation import Body, Field, QueryParam, any_job_id, object_id, parse_query
 from engine.errors import InvalidField, InvalidInput, JobNotFound, UserNotFound
 from engine.ids import new_id
@@ -22,6 +23,24 @@ from engine.model import Job, JobKind, Surface
 from jobs.registry import resolve_job_class
 
 bp = Blueprint("scheduler_jobs", url_prefix="/api/scheduler")
+
+JOB_LINKS = links_to(
+    "/job_id",
+    "job_id",
+    "scheduler_jobs.get_job.get",
+    "scheduler_jobs.update_job.put",
+    "scheduler_jobs.delete_job.delete",
+    "scheduler_jobs.pause_job.patch",
+    "scheduler_jobs.resume_job.patch",
+    "scheduler_jobs.run_job.post",
+    "scripts.get_job.get",
+)
+EXECUTION_LINKS = links_to(
+    "/execution_id",
+    "execution_id",
+    "executions.get_execution.get",
+    "executions.cancel_execution.post",
+)
 
 _CRON_EXAMPLES = {
     "minute": "0",
@@ -72,17 +91,31 @@ def _job_fields(*, create: bool) -> tuple[Field, ...]:
 
 #: how a job runs, beyond the seed's fields; settable on any job, both surfaces' alike
 POLICY_FIELDS = (
-    Field("timeout", "number", minimum=0, description="seconds a run may take; 0 = no limit"),
+    Field(
+        "timeout",
+        "number",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        description="seconds a run may take (at most a year); 0 = no limit",
+    ),
     Field("max_instances", "integer", minimum=1, maximum=1000, description="default 1"),
     Field(
         "misfire_grace_time",
         "number",
         minimum=0,
-        description="seconds a fire may start late; default CRONWELL_MISFIRE_GRACE",
+        maximum=MAX_SECONDS,
+        description="seconds a fire may start late (at most a year); default "
+        "CRONWELL_MISFIRE_GRACE",
     ),
     Field("coalesce", "boolean", description="several missed fires run once; default true"),
     Field("retries", "integer", minimum=0, maximum=100, description="default 0"),
-    Field("retry_delay", "number", minimum=0, description="seconds before a retry; default 0"),
+    Field(
+        "retry_delay",
+        "number",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        description="seconds before a retry (at most a year); default 0",
+    ),
     Field("retry_backoff", "string", max_length=20, description='"fixed" or "exponential"'),
     Field(
         "history_limit",
@@ -135,7 +168,7 @@ async def _owner_id(request: Request, user_id: str) -> str:
 
 
 @bp.post("/jobs")
-@documented(body=CREATE_BODY)
+@documented(body=CREATE_BODY, response=schemas.JOB_WITH_DATA, links=JOB_LINKS)
 async def create_job(request: Request) -> HTTPResponse:
     """Schedule a job class for a user: on cron fields, a cron line, an interval or a date."""
     values = CREATE_BODY.parse(request.body)
@@ -188,6 +221,7 @@ async def _drop_if_owner_gone(request: Request, job: Job) -> None:
 
 
 @bp.get("/jobs")
+@documented(response=schemas.JOBS)
 async def list_jobs(request: Request) -> HTTPResponse:
     """Every job of both surfaces, oldest first."""
     store = context.store(request)
@@ -195,6 +229,7 @@ async def list_jobs(request: Request) -> HTTPResponse:
 
 
 @bp.get("/users/<user_id>/jobs")
+@documented(response=schemas.JOBS)
 async def jobs_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The jobs one (existing) user owns."""
     store = context.store(request)
@@ -215,6 +250,7 @@ async def _listing(request: Request, read: Callable[[], list[Job]]) -> HTTPRespo
 
 
 @bp.get("/jobs/<job_id>")
+@documented(response=schemas.JOB)
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     """One job."""
     store = context.store(request)
@@ -223,7 +259,7 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.put("/jobs/<job_id>")
-@documented(body=UPDATE_BODY, partial=True)
+@documented(body=UPDATE_BODY, partial=True, response=schemas.JOB_WITH_DATA)
 async def update_job(request: Request, job_id: str) -> HTTPResponse:
     """Change any fields of a job; changing its schedule or timezone reschedules it."""
     store = context.store(request)
@@ -287,6 +323,7 @@ def _check_script_job_changes(job: Job, values: dict[str, Any], schedule: list[s
 
 
 @bp.delete("/jobs/<job_id>")
+@documented(response=schemas.JOB_ID)
 async def delete_job(request: Request, job_id: str) -> HTTPResponse:
     """Unschedule and delete a job; its executions stay as history."""
     await context.command(context.scheduler(request).remove_job(any_job_id(job_id)))
@@ -294,6 +331,7 @@ async def delete_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.patch("/jobs/<job_id>/pause")
+@documented(response=schemas.JOB_ID)
 async def pause_job(request: Request, job_id: str) -> HTTPResponse:
     """Stop a job firing (next_run_time becomes null) without deleting it."""
     await context.command(context.scheduler(request).pause_job(any_job_id(job_id)))
@@ -301,6 +339,7 @@ async def pause_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.patch("/jobs/<job_id>/resume")
+@documented(response=schemas.JOB_ID)
 async def resume_job(request: Request, job_id: str) -> HTTPResponse:
     """Let a paused job fire again, from now on."""
     await context.command(context.scheduler(request).resume_job(any_job_id(job_id)))
@@ -315,7 +354,7 @@ NEXT_RUNS_QUERY = (
 
 
 @bp.get("/jobs/<job_id>/next-runs")
-@documented(query=NEXT_RUNS_QUERY)
+@documented(query=NEXT_RUNS_QUERY, response=schemas.NEXT_RUNS)
 async def next_runs(request: Request, job_id: str) -> HTTPResponse:
     """The job's next fire times, in UTC and on its own clock (none while paused or disabled)."""
     count = parse_query(request.args, NEXT_RUNS_QUERY)["count"]
@@ -324,6 +363,7 @@ async def next_runs(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.post("/jobs/<job_id>/run")
+@documented(response=schemas.EXECUTION_STARTED, links=EXECUTION_LINKS)
 async def run_job(request: Request, job_id: str) -> HTTPResponse:
     """Run a job now (even when paused); answers the new execution's id."""
     execution = await context.command(context.scheduler(request).run_job_now(any_job_id(job_id)))

@@ -7,7 +7,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, schemas, views
 from api.openapi import documented
 from api.storecalls import store_health
 from api.validation import QueryParam, parse_query
@@ -21,6 +21,7 @@ STATS_QUERY = (QueryParam("user_id", "object_id", "only this user's jobs and exe
 
 
 @bp.get("/available-jobs")
+@documented(response=schemas.AVAILABLE_JOBS)
 async def list_available_jobs(request: Request) -> HTTPResponse:
     """The job classes a job may name in job_class_string, with their arguments."""
     ctx = request.app.ctx
@@ -54,10 +55,10 @@ def compute_stats(store: Store, owner: str | None) -> dict[str, Any]:
 
 
 @bp.get("/stats")
-@documented(query=STATS_QUERY)
+@documented(query=STATS_QUERY, response=schemas.STATS)
 async def stats(request: Request) -> HTTPResponse:
     """Job and execution counters, for everyone or one (existing) user."""
-    owner = parse_query(request.args, STATS_QUERY).get("user_id")
+    owner = parse_query(request.get_args(keep_blank_values=True), STATS_QUERY).get("user_id")
     store = context.store(request)
     if owner is not None:
         await context.in_store(request, store.get_user, owner)
@@ -66,6 +67,7 @@ async def stats(request: Request) -> HTTPResponse:
 
 
 @bp.get("/health")
+@documented(response=schemas.SCHEDULER_HEALTH, unhealthy_same_shape=True)
 async def scheduler_health(request: Request) -> HTTPResponse:
     """Whether the engine is running (503 when it is not) and its store answers
     (`degraded` when not, still 200: the engine goes on); needs no API key."""

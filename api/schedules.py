@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from api.limits import MAX_RUN_DATE
 from api.schedule_words import describe
 from api.validation import Field
 from engine.errors import InvalidField, InvalidInput, TriggerError
@@ -130,7 +131,19 @@ def parse_time(field: str, text: str, timezone: str) -> datetime:
         raise InvalidField(
             field, f"{field} is not an ISO 8601 datetime (YYYY-MM-DDTHH:MM:SS): {text!r}"
         ) from None
-    return when if when.tzinfo is not None else on_wall_clock(when, ZoneInfo(timezone))
+    when = when if when.tzinfo is not None else on_wall_clock(when, ZoneInfo(timezone))
+    try:
+        # an offset can carry a date at either end of the calendar past year 1 or 9999
+        out_of_range = when.astimezone(UTC) > MAX_RUN_DATE
+    except OverflowError:
+        out_of_range = True
+    if out_of_range:
+        raise InvalidField(
+            field,
+            f"{field} {text.strip()!r} is out of range: it must be before "
+            f"{MAX_RUN_DATE.isoformat()}",
+        )
+    return when
 
 
 def on_wall_clock(wall: datetime, zone: ZoneInfo) -> datetime:

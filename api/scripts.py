@@ -14,8 +14,8 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, schedules, views
-from api.openapi import documented
+from api import context, schedules, schemas, views
+from api.openapi import documented, links_to
 from api.storecalls import store_health
 from api.validation import SCRIPT_JOB_ID, Body, Field
 from engine.errors import InvalidField
@@ -23,6 +23,16 @@ from engine.model import Job, JobKind, Surface
 from runners.paths import check_runnable, resolve_script
 
 bp = Blueprint("scripts", url_prefix="/api")
+
+SCRIPT_JOB_LINKS = links_to(
+    "/job/job_id",
+    "job_id",
+    "scripts.get_job.get",
+    "scripts.pause_job.put",
+    "scripts.resume_job.put",
+    "scripts.remove_job.delete",
+    "scheduler_jobs.get_job.get",
+)
 
 SCHEDULE_BODY = Body(
     (
@@ -84,7 +94,7 @@ def build_job(values: dict[str, Any], timezone: str, roots: tuple[Any, ...], now
 
 
 @bp.post("/schedule-job")
-@documented(body=SCHEDULE_BODY)
+@documented(body=SCHEDULE_BODY, response=schemas.SCHEDULED, links=SCRIPT_JOB_LINKS)
 async def schedule_job(request: Request) -> HTTPResponse:
     """Schedule a bash or python script to run once at run_date."""
     values = SCHEDULE_BODY.parse(request.body)
@@ -101,6 +111,7 @@ async def schedule_job(request: Request) -> HTTPResponse:
 
 
 @bp.get("/jobs")
+@documented(response=schemas.SCRIPT_JOBS)
 async def list_jobs(request: Request) -> HTTPResponse:
     """Every job (both surfaces'), oldest first."""
     store = context.store(request)
@@ -113,6 +124,7 @@ async def list_jobs(request: Request) -> HTTPResponse:
 
 
 @bp.get("/job/<job_id>")
+@documented(response=schemas.SCRIPT_JOB)
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     """One job."""
     store = context.store(request)
@@ -121,6 +133,7 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.delete("/remove-job/<job_id>")
+@documented(response=schemas.MESSAGE)
 async def remove_job(request: Request, job_id: str) -> HTTPResponse:
     """Unschedule and delete a job."""
     await context.command(context.scheduler(request).remove_job(job_id))
@@ -128,6 +141,7 @@ async def remove_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.put("/pause-job/<job_id>")
+@documented(response=schemas.MESSAGE)
 async def pause_job(request: Request, job_id: str) -> HTTPResponse:
     """Stop a job firing without removing it."""
     await context.command(context.scheduler(request).pause_job(job_id))
@@ -135,6 +149,7 @@ async def pause_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.put("/resume-job/<job_id>")
+@documented(response=schemas.MESSAGE)
 async def resume_job(request: Request, job_id: str) -> HTTPResponse:
     """Let a paused job fire again."""
     await context.command(context.scheduler(request).resume_job(job_id))
@@ -142,6 +157,7 @@ async def resume_job(request: Request, job_id: str) -> HTTPResponse:
 
 
 @bp.get("/health")
+@documented(response=schemas.SCRIPTS_HEALTH, unhealthy_same_shape=True)
 async def health(request: Request) -> HTTPResponse:
     """Whether the engine is running (503 when it is not) and its store answers
     (`degraded` when not, still 200: the engine goes on); needs no API key."""

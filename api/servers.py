@@ -12,14 +12,22 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
-from api.openapi import documented
+from api import context, schemas, views
+from api.openapi import documented, links_to
 from api.validation import Body, Field, object_id
 from engine.errors import InvalidField, InvalidInput
 from engine.ids import is_object_id, new_id
 from stores.records import Server
 
 bp = Blueprint("servers", url_prefix="/api/servers")
+
+SERVER_LINKS = links_to(
+    "/server_id",
+    "server_id",
+    "servers.get_server.get",
+    "servers.update_server.put",
+    "servers.delete_server.delete",
+)
 
 HOSTNAME = re.compile(r"^[A-Za-z0-9_.:\[\]-]{1,253}$")
 
@@ -95,7 +103,7 @@ def _apply(request: Request, server: Server, values: dict[str, Any]) -> None:
 
 
 @bp.post("/create")
-@documented(body=SERVER_BODY)
+@documented(body=SERVER_BODY, response=schemas.SERVER_ID, links=SERVER_LINKS)
 async def create_server(request: Request) -> HTTPResponse:
     """Create a server for an existing user."""
     values = _check(SERVER_BODY.parse(request.body))
@@ -113,6 +121,7 @@ async def create_server(request: Request) -> HTTPResponse:
 
 
 @bp.get("/")
+@documented(response=schemas.SERVERS)
 async def list_servers(request: Request) -> HTTPResponse:
     """Every server, oldest first."""
     store = context.store(request)
@@ -120,6 +129,7 @@ async def list_servers(request: Request) -> HTTPResponse:
 
 
 @bp.get("/user/<user_id>")
+@documented(response=schemas.SERVERS)
 async def servers_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The servers of one (existing) user."""
     store = context.store(request)
@@ -138,6 +148,7 @@ def _listing(servers: list[Server]) -> HTTPResponse:
 
 
 @bp.get("/<server_id>")
+@documented(response=schemas.SERVER)
 async def get_server(request: Request, server_id: str) -> HTTPResponse:
     """One server (without its password)."""
     store = context.store(request)
@@ -146,7 +157,7 @@ async def get_server(request: Request, server_id: str) -> HTTPResponse:
 
 
 @bp.put("/<server_id>")
-@documented(body=SERVER_BODY, partial=True)
+@documented(body=SERVER_BODY, partial=True, response=schemas.SERVER_ID)
 async def update_server(request: Request, server_id: str) -> HTTPResponse:
     """Change any fields of a server; an empty password removes the stored one."""
     store = context.store(request)
@@ -161,6 +172,7 @@ async def update_server(request: Request, server_id: str) -> HTTPResponse:
 
 
 @bp.delete("/<server_id>")
+@documented(response=schemas.SERVER_ID)
 async def delete_server(request: Request, server_id: str) -> HTTPResponse:
     """Delete a server."""
     store = context.store(request)

@@ -9,14 +9,26 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
-from api.openapi import documented
+from api import context, schemas, views
+from api.openapi import documented, links_to
 from api.validation import Body, Field, check_email, object_id
 from engine.errors import JobNotFound, ServerNotFound
 from engine.ids import new_id
 from stores.records import User
 
 bp = Blueprint("users", url_prefix="/api/users")
+
+USER_LINKS = links_to(
+    "/user_id",
+    "user_id",
+    "users.get_user.get",
+    "users.update_user.put",
+    "users.delete_user.delete",
+    "servers.servers_of_user.get",
+    "scheduler_jobs.jobs_of_user.get",
+) + links_to(
+    "/user_id", "body.user_id", "scheduler_jobs.create_job.post", "servers.create_server.post"
+)
 
 USER_BODY = Body(
     (
@@ -28,7 +40,7 @@ USER_BODY = Body(
 
 
 @bp.post("/")
-@documented(body=USER_BODY)
+@documented(body=USER_BODY, response=schemas.USER_ID, links=USER_LINKS)
 async def create_user(request: Request) -> HTTPResponse:
     """Create a user (email unique, case-insensitive)."""
     values = USER_BODY.parse(request.body)
@@ -47,6 +59,7 @@ async def create_user(request: Request) -> HTTPResponse:
 
 
 @bp.get("/")
+@documented(response=schemas.USERS)
 async def list_users(request: Request) -> HTTPResponse:
     """Every user, oldest first."""
     store = context.store(request)
@@ -59,6 +72,7 @@ async def list_users(request: Request) -> HTTPResponse:
 
 
 @bp.get("/<user_id>")
+@documented(response=schemas.USER)
 async def get_user(request: Request, user_id: str) -> HTTPResponse:
     """One user."""
     store = context.store(request)
@@ -67,7 +81,7 @@ async def get_user(request: Request, user_id: str) -> HTTPResponse:
 
 
 @bp.put("/<user_id>")
-@documented(body=USER_BODY, partial=True)
+@documented(body=USER_BODY, partial=True, response=schemas.USER_ID)
 async def update_user(request: Request, user_id: str) -> HTTPResponse:
     """Change a user's name, email or role (any subset)."""
     store = context.store(request)
@@ -85,6 +99,7 @@ async def update_user(request: Request, user_id: str) -> HTTPResponse:
 
 
 @bp.delete("/<user_id>")
+@documented(response=schemas.USER_DELETED)
 async def delete_user(request: Request, user_id: str) -> HTTPResponse:
     """Delete a user, their jobs (unscheduled first) and their servers."""
     store = context.store(request)

@@ -15,11 +15,21 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from api.limits import (
+    MAX_INTEGER,
+    MIN_INTEGER,
+    check_integer,
+    check_json,
+    check_text,
+)
 from engine.errors import InvalidField, InvalidInput
 from engine.ids import is_object_id
 
 #: ids a scripts-surface client may choose: one URL path segment, no spaces
-SCRIPT_JOB_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,199}$")
+SCRIPT_JOB_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,199}$"
+SCRIPT_JOB_ID = re.compile(SCRIPT_JOB_ID_PATTERN)
+#: users', servers' and executions' ids (and generated job ids)
+OBJECT_ID_PATTERN = r"^[0-9a-f]{24}$"
 EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 
 _TYPE_WORDS = {
@@ -52,30 +62,51 @@ class Field:
     required: bool = False
     description: str = ""
     example: Any = None
-    max_length: int = 1000  # strings, and lists' item count
+    max_length: int = 1000  # strings, and lists' and objects' item count
     allow_empty: bool = False  # strings only
-    minimum: int | None = None  # integers only
+    #: integers and numbers; integers are always held to the signed 64-bit range too
+    minimum: int | None = None
     maximum: int | None = None
     #: an explicit null is kept (None: "remove it" on an update) instead of dropped
     nullable: bool = False
+    #: characters of each item of a "strings" list (an argv string: Linux takes at
+    #: most 128 KiB, 32,768 characters of up to 4 UTF-8 bytes)
+    item_length: int = 32_768
 
     def check(self, value: Any) -> Any:
         """The value, normalised (cron integers become strings), or InvalidField."""
         if not _has_kind(self.kind, value):
             raise InvalidField(self.name, f"{self.name} must be {_TYPE_WORDS[self.kind]}")
         if self.kind == "cron":
-            value = str(value).strip()
+            value = check_text(self.name, str(value).strip())
             if not value:
                 raise InvalidField(self.name, f"{self.name} must not be empty")
+            if len(value) > self.max_length:
+                raise InvalidField(
+                    self.name, f"{self.name} is longer than {self.max_length} characters"
+                )
         if self.kind == "string":
+            check_text(self.name, value)
             if not self.allow_empty and not value.strip():
                 raise InvalidField(self.name, f"{self.name} must not be empty")
             if len(value) > self.max_length:
                 raise InvalidField(
                     self.name, f"{self.name} is longer than {self.max_length} characters"
                 )
-        if self.kind in ("strings", "array") and len(value) > self.max_length:
+        if self.kind in ("strings", "array", "object") and len(value) > self.max_length:
             raise InvalidField(self.name, f"{self.name} has more than {self.max_length} items")
+        if self.kind == "strings":
+            for index, item in enumerate(value):
+                check_text(f"{self.name}[{index}]", item)
+                if len(item) > self.item_length:
+                    raise InvalidField(
+                        self.name,
+                        f"{self.name}[{index}] is longer than {self.item_length} characters",
+                    )
+        if self.kind in ("array", "object"):
+            check_json(self.name, value)
+        if self.kind == "integer":
+            check_integer(self.name, value)
         if self.kind in ("integer", "number"):
             if self.minimum is not None and value < self.minimum:
                 raise InvalidField(self.name, f"{self.name} must be at least {self.minimum}")
@@ -89,12 +120,26 @@ class Field:
             schema["description"] = self.description
         if self.example is not None:
             schema["example"] = self.example
+        if self.kind == "integer":
+            schema["format"] = "int64"
+            schema["minimum"] = MIN_INTEGER
+            schema["maximum"] = MAX_INTEGER
         if self.minimum is not None:
             schema["minimum"] = self.minimum
         if self.maximum is not None:
             schema["maximum"] = self.maximum
         if self.nullable:
             schema["nullable"] = True
+        if self.kind in ("string", "cron"):
+            schema["maxLength"] = self.max_length
+            if not self.allow_empty:
+                schema["minLength"] = 1
+        if self.kind in ("strings", "array"):
+            schema["maxItems"] = self.max_length
+        if self.kind == "strings":
+            schema["items"] = {"type": "string", "maxLength": self.item_length}
+        if self.kind == "object":
+            schema["maxProperties"] = self.max_length
         return schema
 
 
@@ -164,9 +209,13 @@ class Body:
         return values
 
     def schema(self, *, partial: bool = False) -> dict[str, Any]:
+        # an explicit null means "not given" for optional fields, so they are nullable
         schema: dict[str, Any] = {
             "type": "object",
-            "properties": {f.name: f.schema() for f in self.fields},
+            "properties": {
+                f.name: f.schema() if f.required else {**f.schema(), "nullable": True}
+                for f in self.fields
+            },
             "additionalProperties": False,
         }
         required = [f.name for f in self.fields if f.required]
@@ -247,11 +296,15 @@ class QueryParam:
         for key in ("default", "minimum", "maximum"):
             if getattr(self, key) is not None:
                 schema[key] = getattr(self, key)
+        if self.kind == "object_id":
+            schema["pattern"] = OBJECT_ID_PATTERN
         return schema
 
 
 def parse_query(args: dict[str, list[str]], params: tuple[QueryParam, ...]) -> dict[str, Any]:
-    """Checked query values; unknown parameters are refused so a typo never widens a filter."""
+    """Checked query values; unknown parameters are refused so a typo never widens a
+    filter, and so are blank ones (pass `request.get_args(keep_blank_values=True)`:
+    Sanic's `request.args` drops them before they can be refused)."""
     known = {p.name: p for p in params}
     unknown = [name for name in args if name not in known]
     if unknown:
@@ -268,6 +321,11 @@ def parse_query(args: dict[str, list[str]], params: tuple[QueryParam, ...]) -> d
             continue
         if len(given) > 1:
             raise InvalidInput(f"Query parameter {param.name} given more than once")
+        if not given[0]:
+            # `?user_id=` from an unset shell variable must not widen a filter to all
+            raise InvalidInput(
+                f"Query parameter {param.name} is empty (leave it out to not filter by it)"
+            )
         values[param.name] = _query_value(param, given[0])
     return values
 

@@ -3,14 +3,15 @@
 A `Runner` dispatches on the job's kind: BASH and PYTHON scripts run as child
 processes (runners.scripts), CLASS jobs in the calling pool thread (runners.job_class,
 through the class loader the service hands it). It never raises: anything unexpected
-becomes a FAILED outcome with the traceback, so a runner bug can never leave an
-execution "running".
+becomes a FAILED outcome, so a runner bug can never leave an execution "running". The
+service's own traceback goes to the log, never into the execution record: the record
+says what failed in one line and points at the log.
 """
 
 from __future__ import annotations
 
 import json
-import traceback
+import logging
 from typing import Any
 
 from engine.interfaces import Outcome, RunRequest
@@ -18,7 +19,9 @@ from engine.model import JobKind, Status
 from runners.job_class import ClassLoader, JobFailure, run_class_job
 from runners.scripts import run_script
 
-__all__ = ["ClassLoader", "JobFailure", "Runner", "script_argument"]
+__all__ = ["ClassLoader", "JobFailure", "Runner", "runner_failure", "script_argument"]
+
+log = logging.getLogger("cronwell.runners")
 
 
 class Runner:
@@ -45,8 +48,8 @@ class Runner:
                 cancel=request.cancel,
                 execution_id=request.execution.id,
             )
-        except Exception:
-            return Outcome(Status.FAILED, error=traceback.format_exc())
+        except Exception as exc:
+            return Outcome(Status.FAILED, error=runner_failure(request, exc))
 
 
 def script_argument(value: Any) -> str:
@@ -58,3 +61,15 @@ def script_argument(value: Any) -> str:
         return json.dumps(value)
     except (TypeError, ValueError):
         return str(value)
+
+
+def runner_failure(request: RunRequest, exc: BaseException) -> str:
+    """Log the service's traceback for `exc` and return the one line the execution
+    record keeps instead (no frames of the service's code in a record a user reads)."""
+    log.error(
+        "runner failed for job %s (execution %s)",
+        request.job.id,
+        request.execution.id,
+        exc_info=exc,
+    )
+    return f"the runner failed: {type(exc).__name__}: {exc} (the traceback is in the service log)"

@@ -58,7 +58,10 @@ class _Watchdog:
         self.fired = False
         self.timeout = timeout or 0.0
         self._cancel = cancel
-        self._timer = None if timeout is None else threading.Timer(timeout, self._fire)
+        # a Timer waits on a lock, which takes at most TIMEOUT_MAX (292 years): a longer
+        # timeout would kill the timer thread with OverflowError and leave none enforced
+        wait = None if timeout is None else min(timeout, threading.TIMEOUT_MAX)
+        self._timer = None if wait is None else threading.Timer(wait, self._fire)
 
     def _fire(self) -> None:
         if not self._cancel.is_set():  # an earlier cancel stays a cancel

@@ -21,6 +21,7 @@ import requests
 
 from api.app import create_app
 from api.config import Settings
+from api.protocol import GuardedProtocol
 from stores.base import Store
 
 T = TypeVar("T")
@@ -104,7 +105,9 @@ class ThreadServer:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        server = await self.app.create_server(sock=self._sock, access_log=False)
+        server = await self.app.create_server(
+            sock=self._sock, access_log=False, protocol=GuardedProtocol
+        )
         assert server is not None
         await server.startup()
         await server.before_start()

@@ -420,7 +420,16 @@ def test_scheduler_document_walkthrough(service: Service) -> None:
         == "User deleted successfully"
     )
     assert requests.get(f"{base}/servers/", timeout=10).json()["total"] == 0
-    assert "/api/scheduler/jobs" in requests.get(f"{service.base}/docs", timeout=10).text
+    docs = requests.get(f"{service.base}/docs", timeout=10).text
+    assert (
+        "/docs/swagger-ui-bundle.js" in docs
+        and "/openapi.json"
+        in requests.get(f"{service.base}/docs/swagger-initializer.js", timeout=10).text
+    )
+    assert (
+        "/api/scheduler/jobs"
+        in requests.get(f"{service.base}/openapi.json", timeout=10).json()["paths"]
+    )
 
 
 def test_sigterm_stops_gracefully_and_state_survives_a_restart(service: Service) -> None:

@@ -107,6 +107,12 @@ def test_check_reads_dotenv_from_the_working_folder(tmp_path: Path) -> None:
         ),
         pytest.param(
             (),
+            {"CRONWELL_MISFIRE_GRACE": "10000000000"},
+            "cronwell: invalid configuration: CRONWELL_MISFIRE_GRACE must be at most 31536000",
+            id="misfire-grace-beyond-a-year",
+        ),
+        pytest.param(
+            (),
             {"CRONWELL_LOG_LEVEL": "chatty"},
             "cronwell: invalid configuration: CRONWELL_LOG_LEVEL must be DEBUG, INFO, "
             "WARNING or ERROR, not 'chatty'",

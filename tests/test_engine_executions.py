@@ -39,17 +39,22 @@ def blocking(release: threading.Event) -> Recorder:
     )
 
 
-def test_a_runner_that_raises_becomes_failed_with_the_traceback() -> None:
+def test_a_runner_that_raises_becomes_failed_with_its_message_and_a_logged_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def broken(request: RunRequest) -> Outcome:
         raise ZeroDivisionError("runner bug")
 
-    with Harness(runner=broken) as h:
+    with Harness(runner=broken) as h, caplog.at_level("ERROR", logger="engine.running.executor"):
         h.add(make_job("b", date_at(T0)))
         h.at(0)
         h.settle()
         (execution,) = h.executions("b")
         assert execution.status == Status.FAILED
-        assert "Traceback" in execution.error and "ZeroDivisionError: runner bug" in execution.error
+        assert "ZeroDivisionError: runner bug" in execution.error
+        assert "Traceback" not in execution.error and 'File "' not in execution.error
+        logged = [r for r in caplog.records if r.exc_info]
+        assert logged and logged[0].exc_info[0] is ZeroDivisionError  # type: ignore[index]
         h.add(make_job("b2", date_at(later(1))))
         h.at(1)
         h.settle()

@@ -236,3 +236,21 @@ def test_a_class_job_without_a_timeout_finishes_without_a_timer(module: str) -> 
     before = threading.active_count()
     assert run_class(module, "TupleJob").status is Status.COMPLETED
     assert threading.active_count() == before
+
+
+def test_a_timeout_beyond_what_a_timer_can_wait_still_arms_one(module: str) -> None:
+    # 1e10 s is more than threading.TIMEOUT_MAX: an unclamped Timer thread dies with
+    # OverflowError at once and no timeout is enforced; clamped, the timer is alive
+    # while the job runs (a cancel from outside then ends it)
+    errors: list[BaseException] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)  # type: ignore[assignment]
+    try:
+        request = make_request(JobKind.CLASS, f"{module}.PoliteSlowJob", timeout=1e10)
+        timer = threading.Timer(0.3, request.cancel.set)
+        timer.start()
+        outcome = run_job(request)
+    finally:
+        threading.excepthook = previous
+    assert errors == []
+    assert outcome.status is Status.CANCELLED

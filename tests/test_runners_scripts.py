@@ -266,12 +266,29 @@ def test_run_job_refuses_a_script_outside_the_roots(root: Path, tmp_path: Path) 
 
 
 def test_run_job_turns_an_unexpected_error_into_a_failed_outcome(
-    root: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(*_: object, **__: object) -> Outcome:
         raise RuntimeError("runner bug")
 
     monkeypatch.setattr(runners, "run_script", broken)
-    outcome = run_job(make_request(JobKind.BASH, "/x.sh", roots=(root,)))
+    with caplog.at_level("ERROR", logger="cronwell.runners"):
+        outcome = run_job(make_request(JobKind.BASH, "/x.sh", roots=(root,)))
     assert outcome.status is Status.FAILED
-    assert "Traceback" in outcome.error and "RuntimeError: runner bug" in outcome.error
+    # the record says what failed; the service's traceback is only in the log
+    assert "RuntimeError: runner bug" in outcome.error
+    assert "Traceback" not in outcome.error and 'File "' not in outcome.error
+    (logged,) = [r for r in caplog.records if r.exc_info]
+    assert logged.exc_info is not None and logged.exc_info[0] is RuntimeError
+
+
+def test_a_nul_byte_in_a_stored_argument_fails_without_the_service_traceback(root: Path) -> None:
+    # the API refuses NUL bytes; a job stored before that (or through another door)
+    # still ends as a one-line failure, not a traceback of subprocess internals
+    script = root / "ok.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    outcome = run_job(make_request(JobKind.BASH, str(script), roots=(root,), args=["a\x00b"]))
+    assert outcome.status is Status.FAILED
+    assert "null byte" in outcome.error
+    assert "Traceback" not in outcome.error and 'File "' not in outcome.error

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -136,8 +135,13 @@ class Executor:
         )
         try:
             outcome = self._runner(request)
-        except BaseException:  # SystemExit from a job class too: the worker must survive
-            outcome = Outcome(Status.FAILED, error=traceback.format_exc())
+        except BaseException as exc:  # SystemExit from a job class too: the worker must survive
+            # the traceback is the service's own: it goes to the log, not the record
+            log.error("runner raised for execution %s", execution.id, exc_info=exc)
+            outcome = Outcome(
+                Status.FAILED,
+                error=f"the runner raised {type(exc).__name__}: {exc} (traceback in the log)",
+            )
         if outcome.status not in OUTCOME_STATUSES:
             outcome = Outcome(
                 Status.FAILED,
