@@ -24,11 +24,13 @@ from engine.errors import (
     Conflict,
     CronwellError,
     EngineError,
+    Forbidden,
     InvalidField,
     InvalidInput,
     NotAuthenticated,
     NotFound,
     StoreError,
+    TooManyAttempts,
     TriggerError,
 )
 
@@ -79,7 +81,9 @@ def status_for(exc: BaseException, surface: ApiSurface) -> int:
         return 422 if surface is ApiSurface.SCHEDULER else 400
     table: tuple[tuple[type[BaseException], int], ...] = (
         (InvalidInput, 400),
+        (TooManyAttempts, 429),
         (NotAuthenticated, 401),
+        (Forbidden, 403),
         (NotFound, 404),
         (Conflict, 409),
         (StoreError, 500),
