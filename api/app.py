@@ -18,8 +18,18 @@ from typing import Any
 
 from sanic import Sanic
 
-from api import executions, openapi, scheduler_jobs, scheduler_misc, scripts, servers, users
-from api.auth import require_api_key
+from api import (
+    audit,
+    executions,
+    keys,
+    openapi,
+    scheduler_jobs,
+    scheduler_misc,
+    scripts,
+    servers,
+    users,
+)
+from api.auth import Authenticator, FailureGuard, authenticate
 from api.config import Settings
 from api.errors import ApiErrorHandler
 from api.secrets import load_secret_box
@@ -37,10 +47,12 @@ _app_numbers = itertools.count(1)
 BLUEPRINTS = (
     scripts.bp,
     users.bp,
+    keys.bp,
     servers.bp,
     scheduler_jobs.bp,
     executions.bp,
     scheduler_misc.bp,
+    audit.bp,
     openapi.bp,
 )
 
@@ -69,8 +81,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     app.ctx.reader = None
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
-    if settings.api_keys:  # a middleware costs every request, so only when it has work
-        app.register_middleware(require_api_key, "request")
+    # always: a key made while the service runs (`cronwell keys create`) closes it
+    app.register_middleware(authenticate, "request")
+    app.register_middleware(audit.record, "response")
     app.register_listener(start_engine, "before_server_start")
     app.register_listener(stop_engine, "after_server_stop")
     return app
@@ -85,6 +98,14 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     store.open()  # idempotent: a store handed in may not be open yet
     add_job_paths(settings.job_paths)
     app.ctx.secrets = load_secret_box(settings)
+    app.ctx.authenticator = Authenticator(
+        store,
+        settings.api_keys,
+        app.ctx.clock.now,
+        FailureGuard(limit=settings.auth_failure_limit),
+    )
+    app.ctx.audit = audit.AuditTrail(store, app.ctx.clock.now, settings.audit_days)
+    app.ctx.audit.start()
     scheduler = Scheduler(
         store,
         Runner(load_job),
@@ -112,5 +133,7 @@ async def stop_engine(app: Sanic[Any, Any]) -> None:
         log.info("engine stopped")
     if app.ctx.reader is not None:
         app.ctx.reader.shutdown(wait=True)
+    if getattr(app.ctx, "audit", None) is not None:
+        await asyncio.to_thread(app.ctx.audit.stop)
     if app.ctx.owns_store and app.ctx.store is not None:
         app.ctx.store.close()

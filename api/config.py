@@ -40,6 +40,13 @@ class Settings:
     misfire_grace_time: float = 60.0
     shutdown_timeout: float = 30.0
     api_keys: tuple[str, ...] = ()
+    #: audit entries older than this many days are pruned (CRONWELL_AUDIT_DAYS)
+    audit_days: int = 90
+    #: failed authentications per client address per minute before 429
+    #: (CRONWELL_AUTH_FAILURE_LIMIT)
+    auth_failure_limit: int = 10
+    #: serve a non-loopback address with no key anywhere (--allow-open)
+    allow_open: bool = False
     secret_key: str = ""  # Fernet key; generated into data_dir on first start when empty
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -153,6 +160,8 @@ def load_settings(
         ("CRONWELL_OUTPUT_CAP", "output_cap", 1024),
         ("CRONWELL_MAX_BODY", "max_body", 1024),
         ("CRONWELL_SMTP_PORT", "smtp_port", 1),
+        ("CRONWELL_AUDIT_DAYS", "audit_days", 1),
+        ("CRONWELL_AUTH_FAILURE_LIMIT", "auth_failure_limit", 1),
     ):
         if v := get(key):
             s[name] = _int(key, v, minimum)

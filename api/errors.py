@@ -36,7 +36,7 @@ from engine.errors import (
 
 log = logging.getLogger("cronwell.api")
 
-SCHEDULER_PREFIXES = ("/api/users", "/api/servers", "/api/scheduler")
+SCHEDULER_PREFIXES = ("/api/users", "/api/servers", "/api/scheduler", "/api/audit")
 
 
 class ApiSurface(StrEnum):

@@ -13,7 +13,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, permissions, views
 from api.openapi import documented
 from api.validation import Body, Field, any_job_id, object_id
 from engine.errors import InvalidField, InvalidInput, JobNotFound, UserNotFound
@@ -123,8 +123,10 @@ def check_required_arguments(class_string: str, args: list[Any], kwargs: dict[st
 
 
 def _owner_id(request: Request, user_id: str) -> str:
-    """A user_id from a body: malformed 400, unknown 404 (UserNotFound)."""
-    context.store(request).get_user(object_id(user_id, "user"))
+    """A user_id from a body: malformed 400, another user's for a user key 403,
+    unknown 404 (UserNotFound)."""
+    permissions.check_assignable(request, object_id(user_id, "user"), "schedule a job")
+    context.store(request).get_user(user_id)
     return user_id
 
 
@@ -134,6 +136,7 @@ async def create_job(request: Request) -> HTTPResponse:
     """Schedule a job class on cron fields for a user."""
     values = CREATE_BODY.parse(request.body)
     owner = _owner_id(request, values["user_id"])
+    permissions.check_job_class(request, values["job_class_string"])
     check_required_arguments(
         values["job_class_string"], values.get("pub_args", []), values.get("pub_kwargs", {})
     )
@@ -181,16 +184,17 @@ async def _drop_if_owner_gone(request: Request, job: Job) -> None:
 
 @bp.get("/jobs")
 async def list_jobs(request: Request) -> HTTPResponse:
-    """Every job of both surfaces, oldest first."""
+    """Every job of both surfaces the key may see, oldest first."""
     store = context.store(request)
-    return await _listing(request, store.list_jobs)
+    owner = permissions.owner_filter(request)
+    return await _listing(request, lambda: store.list_jobs(owner))
 
 
 @bp.get("/users/<user_id>/jobs")
 async def jobs_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The jobs one (existing) user owns."""
     store = context.store(request)
-    store.get_user(object_id(user_id, "user"))
+    permissions.visible_user(request, object_id(user_id, "user"))
     return await _listing(request, lambda: store.list_jobs(owner=user_id))
 
 
@@ -209,7 +213,7 @@ async def _listing(request: Request, read: Callable[[], list[Job]]) -> HTTPRespo
 @bp.get("/jobs/<job_id>")
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     """One job."""
-    job = context.store(request).get_job(any_job_id(job_id))
+    job = permissions.visible_job(request, any_job_id(job_id))
     return context.reply(views.success("Job retrieved successfully", data=views.scheduler_job(job)))
 
 
@@ -217,7 +221,7 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
 @documented(body=UPDATE_BODY, partial=True)
 async def update_job(request: Request, job_id: str) -> HTTPResponse:
     """Change any fields of a job; changing cron fields or the timezone reschedules it."""
-    current = context.store(request).get_job(any_job_id(job_id))
+    current = permissions.visible_job(request, any_job_id(job_id))
     values = UPDATE_BODY.parse(request.body, partial=True)
     changes = _changes(request, current, values)
     updated = await context.command(context.scheduler(request).modify_job(current.id, **changes))
@@ -249,6 +253,7 @@ def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str
         _check_script_job_changes(current, values, schedule)
     else:
         if "job_class_string" in values:
+            permissions.check_job_class(request, values["job_class_string"])
             changes["target"] = values["job_class_string"]
         if {"job_class_string", "pub_args", "pub_kwargs"} & set(values):
             check_required_arguments(
@@ -278,26 +283,30 @@ def _check_script_job_changes(job: Job, values: dict[str, Any], schedule: list[s
 @bp.delete("/jobs/<job_id>")
 async def delete_job(request: Request, job_id: str) -> HTTPResponse:
     """Unschedule and delete a job; its executions stay as history."""
-    await context.command(context.scheduler(request).remove_job(any_job_id(job_id)))
+    permissions.check_job(request, any_job_id(job_id))
+    await context.command(context.scheduler(request).remove_job(job_id))
     return context.reply(views.success("Job deleted successfully", job_id=job_id))
 
 
 @bp.patch("/jobs/<job_id>/pause")
 async def pause_job(request: Request, job_id: str) -> HTTPResponse:
     """Stop a job firing (next_run_time becomes null) without deleting it."""
-    await context.command(context.scheduler(request).pause_job(any_job_id(job_id)))
+    permissions.check_job(request, any_job_id(job_id))
+    await context.command(context.scheduler(request).pause_job(job_id))
     return context.reply(views.success("Job paused successfully", job_id=job_id))
 
 
 @bp.patch("/jobs/<job_id>/resume")
 async def resume_job(request: Request, job_id: str) -> HTTPResponse:
     """Let a paused job fire again, from now on."""
-    await context.command(context.scheduler(request).resume_job(any_job_id(job_id)))
+    permissions.check_job(request, any_job_id(job_id))
+    await context.command(context.scheduler(request).resume_job(job_id))
     return context.reply(views.success("Job resumed successfully", job_id=job_id))
 
 
 @bp.post("/jobs/<job_id>/run")
 async def run_job(request: Request, job_id: str) -> HTTPResponse:
     """Run a job now (even when paused); answers the new execution's id."""
-    execution = await context.command(context.scheduler(request).run_job_now(any_job_id(job_id)))
+    permissions.check_job(request, any_job_id(job_id))
+    execution = await context.command(context.scheduler(request).run_job_now(job_id))
     return context.reply(views.success("Job execution started", execution_id=execution.id))

@@ -7,7 +7,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, permissions, views
 from api.openapi import documented
 from api.validation import QueryParam, parse_query
 from engine.model import Status
@@ -59,7 +59,9 @@ async def stats(request: Request) -> HTTPResponse:
     owner = parse_query(request.args, STATS_QUERY).get("user_id")
     store = context.store(request)
     if owner is not None:
-        store.get_user(owner)
+        permissions.visible_user(request, owner)
+    else:
+        owner = permissions.owner_filter(request)  # a user's stats are their own
     counters = await context.off_loop(request, lambda: compute_stats(store, owner))
     return context.reply(views.success("Stats retrieved successfully", stats=counters))
 

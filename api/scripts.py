@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, permissions, views
 from api.openapi import documented
 from api.validation import SCRIPT_JOB_ID, Body, Field
-from engine.errors import InvalidField
+from engine.errors import InvalidField, JobExists, JobNotFound
 from engine.model import Job, JobKind, Surface
 from engine.triggers import DateTrigger
 from runners.paths import check_runnable, resolve_script
@@ -112,6 +112,8 @@ async def schedule_job(request: Request) -> HTTPResponse:
     settings = context.settings(request)
     job = build_job(values, settings.timezone, settings.script_roots, context.now(request))
     job.misfire_grace_time = settings.misfire_grace_time
+    job.owner = permissions.principal(request).user_id  # the key's user owns the job
+    _check_replaceable(request, job.id)
     scheduler = context.scheduler(request)
     added = await context.command(
         scheduler.add_job(job, replace=values.get("replace_existing", False))
@@ -121,13 +123,27 @@ async def schedule_job(request: Request) -> HTTPResponse:
     )
 
 
+def _check_replaceable(request: Request, job_id: str) -> None:
+    """Job ids are one namespace: another user's job of the same id answers 409 as any
+    taken id does, and replace_existing never replaces it."""
+    if permissions.principal(request).admin:
+        return
+    try:
+        existing = context.store(request).get_job(job_id)
+    except JobNotFound:
+        return
+    if not permissions.may_see(request, existing.owner):
+        raise JobExists(job_id)
+
+
 @bp.get("/jobs")
 async def list_jobs(request: Request) -> HTTPResponse:
-    """Every job (both surfaces'), oldest first."""
+    """Every job (both surfaces') the key may see, oldest first."""
     store = context.store(request)
+    owner = permissions.owner_filter(request)
 
     def render() -> dict[str, Any]:
-        jobs = store.list_jobs()
+        jobs = store.list_jobs(owner)
         return {"count": len(jobs), "jobs": [views.script_job(j) for j in jobs]}
 
     return context.reply(await context.off_loop(request, render))
@@ -136,12 +152,13 @@ async def list_jobs(request: Request) -> HTTPResponse:
 @bp.get("/job/<job_id>")
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     """One job."""
-    return context.reply({"job": views.script_job(context.store(request).get_job(job_id))})
+    return context.reply({"job": views.script_job(permissions.visible_job(request, job_id))})
 
 
 @bp.delete("/remove-job/<job_id>")
 async def remove_job(request: Request, job_id: str) -> HTTPResponse:
     """Unschedule and delete a job."""
+    permissions.check_job(request, job_id)
     await context.command(context.scheduler(request).remove_job(job_id))
     return context.reply({"message": f"Job {job_id} removed successfully"})
 
@@ -149,6 +166,7 @@ async def remove_job(request: Request, job_id: str) -> HTTPResponse:
 @bp.put("/pause-job/<job_id>")
 async def pause_job(request: Request, job_id: str) -> HTTPResponse:
     """Stop a job firing without removing it."""
+    permissions.check_job(request, job_id)
     await context.command(context.scheduler(request).pause_job(job_id))
     return context.reply({"message": f"Job {job_id} paused successfully"})
 
@@ -156,6 +174,7 @@ async def pause_job(request: Request, job_id: str) -> HTTPResponse:
 @bp.put("/resume-job/<job_id>")
 async def resume_job(request: Request, job_id: str) -> HTTPResponse:
     """Let a paused job fire again."""
+    permissions.check_job(request, job_id)
     await context.command(context.scheduler(request).resume_job(job_id))
     return context.reply({"message": f"Job {job_id} resumed successfully"})
 

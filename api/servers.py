@@ -12,7 +12,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, views
+from api import context, permissions, views
 from api.openapi import documented
 from api.validation import Body, Field, object_id
 from engine.errors import InvalidField, InvalidInput
@@ -100,6 +100,7 @@ async def create_server(request: Request) -> HTTPResponse:
     """Create a server for an existing user."""
     values = _check(SERVER_BODY.parse(request.body))
     store = context.store(request)
+    permissions.check_assignable(request, values["user_id"], "create a server")
     store.get_user(values["user_id"])
     now = context.now(request)
     server = Server(
@@ -114,15 +115,15 @@ async def create_server(request: Request) -> HTTPResponse:
 
 @bp.get("/")
 async def list_servers(request: Request) -> HTTPResponse:
-    """Every server, oldest first."""
-    return _listing(context.store(request).list_servers())
+    """Every server the key may see, oldest first."""
+    return _listing(context.store(request).list_servers(permissions.owner_filter(request)))
 
 
 @bp.get("/user/<user_id>")
 async def servers_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The servers of one (existing) user."""
     store = context.store(request)
-    store.get_user(object_id(user_id, "user"))
+    permissions.visible_user(request, object_id(user_id, "user"))
     return _listing(store.list_servers(user_id))
 
 
@@ -139,7 +140,7 @@ def _listing(servers: list[Server]) -> HTTPResponse:
 @bp.get("/<server_id>")
 async def get_server(request: Request, server_id: str) -> HTTPResponse:
     """One server (without its password)."""
-    found = context.store(request).get_server(object_id(server_id, "server"))
+    found = permissions.visible_server(request, object_id(server_id, "server"))
     return context.reply(views.success("Server retrieved successfully", data=views.server(found)))
 
 
@@ -148,9 +149,10 @@ async def get_server(request: Request, server_id: str) -> HTTPResponse:
 async def update_server(request: Request, server_id: str) -> HTTPResponse:
     """Change any fields of a server; an empty password removes the stored one."""
     store = context.store(request)
-    found = store.get_server(object_id(server_id, "server"))
+    found = permissions.visible_server(request, object_id(server_id, "server"))
     values = _check(SERVER_BODY.parse(request.body, partial=True))
     if "user_id" in values:
+        permissions.check_assignable(request, values["user_id"], "move a server")
         store.get_user(values["user_id"])
     _apply(request, found, values)
     found.updated_at = context.now(request)
@@ -161,5 +163,6 @@ async def update_server(request: Request, server_id: str) -> HTTPResponse:
 @bp.delete("/<server_id>")
 async def delete_server(request: Request, server_id: str) -> HTTPResponse:
     """Delete a server."""
-    context.store(request).delete_server(object_id(server_id, "server"))
+    permissions.visible_server(request, object_id(server_id, "server"))
+    context.store(request).delete_server(server_id)
     return context.reply(views.success("Server deleted successfully", server_id=server_id))

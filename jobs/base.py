@@ -58,6 +58,8 @@ class JobContext:
     job_id: str
     execution_id: str
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: the job's owner (a user id); None for jobs of an admin key or of open mode
+    owner: str | None = None
 
     @property
     def store(self) -> Store:
@@ -75,6 +77,20 @@ class JobContext:
         """Current time, aware UTC, from the lent clock."""
         return self.services.now()
 
+    def owner_is_admin(self) -> bool:
+        """Whether the job acts with an admin's rights: no owner (an admin key or open
+        mode made it) or an owner whose role is admin. A deleted owner has no rights."""
+        if self.owner is None:
+            return True
+        try:
+            return self.store.get_user(self.owner).role == "admin"
+        except LookupError:
+            return False
+
+    def may_touch(self, user_id: str) -> bool:
+        """Whether this job may read or change a record of `user_id`."""
+        return user_id == self.owner or self.owner_is_admin()
+
 
 class JobError(JobFailure):
     """Raised by a job class for an expected failure: the message becomes the
@@ -85,6 +101,9 @@ class BaseJob:
     #: shown as "description" by available-jobs
     description: ClassVar[str] = ""
     arguments: ClassVar[tuple[Argument, ...]] = ()
+    #: classes that work on every user's data: scheduled only by an admin, and run only
+    #: for a job whose owner is an admin (`JobContext.owner_is_admin`)
+    admin_only: ClassVar[bool] = False
 
     def __init__(self, context: JobContext) -> None:
         self.context = context
