@@ -185,6 +185,8 @@ def load_settings(
             s[name] = v
     if v := get("CRONWELL_SMTP_STARTTLS"):
         s["smtp_starttls"] = _bool("CRONWELL_SMTP_STARTTLS", v)
+    if v := get("CRONWELL_ALLOW_OPEN"):
+        s["allow_open"] = _bool("CRONWELL_ALLOW_OPEN", v)
     if v := get("CRONWELL_LOG_JSON"):
         s["log_json"] = _bool("CRONWELL_LOG_JSON", v)
     if v := get("CRONWELL_BACKUP_DIR"):
