@@ -108,7 +108,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     app.ctx.audit.start()
     scheduler = Scheduler(
         store,
-        Runner(load_job),
+        Runner(load_job, reveal=app.ctx.secrets.decrypt),
         clock=app.ctx.clock,
         pool_size=settings.pool_size,
         queue_size=settings.command_queue_size,

@@ -14,6 +14,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from api import context, permissions, views
+from api.job_env import FIELD_DESCRIPTION, encrypted_env
 from api.openapi import documented
 from api.validation import Body, Field, any_job_id, object_id
 from engine.errors import InvalidField, InvalidInput, JobNotFound, UserNotFound
@@ -64,6 +65,7 @@ def _job_fields(*, create: bool) -> tuple[Field, ...]:
         Field("pub_kwargs", "object", example={"key": "value"}),
         Field("timezone", "string", max_length=100, description="IANA zone; default the service's"),
         Field("is_enabled", "boolean", description="default true"),
+        Field("env", "object", example={"API_TOKEN": "s3cret"}, description=FIELD_DESCRIPTION),
         *POLICY_FIELDS,
     )
 
@@ -153,6 +155,7 @@ async def create_job(request: Request) -> HTTPResponse:
         owner=owner,
         surface=Surface.SCHEDULER,
         enabled=values.get("is_enabled", True),
+        env=encrypted_env(values.get("env", {}), context.secrets(request)),
         **{"misfire_grace_time": settings.misfire_grace_time, **_policy(values)},
     )
     scheduler = context.scheduler(request)
@@ -245,6 +248,8 @@ def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str
             changes[attr] = values[field].strip() if field == "name" else values[field]
     if "pub_args" in values:
         changes["args"] = values["pub_args"]
+    if "env" in values:  # the whole set: names left out are removed
+        changes["env"] = encrypted_env(values["env"], context.secrets(request))
     changes.update(_policy(values))
     if "user_id" in values:
         changes["owner"] = _owner_id(request, values["user_id"])

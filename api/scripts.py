@@ -16,6 +16,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from api import context, permissions, views
+from api.job_env import FIELD_DESCRIPTION, encrypted_env
 from api.openapi import documented
 from api.validation import SCRIPT_JOB_ID, Body, Field
 from engine.errors import InvalidField, JobExists, JobNotFound
@@ -53,6 +54,7 @@ SCHEDULE_BODY = Body(
         ),
         Field("args", "strings", example=["--full", "--compress"]),
         Field("replace_existing", "boolean", example=False),
+        Field("env", "object", example={"API_TOKEN": "s3cret"}, description=FIELD_DESCRIPTION),
     ),
     always_plural=True,
 )
@@ -113,6 +115,7 @@ async def schedule_job(request: Request) -> HTTPResponse:
     job = build_job(values, settings.timezone, settings.script_roots, context.now(request))
     job.misfire_grace_time = settings.misfire_grace_time
     job.owner = permissions.principal(request).user_id  # the key's user owns the job
+    job.env = encrypted_env(values.get("env", {}), context.secrets(request))
     _check_replaceable(request, job.id)
     scheduler = context.scheduler(request)
     added = await context.command(

@@ -97,6 +97,7 @@ def scheduler_job(job: Job) -> dict[str, Any]:
         "retries": job.retries,
         "retry_delay": job.retry_delay,
         "retry_backoff": job.retry_backoff,
+        "env": sorted(job.env),  # names only: the values are secrets
     }
 
 

@@ -60,6 +60,9 @@ class JobContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     #: the job's owner (a user id); None for jobs of an admin key or of open mode
     owner: str | None = None
+    #: the run's own variables (the job's `env`, decrypted, and the run's ids) for the
+    #: child processes a job class starts; never the service's environment
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def store(self) -> Store:

@@ -113,6 +113,7 @@ class CustomScriptJob(BaseJob):
             timeout=timeout,
             output_cap=settings.output_cap,
             cancel=self.context.cancel,
+            env=self.context.env,
         )
         print(f"$ {shlex.join([path.name, *argv])}")
         if outcome.output:

@@ -75,6 +75,7 @@ def load_job(request: RunRequest) -> Callable[..., Any]:
         execution_id=request.execution.id,
         cancel=request.cancel,
         owner=request.job.owner,
+        env=request.env,
     )
     if job_class.admin_only and not context.owner_is_admin():
         return _refuse(job_class.class_string())

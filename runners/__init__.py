@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from engine.interfaces import Outcome, RunRequest
 from engine.model import JobKind, Status
+from runners.environment import VariableError, run_variables
 from runners.job_class import ClassLoader, JobFailure, run_class_job
 from runners.scripts import run_script
 
@@ -22,16 +24,24 @@ __all__ = ["ClassLoader", "JobFailure", "Runner", "script_argument"]
 
 
 class Runner:
-    """The engine's JobRunner. The timeout is the request's, else the job's own."""
+    """The engine's JobRunner. The timeout is the request's, else the job's own.
 
-    __slots__ = ("_load",)
+    `reveal` decrypts a job's `env` values (the service's SecretBox.decrypt); the
+    decrypted variables live only in the request and the child's environment."""
 
-    def __init__(self, load_class: ClassLoader) -> None:
+    __slots__ = ("_load", "_reveal")
+
+    def __init__(self, load_class: ClassLoader, reveal: Callable[[str], str] | None = None) -> None:
         self._load = load_class
+        self._reveal = reveal
 
     def __call__(self, request: RunRequest) -> Outcome:
         try:
             job = request.job
+            try:
+                request.env = run_variables(request, self._reveal)
+            except VariableError as exc:
+                return Outcome(Status.FAILED, error=str(exc))
             timeout = request.timeout if request.timeout is not None else job.timeout
             if job.kind is JobKind.CLASS:
                 return run_class_job(request, timeout=timeout, load=self._load)
@@ -43,6 +53,7 @@ class Runner:
                 timeout=timeout,
                 output_cap=request.output_cap,
                 cancel=request.cancel,
+                env=request.env,
             )
         except Exception:
             return Outcome(Status.FAILED, error=traceback.format_exc())

@@ -33,6 +33,7 @@ from typing import IO
 from engine.interfaces import Outcome
 from engine.model import Status
 from runners.capture import CappedBuffer
+from runners.environment import child_environment
 
 DEFAULT_GRACE = 2.0
 CANCEL_CHECK_INTERVAL = 0.1
@@ -90,7 +91,10 @@ def run_process(
 ) -> ProcessResult:
     """Run argv to a ProcessResult: exit 0 COMPLETED, non-zero FAILED, TIMEOUT when
     `timeout` seconds pass first, CANCELLED when `cancel` is set first. Never raises
-    for a child that cannot start: that is a FAILED result saying why."""
+    for a child that cannot start: that is a FAILED result saying why.
+
+    `env` is the child's whole environment; None gives it the allow-listed service
+    variables only (runners.environment), never the service's own environment."""
     command = [str(part) for part in argv]
     if not command:
         return ProcessResult(Status.FAILED, None, "", "", "nothing to run: the argv list is empty")
@@ -161,7 +165,7 @@ class _Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
-            env=None if env is None else dict(env),
+            env=child_environment() if env is None else dict(env),
             start_new_session=True,  # its own session and process group: killpg reaches all
             close_fds=True,
         )

@@ -19,13 +19,14 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ScriptPathError
 from engine.interfaces import Outcome
 from engine.model import JobKind, Status
+from runners.environment import child_environment
 from runners.paths import check_runnable, resolve_script
 from runners.process import DEFAULT_GRACE, ProcessResult, run_process
 from runners.values import RESULT_SLACK, dropped_note
@@ -43,8 +44,10 @@ def run_script(
     output_cap: int,
     cancel: threading.Event,
     grace: float = DEFAULT_GRACE,
+    env: Mapping[str, str] | None = None,
 ) -> Outcome:
-    """Check the path, then run the script to an Outcome (see the module docstring)."""
+    """Check the path, then run the script to an Outcome (see the module docstring).
+    The script sees the allow-listed service variables and `env`, nothing else."""
     if kind not in (JobKind.BASH, JobKind.PYTHON):
         return Outcome(Status.FAILED, error=f"run_script runs bash and python scripts, not {kind}")
     try:
@@ -53,6 +56,7 @@ def run_script(
     except ScriptPathError as exc:
         return Outcome(Status.FAILED, error=str(exc))
     argv = [str(arg) for arg in args]
+    environment = child_environment(env)
     if kind is JobKind.BASH:
         result = run_process(
             [str(script), *argv],
@@ -60,11 +64,18 @@ def run_script(
             output_cap=output_cap,
             cancel=cancel,
             cwd=script.parent,
+            env=environment,
             grace=grace,
         )
         return result.to_outcome()
     return _run_python(
-        script, argv, timeout=timeout, output_cap=output_cap, cancel=cancel, grace=grace
+        script,
+        argv,
+        timeout=timeout,
+        output_cap=output_cap,
+        cancel=cancel,
+        grace=grace,
+        env=environment,
     )
 
 
@@ -76,6 +87,7 @@ def _run_python(
     output_cap: int,
     cancel: threading.Event,
     grace: float,
+    env: Mapping[str, str],
 ) -> Outcome:
     handle, name = tempfile.mkstemp(prefix="cronwell-result-", suffix=".json")
     os.close(handle)
@@ -87,6 +99,7 @@ def _run_python(
             output_cap=output_cap,
             cancel=cancel,
             cwd=script.parent,
+            env=env,
             grace=grace,
         )
         reply = read_reply(result_file, output_cap)

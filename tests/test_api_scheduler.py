@@ -53,6 +53,7 @@ JOB_FIELDS = [
     "retries",
     "retry_delay",
     "retry_backoff",
+    "env",
 ]
 EXECUTION_FIELDS = {
     "_id",
