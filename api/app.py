@@ -38,6 +38,7 @@ from engine.scheduler import Scheduler
 from jobs.base import JobServices
 from jobs.registry import add_job_paths, load_job
 from runners import Runner
+from runners.identity import describe_identity, script_identity
 from stores import open_store
 from stores.base import Store
 
@@ -106,16 +107,19 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     )
     app.ctx.audit = audit.AuditTrail(store, app.ctx.clock.now, settings.audit_days)
     app.ctx.audit.start()
+    run_as = script_identity(settings.run_as)
+    identity = describe_identity(settings.run_as)
+    (log.info if run_as is not None else log.warning)("%s", identity)
     scheduler = Scheduler(
         store,
-        Runner(load_job, reveal=app.ctx.secrets.decrypt),
+        Runner(load_job, reveal=app.ctx.secrets.decrypt, run_as=run_as),
         clock=app.ctx.clock,
         pool_size=settings.pool_size,
         queue_size=settings.command_queue_size,
         backlog_limit=settings.backlog_limit,
         output_cap=settings.output_cap,
         script_roots=settings.script_roots,
-        services=JobServices(store, settings, now=app.ctx.clock.now),
+        services=JobServices(store, settings, now=app.ctx.clock.now, run_as=run_as),
     )
     app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
     for listener in app.ctx.event_listeners:

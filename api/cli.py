@@ -23,6 +23,7 @@ from api.secrets import load_secret_box
 from api.validation import check_email
 from engine.errors import CronwellError, InvalidInput
 from engine.ids import new_id
+from runners.identity import describe_identity, parse_run_as
 from stores import masked, open_store
 from stores.base import Store
 from stores.records import User
@@ -122,6 +123,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     for root in settings.script_roots:
         if not root.is_dir():
             raise InvalidInput(f"script root {root} is not a directory")
+    if settings.run_as:
+        parse_run_as(settings.run_as)  # an unknown user or group is a configuration error
     if settings.log_level.upper() not in logging.getLevelNamesMapping():
         raise InvalidInput(
             f"CRONWELL_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {settings.log_level!r}"
@@ -169,7 +172,7 @@ def serve(args: argparse.Namespace) -> int:
         print(
             f"cronwell: configuration OK; store {where} ({store.backend}) opened; "
             f"script roots: {roots}; timezone {settings.timezone}; "
-            f"http://{settings.host}:{settings.port}; {mode}"
+            f"http://{settings.host}:{settings.port}; {mode}; {describe_identity(settings.run_as)}"
         )
         return 0
     return run_server(settings, store)

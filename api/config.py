@@ -45,6 +45,8 @@ class Settings:
     #: failed authentications per client address per minute before 429
     #: (CRONWELL_AUTH_FAILURE_LIMIT)
     auth_failure_limit: int = 10
+    #: OS user[:group] scripts run as when the service may switch users (CRONWELL_RUN_AS)
+    run_as: str = ""
     #: serve a non-loopback address with no key anywhere (--allow-open)
     allow_open: bool = False
     secret_key: str = ""  # Fernet key; generated into data_dir on first start when empty
@@ -180,6 +182,7 @@ def load_settings(
         ("CRONWELL_SMTP_USER", "smtp_user"),
         ("CRONWELL_SMTP_PASSWORD", "smtp_password"),
         ("CRONWELL_LOG_LEVEL", "log_level"),
+        ("CRONWELL_RUN_AS", "run_as"),
     ):
         if v := get(key):
             s[name] = v

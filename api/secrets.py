@@ -52,7 +52,7 @@ def load_key(settings: Settings) -> bytes:
     if settings.secret_key:
         return settings.secret_key.encode("ascii")
     path = key_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

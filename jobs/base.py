@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from runners.identity import RunAs
 from runners.job_class import JobFailure
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class JobServices:
     settings: JobSettings
     #: where job classes read "now" (the engine lends its clock's `now`; tests a fake)
     now: Callable[[], datetime] = system_now
+    #: the OS user the scripts a job class starts run as (None: the service's own)
+    run_as: RunAs | None = None
 
 
 @dataclass(slots=True)

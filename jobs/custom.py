@@ -114,6 +114,7 @@ class CustomScriptJob(BaseJob):
             output_cap=settings.output_cap,
             cancel=self.context.cancel,
             env=self.context.env,
+            run_as=self.context.services.run_as,
         )
         print(f"$ {shlex.join([path.name, *argv])}")
         if outcome.output:

@@ -17,6 +17,7 @@ from typing import Any
 from engine.interfaces import Outcome, RunRequest
 from engine.model import JobKind, Status
 from runners.environment import VariableError, run_variables
+from runners.identity import RunAs
 from runners.job_class import ClassLoader, JobFailure, run_class_job
 from runners.scripts import run_script
 
@@ -27,13 +28,20 @@ class Runner:
     """The engine's JobRunner. The timeout is the request's, else the job's own.
 
     `reveal` decrypts a job's `env` values (the service's SecretBox.decrypt); the
-    decrypted variables live only in the request and the child's environment."""
+    decrypted variables live only in the request and the child's environment. Scripts
+    start as `run_as` when given (runners.identity)."""
 
-    __slots__ = ("_load", "_reveal")
+    __slots__ = ("_load", "_reveal", "_run_as")
 
-    def __init__(self, load_class: ClassLoader, reveal: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        load_class: ClassLoader,
+        reveal: Callable[[str], str] | None = None,
+        run_as: RunAs | None = None,
+    ) -> None:
         self._load = load_class
         self._reveal = reveal
+        self._run_as = run_as
 
     def __call__(self, request: RunRequest) -> Outcome:
         try:
@@ -54,6 +62,7 @@ class Runner:
                 output_cap=request.output_cap,
                 cancel=request.cancel,
                 env=request.env,
+                run_as=self._run_as,
             )
         except Exception:
             return Outcome(Status.FAILED, error=traceback.format_exc())

@@ -27,6 +27,7 @@ from engine.errors import ScriptPathError
 from engine.interfaces import Outcome
 from engine.model import JobKind, Status
 from runners.environment import child_environment
+from runners.identity import RunAs
 from runners.paths import check_runnable, resolve_script
 from runners.process import DEFAULT_GRACE, ProcessResult, run_process
 from runners.values import RESULT_SLACK, dropped_note
@@ -45,9 +46,11 @@ def run_script(
     cancel: threading.Event,
     grace: float = DEFAULT_GRACE,
     env: Mapping[str, str] | None = None,
+    run_as: RunAs | None = None,
 ) -> Outcome:
     """Check the path, then run the script to an Outcome (see the module docstring).
-    The script sees the allow-listed service variables and `env`, nothing else."""
+    The script sees the allow-listed service variables and `env`, nothing else; with
+    `run_as` it runs as that OS user."""
     if kind not in (JobKind.BASH, JobKind.PYTHON):
         return Outcome(Status.FAILED, error=f"run_script runs bash and python scripts, not {kind}")
     try:
@@ -66,6 +69,7 @@ def run_script(
             cwd=script.parent,
             env=environment,
             grace=grace,
+            run_as=run_as,
         )
         return result.to_outcome()
     return _run_python(
@@ -76,6 +80,7 @@ def run_script(
         cancel=cancel,
         grace=grace,
         env=environment,
+        run_as=run_as,
     )
 
 
@@ -88,8 +93,11 @@ def _run_python(
     cancel: threading.Event,
     grace: float,
     env: Mapping[str, str],
+    run_as: RunAs | None,
 ) -> Outcome:
     handle, name = tempfile.mkstemp(prefix="cronwell-result-", suffix=".json")
+    if run_as is not None:  # the host writes it as that user; only it and we may
+        os.fchown(handle, run_as.uid, run_as.gid)
     os.close(handle)
     result_file = Path(name)
     try:
@@ -101,6 +109,7 @@ def _run_python(
             cwd=script.parent,
             env=env,
             grace=grace,
+            run_as=run_as,
         )
         reply = read_reply(result_file, output_cap)
     finally:
