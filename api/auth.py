@@ -31,7 +31,7 @@ from sanic.response import HTTPResponse
 from api.errors import error_response
 from api.keys import MAX_KEY_LENGTH, hash_key, key_prefix, same_hash
 from api.permissions import OPEN, Principal
-from engine.errors import NotAuthenticated, TooManyAttempts, UserNotFound
+from engine.errors import NotAuthenticated, TooManyAttempts
 from stores.base import Store
 
 log = logging.getLogger("cronwell.auth")
@@ -170,17 +170,13 @@ class Authenticator:
         for index, env_hash in enumerate(self._env_hashes):
             if same_hash(digest, env_hash):
                 return Principal("admin", None, f"env:{index + 1}")
-        record = self.store.find_api_key(digest)
-        if record is None or not same_hash(digest, record.key_hash) or not record.active:
-            raise NotAuthenticated("Invalid or revoked API key")
-        try:
-            user = self.store.get_user(record.user_id)
-        except UserNotFound:
-            raise NotAuthenticated("Invalid or revoked API key") from None
+        owner = self.store.find_key_owner(digest)
+        if owner is None or owner.revoked or not same_hash(digest, owner.key_hash):
+            raise NotAuthenticated("Invalid or revoked API key")  # also: its user is gone
         now = self._now()
-        if record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL:
-            self.store.touch_api_key(record.id, now)
-        return Principal(user.role, user.id, record.id)
+        if owner.last_used_at is None or now - owner.last_used_at >= TOUCH_INTERVAL:
+            self.store.touch_api_key(owner.key_id, now)
+        return Principal(owner.role, owner.user_id, owner.key_id)
 
 
 def client_address(request: Request) -> str:

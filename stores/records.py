@@ -92,6 +92,18 @@ class ApiKey:
         return cls(**_values_for(cls, record, ("created_at", "last_used_at", "revoked_at")))
 
 
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """What authenticating one request needs of a key and its user, read at once."""
+
+    key_id: str
+    key_hash: str
+    user_id: str
+    role: str
+    revoked: bool
+    last_used_at: datetime | None
+
+
 @dataclass(slots=True)
 class AuditEntry:
     """One request that changed something (or tried to): who, what, and its answer."""

@@ -44,8 +44,8 @@ from stores.base import (
     check_maintenance_task,
 )
 from stores.clone import clone
-from stores.codec import dumps, loads, revive, time_text
-from stores.records import ApiKey, AuditEntry, Server, User
+from stores.codec import dumps, loads, revive, text_time, time_text
+from stores.records import ApiKey, AuditEntry, KeyOwner, Server, User
 
 T = TypeVar("T")
 
@@ -372,6 +372,11 @@ def _key_and_audit_statements(dialect: Dialect) -> dict[str, str]:
     sql: dict[str, str] = {}
     keys = f"SELECT {API_KEYS.read_columns} FROM {API_KEYS.name}"
     sql["find_api_key"] = f"{keys} WHERE key_hash = :key_hash"
+    sql["find_key_owner"] = (
+        "SELECT k.id, k.key_hash, k.user_id, k.revoked_at, k.last_used_at, u.doc "
+        f"FROM {API_KEYS.name} k JOIN {USERS.name} u ON u.id = k.user_id "
+        "WHERE k.key_hash = :key_hash"
+    )
     active = "revoked_at IS NULL ORDER BY created_at, id"
     sql[filter_key("list_api_keys", ())] = f"{keys} WHERE {active}"
     sql[filter_key("list_api_keys", ("user_id",))] = f"{keys} WHERE user_id = :user_id AND {active}"
@@ -750,6 +755,18 @@ class SqlStore(Store):
             return None
         key: ApiKey = API_KEYS.decode(rows[0])
         return key
+
+    def find_key_owner(self, key_hash: str) -> KeyOwner | None:
+        """One joined read of scalar columns and the user's role from its document:
+        the per-request check, at a third of the cost of two decoded lookups."""
+        rows = self._rows("find_key_owner", {"key_hash": key_hash})
+        if not rows:
+            return None
+        key_id, found_hash, user_id, revoked_at, last_used_at, user_doc = rows[0]
+        role = str(loads(user_doc).get("role", "user"))
+        return KeyOwner(
+            key_id, found_hash, user_id, role, revoked_at is not None, text_time(last_used_at)
+        )
 
     def list_api_keys(self, user_id: str | None = None) -> list[ApiKey]:
         return self._list("api_keys", {} if user_id is None else {"user_id": user_id})

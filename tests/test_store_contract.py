@@ -920,3 +920,24 @@ def test_audit_entries_newest_first_filtered_paged_and_pruned(store: Store) -> N
     assert store.delete_audit_before(T0 + timedelta(minutes=5)) == 5
     assert store.count_audit_entries() == 6
     assert store.list_audit_entries(limit=1)[0].created_at == T0 + timedelta(minutes=10)
+
+
+def test_a_key_is_found_with_its_user_in_one_call(store: Store) -> None:
+    user = User(id="u1", name="One", email="one@example.com", role="admin", created_at=T0)
+    store.add_user(user)
+    key = _key("u1", 11)
+    store.add_api_key(key)
+    store.add_api_key(_key("gone", 12))
+    from stores.records import KeyOwner
+
+    assert store.find_key_owner(key.key_hash) == KeyOwner(
+        key.id, key.key_hash, "u1", "admin", False, None
+    )
+    assert store.find_key_owner(f"{12:064x}") is None  # its user does not exist
+    assert store.find_key_owner("f" * 64) is None
+    store.touch_api_key(key.id, T0 + timedelta(seconds=5))
+    store.revoke_api_key(key.id, T0)
+    user.role = "user"
+    store.update_user(user)
+    again = store.find_key_owner(key.key_hash)
+    assert again == KeyOwner(key.id, key.key_hash, "u1", "user", True, T0 + timedelta(seconds=5))
