@@ -114,9 +114,8 @@ async def schedule_job(request: Request) -> HTTPResponse:
     settings = context.settings(request)
     job = build_job(values, settings.timezone, settings.script_roots, context.now(request))
     job.misfire_grace_time = settings.misfire_grace_time
-    job.owner = permissions.principal(request).user_id  # the key's user owns the job
+    job.owner = _owner(request, job.id, values.get("replace_existing", False))
     job.env = encrypted_env(values.get("env", {}), context.secrets(request))
-    _check_replaceable(request, job.id)
     scheduler = context.scheduler(request)
     added = await context.command(
         scheduler.add_job(job, replace=values.get("replace_existing", False))
@@ -126,17 +125,21 @@ async def schedule_job(request: Request) -> HTTPResponse:
     )
 
 
-def _check_replaceable(request: Request, job_id: str) -> None:
-    """Job ids are one namespace: another user's job of the same id answers 409 as any
-    taken id does, and replace_existing never replaces it."""
-    if permissions.principal(request).admin:
-        return
+def _owner(request: Request, job_id: str, replace: bool) -> str | None:
+    """Whose the scheduled job is: the key's user, or, when it replaces a job, that
+    job's owner (an admin replacing a user's job leaves it theirs). Job ids are one
+    namespace: another user's job of the same id answers 409 as any taken id does, and
+    replace_existing never replaces it."""
+    who = permissions.principal(request)
+    if who.admin and not replace:
+        return who.user_id  # a taken id is the engine's 409; no read needed
     try:
         existing = context.store(request).get_job(job_id)
     except JobNotFound:
-        return
+        return who.user_id
     if not permissions.may_see(request, existing.owner):
         raise JobExists(job_id)
+    return existing.owner if replace else who.user_id
 
 
 @bp.get("/jobs")

@@ -68,7 +68,10 @@ def script_identity(text: str) -> RunAs | None:
 
 def describe_identity(text: str) -> str:
     """One plain sentence on whom scripts run as (for the start-up log and --check)."""
-    me = pwd.getpwuid(os.geteuid()).pw_name
+    try:
+        me = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a container's uid without a passwd entry
+        me = f"uid {os.geteuid()}"
     if text.strip():
         run_as = parse_run_as(text)
         if can_switch_users():

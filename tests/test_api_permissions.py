@@ -547,3 +547,15 @@ def test_deleting_a_user_revokes_their_keys(world: World) -> None:
     assert world.call("GET", "/api/users/", None, key).status_code == 200
     assert world.call("DELETE", f"/api/users/{user_id}", None, world.admin_key).status_code == 200
     assert world.call("GET", "/api/users/", None, key).status_code == 401
+
+
+def test_an_admin_replacing_a_users_script_job_leaves_it_theirs(world: World) -> None:
+    job_id = world.script_job(world.u2)
+    body = world.schedule_body(job_id, replace=True)
+    assert world.call("POST", "/api/schedule-job", body, world.admin_key).status_code == 200
+    job = world.call("GET", f"/api/scheduler/jobs/{job_id}", None, world.admin_key).json()
+    assert job["data"]["user_id"] == world.u2
+    fresh = world.schedule_body(f"admin_{next(_numbers)}")
+    assert world.call("POST", "/api/schedule-job", fresh, world.admin_key).status_code == 200
+    mine = world.call("GET", f"/api/scheduler/jobs/{fresh['job_id']}", None, world.admin_key)
+    assert mine.json()["data"]["user_id"] == world.admin_id
