@@ -6,13 +6,18 @@ can and cannot see, the audit trail, and a revoked key."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 
 import pytest
 import requests
 
-from tests.test_readme_walkthrough import README_BASE, MakeRun, service
+from tests.test_readme_walkthrough import (
+    README_BASE,
+    MakeRun,
+    run_bash,
+    service,
+    walkthrough_blocks,
+)
 
 __all__ = ["service"]  # the fixture: a fresh copy under `make run`
 
@@ -20,32 +25,16 @@ HEADING = "## Closed-mode walkthrough"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
-def closed_blocks(readme: str) -> list[str]:
-    start = readme.index(HEADING + "\n")
-    end = readme.find("\n## ", start + len(HEADING))
-    section = readme[start:end]
-    return re.findall(r"^```sh\n(.*?)^```$", section, flags=re.DOTALL | re.MULTILINE)
-
-
 def test_readme_closed_mode_walkthrough(service: MakeRun) -> None:
     copy, base = service.copy, service.url
-    blocks = closed_blocks((copy / "README.md").read_text())
+    blocks = walkthrough_blocks((copy / "README.md").read_text(), HEADING)
     assert len(blocks) == 5
     script = "\n".join(blocks)
     assert script.count(README_BASE) == 1
     script = script.replace(README_BASE, f"BASE={base}", 1)
     # echo the ids the walkthrough made, so the checks below can use them
     script += '\necho "IDS $BOB_ID $BOB_JOB $ROOT_ID"\n'
-    done = subprocess.run(
-        ["bash", "-e", "-c", script],
-        check=False,
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-    out = done.stdout
+    out = run_bash(script, copy, timeout=90)
     bob_id, bob_job, root_id = out.strip().splitlines()[-1].split()[1:]
 
     assert '{"error": "Missing API key' in out  # closed as soon as the key existed
