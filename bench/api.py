@@ -9,7 +9,8 @@ that every request then carries (`cronwell-key`), to show what checking a key co
 the peer: `bench.peers.flask_apscheduler`,
 werkzeug threaded server, SQLAlchemyJobStore on a SQLite file), store 1,000 jobs
 through the API, then run three phases in which 32 clients each send a fixed number of
-requests to one endpoint (list jobs, get job, schedule-job with unique ids). At the start
+requests to one endpoint (list jobs, get job, schedule-job with unique ids), and a
+fourth in which one client sends get-job requests one at a time. At the start
 of each phase two canary jobs are scheduled to fire during it; a canary script records
 when it ran, and the report shows how late each fired. Last line:
 `{"bench": "api", "results": [{"system", "endpoint", "requests_per_s", "p50_ms",
@@ -43,12 +44,15 @@ from bench.common import (
 from bench.http_load import PhaseResult, Request, call, post_json, run_phase
 
 CLIENTS = 32
+#: get-job from one client, one request at a time: a request's own cost, without the
+#: queueing and thread convoys of 32 clients on two cores (the key-cost comparison)
+SERIAL = "get-job-1-client"
 SEEDED_JOBS = 1000
 SEED_CLIENTS = 8
 POOL_SIZE = 10
 #: requests each client sends per endpoint (list-jobs returns 1,000+ jobs: fewer)
-FULL_REQUESTS = {"list-jobs": 10, "get-job": 150, "schedule-job": 100}
-QUICK_REQUESTS = {"list-jobs": 4, "get-job": 40, "schedule-job": 25}
+FULL_REQUESTS = {"list-jobs": 10, "get-job": 150, "schedule-job": 100, SERIAL: 2000}
+QUICK_REQUESTS = {"list-jobs": 4, "get-job": 40, "schedule-job": 25, SERIAL: 500}
 #: rounds of both systems, alternating, each on fresh servers (medians reported)
 FULL_ROUNDS = 3
 QUICK_ROUNDS = 1
@@ -170,6 +174,9 @@ def phase_plans(
             ]
             for c in range(CLIENTS)
         ],
+        SERIAL: [
+            [Request("GET", f"/api/job/seed-{k % SEEDED_JOBS}") for k in range(counts[SERIAL])]
+        ],
     }
 
 
@@ -254,7 +261,7 @@ def measure_system(
         canaries: list[Canary] = []
         for endpoint, unsigned in phase_plans(counts, scripts, name).items():
             plans = [[server.signed(r) for r in plan] for plan in unsigned]
-            log(f"{name}: {endpoint}, {CLIENTS} clients x {len(plans[0])} requests")
+            log(f"{name}: {endpoint}, {len(plans)} clients x {len(plans[0])} requests")
             phase_canaries = schedule_canaries(server, scripts, f"{name}-{endpoint}")
             phases[endpoint] = run_phase(server.host, server.port, plans)
             ended = time.time()
@@ -408,6 +415,14 @@ def key_cost_lines(runs: Sequence[SystemRun], check_seconds: float | None) -> li
     lines = []
     if check_seconds is not None:
         lines.append(f"one key check in process: {check_seconds * 1e6:.1f} us (median)")
+    open_serial, keyed_serial = by.get(("cronwell", SERIAL)), by.get((KEYED, SERIAL))
+    if open_serial and keyed_serial and open_serial["p50_ms"]:
+        extra = keyed_serial["p50_ms"] / open_serial["p50_ms"] - 1
+        lines.append(
+            f"{SERIAL} p50: {fmt(open_serial['p50_ms'], 3)} ms open, "
+            f"{fmt(keyed_serial['p50_ms'], 3)} ms with a key ({extra * 100:+.1f}%) "
+            f"under {KEY_COST_TARGET * 100:g}%  {verdict(extra < KEY_COST_TARGET)}"
+        )
     for endpoint in KEYED_ENDPOINTS:
         open_row, keyed_row = by.get(("cronwell", endpoint)), by.get((KEYED, endpoint))
         if not open_row or not keyed_row or not open_row["requests_per_s"]:
@@ -454,7 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"\n{rounds} round(s), fresh servers each, systems alternating; medians shown. cronwell = Sanic, "
         f"single process; peer = werkzeug run_simple(threaded=True); {CLIENTS} http.client keep-alive "
-        f"clients, each sending {', '.join(f'{n} {e}' for e, n in counts.items())}"
+        f"clients, each sending {', '.join(f'{n} {e}' for e, n in counts.items() if e != SERIAL)}; "
+        f"then {SERIAL}: one client, {counts[SERIAL]} requests"
     )
     first_errors = [
         f"{run.system} {e}: {p.first_error}"
