@@ -105,6 +105,11 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         app.ctx.clock.now,
         FailureGuard(limit=settings.auth_failure_limit),
     )
+    if app.ctx.authenticator.open:
+        log.warning(
+            "open mode: no API key exists, every request acts as an admin; "
+            "create one with `cronwell keys create --email EMAIL --role admin`"
+        )
     app.ctx.audit = audit.AuditTrail(store, app.ctx.clock.now, settings.audit_days)
     app.ctx.audit.start()
     run_as = script_identity(settings.run_as)

@@ -89,13 +89,15 @@ def _operation(route: Any, method: str, path: str) -> dict[str, Any]:
             },
             "400": {"description": "Invalid request", **error},
             "401": {
-                "description": "Missing or wrong X-API-Key (when keys are configured)",
+                "description": "Missing, malformed, wrong or revoked API key (once a key exists)",
                 **error,
             },
+            "403": {"description": "The key's role may not do this", **error},
             "404": {"description": "Not found", **error},
             "409": {"description": "Conflict", **error},
             "413": {"description": "Body too large", **error},
             "500": {"description": "Internal server error", **error},
+            "429": {"description": "Too many failed authentications; see Retry-After", **error},
             "503": {"description": "Engine not running or busy", **error},
         },
     }
@@ -139,8 +141,13 @@ def build_openapi(app: Sanic[Any, Any]) -> dict[str, Any]:
                 "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
                 "Detail": {"type": "object", "properties": {"detail": {"type": "string"}}},
             },
-            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "Bearer": {"type": "http", "scheme": "bearer"},
+            },
         },
+        # either header; the two health checks need none (and open mode none at all)
+        "security": [{"ApiKey": []}, {"Bearer": []}],
         "paths": paths,
     }
 
@@ -204,7 +211,7 @@ pre{background:#f6f6f6;padding:.4rem;overflow:auto}
 <h1>cronwell API</h1>
 <p>Generated from the running server's routes; the raw document is
 <a href="/openapi.json">/openapi.json</a>.</p>
-<label>X-API-Key (only when keys are configured) <input id="apikey"></label>
+<label>API key, sent as X-API-Key (needed once a key exists) <input id="apikey"></label>
 {{ops}}
 <script>
 for (const op of document.querySelectorAll('.op')) {
