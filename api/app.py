@@ -104,6 +104,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         settings.api_keys,
         app.ctx.clock.now,
         FailureGuard(limit=settings.auth_failure_limit),
+        cache_seconds=settings.key_cache_seconds,
     )
     if app.ctx.authenticator.open:
         log.warning(

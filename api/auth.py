@@ -23,6 +23,7 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sanic import Request
@@ -33,6 +34,7 @@ from api.keys import MAX_KEY_LENGTH, hash_key, key_prefix, same_hash
 from api.permissions import OPEN, Principal
 from engine.errors import NotAuthenticated, TooManyAttempts
 from stores.base import Store
+from stores.records import KeyOwner
 
 log = logging.getLogger("cronwell.auth")
 
@@ -47,6 +49,8 @@ TRACKED_CLIENTS = 10_000
 #: last_used_at is written at most this often per key, so a busy key costs no write
 #: per request
 TOUCH_INTERVAL = timedelta(seconds=60)
+#: checked keys a process remembers at most (when CRONWELL_KEY_CACHE_SECONDS is set)
+CACHED_KEYS = 10_000
 #: what a key may be made of: printable ASCII without spaces (keys made here are
 #: URL-safe base64; CRONWELL_API_KEYS may hold other punctuation)
 _KEY_CHARACTERS = frozenset(chr(c) for c in range(0x21, 0x7F))
@@ -129,12 +133,21 @@ class Authenticator:
         env_keys: tuple[str, ...],
         now: Callable[[], datetime],
         guard: FailureGuard | None = None,
+        cache_seconds: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self._env_hashes = tuple(hash_key(k) for k in env_keys)
         self._now = now
         self.guard = guard or FailureGuard()
         self._closed = bool(self._env_hashes)
+        #: checked keys kept this long (CRONWELL_KEY_CACHE_SECONDS; 0, the default, reads
+        #: the store on every request). Revocations, role changes and user deletions
+        #: made through this process's API drop their entries at once; made elsewhere
+        #: (another node, the store by hand) they take effect when the entry expires.
+        self.cache_seconds = cache_seconds
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[KeyOwner, float]] = {}
 
     @property
     def open(self) -> bool:
@@ -170,13 +183,45 @@ class Authenticator:
         for index, env_hash in enumerate(self._env_hashes):
             if same_hash(digest, env_hash):
                 return Principal("admin", None, f"env:{index + 1}")
-        owner = self.store.find_key_owner(digest)
+        owner = self._cached(digest) if self.cache_seconds > 0 else None
+        if owner is None:
+            owner = self.store.find_key_owner(digest)
         if owner is None or owner.revoked or not same_hash(digest, owner.key_hash):
             raise NotAuthenticated("Invalid or revoked API key")  # also: its user is gone
         now = self._now()
         if owner.last_used_at is None or now - owner.last_used_at >= TOUCH_INTERVAL:
             self.store.touch_api_key(owner.key_id, now)
+            owner = replace(owner, last_used_at=now)
+        if self.cache_seconds > 0:
+            self._remember(digest, owner)
         return Principal(owner.role, owner.user_id, owner.key_id)
+
+    def _cached(self, digest: str) -> KeyOwner | None:
+        entry = self._cache.get(digest)
+        if entry is None:
+            return None
+        if entry[1] <= self._monotonic():
+            self._cache.pop(digest, None)
+            return None
+        return entry[0]
+
+    def _remember(self, digest: str, owner: KeyOwner) -> None:
+        """Cache a check; one already cached keeps its expiry (a touch updates it)."""
+        entry = self._cache.get(digest)
+        if entry is not None:
+            self._cache[digest] = (owner, entry[1])
+            return
+        if len(self._cache) >= CACHED_KEYS:
+            self._cache.clear()
+        self._cache[digest] = (owner, self._monotonic() + self.cache_seconds)
+
+    def forget(self, *, user_id: str | None = None, key_id: str | None = None) -> None:
+        """Drop cached checks of a user's keys or of one key (after a revocation, a role
+        change or a user's deletion through the API), so the next request reads the
+        store."""
+        for digest, (owner, _) in list(self._cache.items()):
+            if owner.user_id == user_id or owner.key_id == key_id:
+                self._cache.pop(digest, None)
 
 
 def client_address(request: Request) -> str:

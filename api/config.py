@@ -42,6 +42,8 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     #: audit entries older than this many days are pruned (CRONWELL_AUDIT_DAYS)
     audit_days: int = 90
+    #: seconds a checked key is remembered (CRONWELL_KEY_CACHE_SECONDS; 0 = never)
+    key_cache_seconds: float = 0.0
     #: failed authentications per client address per minute before 429
     #: (CRONWELL_AUTH_FAILURE_LIMIT)
     auth_failure_limit: int = 10
@@ -173,6 +175,8 @@ def load_settings(
     ):
         if v := get(key):
             s[name] = float(_int(key, v, 0))
+    if v := get("CRONWELL_KEY_CACHE_SECONDS"):
+        s["key_cache_seconds"] = _cache_seconds(v)
     if v := get("CRONWELL_API_KEYS"):
         s["api_keys"] = tuple(k.strip() for k in v.split(",") if k.strip())
     for key, name in (
@@ -219,6 +223,18 @@ def _seconds(name: str, value: str) -> float:
         raise InvalidInput(f"{name} must be a number of seconds, not {value!r}") from None
     if not number > 0:
         raise InvalidInput(f"{name} must be more than 0 seconds, not {value!r}")
+    return number
+
+
+def _cache_seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 3600:
+        raise InvalidInput(
+            f"CRONWELL_KEY_CACHE_SECONDS must be a number of seconds from 0 to 3600, not {value!r}"
+        )
     return number
 
 

@@ -141,4 +141,5 @@ async def revoke_key(request: Request, user_id: str, key_id: str) -> HTTPRespons
     if record is None or record.user_id != user.id or not record.active:
         raise ApiKeyNotFound(key_id)
     store.revoke_api_key(record.id, context.now(request))
+    permissions.forget_keys(request, key_id=record.id)
     return context.reply(views.success("API key revoked successfully", key_id=record.id))

@@ -90,6 +90,14 @@ def check_job_class(request: Request, class_string: str) -> None:
         raise Forbidden(f"{class_string} works on every user's data: only an admin may use it")
 
 
+def forget_keys(request: Request, *, user_id: str | None = None, key_id: str | None = None) -> None:
+    """After a revocation, a role change or a user's deletion: this process's cached key
+    checks of them go, so the change holds from the next request on."""
+    authenticator = getattr(request.app.ctx, "authenticator", None)
+    if authenticator is not None:
+        authenticator.forget(user_id=user_id, key_id=key_id)
+
+
 def visible_user(request: Request, user_id: str) -> User:
     """The user record, or UserNotFound when it is missing or another user's."""
     if not may_see(request, user_id):

@@ -90,6 +90,7 @@ async def update_user(request: Request, user_id: str) -> HTTPResponse:
         found.role = role
     found.updated_at = context.now(request)
     store.update_user(found)
+    permissions.forget_keys(request, user_id=found.id)  # a role change holds at once
     return context.reply(views.success("User updated successfully", user_id=found.id))
 
 
@@ -111,6 +112,7 @@ async def delete_user(request: Request, user_id: str) -> HTTPResponse:
     for key in store.list_api_keys(user_id):
         store.revoke_api_key(key.id, context.now(request))
     store.delete_user(user_id)
+    permissions.forget_keys(request, user_id=user_id)
     # a job created while this ran (its owner check passed just before) is swept too
     jobs_removed += await remove_jobs_of(request, user_id)
     return context.reply(

@@ -112,7 +112,10 @@ def _serving(
 
 
 @contextmanager
-def cronwell_server(workdir: Path, script_root: Path, pool_size: int) -> Iterator[Server]:
+def cronwell_server(
+    workdir: Path, script_root: Path, pool_size: int, **settings: str
+) -> Iterator[Server]:
+    """`settings` are extra CRONWELL_* variables for it."""
     port = free_port()
     argv = [
         *cronwell_command(),
@@ -123,18 +126,22 @@ def cronwell_server(workdir: Path, script_root: Path, pool_size: int) -> Iterato
         "--script-root", str(script_root),
         "--pool-size", str(pool_size),
     ]  # fmt: skip
-    env = clean_env(CRONWELL_DATA_DIR=str(workdir / "data"), PYTHONPATH=repo_pythonpath())
+    env = clean_env(
+        CRONWELL_DATA_DIR=str(workdir / "data"), PYTHONPATH=repo_pythonpath(), **settings
+    )
     with _serving("cronwell", argv, workdir, env, port) as server:
         yield server
 
 
 @contextmanager
-def keyed_cronwell_server(workdir: Path, script_root: Path, pool_size: int) -> Iterator[Server]:
+def keyed_cronwell_server(
+    workdir: Path, script_root: Path, pool_size: int, name: str = "cronwell-key", **settings: str
+) -> Iterator[Server]:
     """`cronwell serve` closed by a stored key: an admin user and their key are made
     through the API (open until then), and every request then carries the key as
     `Authorization: Bearer`, so each one pays the full check (hash, key lookup, user
     lookup) the way a real client's does."""
-    with cronwell_server(workdir, script_root, pool_size) as server:
+    with cronwell_server(workdir, script_root, pool_size, **settings) as server:
         status, user = call(
             server.host,
             server.port,
@@ -150,7 +157,7 @@ def keyed_cronwell_server(workdir: Path, script_root: Path, pool_size: int) -> I
         if status != 200:
             raise ServerFailed(f"cronwell: creating the bench key failed: {status} {made}")
         headers = (("Authorization", f"Bearer {made['api_key']}"),)
-        yield replace(server, name="cronwell-key", headers=headers)
+        yield replace(server, name=name, headers=headers)
 
 
 @contextmanager

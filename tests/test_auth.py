@@ -304,3 +304,66 @@ def test_audit_entries_older_than_the_setting_are_pruned() -> None:
     trail.flush()
     trail.stop()
     assert store.list_audit_entries(limit=1)[0].id == "new"
+
+
+# -- the opt-in key cache ----------------------------------------------------------------
+def test_with_a_key_cache_api_changes_still_hold_on_the_next_request(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, api_keys=("env-admin-key",), key_cache_seconds=60.0)
+    admin = {"X-API-Key": "env-admin-key"}
+    with running_server(settings) as live:
+        url = live.url
+        clock = FakeClock()
+        authenticator = live.app.ctx.authenticator
+        authenticator._monotonic = clock
+        user_id = requests.post(
+            f"{url}/api/users/", json={"name": "C", "email": "c@example.com"}, headers=admin
+        ).json()["user_id"]
+
+        def new_key() -> tuple[str, dict[str, str]]:
+            made = requests.post(f"{url}/api/users/{user_id}/keys", json={}, headers=admin).json()
+            return made["key_id"], {"Authorization": f"Bearer {made['api_key']}"}
+
+        key_id, user = new_key()
+        calls = {"n": 0}
+        real = live.app.ctx.store.find_key_owner
+
+        def counting(digest: str) -> Any:
+            calls["n"] += 1
+            return real(digest)
+
+        live.app.ctx.store.find_key_owner = counting
+        for _ in range(5):
+            assert requests.get(f"{url}/api/scheduler/jobs", headers=user).status_code == 200
+        assert calls["n"] == 1  # one store read, then the cache
+        # a role change through the API holds on the next request
+        assert requests.get(f"{url}/api/audit", headers=user).status_code == 403
+        requests.put(f"{url}/api/users/{user_id}", json={"role": "admin"}, headers=admin)
+        assert requests.get(f"{url}/api/audit", headers=user).status_code == 200
+        # so does a revocation through the API
+        requests.delete(f"{url}/api/users/{user_id}/keys/{key_id}", headers=admin)
+        assert requests.get(f"{url}/api/scheduler/jobs", headers=user).status_code == 401
+        # one revoked elsewhere (another node, on the shared store) holds once the entry expires
+        key_id, user = new_key()
+        assert requests.get(f"{url}/api/scheduler/jobs", headers=user).status_code == 200
+        live.app.ctx.store.revoke_api_key(key_id, datetime.now(UTC))
+        assert requests.get(f"{url}/api/scheduler/jobs", headers=user).status_code == 200
+        clock.now += 60
+        assert requests.get(f"{url}/api/scheduler/jobs", headers=user).status_code == 401
+        # deleting the user drops their cached keys too
+        key_id, user = new_key()
+        assert requests.get(f"{url}/api/scheduler/jobs", headers=user).status_code == 200
+        assert requests.delete(f"{url}/api/users/{user_id}", headers=admin).status_code == 200
+        assert requests.get(f"{url}/api/scheduler/jobs", headers=user).status_code == 401
+
+
+def test_the_key_cache_setting_is_checked() -> None:
+    from api.config import load_settings
+    from engine.errors import InvalidInput
+
+    assert (
+        load_settings({"CRONWELL_KEY_CACHE_SECONDS": "1.5"}, dotenv=None).key_cache_seconds == 1.5
+    )
+    assert load_settings({}, dotenv=None).key_cache_seconds == 0.0
+    for bad in ("-1", "soon", "7200"):
+        with pytest.raises(InvalidInput):
+            load_settings({"CRONWELL_KEY_CACHE_SECONDS": bad}, dotenv=None)
