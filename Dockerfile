@@ -13,13 +13,23 @@ COPY jobs jobs
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
+# Two users: the service's (`cronwell`, owns /data, mode 0700) and `cronwell-jobs`, for
+# scripts when the container runs as root with CRONWELL_RUN_AS=cronwell-jobs (then no
+# script can read the database, the secret key or the backups; see README "Container").
 RUN groupadd --system cronwell \
     && useradd --system --gid cronwell --home-dir /data --shell /usr/sbin/nologin cronwell \
+    && groupadd --system cronwell-jobs \
+    && useradd --system --gid cronwell-jobs --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin cronwell-jobs \
     && mkdir -p /data /scripts \
-    && chown cronwell:cronwell /data
+    && chown cronwell:cronwell /data \
+    && chmod 0700 /data
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels cronwell && rm -rf /wheels
 
+# No API key here: the image binds 0.0.0.0, and with no key cronwell refuses to (open
+# mode would make anyone reaching the port an admin). Pass CRONWELL_API_KEYS at run
+# time (compose.yaml requires it), or `serve --allow-open` on a network you trust.
 # No CRONWELL_STORE here: left unset, MONGO_URI or CRONWELL_ORACLE_DSN select their
 # store as they do outside a container; with neither, the default SQLite file is
 # var/cronwell.db under WORKDIR, i.e. /data/var/cronwell.db in the data volume.

@@ -20,7 +20,9 @@ from typing import Any
 from sanic import Sanic
 
 from api import (
+    audit,
     executions,
+    keys,
     nodes,
     openapi,
     scheduler_jobs,
@@ -31,7 +33,7 @@ from api import (
     swagger,
     users,
 )
-from api.auth import require_api_key
+from api.auth import Authenticator, FailureGuard, authenticate
 from api.config import Settings, default_node_id
 from api.errors import ApiErrorHandler
 from api.retention import INTERVAL as RETENTION_INTERVAL
@@ -42,6 +44,7 @@ from engine.scheduler import Scheduler
 from jobs.base import JobServices
 from jobs.registry import add_job_paths, load_job
 from runners import Runner
+from runners.identity import describe_identity, script_identity
 from runners.lifeline import kill_leftovers
 from stores import open_store
 from stores.base import Store
@@ -52,11 +55,13 @@ _app_numbers = itertools.count(1)
 BLUEPRINTS = (
     scripts.bp,
     users.bp,
+    keys.bp,
     servers.bp,
     scheduler_jobs.bp,
     executions.bp,
     scheduler_misc.bp,
     nodes.bp,
+    audit.bp,
     openapi.bp,
     swagger.bp,
 )
@@ -91,8 +96,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
     decode_path_parameters(app)
-    if settings.api_keys:  # a middleware costs every request, so only when it has work
-        app.register_middleware(require_api_key, "request")
+    # always: a key made while the service runs (`cronwell keys create`) closes it
+    app.register_middleware(authenticate, "request")
+    app.register_middleware(audit.record, "response")
     app.register_listener(start_engine, "before_server_start")
     app.register_listener(stop_engine, "after_server_stop")
     return app
@@ -116,16 +122,33 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     store.open()  # idempotent: a store handed in may not be open yet
     add_job_paths(settings.job_paths)
     app.ctx.secrets = load_secret_box(settings)
+    app.ctx.authenticator = Authenticator(
+        store,
+        settings.api_keys,
+        app.ctx.clock.now,
+        FailureGuard(limit=settings.auth_failure_limit),
+        cache_seconds=settings.key_cache_seconds,
+    )
+    if app.ctx.authenticator.open:
+        log.warning(
+            "open mode: no API key exists, every request acts as an admin; "
+            "create one with `cronwell keys create --email EMAIL --role admin`"
+        )
+    app.ctx.audit = audit.AuditTrail(store, app.ctx.clock.now, settings.audit_days)
+    app.ctx.audit.start()
+    run_as = script_identity(settings.run_as)
+    identity = describe_identity(settings.run_as)
+    (log.info if run_as is not None else log.warning)("%s", identity)
     scheduler = Scheduler(
         store,
-        Runner(load_job),
+        Runner(load_job, reveal=app.ctx.secrets.decrypt, run_as=run_as),
         clock=app.ctx.clock,
         pool_size=settings.pool_size,
         queue_size=settings.command_queue_size,
         backlog_limit=settings.backlog_limit,
         output_cap=settings.output_cap,
         script_roots=settings.script_roots,
-        services=JobServices(store, settings, now=app.ctx.clock.now),
+        services=JobServices(store, settings, now=app.ctx.clock.now, run_as=run_as),
         node_id=settings.node_id or default_node_id(),
         lease_seconds=settings.node_lease,
         kill_leftovers=kill_leftovers,
@@ -159,6 +182,8 @@ async def stop_engine(app: Sanic[Any, Any]) -> None:
         log.info("engine stopped")
     if app.ctx.reader is not None:
         app.ctx.reader.shutdown(wait=True)
+    if getattr(app.ctx, "audit", None) is not None:
+        await asyncio.to_thread(app.ctx.audit.stop)
     storecalls.close_pools(app)
     if app.ctx.owns_store and app.ctx.store is not None:
         app.ctx.store.close()

@@ -46,6 +46,17 @@ class Settings:
     misfire_grace_time: float = 60.0
     shutdown_timeout: float = 30.0
     api_keys: tuple[str, ...] = ()
+    #: audit entries older than this many days are pruned (CRONWELL_AUDIT_DAYS)
+    audit_days: int = 90
+    #: seconds a checked key is remembered (CRONWELL_KEY_CACHE_SECONDS; 0 = never)
+    key_cache_seconds: float = 0.0
+    #: failed authentications per client address per minute before 429
+    #: (CRONWELL_AUTH_FAILURE_LIMIT)
+    auth_failure_limit: int = 10
+    #: OS user[:group] scripts run as when the service may switch users (CRONWELL_RUN_AS)
+    run_as: str = ""
+    #: serve a non-loopback address with no key anywhere (--allow-open)
+    allow_open: bool = False
     secret_key: str = ""  # Fernet key; generated into data_dir on first start when empty
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -184,6 +195,8 @@ def load_settings(
         ("CRONWELL_OUTPUT_CAP", "output_cap", 1024),
         ("CRONWELL_MAX_BODY", "max_body", 1024),
         ("CRONWELL_SMTP_PORT", "smtp_port", 1),
+        ("CRONWELL_AUDIT_DAYS", "audit_days", 1),
+        ("CRONWELL_AUTH_FAILURE_LIMIT", "auth_failure_limit", 1),
     ):
         if v := get(key):
             s[name] = _int(key, v, minimum)
@@ -199,6 +212,8 @@ def load_settings(
             s[name] = float(seconds)
     if v := get("CRONWELL_MAX_CLIENT_CONNECTIONS"):
         s["max_client_connections"] = _int("CRONWELL_MAX_CLIENT_CONNECTIONS", v, 0)
+    if v := get("CRONWELL_KEY_CACHE_SECONDS"):
+        s["key_cache_seconds"] = _cache_seconds(v)
     if v := get("CRONWELL_API_KEYS"):
         s["api_keys"] = tuple(k.strip() for k in v.split(",") if k.strip())
     for key, name in (
@@ -208,11 +223,14 @@ def load_settings(
         ("CRONWELL_SMTP_USER", "smtp_user"),
         ("CRONWELL_SMTP_PASSWORD", "smtp_password"),
         ("CRONWELL_LOG_LEVEL", "log_level"),
+        ("CRONWELL_RUN_AS", "run_as"),
     ):
         if v := get(key):
             s[name] = v
     if v := get("CRONWELL_SMTP_STARTTLS"):
         s["smtp_starttls"] = _bool("CRONWELL_SMTP_STARTTLS", v)
+    if v := get("CRONWELL_ALLOW_OPEN"):
+        s["allow_open"] = _bool("CRONWELL_ALLOW_OPEN", v)
     if v := get("CRONWELL_LOG_JSON"):
         s["log_json"] = _bool("CRONWELL_LOG_JSON", v)
     if v := get("CRONWELL_BACKUP_DIR"):
@@ -246,6 +264,18 @@ def _seconds(name: str, value: str) -> float:
         raise InvalidInput(f"{name} must be a number of seconds, not {value!r}") from None
     if not number > 0:
         raise InvalidInput(f"{name} must be more than 0 seconds, not {value!r}")
+    return number
+
+
+def _cache_seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 3600:
+        raise InvalidInput(
+            f"CRONWELL_KEY_CACHE_SECONDS must be a number of seconds from 0 to 3600, not {value!r}"
+        )
     return number
 
 

@@ -27,17 +27,19 @@ from engine.errors import (
     Conflict,
     CronwellError,
     EngineError,
+    Forbidden,
     InvalidField,
     InvalidInput,
     NotAuthenticated,
     NotFound,
     StoreError,
+    TooManyAttempts,
     TriggerError,
 )
 
 log = logging.getLogger("cronwell.api")
 
-SCHEDULER_PREFIXES = ("/api/users", "/api/servers", "/api/scheduler")
+SCHEDULER_PREFIXES = ("/api/users", "/api/servers", "/api/scheduler", "/api/audit")
 #: seconds a 503 for a failed store asks the client to wait before trying again
 STORE_RETRY_AFTER = 2
 
@@ -84,7 +86,9 @@ def status_for(exc: BaseException, surface: ApiSurface) -> int:
         return 422 if surface is ApiSurface.SCHEDULER else 400
     table: tuple[tuple[type[BaseException], int], ...] = (
         (InvalidInput, 400),
+        (TooManyAttempts, 429),
         (NotAuthenticated, 401),
+        (Forbidden, 403),
         (NotFound, 404),
         (Conflict, 409),
         (StoreError, 503),

@@ -11,7 +11,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, schemas, views
+from api import context, permissions, schemas, views
 from api.limits import MAX_OFFSET
 from api.openapi import documented
 from api.validation import QueryParam, object_id, parse_query
@@ -51,12 +51,21 @@ async def list_executions(request: Request) -> HTTPResponse:
         "status": _status(query.get("status")),
     }
     store = context.store(request)
+    own = permissions.owner_filter(request)
+    # a user sees only their own: another user's id filters to nothing, as a missing one
+    hidden = own is not None and filters["owner"] not in (None, own)
+    if own is not None:
+        filters["owner"] = own
 
     def render() -> dict[str, Any]:
-        page = store.list_executions(**filters, limit=query["limit"], offset=query["offset"])
+        page = (
+            []
+            if hidden
+            else store.list_executions(**filters, limit=query["limit"], offset=query["offset"])
+        )
         return views.success(
             "Executions retrieved successfully",
-            total=store.count_executions(**filters),
+            total=0 if hidden else store.count_executions(**filters),
             limit=query["limit"],
             offset=query["offset"],
             data=[views.execution(e) for e in page],
@@ -69,9 +78,8 @@ async def list_executions(request: Request) -> HTTPResponse:
 @documented(response=schemas.EXECUTION)
 async def get_execution(request: Request, execution_id: str) -> HTTPResponse:
     """One execution, with its output, error and return value."""
-    store = context.store(request)
     found = await context.in_store(
-        request, store.get_execution, object_id(execution_id, "execution")
+        request, permissions.visible_execution, request, object_id(execution_id, "execution")
     )
     return context.reply(
         views.success("Execution retrieved successfully", data=views.execution(found))
@@ -84,9 +92,8 @@ async def cancel_execution(request: Request, execution_id: str) -> HTTPResponse:
     """Cancel a queued execution at once, or stop a running one (its process group is
     killed); 409 when it has already finished."""
     scheduler = context.scheduler(request)
-    cancelled = await context.command(
-        scheduler.cancel_execution(object_id(execution_id, "execution"))
-    )
+    permissions.check_execution(request, object_id(execution_id, "execution"))
+    cancelled = await context.command(scheduler.cancel_execution(execution_id))
     message = "Execution cancelled" if cancelled.terminal else "Cancellation requested"
     return context.reply(
         views.success(message, execution_id=cancelled.id, data=views.execution(cancelled))

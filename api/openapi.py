@@ -19,8 +19,8 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 
 from api import schemas
-from api.auth import HEADER, OPEN_PATHS
 from api.errors import ApiSurface, dumps, surface_of
+from api.open_paths import is_open
 from api.validation import OBJECT_ID_PATTERN, SCRIPT_JOB_ID_PATTERN, Body, QueryParam
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,6 +36,8 @@ bp = Blueprint("docs")
 class RouteDoc:
     body: Body | None = None
     partial: bool = False
+    #: the body may be left out altogether (every field of it is optional)
+    body_optional: bool = False
     query: tuple[QueryParam, ...] = ()
     #: the schema of the 200 answer (api.schemas); None only for routes nobody documented
     response: dict[str, Any] | None = None
@@ -52,6 +54,7 @@ def documented(
     *,
     body: Body | None = None,
     partial: bool = False,
+    body_optional: bool = False,
     query: tuple[QueryParam, ...] = (),
     response: dict[str, Any] | None = None,
     unhealthy_same_shape: bool = False,
@@ -64,7 +67,15 @@ def documented(
 
     def mark(handler: F) -> F:
         doc = RouteDoc(
-            body, partial, query, response, unhealthy_same_shape, media_type, hidden, links
+            body,
+            partial,
+            body_optional,
+            query,
+            response,
+            unhealthy_same_shape,
+            media_type,
+            hidden,
+            links,
         )
         setattr(handler, DOC_ATTR, doc)
         return handler
@@ -119,7 +130,7 @@ def _operation(
     route: Any, method: str, path: str, key_security: list[dict[str, list[str]]]
 ) -> dict[str, Any]:
     handler = route.handler
-    security = [] if path in OPEN_PATHS else key_security
+    security = [] if is_open(path) else key_security
     doc: RouteDoc = getattr(handler, DOC_ATTR, RouteDoc())
     lines = (handler.__doc__ or handler.__name__).strip().splitlines()
     surface = surface_of(path)
@@ -150,9 +161,10 @@ def _operation(
             "200": {"description": "Success", "content": {doc.media_type: {"schema": answer}}},
             "400": {"description": "Invalid request", **error},
             "401": {
-                "description": "Missing or wrong X-API-Key (when keys are configured)",
+                "description": "Missing, malformed, wrong or revoked API key (once a key exists)",
                 **error,
             },
+            "403": {"description": "The key's role may not do this", **error},
             "404": {"description": "Not found", **error},
             "409": {"description": "Conflict", **error},
             "408": {
@@ -164,10 +176,13 @@ def _operation(
             },
             "413": {"description": "Body too large", **error},
             "429": {
-                "description": "More than CRONWELL_MAX_CLIENT_CONNECTIONS connections open from "
-                "this address (answered before any request is read, so always as the scripts "
+                "description": "Too many failed authentications from this address (see "
+                "Retry-After), or more than CRONWELL_MAX_CLIENT_CONNECTIONS connections open "
+                "from it (answered before any request is read, so always as the scripts "
                 "surface)",
-                "content": {JSON: {"schema": schemas.ref("Error")}},
+                "content": {
+                    JSON: {"schema": {"oneOf": [schemas.ref("Error"), schemas.ref("Detail")]}}
+                },
             },
             "500": {"description": "Internal server error", **error},
             "503": {"description": "Engine not running or busy", **error},
@@ -193,7 +208,7 @@ def _operation(
         operation["description"] = " ".join(line.strip() for line in lines[1:] if line.strip())
     if doc.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": not doc.body_optional,
             "content": {
                 "application/json": {
                     "schema": doc.body.schema(partial=doc.partial),
@@ -233,11 +248,15 @@ def build_openapi(app: Sanic[Any, Any]) -> dict[str, Any]:
                 "ApiKey": {
                     "type": "apiKey",
                     "in": "header",
-                    "name": HEADER,
-                    "description": "one of CRONWELL_API_KEYS; needed only when keys are set",
-                }
+                    "name": "X-API-Key",
+                    "description": "a user's key (or one of CRONWELL_API_KEYS); needed once "
+                    "any key exists",
+                },
+                "Bearer": {"type": "http", "scheme": "bearer"},
             },
         },
+        # either header; the two health checks need none (and open mode none at all)
+        "security": [{"ApiKey": []}, {"Bearer": []}],
         "paths": paths,
     }
 

@@ -13,7 +13,8 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, schedules, schemas, views
+from api import context, permissions, schedules, schemas, views
+from api.job_env import FIELD_DESCRIPTION, encrypted_env
 from api.limits import MAX_SECONDS
 from api.openapi import documented, links_to
 from api.validation import Body, Field, QueryParam, any_job_id, object_id, parse_query
@@ -85,6 +86,7 @@ def _job_fields(*, create: bool) -> tuple[Field, ...]:
         Field("pub_kwargs", "object", example={"key": "value"}),
         Field("timezone", "string", max_length=100, description="IANA zone; default the service's"),
         Field("is_enabled", "boolean", description="default true"),
+        Field("env", "object", example={"API_TOKEN": "s3cret"}, description=FIELD_DESCRIPTION),
         *POLICY_FIELDS,
     )
 
@@ -161,9 +163,11 @@ def check_required_arguments(class_string: str, args: list[Any], kwargs: dict[st
 
 
 async def _owner_id(request: Request, user_id: str) -> str:
-    """A user_id from a body: malformed 400, unknown 404 (UserNotFound)."""
+    """A user_id from a body: malformed 400, another user's for a user key 403,
+    unknown 404 (UserNotFound)."""
+    permissions.check_assignable(request, object_id(user_id, "user"), "schedule a job")
     store = context.store(request)
-    await context.in_store(request, store.get_user, object_id(user_id, "user"))
+    await context.in_store(request, store.get_user, user_id)
     return user_id
 
 
@@ -175,6 +179,7 @@ async def create_job(request: Request) -> HTTPResponse:
     settings = context.settings(request)
     trigger = schedules.trigger_for_create(values, settings.timezone, context.now(request))
     owner = await _owner_id(request, values["user_id"])
+    permissions.check_job_class(request, values["job_class_string"])
     check_required_arguments(
         values["job_class_string"], values.get("pub_args", []), values.get("pub_kwargs", {})
     )
@@ -190,6 +195,7 @@ async def create_job(request: Request) -> HTTPResponse:
         owner=owner,
         surface=Surface.SCHEDULER,
         enabled=values.get("is_enabled", True),
+        env=encrypted_env(values.get("env", {}), context.secrets(request)),
         **{"misfire_grace_time": settings.misfire_grace_time, **_policy(values)},
     )
     scheduler = context.scheduler(request)
@@ -223,9 +229,10 @@ async def _drop_if_owner_gone(request: Request, job: Job) -> None:
 @bp.get("/jobs")
 @documented(response=schemas.JOBS)
 async def list_jobs(request: Request) -> HTTPResponse:
-    """Every job of both surfaces, oldest first."""
+    """Every job of both surfaces the key may see, oldest first."""
     store = context.store(request)
-    return await _listing(request, store.list_jobs)
+    owner = permissions.owner_filter(request)
+    return await _listing(request, lambda: store.list_jobs(owner))
 
 
 @bp.get("/users/<user_id>/jobs")
@@ -233,7 +240,7 @@ async def list_jobs(request: Request) -> HTTPResponse:
 async def jobs_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The jobs one (existing) user owns."""
     store = context.store(request)
-    await context.in_store(request, store.get_user, object_id(user_id, "user"))
+    await context.in_store(request, permissions.visible_user, request, object_id(user_id, "user"))
     return await _listing(request, lambda: store.list_jobs(owner=user_id))
 
 
@@ -253,8 +260,7 @@ async def _listing(request: Request, read: Callable[[], list[Job]]) -> HTTPRespo
 @documented(response=schemas.JOB)
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     """One job."""
-    store = context.store(request)
-    job = await context.in_store(request, store.get_job, any_job_id(job_id))
+    job = await context.in_store(request, permissions.visible_job, request, any_job_id(job_id))
     return context.reply(views.success("Job retrieved successfully", data=views.scheduler_job(job)))
 
 
@@ -262,8 +268,7 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
 @documented(body=UPDATE_BODY, partial=True, response=schemas.JOB_WITH_DATA)
 async def update_job(request: Request, job_id: str) -> HTTPResponse:
     """Change any fields of a job; changing its schedule or timezone reschedules it."""
-    store = context.store(request)
-    current = await context.in_store(request, store.get_job, any_job_id(job_id))
+    current = await context.in_store(request, permissions.visible_job, request, any_job_id(job_id))
     values = UPDATE_BODY.parse(request.body, partial=True)
     changes = _changes(request, current, values)
     if "user_id" in values:
@@ -290,12 +295,15 @@ def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str
             changes[attr] = values[field].strip() if field == "name" else values[field]
     if "pub_args" in values:
         changes["args"] = values["pub_args"]
+    if "env" in values:  # the whole set: names left out are removed
+        changes["env"] = encrypted_env(values["env"], context.secrets(request))
     changes.update(_policy(values))
     schedule = [name for name in schedules.SCHEDULE_FIELDS if name in values]
     if current.kind != JobKind.CLASS:
         _check_script_job_changes(current, values, schedule)
     else:
         if "job_class_string" in values:
+            permissions.check_job_class(request, values["job_class_string"])
             changes["target"] = values["job_class_string"]
         if {"job_class_string", "pub_args", "pub_kwargs"} & set(values):
             check_required_arguments(
@@ -326,7 +334,8 @@ def _check_script_job_changes(job: Job, values: dict[str, Any], schedule: list[s
 @documented(response=schemas.JOB_ID)
 async def delete_job(request: Request, job_id: str) -> HTTPResponse:
     """Unschedule and delete a job; its executions stay as history."""
-    await context.command(context.scheduler(request).remove_job(any_job_id(job_id)))
+    permissions.check_job(request, any_job_id(job_id))
+    await context.command(context.scheduler(request).remove_job(job_id))
     return context.reply(views.success("Job deleted successfully", job_id=job_id))
 
 
@@ -334,7 +343,8 @@ async def delete_job(request: Request, job_id: str) -> HTTPResponse:
 @documented(response=schemas.JOB_ID)
 async def pause_job(request: Request, job_id: str) -> HTTPResponse:
     """Stop a job firing (next_run_time becomes null) without deleting it."""
-    await context.command(context.scheduler(request).pause_job(any_job_id(job_id)))
+    permissions.check_job(request, any_job_id(job_id))
+    await context.command(context.scheduler(request).pause_job(job_id))
     return context.reply(views.success("Job paused successfully", job_id=job_id))
 
 
@@ -342,7 +352,8 @@ async def pause_job(request: Request, job_id: str) -> HTTPResponse:
 @documented(response=schemas.JOB_ID)
 async def resume_job(request: Request, job_id: str) -> HTTPResponse:
     """Let a paused job fire again, from now on."""
-    await context.command(context.scheduler(request).resume_job(any_job_id(job_id)))
+    permissions.check_job(request, any_job_id(job_id))
+    await context.command(context.scheduler(request).resume_job(job_id))
     return context.reply(views.success("Job resumed successfully", job_id=job_id))
 
 
@@ -357,8 +368,8 @@ NEXT_RUNS_QUERY = (
 @documented(query=NEXT_RUNS_QUERY, response=schemas.NEXT_RUNS)
 async def next_runs(request: Request, job_id: str) -> HTTPResponse:
     """The job's next fire times, in UTC and on its own clock (none while paused or disabled)."""
-    count = parse_query(request.args, NEXT_RUNS_QUERY)["count"]
-    job = context.store(request).get_job(any_job_id(job_id))
+    count = parse_query(request.get_args(keep_blank_values=True), NEXT_RUNS_QUERY)["count"]
+    job = await context.in_store(request, permissions.visible_job, request, any_job_id(job_id))
     return context.reply(schedules.upcoming(job, count))
 
 
@@ -366,5 +377,6 @@ async def next_runs(request: Request, job_id: str) -> HTTPResponse:
 @documented(response=schemas.EXECUTION_STARTED, links=EXECUTION_LINKS)
 async def run_job(request: Request, job_id: str) -> HTTPResponse:
     """Run a job now (even when paused); answers the new execution's id."""
-    execution = await context.command(context.scheduler(request).run_job_now(any_job_id(job_id)))
+    permissions.check_job(request, any_job_id(job_id))
+    execution = await context.command(context.scheduler(request).run_job_now(job_id))
     return context.reply(views.success("Job execution started", execution_id=execution.id))

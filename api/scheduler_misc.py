@@ -7,7 +7,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, schemas, views
+from api import context, permissions, schemas, views
 from api.openapi import documented
 from api.storecalls import store_health
 from api.validation import QueryParam, parse_query
@@ -61,7 +61,9 @@ async def stats(request: Request) -> HTTPResponse:
     owner = parse_query(request.get_args(keep_blank_values=True), STATS_QUERY).get("user_id")
     store = context.store(request)
     if owner is not None:
-        await context.in_store(request, store.get_user, owner)
+        await context.in_store(request, permissions.visible_user, request, owner)
+    else:
+        owner = permissions.owner_filter(request)  # a user's stats are their own
     counters = await context.off_loop(request, lambda: compute_stats(store, owner))
     return context.reply(views.success("Stats retrieved successfully", stats=counters))
 

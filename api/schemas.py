@@ -129,6 +129,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "retry_backoff": {"type": "string", "enum": ["fixed", "exponential"]},
             "history_limit": nullable(INTEGER),
             "schedule": SCHEDULE,
+            "env": array_of(STRING),
         }
     ),
     "Execution": closed(
@@ -273,6 +274,42 @@ NEXT_RUNS = success(
     count=INTEGER,
     total=INTEGER,
     data=array_of(closed({"fire_time": TIME, "local_time": TIME, "occurrence": TIME})),
+)
+KEY_CREATED = success(key_id=STRING, api_key=STRING)
+KEYS = success(
+    total=INTEGER,
+    data=array_of(
+        closed(
+            {
+                "key_id": STRING,
+                "name": STRING,
+                "prefix": STRING,
+                "created_at": TIME,
+                "last_used_at": nullable(TIME),
+            }
+        )
+    ),
+)
+KEY_REVOKED = success(key_id=STRING)
+AUDIT = success(
+    total=INTEGER,
+    limit=INTEGER,
+    offset=INTEGER,
+    data=array_of(
+        closed(
+            {
+                "_id": STRING,
+                "time": TIME,
+                "user_id": nullable(STRING),
+                "key_id": nullable(STRING),
+                "method": STRING,
+                "path": STRING,
+                "resource_id": nullable(STRING),
+                "status_code": INTEGER,
+                "client": nullable(STRING),
+            }
+        )
+    ),
 )
 NODES = success(
     total=INTEGER,

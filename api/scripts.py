@@ -14,11 +14,12 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, schedules, schemas, views
+from api import context, permissions, schedules, schemas, views
+from api.job_env import FIELD_DESCRIPTION, encrypted_env
 from api.openapi import documented, links_to
 from api.storecalls import store_health
 from api.validation import SCRIPT_JOB_ID, Body, Field
-from engine.errors import InvalidField
+from engine.errors import InvalidField, JobExists, JobNotFound
 from engine.model import Job, JobKind, Surface
 from runners.paths import check_runnable, resolve_script
 
@@ -63,6 +64,7 @@ SCHEDULE_BODY = Body(
         Field("args", "strings", example=["--full", "--compress"]),
         Field("replace_existing", "boolean", example=False),
         *schedules.WINDOW_FIELDS,
+        Field("env", "object", example={"API_TOKEN": "s3cret"}, description=FIELD_DESCRIPTION),
     ),
     always_plural=True,
 )
@@ -101,6 +103,8 @@ async def schedule_job(request: Request) -> HTTPResponse:
     settings = context.settings(request)
     job = build_job(values, settings.timezone, settings.script_roots, context.now(request))
     job.misfire_grace_time = settings.misfire_grace_time
+    job.owner = _owner(request, job.id, values.get("replace_existing", False))
+    job.env = encrypted_env(values.get("env", {}), context.secrets(request))
     scheduler = context.scheduler(request)
     added = await context.command(
         scheduler.add_job(job, replace=values.get("replace_existing", False))
@@ -110,14 +114,32 @@ async def schedule_job(request: Request) -> HTTPResponse:
     )
 
 
+def _owner(request: Request, job_id: str, replace: bool) -> str | None:
+    """Whose the scheduled job is: the key's user, or, when it replaces a job, that
+    job's owner (an admin replacing a user's job leaves it theirs). Job ids are one
+    namespace: another user's job of the same id answers 409 as any taken id does, and
+    replace_existing never replaces it."""
+    who = permissions.principal(request)
+    if who.admin and not replace:
+        return who.user_id  # a taken id is the engine's 409; no read needed
+    try:
+        existing = context.store(request).get_job(job_id)
+    except JobNotFound:
+        return who.user_id
+    if not permissions.may_see(request, existing.owner):
+        raise JobExists(job_id)
+    return existing.owner if replace else who.user_id
+
+
 @bp.get("/jobs")
 @documented(response=schemas.SCRIPT_JOBS)
 async def list_jobs(request: Request) -> HTTPResponse:
-    """Every job (both surfaces'), oldest first."""
+    """Every job (both surfaces') the key may see, oldest first."""
     store = context.store(request)
+    owner = permissions.owner_filter(request)
 
     def render() -> dict[str, Any]:
-        jobs = store.list_jobs()
+        jobs = store.list_jobs(owner)
         return {"count": len(jobs), "jobs": [views.script_job(j) for j in jobs]}
 
     return context.reply(await context.off_loop(request, render))
@@ -127,8 +149,7 @@ async def list_jobs(request: Request) -> HTTPResponse:
 @documented(response=schemas.SCRIPT_JOB)
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     """One job."""
-    store = context.store(request)
-    job = await context.in_store(request, store.get_job, job_id)
+    job = await context.in_store(request, permissions.visible_job, request, job_id)
     return context.reply({"job": views.script_job(job)})
 
 
@@ -136,6 +157,7 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
 @documented(response=schemas.MESSAGE)
 async def remove_job(request: Request, job_id: str) -> HTTPResponse:
     """Unschedule and delete a job."""
+    permissions.check_job(request, job_id)
     await context.command(context.scheduler(request).remove_job(job_id))
     return context.reply({"message": f"Job {job_id} removed successfully"})
 
@@ -144,6 +166,7 @@ async def remove_job(request: Request, job_id: str) -> HTTPResponse:
 @documented(response=schemas.MESSAGE)
 async def pause_job(request: Request, job_id: str) -> HTTPResponse:
     """Stop a job firing without removing it."""
+    permissions.check_job(request, job_id)
     await context.command(context.scheduler(request).pause_job(job_id))
     return context.reply({"message": f"Job {job_id} paused successfully"})
 
@@ -152,6 +175,7 @@ async def pause_job(request: Request, job_id: str) -> HTTPResponse:
 @documented(response=schemas.MESSAGE)
 async def resume_job(request: Request, job_id: str) -> HTTPResponse:
     """Let a paused job fire again."""
+    permissions.check_job(request, job_id)
     await context.command(context.scheduler(request).resume_job(job_id))
     return context.reply({"message": f"Job {job_id} resumed successfully"})
 

@@ -54,7 +54,7 @@ def load_key(settings: Settings) -> bytes:
     path = key_file(settings)
     if path.exists():
         return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Written whole to a file of our own, then linked into place: several processes
     # starting on one data folder (nodes on one machine) all end up with the one key
     # that won the link, and none can read a half-written file.

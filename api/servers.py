@@ -12,7 +12,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, schemas, views
+from api import context, permissions, schemas, views
 from api.openapi import documented, links_to
 from api.validation import Body, Field, object_id
 from engine.errors import InvalidField, InvalidInput
@@ -108,6 +108,7 @@ async def create_server(request: Request) -> HTTPResponse:
     """Create a server for an existing user."""
     values = _check(SERVER_BODY.parse(request.body))
     store = context.store(request)
+    permissions.check_assignable(request, values["user_id"], "create a server")
     await context.in_store(request, store.get_user, values["user_id"])
     now = context.now(request)
     server = Server(
@@ -123,9 +124,10 @@ async def create_server(request: Request) -> HTTPResponse:
 @bp.get("/")
 @documented(response=schemas.SERVERS)
 async def list_servers(request: Request) -> HTTPResponse:
-    """Every server, oldest first."""
+    """Every server the key may see, oldest first."""
     store = context.store(request)
-    return _listing(await context.in_store(request, store.list_servers))
+    owner = permissions.owner_filter(request)
+    return _listing(await context.in_store(request, store.list_servers, owner))
 
 
 @bp.get("/user/<user_id>")
@@ -133,7 +135,7 @@ async def list_servers(request: Request) -> HTTPResponse:
 async def servers_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The servers of one (existing) user."""
     store = context.store(request)
-    await context.in_store(request, store.get_user, object_id(user_id, "user"))
+    await context.in_store(request, permissions.visible_user, request, object_id(user_id, "user"))
     return _listing(await context.in_store(request, store.list_servers, user_id))
 
 
@@ -151,8 +153,9 @@ def _listing(servers: list[Server]) -> HTTPResponse:
 @documented(response=schemas.SERVER)
 async def get_server(request: Request, server_id: str) -> HTTPResponse:
     """One server (without its password)."""
-    store = context.store(request)
-    found = await context.in_store(request, store.get_server, object_id(server_id, "server"))
+    found = await context.in_store(
+        request, permissions.visible_server, request, object_id(server_id, "server")
+    )
     return context.reply(views.success("Server retrieved successfully", data=views.server(found)))
 
 
@@ -161,9 +164,12 @@ async def get_server(request: Request, server_id: str) -> HTTPResponse:
 async def update_server(request: Request, server_id: str) -> HTTPResponse:
     """Change any fields of a server; an empty password removes the stored one."""
     store = context.store(request)
-    found = await context.in_store(request, store.get_server, object_id(server_id, "server"))
+    found = await context.in_store(
+        request, permissions.visible_server, request, object_id(server_id, "server")
+    )
     values = _check(SERVER_BODY.parse(request.body, partial=True))
     if "user_id" in values:
+        permissions.check_assignable(request, values["user_id"], "move a server")
         await context.in_store(request, store.get_user, values["user_id"])
     _apply(request, found, values)
     found.updated_at = context.now(request)
@@ -175,6 +181,9 @@ async def update_server(request: Request, server_id: str) -> HTTPResponse:
 @documented(response=schemas.SERVER_ID)
 async def delete_server(request: Request, server_id: str) -> HTTPResponse:
     """Delete a server."""
+    await context.in_store(
+        request, permissions.visible_server, request, object_id(server_id, "server")
+    )
     store = context.store(request)
-    await context.in_store(request, store.delete_server, object_id(server_id, "server"))
+    await context.in_store(request, store.delete_server, server_id)
     return context.reply(views.success("Server deleted successfully", server_id=server_id))

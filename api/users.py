@@ -9,11 +9,12 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, schemas, views
+from api import context, permissions, schemas, views
 from api.openapi import documented, links_to
 from api.validation import Body, Field, check_email, object_id
-from engine.errors import JobNotFound, ServerNotFound
+from engine.errors import Forbidden, JobNotFound, ServerNotFound
 from engine.ids import new_id
+from stores.base import Store
 from stores.records import User
 
 bp = Blueprint("users", url_prefix="/api/users")
@@ -34,7 +35,13 @@ USER_BODY = Body(
     (
         Field("name", "string", required=True, max_length=200, example="John Doe"),
         Field("email", "string", required=True, max_length=254, example="john@example.com"),
-        Field("role", "string", max_length=50, example="admin", description='default "user"'),
+        Field(
+            "role",
+            "string",
+            max_length=50,
+            example="admin",
+            description='"admin" or "user" (default); only an admin may set it',
+        ),
     )
 )
 
@@ -42,14 +49,15 @@ USER_BODY = Body(
 @bp.post("/")
 @documented(body=USER_BODY, response=schemas.USER_ID, links=USER_LINKS)
 async def create_user(request: Request) -> HTTPResponse:
-    """Create a user (email unique, case-insensitive)."""
+    """Create a user (email unique, case-insensitive); admin only."""
+    permissions.require_admin(request, "create users")
     values = USER_BODY.parse(request.body)
     now = context.now(request)
     user = User(
         id=new_id(),
         name=values["name"].strip(),
         email=check_email(values["email"]),
-        role=values.get("role", "user").strip(),
+        role=permissions.check_role(values.get("role", "user")),
         created_at=now,
         updated_at=now,
     )
@@ -61,9 +69,13 @@ async def create_user(request: Request) -> HTTPResponse:
 @bp.get("/")
 @documented(response=schemas.USERS)
 async def list_users(request: Request) -> HTTPResponse:
-    """Every user, oldest first."""
+    """Every user, oldest first (a user sees only themself)."""
+    who = permissions.principal(request)
     store = context.store(request)
-    users = await context.in_store(request, store.list_users)
+    if who.admin:
+        users = await context.in_store(request, store.list_users)
+    else:
+        users = [await context.in_store(request, store.get_user, str(who.user_id))]
     return context.reply(
         views.success(
             "Users retrieved successfully", total=len(users), data=[views.user(u) for u in users]
@@ -75,35 +87,51 @@ async def list_users(request: Request) -> HTTPResponse:
 @documented(response=schemas.USER)
 async def get_user(request: Request, user_id: str) -> HTTPResponse:
     """One user."""
-    store = context.store(request)
-    found = await context.in_store(request, store.get_user, object_id(user_id, "user"))
+    found = await context.in_store(
+        request, permissions.visible_user, request, object_id(user_id, "user")
+    )
     return context.reply(views.success("User retrieved successfully", data=views.user(found)))
 
 
 @bp.put("/<user_id>")
 @documented(body=USER_BODY, partial=True, response=schemas.USER_ID)
 async def update_user(request: Request, user_id: str) -> HTTPResponse:
-    """Change a user's name, email or role (any subset)."""
+    """Change a user's name, email or role (any subset); only an admin changes roles."""
     store = context.store(request)
-    found = await context.in_store(request, store.get_user, object_id(user_id, "user"))
+    found = await context.in_store(
+        request, permissions.visible_user, request, object_id(user_id, "user")
+    )
     values = USER_BODY.parse(request.body, partial=True)
     if "name" in values:
         found.name = values["name"].strip()
     if "email" in values:
         found.email = check_email(values["email"])
     if "role" in values:
-        found.role = values["role"].strip()
+        role = permissions.check_role(values["role"])
+        if role != found.role:
+            permissions.require_admin(request, "change a role")
+        found.role = role
     found.updated_at = context.now(request)
     await context.in_store(request, store.update_user, found)
+    permissions.forget_keys(request, user_id=found.id)  # a role change holds at once
     return context.reply(views.success("User updated successfully", user_id=found.id))
+
+
+def _revoke_keys_and_delete(request: Request, store: Store, user_id: str) -> None:
+    """The user's keys revoked (their records kept), then the user gone."""
+    for key in store.list_api_keys(user_id):
+        store.revoke_api_key(key.id, context.now(request))
+    store.delete_user(user_id)
 
 
 @bp.delete("/<user_id>")
 @documented(response=schemas.USER_DELETED)
 async def delete_user(request: Request, user_id: str) -> HTTPResponse:
-    """Delete a user, their jobs (unscheduled first) and their servers."""
+    """Delete a user, their jobs (unscheduled first), servers and keys; admin only."""
     store = context.store(request)
-    await context.in_store(request, store.get_user, object_id(user_id, "user"))
+    await context.in_store(request, permissions.visible_user, request, object_id(user_id, "user"))
+    if not permissions.principal(request).admin:
+        raise Forbidden("Only an admin may delete users")
     jobs_removed = await remove_jobs_of(request, user_id)
     servers_removed = 0
     for server in await context.in_store(request, store.list_servers, user_id):
@@ -112,7 +140,8 @@ async def delete_user(request: Request, user_id: str) -> HTTPResponse:
             servers_removed += 1
         except ServerNotFound:
             pass
-    await context.in_store(request, store.delete_user, user_id)
+    await context.in_store(request, _revoke_keys_and_delete, request, store, user_id)
+    permissions.forget_keys(request, user_id=user_id)
     # a job created while this ran (its owner check passed just before) is swept too
     jobs_removed += await remove_jobs_of(request, user_id)
     return context.reply(

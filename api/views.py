@@ -104,6 +104,7 @@ def scheduler_job(job: Job) -> dict[str, Any]:
         "retry_backoff": job.retry_backoff,
         "history_limit": job.history_limit,
         "schedule": schedule(job.trigger),
+        "env": sorted(job.env),  # names only: the values are secrets
     }
 
 

@@ -4,10 +4,13 @@ the scripts seed describes), both on SQLite, in one run.
     python -m bench.api [--quick]
 
 For each system: start the server on a free loopback port (cronwell: `cronwell serve`
-on a SQLite file with a temp script root; the peer: `bench.peers.flask_apscheduler`,
+on a SQLite file with a temp script root, once open and once closed by a stored API key
+that every request then carries (`cronwell-key`), to show what checking a key costs;
+the peer: `bench.peers.flask_apscheduler`,
 werkzeug threaded server, SQLAlchemyJobStore on a SQLite file), store 1,000 jobs
 through the API, then run three phases in which 32 clients each send a fixed number of
-requests to one endpoint (list jobs, get job, schedule-job with unique ids). At the start
+requests to one endpoint (list jobs, get job, schedule-job with unique ids), and a
+fourth in which one client sends get-job requests one at a time. At the start
 of each phase two canary jobs are scheduled to fire during it; a canary script records
 when it ran, and the report shows how late each fired. Last line:
 `{"bench": "api", "results": [{"system", "endpoint", "requests_per_s", "p50_ms",
@@ -27,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.api_servers import Server, cronwell_server, peer_server
+from bench.api_servers import Server, cronwell_server, keyed_cronwell_server, peer_server
 from bench.common import (
     LatencySummary,
     fmt,
@@ -41,12 +44,15 @@ from bench.common import (
 from bench.http_load import PhaseResult, Request, call, post_json, run_phase
 
 CLIENTS = 32
+#: get-job from one client, one request at a time: a request's own cost, without the
+#: queueing and thread convoys of 32 clients on two cores (the key-cost comparison)
+SERIAL = "get-job-1-client"
 SEEDED_JOBS = 1000
 SEED_CLIENTS = 8
 POOL_SIZE = 10
 #: requests each client sends per endpoint (list-jobs returns 1,000+ jobs: fewer)
-FULL_REQUESTS = {"list-jobs": 10, "get-job": 150, "schedule-job": 100}
-QUICK_REQUESTS = {"list-jobs": 4, "get-job": 40, "schedule-job": 25}
+FULL_REQUESTS = {"list-jobs": 10, "get-job": 150, "schedule-job": 100, SERIAL: 2000}
+QUICK_REQUESTS = {"list-jobs": 4, "get-job": 40, "schedule-job": 25, SERIAL: 500}
 #: rounds of both systems, alternating, each on fresh servers (medians reported)
 FULL_ROUNDS = 3
 QUICK_ROUNDS = 1
@@ -57,6 +63,14 @@ ON_TIME_SECONDS = 0.1
 CANARY_WAIT = 15.0
 P99_TARGET_MS = 20.0
 THROUGHPUT_TARGET = 5.0
+#: cronwell closed by a stored key, every request carrying it (next to open mode)
+KEYED = "cronwell-key"
+#: the same with CRONWELL_KEY_CACHE_SECONDS (`--key-cache`), when asked for
+CACHED = "cronwell-key-cached"
+KEYED_ENDPOINTS = ("get-job", "schedule-job")
+#: checking a key may cost at most this share of a request
+KEY_COST_TARGET = 0.05
+KEY_CHECKS = 3000
 
 NOOP_SCRIPT = "#!/bin/bash\nexit 0\n"
 #: bash's own clock ($EPOCHREALTIME), so recording the start costs no extra process
@@ -162,12 +176,18 @@ def phase_plans(
             ]
             for c in range(CLIENTS)
         ],
+        SERIAL: [
+            [Request("GET", f"/api/job/seed-{k % SEEDED_JOBS}") for k in range(counts[SERIAL])]
+        ],
     }
 
 
 def seed(server: Server, scripts: Scripts) -> None:
     run_date = future_date()
-    requests = [schedule_request(f"seed-{i}", scripts.noop, run_date) for i in range(SEEDED_JOBS)]
+    requests = [
+        server.signed(schedule_request(f"seed-{i}", scripts.noop, run_date))
+        for i in range(SEEDED_JOBS)
+    ]
     result = run_phase(server.host, server.port, split(requests, SEED_CLIENTS))
     if result.errors:
         raise RuntimeError(
@@ -184,8 +204,13 @@ def schedule_canaries(server: Server, scripts: Scripts, phase: str) -> list[Cana
         status, body = call(
             server.host,
             server.port,
-            schedule_request(
-                canary.job_id, scripts.canary, run_date, [canary.job_id, str(scripts.canary_log)]
+            server.signed(
+                schedule_request(
+                    canary.job_id,
+                    scripts.canary,
+                    run_date,
+                    [canary.job_id, str(scripts.canary_log)],
+                )
             ),
         )
         if status != 200:
@@ -217,7 +242,7 @@ def read_engine_starts(server: Server, canaries: list[Canary]) -> None:
         status, body = call(
             server.host,
             server.port,
-            Request("GET", f"/api/scheduler/executions?job_id={canary.job_id}"),
+            server.signed(Request("GET", f"/api/scheduler/executions?job_id={canary.job_id}")),
         )
         records = body.get("data") if status == 200 and isinstance(body, dict) else None
         if records and records[0].get("started_at"):
@@ -236,8 +261,9 @@ def measure_system(
         seed(server, scripts)
         phases: dict[str, PhaseResult] = {}
         canaries: list[Canary] = []
-        for endpoint, plans in phase_plans(counts, scripts, name).items():
-            log(f"{name}: {endpoint}, {CLIENTS} clients x {len(plans[0])} requests")
+        for endpoint, unsigned in phase_plans(counts, scripts, name).items():
+            plans = [[server.signed(r) for r in plan] for plan in unsigned]
+            log(f"{name}: {endpoint}, {len(plans)} clients x {len(plans[0])} requests")
             phase_canaries = schedule_canaries(server, scripts, f"{name}-{endpoint}")
             phases[endpoint] = run_phase(server.host, server.port, plans)
             ended = time.time()
@@ -250,9 +276,20 @@ def measure_system(
 
 
 def systems(
-    workdir: Path, scripts: Scripts
+    workdir: Path, scripts: Scripts, key_cache: float | None = None
 ) -> Iterator[tuple[str, AbstractContextManager[Server]]]:
     yield "cronwell", cronwell_server(workdir / "cronwell", scripts.noop.parent, POOL_SIZE)
+    keyed = keyed_cronwell_server(workdir / "cronwell-key", scripts.noop.parent, POOL_SIZE)
+    yield KEYED, keyed
+    if key_cache is not None:
+        cached = keyed_cronwell_server(
+            workdir / "cronwell-key-cached",
+            scripts.noop.parent,
+            POOL_SIZE,
+            name=CACHED,
+            CRONWELL_KEY_CACHE_SECONDS=str(key_cache),
+        )
+        yield CACHED, cached
     yield "flask-apscheduler", peer_server(workdir / "peer", POOL_SIZE)
 
 
@@ -352,12 +389,86 @@ def target_lines(runs: Sequence[SystemRun]) -> list[str]:
     ]
 
 
+def key_check_seconds(folder: Path, checks: int = KEY_CHECKS) -> float:
+    """Median seconds of one key check in process, on a SQLite store holding the key:
+    what the middleware does per request (header parse, SHA-256, key lookup, user
+    lookup), without HTTP around it."""
+    from api.auth import Authenticator
+    from api.keys import make_key
+    from stores.records import User
+    from stores.sqlite import SqliteStore
+
+    store = SqliteStore(folder / "keys.db")
+    store.open()
+    try:
+        now = datetime.now(UTC)
+        store.add_user(User(id="b" * 24, name="Bench", email="b@example.com", role="admin"))
+        _, key = make_key(store, "b" * 24, "bench", now)
+        authenticator = Authenticator(store, (), lambda: now)
+        headers = {"authorization": f"Bearer {key}"}
+        timings = []
+        for _ in range(checks):
+            began = time.perf_counter()
+            authenticator.authenticate(headers, "127.0.0.1")
+            timings.append(time.perf_counter() - began)
+    finally:
+        store.close()
+    timings.sort()
+    return timings[len(timings) // 2]
+
+
+def key_cost_lines(runs: Sequence[SystemRun], check_seconds: float | None) -> list[str]:
+    """The cost of a key, two ways: the end-to-end throughput of the keyed server
+    against the open one (same run, same rounds), and the in-process check time as a
+    share of the open server's time per request (1 / requests per second: one process
+    serves them one after another)."""
+    by = {(r["system"], r["endpoint"]): r for r in summarise(runs)}
+    lines = []
+    if check_seconds is not None:
+        lines.append(f"one key check in process: {check_seconds * 1e6:.1f} us (median)")
+    open_serial = by.get(("cronwell", SERIAL))
+    for system, what in ((KEYED, "with a key"), (CACHED, "with a cached key")):
+        keyed_serial = by.get((system, SERIAL))
+        if open_serial and keyed_serial and open_serial["p50_ms"]:
+            extra = keyed_serial["p50_ms"] / open_serial["p50_ms"] - 1
+            lines.append(
+                f"{SERIAL} p50: {fmt(open_serial['p50_ms'], 3)} ms open, "
+                f"{fmt(keyed_serial['p50_ms'], 3)} ms {what} ({extra * 100:+.1f}%) "
+                f"under {KEY_COST_TARGET * 100:g}%  {verdict(extra < KEY_COST_TARGET)}"
+            )
+    for endpoint in KEYED_ENDPOINTS:
+        open_row, keyed_row = by.get(("cronwell", endpoint)), by.get((KEYED, endpoint))
+        if not open_row or not keyed_row or not open_row["requests_per_s"]:
+            lines.append(f"{endpoint}: n/a")
+            continue
+        drop = 1 - keyed_row["requests_per_s"] / open_row["requests_per_s"]
+        lines.append(
+            f"{endpoint}: {fmt(open_row['requests_per_s'])} req/s open, "
+            f"{fmt(keyed_row['requests_per_s'])} with a key ({drop * 100:+.1f}% throughput "
+            f"lost); p50 {fmt(open_row['p50_ms'], 2)} vs {fmt(keyed_row['p50_ms'], 2)} ms"
+        )
+        if check_seconds is not None:
+            share = check_seconds * open_row["requests_per_s"]
+            lines.append(
+                f"  key check = {share * 100:.2f}% of a {endpoint} request's server time "
+                f"({1e6 / open_row['requests_per_s']:.0f} us) under {KEY_COST_TARGET * 100:g}%  "
+                f"{verdict(share < KEY_COST_TARGET)}"
+            )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.api", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--quick", action="store_true", help="fewer requests per client, one round")
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
+    parser.add_argument(
+        "--key-cache",
+        type=float,
+        metavar="SECONDS",
+        help=f"also measure {CACHED}: the keyed server with CRONWELL_KEY_CACHE_SECONDS",
+    )
     args = parser.parse_args(argv)
     counts = QUICK_REQUESTS if args.quick else FULL_REQUESTS
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else FULL_ROUNDS)
@@ -370,14 +481,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for number in range(1, rounds + 1):
             workdir = Path(tmp) / f"round-{number}"
             scripts = write_scripts(workdir / "scripts", workdir)
-            for name, serving in systems(workdir, scripts):
+            for name, serving in systems(workdir, scripts, args.key_cache):
                 log(f"round {number}/{rounds}")
                 runs.append(measure_system(name, serving, scripts, counts, log))
     print(table(runs))
     print(
         f"\n{rounds} round(s), fresh servers each, systems alternating; medians shown. cronwell = Sanic, "
         f"single process; peer = werkzeug run_simple(threaded=True); {CLIENTS} http.client keep-alive "
-        f"clients, each sending {', '.join(f'{n} {e}' for e, n in counts.items())}"
+        f"clients, each sending {', '.join(f'{n} {e}' for e, n in counts.items() if e != SERIAL)}; "
+        f"then {SERIAL}: one client, {counts[SERIAL]} requests"
     )
     first_errors = [
         f"{run.system} {e}: {p.first_error}"
@@ -392,6 +504,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {line}")
     print("\ntargets (cronwell against the peer, this run):")
     for line in target_lines(runs):
+        print(f"  {line}")
+    with tempfile.TemporaryDirectory(prefix="cronwell-bench-keys-") as tmp:
+        check = key_check_seconds(Path(tmp))
+    print(f"\ncost of checking a key ({KEYED}: every request carries a stored key):")
+    for line in key_cost_lines(runs, check):
         print(f"  {line}")
     print(json_line("api", summarise(runs)))
     return 0

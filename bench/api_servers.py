@@ -16,11 +16,11 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.common import free_port
-from bench.http_load import Request, call
+from bench.http_load import Request, call, post_json
 
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 40.0
@@ -31,6 +31,12 @@ class Server:
     name: str
     host: str
     port: int
+    #: headers every request to it carries (an API key for a closed cronwell)
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def signed(self, request: Request) -> Request:
+        """`request` with this server's headers."""
+        return replace(request, headers=self.headers) if self.headers else request
 
 
 class ServerFailed(RuntimeError):
@@ -106,9 +112,17 @@ def _serving(
 
 
 @contextmanager
-def cronwell_server(workdir: Path, script_root: Path, pool_size: int) -> Iterator[Server]:
+def cronwell_server(
+    workdir: Path, script_root: Path, pool_size: int, **settings: str
+) -> Iterator[Server]:
+    """`settings` are extra CRONWELL_* variables for it."""
     with cronwell_node(
-        workdir, script_root, pool_size, f"sqlite:///{workdir / 'cronwell.db'}", "cronwell"
+        workdir,
+        script_root,
+        pool_size,
+        f"sqlite:///{workdir / 'cronwell.db'}",
+        "cronwell",
+        **settings,
     ) as server:
         yield server
 
@@ -121,9 +135,11 @@ def cronwell_node(
     store_url: str,
     node_id: str,
     db_name: str = "cronwell",
+    **settings: str,
 ) -> Iterator[Server]:
     """One `cronwell serve` named `node_id` on `store_url` (several may share it;
-    `db_name` is the MongoDB database when the URL is a mongodb:// one)."""
+    `db_name` is the MongoDB database when the URL is a mongodb:// one); `settings`
+    are extra CRONWELL_* variables for it."""
     port = free_port()
     argv = [
         *cronwell_command(),
@@ -136,10 +152,40 @@ def cronwell_node(
         "--node-id", node_id,
     ]  # fmt: skip
     env = clean_env(
-        CRONWELL_DATA_DIR=str(workdir / "data"), PYTHONPATH=repo_pythonpath(), DB_NAME=db_name
+        CRONWELL_DATA_DIR=str(workdir / "data"),
+        PYTHONPATH=repo_pythonpath(),
+        DB_NAME=db_name,
+        **settings,
     )
     with _serving(node_id, argv, workdir, env, port) as server:
         yield server
+
+
+@contextmanager
+def keyed_cronwell_server(
+    workdir: Path, script_root: Path, pool_size: int, name: str = "cronwell-key", **settings: str
+) -> Iterator[Server]:
+    """`cronwell serve` closed by a stored key: an admin user and their key are made
+    through the API (open until then), and every request then carries the key as
+    `Authorization: Bearer`, so each one pays the full check (hash, key lookup, user
+    lookup) the way a real client's does."""
+    with cronwell_server(workdir, script_root, pool_size, **settings) as server:
+        status, user = call(
+            server.host,
+            server.port,
+            post_json(
+                "/api/users/", {"name": "Bench", "email": "bench@example.com", "role": "admin"}
+            ),
+        )
+        if status != 200:
+            raise ServerFailed(f"cronwell: creating the bench user failed: {status} {user}")
+        status, made = call(
+            server.host, server.port, post_json(f"/api/users/{user['user_id']}/keys", {})
+        )
+        if status != 200:
+            raise ServerFailed(f"cronwell: creating the bench key failed: {status} {made}")
+        headers = (("Authorization", f"Bearer {made['api_key']}"),)
+        yield replace(server, name=name, headers=headers)
 
 
 @contextmanager

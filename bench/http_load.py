@@ -24,6 +24,13 @@ class Request:
     method: str
     path: str
     body: bytes | None = None
+    #: extra headers (an API key), sent beside the JSON content type
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def all_headers(self) -> dict[str, str]:
+        sent = dict(JSON_HEADERS) if self.body else {}
+        sent.update(self.headers)
+        return sent
 
 
 def post_json(path: str, payload: dict[str, Any]) -> Request:
@@ -68,12 +75,11 @@ class _Client:
     def run(self, barrier: threading.Barrier) -> None:
         barrier.wait()
         clock = time.perf_counter
-        for req in self.requests:
+        prepared = [(req, req.all_headers()) for req in self.requests]
+        for req, headers in prepared:
             began = clock()
             try:
-                self.conn.request(
-                    req.method, req.path, body=req.body, headers=JSON_HEADERS if req.body else {}
-                )
+                self.conn.request(req.method, req.path, body=req.body, headers=headers)
                 response = self.conn.getresponse()
                 data = response.read()
                 if response.status != 200:
@@ -116,7 +122,7 @@ def call(host: str, port: int, req: Request) -> tuple[int, Any]:
     """One untimed request (seeding, canaries, health); (status, parsed JSON or None)."""
     conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
     try:
-        conn.request(req.method, req.path, body=req.body, headers=JSON_HEADERS if req.body else {})
+        conn.request(req.method, req.path, body=req.body, headers=req.all_headers())
         response = conn.getresponse()
         data = response.read()
     finally:

@@ -14,12 +14,15 @@ surface's envelope and status code.
     │   ├── JobNotFound
     │   ├── ExecutionNotFound
     │   ├── UserNotFound
-    │   └── ServerNotFound
+    │   ├── ServerNotFound
+    │   └── ApiKeyNotFound
     ├── Conflict                             -> 409
     │   ├── JobExists
     │   ├── DuplicateEmail
     │   └── ExecutionNotCancellable
     ├── NotAuthenticated (PermissionError)   -> 401 (API keys configured, none/wrong sent)
+    │   └── TooManyAttempts                  -> 429 (too many failed keys from one address)
+    ├── Forbidden (PermissionError)          -> 403 (the key's role may not do that)
     ├── StoreError (RuntimeError)            -> 503 + Retry-After (store failed while running)
     │   ├── StoreUnavailable                 cannot reach the store at start
     │   └── StoreBusy                        a handler's store call did not answer in time
@@ -93,6 +96,10 @@ class ServerNotFound(NotFound):
     kind = "Server"
 
 
+class ApiKeyNotFound(NotFound):
+    kind = "API key"
+
+
 class Conflict(CronwellError):
     """The request clashes with what is stored."""
 
@@ -118,6 +125,25 @@ class ExecutionNotCancellable(Conflict):
 
 class NotAuthenticated(CronwellError, PermissionError):
     """API keys are configured and the request carried none, or a wrong one."""
+
+    #: sent with the 401 (RFC 6750): how a client is expected to authenticate
+    headers: dict[str, str] = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012
+
+
+class TooManyAttempts(NotAuthenticated):
+    """Too many failed authentications from one client address: wait `retry_after`."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after), "WWW-Authenticate": "Bearer"}
+        super().__init__(
+            f"Too many failed authentications from this address; retry in {retry_after} s"
+        )
+
+
+class Forbidden(CronwellError, PermissionError):
+    """The authenticated key's role may not do this (a user acting for another user,
+    changing a role, or using an admin-only job class)."""
 
 
 class StoreError(CronwellError, RuntimeError):

@@ -414,6 +414,9 @@ class RunRequest:
     script_roots: tuple[Path, ...] = ()
     #: opaque to the engine and runners: the job classes' context (store, settings)
     services: Any = None
+    #: the run's own variables for child processes (the job's `env` decrypted, and the
+    #: CRONWELL_JOB_ID / _EXECUTION_ID / _SCHEDULED_FOR of this run): set by the runner
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class JobRunner(Protocol):

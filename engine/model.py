@@ -91,6 +91,9 @@ class Job:
     created_at: datetime = EPOCH
     updated_at: datetime = EPOCH
     total_executions: int = 0
+    #: the job's own variables for its child processes, by name; the values are the
+    #: service's encrypted tokens (the engine never reads them, runners decrypt them)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def timezone(self) -> str:

@@ -52,6 +52,7 @@ class BackupCancelled(Exception):
 
 class DataBackupJob(BaseJob):
     description: ClassVar[str] = "Job to backup database"
+    admin_only: ClassVar[bool] = True
     arguments: ClassVar[tuple[Argument, ...]] = (
         Argument(
             "collections",

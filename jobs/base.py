@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.interfaces import CancelSignal
+from runners.identity import RunAs
 from runners.job_class import JobFailure
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class JobServices:
     settings: JobSettings
     #: where job classes read "now" (the engine lends its clock's `now`; tests a fake)
     now: Callable[[], datetime] = system_now
+    #: the OS user the scripts a job class starts run as (None: the service's own)
+    run_as: RunAs | None = None
 
 
 @dataclass(slots=True)
@@ -59,6 +62,11 @@ class JobContext:
     job_id: str
     execution_id: str
     cancel: CancelSignal = field(default_factory=threading.Event)
+    #: the job's owner (a user id); None for jobs of an admin key or of open mode
+    owner: str | None = None
+    #: the run's own variables (the job's `env`, decrypted, and the run's ids) for the
+    #: child processes a job class starts; never the service's environment
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def store(self) -> Store:
@@ -76,6 +84,20 @@ class JobContext:
         """Current time, aware UTC, from the lent clock."""
         return self.services.now()
 
+    def owner_is_admin(self) -> bool:
+        """Whether the job acts with an admin's rights: no owner (an admin key or open
+        mode made it) or an owner whose role is admin. A deleted owner has no rights."""
+        if self.owner is None:
+            return True
+        try:
+            return self.store.get_user(self.owner).role == "admin"
+        except LookupError:
+            return False
+
+    def may_touch(self, user_id: str) -> bool:
+        """Whether this job may read or change a record of `user_id`."""
+        return user_id == self.owner or self.owner_is_admin()
+
 
 class JobError(JobFailure):
     """Raised by a job class for an expected failure: the message becomes the
@@ -86,6 +108,9 @@ class BaseJob:
     #: shown as "description" by available-jobs
     description: ClassVar[str] = ""
     arguments: ClassVar[tuple[Argument, ...]] = ()
+    #: classes that work on every user's data: scheduled only by an admin, and run only
+    #: for a job whose owner is an admin (`JobContext.owner_is_admin`)
+    admin_only: ClassVar[bool] = False
 
     def __init__(self, context: JobContext) -> None:
         self.context = context

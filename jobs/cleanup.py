@@ -31,6 +31,7 @@ NEVER_EXPIRE = {
 
 class DataCleanupJob(BaseJob):
     description: ClassVar[str] = "Job to clean up old data"
+    admin_only: ClassVar[bool] = True
     arguments: ClassVar[tuple[Argument, ...]] = (
         Argument("days_old", "integer", "Delete records older than this many days", default=30),
         Argument(

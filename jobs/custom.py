@@ -113,6 +113,8 @@ class CustomScriptJob(BaseJob):
             timeout=timeout,
             output_cap=settings.output_cap,
             cancel=self.context.cancel,
+            env=self.context.env,
+            run_as=self.context.services.run_as,
         )
         print(f"$ {shlex.join([path.name, *argv])}")
         if outcome.output:

@@ -24,7 +24,7 @@ def publish(folder: Path, stem: str, suffix: str, write: Callable[[TextIO], None
     """Create `folder` if needed, let `write` fill a temp file, then give it the first
     free name `stem{suffix}`, `stem-1{suffix}`, ... atomically. Returns the final path.
     If `write` raises, nothing is left behind."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the file itself is 0600 (mkstemp)
     fd, temp_name = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=folder)
     temp = Path(temp_name)
     try:

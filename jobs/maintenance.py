@@ -21,6 +21,7 @@ DEFAULT_TASKS = ("rebuild_indexes", "optimize_queries", "clear_cache")
 
 class MaintenanceJob(BaseJob):
     description: ClassVar[str] = "Job for maintenance tasks"
+    admin_only: ClassVar[bool] = True
     arguments: ClassVar[tuple[Argument, ...]] = (
         Argument(
             "tasks",

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.errors import UnknownJobClass
 from engine.interfaces import RunRequest
-from jobs.base import BaseJob, JobContext
+from jobs.base import BaseJob, JobContext, JobError
 
 BUILTIN_JOBS = (
     "jobs.echo.EchoJob",
@@ -74,5 +74,20 @@ def load_job(request: RunRequest) -> Callable[..., Any]:
         job_id=request.job.id,
         execution_id=request.execution.id,
         cancel=request.cancel,
+        owner=request.job.owner,
+        env=request.env,
     )
+    if job_class.admin_only and not context.owner_is_admin():
+        return _refuse(job_class.class_string())
     return job_class(context).run
+
+
+def _refuse(class_string: str) -> Callable[..., Any]:
+    """The `run` of an admin-only class whose job's owner is not an admin."""
+
+    def run(*_args: Any, **_kwargs: Any) -> Any:
+        raise JobError(
+            f"{class_string} works on every user's data: its job's owner must be an admin"
+        )
+
+    return run

@@ -84,10 +84,15 @@ class ServerHealthCheckJob(BaseJob):
         return {**report, "checked_at": checked_at.isoformat()}
 
     def _load(self, server_id: str) -> Server:
+        """The server; another user's server is "not found" to a user's job, exactly
+        as a missing one (a job acts within its owner's rights)."""
         try:
-            return self.context.store.get_server(server_id)
+            server = self.context.store.get_server(server_id)
         except ServerNotFound:
-            raise JobError(f"Server not found: {server_id}") from None
+            server = None
+        if server is None or not self.context.may_touch(server.user_id):
+            raise JobError(f"Server not found: {server_id}")
+        return server
 
     @staticmethod
     def _print(server: Server, probes: dict[str, dict[str, Any]]) -> None:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from engine.interfaces import Outcome, RunRequest
 from engine.model import JobKind, Status
+from runners.environment import VariableError, run_variables
+from runners.identity import RunAs
 from runners.job_class import ClassLoader, JobFailure, run_class_job
 from runners.scripts import run_script
 
@@ -25,16 +28,31 @@ log = logging.getLogger("cronwell.runners")
 
 
 class Runner:
-    """The engine's JobRunner. The timeout is the request's, else the job's own."""
+    """The engine's JobRunner. The timeout is the request's, else the job's own.
 
-    __slots__ = ("_load",)
+    `reveal` decrypts a job's `env` values (the service's SecretBox.decrypt); the
+    decrypted variables live only in the request and the child's environment. Scripts
+    start as `run_as` when given (runners.identity)."""
 
-    def __init__(self, load_class: ClassLoader) -> None:
+    __slots__ = ("_load", "_reveal", "_run_as")
+
+    def __init__(
+        self,
+        load_class: ClassLoader,
+        reveal: Callable[[str], str] | None = None,
+        run_as: RunAs | None = None,
+    ) -> None:
         self._load = load_class
+        self._reveal = reveal
+        self._run_as = run_as
 
     def __call__(self, request: RunRequest) -> Outcome:
         try:
             job = request.job
+            try:
+                request.env = run_variables(request, self._reveal)
+            except VariableError as exc:
+                return Outcome(Status.FAILED, error=str(exc))
             timeout = request.timeout if request.timeout is not None else job.timeout
             if job.kind is JobKind.CLASS:
                 return run_class_job(request, timeout=timeout, load=self._load)
@@ -47,6 +65,8 @@ class Runner:
                 output_cap=request.output_cap,
                 cancel=request.cancel,
                 execution_id=request.execution.id,
+                env=request.env,
+                run_as=self._run_as,
             )
         except Exception as exc:
             return Outcome(Status.FAILED, error=runner_failure(request, exc))

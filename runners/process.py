@@ -38,6 +38,8 @@ from engine.interfaces import CancelSignal, Outcome
 from engine.model import Status
 from runners import lifeline
 from runners.capture import CappedBuffer
+from runners.environment import child_environment
+from runners.identity import RunAs
 
 DEFAULT_GRACE = 2.0
 CANCEL_CHECK_INTERVAL = 0.1
@@ -93,6 +95,7 @@ def run_process(
     env: Mapping[str, str] | None = None,
     grace: float = DEFAULT_GRACE,
     execution_id: str | None = None,
+    run_as: RunAs | None = None,
 ) -> ProcessResult:
     """Run argv to a ProcessResult: exit 0 COMPLETED, non-zero FAILED, TIMEOUT when
     `timeout` seconds pass first, CANCELLED when `cancel` is set first. Never raises
@@ -100,7 +103,9 @@ def run_process(
 
     The child dies with the service, and with `execution_id` its environment names the
     execution, so what it leaves running is found on the next start (runners/lifeline.py).
-    """
+    `env` is the child's whole environment; None gives it the allow-listed service
+    variables only (runners.environment), never the service's own environment.
+    With `run_as` the child starts as that OS user (its groups, its HOME)."""
     command = [str(part) for part in argv]
     if not command:
         return ProcessResult(Status.FAILED, None, "", "", "nothing to run: the argv list is empty")
@@ -109,7 +114,7 @@ def run_process(
     if execution_id is not None:
         env = {**(os.environ if env is None else env), lifeline.MARKER: execution_id}
     try:
-        child = _Child.start(lifeline.wrapped(command), output_cap, cwd, env)
+        child = _Child.start(lifeline.wrapped(command), output_cap, cwd, env, run_as)
     except OSError as exc:
         return ProcessResult(Status.FAILED, None, "", "", _spawn_error(command[0], exc))
 
@@ -170,16 +175,23 @@ class _Child:
         output_cap: int,
         cwd: Path | None,
         env: Mapping[str, str] | None,
+        run_as: RunAs | None = None,
     ) -> _Child:
+        environment = child_environment() if env is None else dict(env)
+        if run_as is not None:
+            environment["HOME"] = run_as.home
         proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
-            env=None if env is None else dict(env),
+            env=environment,
             start_new_session=True,  # its own session and process group: killpg reaches all
             close_fds=True,
+            user=None if run_as is None else run_as.uid,
+            group=None if run_as is None else run_as.gid,
+            extra_groups=None if run_as is None else list(run_as.groups),
         )
         try:
             return cls(proc, output_cap)

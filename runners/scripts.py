@@ -18,13 +18,15 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ScriptPathError
 from engine.interfaces import CancelSignal, Outcome
 from engine.model import JobKind, Status
+from runners.environment import child_environment
+from runners.identity import RunAs
 from runners.paths import check_runnable, resolve_script
 from runners.process import DEFAULT_GRACE, ProcessResult, run_process
 from runners.values import RESULT_SLACK, dropped_note
@@ -43,9 +45,13 @@ def run_script(
     cancel: CancelSignal,
     grace: float = DEFAULT_GRACE,
     execution_id: str | None = None,
+    env: Mapping[str, str] | None = None,
+    run_as: RunAs | None = None,
 ) -> Outcome:
     """Check the path, then run the script to an Outcome (see the module docstring);
-    `execution_id` is named in the child's environment (runners/lifeline.py)."""
+    `execution_id` is named in the child's environment (runners/lifeline.py). The
+    script sees the allow-listed service variables and `env`, nothing else; with
+    `run_as` it runs as that OS user."""
     if kind not in (JobKind.BASH, JobKind.PYTHON):
         return Outcome(Status.FAILED, error=f"run_script runs bash and python scripts, not {kind}")
     try:
@@ -54,6 +60,7 @@ def run_script(
     except ScriptPathError as exc:
         return Outcome(Status.FAILED, error=str(exc))
     argv = [str(arg) for arg in args]
+    environment = child_environment(env)
     if kind is JobKind.BASH:
         result = run_process(
             [str(script), *argv],
@@ -61,8 +68,10 @@ def run_script(
             output_cap=output_cap,
             cancel=cancel,
             cwd=script.parent,
+            env=environment,
             grace=grace,
             execution_id=execution_id,
+            run_as=run_as,
         )
         return result.to_outcome()
     return _run_python(
@@ -73,6 +82,8 @@ def run_script(
         cancel=cancel,
         grace=grace,
         execution_id=execution_id,
+        env=environment,
+        run_as=run_as,
     )
 
 
@@ -85,8 +96,12 @@ def _run_python(
     cancel: CancelSignal,
     grace: float,
     execution_id: str | None,
+    env: Mapping[str, str],
+    run_as: RunAs | None,
 ) -> Outcome:
     handle, name = tempfile.mkstemp(prefix="cronwell-result-", suffix=".json")
+    if run_as is not None:  # the host writes it as that user; only it and we may
+        os.fchown(handle, run_as.uid, run_as.gid)
     os.close(handle)
     result_file = Path(name)
     try:
@@ -96,8 +111,10 @@ def _run_python(
             output_cap=output_cap,
             cancel=cancel,
             cwd=script.parent,
+            env=env,
             grace=grace,
             execution_id=execution_id,
+            run_as=run_as,
         )
         reply = read_reply(result_file, output_cap)
     finally:

@@ -9,17 +9,22 @@ engine never touches). The backends (`stores.memory`, `stores.sqlite`, `stores.m
 Records rules, beside the engine's (see `engine.interfaces`): a duplicate user email
 raises `DuplicateEmail` (case-insensitive); lookups of a missing id raise the matching
 `NotFound` subclass; driver failures raise `StoreError`.
+
+API keys are looked up by their hash only (the store never sees a key); a revoked key
+keeps its record, so `has_api_keys` never turns false again once a key was made. Audit
+entries are appended, listed newest first (created_at, then id, descending) and pruned by age.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from engine.errors import InvalidInput
 from engine.interfaces import RUN_COUNTERS, FireClaim, JobCounts, SchedulerStore
-from stores.records import Server, User
+from stores.records import ApiKey, AuditEntry, KeyOwner, Server, User
 
 #: the collection names the scheduler seed documents, used by backup and cleanup too
 COLLECTIONS = ("users", "servers", "jobs", "executions")
@@ -84,6 +89,76 @@ class RecordStore(ABC):
     @abstractmethod
     def delete_server(self, server_id: str) -> None:
         """Raises ServerNotFound."""
+
+    # -- API keys --------------------------------------------------------------------
+    @abstractmethod
+    def add_api_key(self, key: ApiKey) -> None:
+        """Insert a key record (its hash is unique: a clash raises StoreError)."""
+
+    @abstractmethod
+    def get_api_key(self, key_id: str) -> ApiKey:
+        """Raises ApiKeyNotFound (a revoked key is still found, with revoked_at set)."""
+
+    @abstractmethod
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The key record with this hash, revoked or not; None when there is none.
+        One indexed lookup: this runs on every authenticated request."""
+
+    def find_key_owner(self, key_hash: str) -> KeyOwner | None:
+        """The key with this hash (revoked or not) and its user's role; None when the
+        key or its user is missing. Every authenticated request asks this: SQL
+        backends answer with one join and no document decoding. This default makes
+        the two lookups."""
+        key = self.find_api_key(key_hash)
+        if key is None:
+            return None
+        try:
+            user = self.get_user(key.user_id)
+        except LookupError:
+            return None
+        return KeyOwner(key.id, key.key_hash, user.id, user.role, not key.active, key.last_used_at)
+
+    @abstractmethod
+    def list_api_keys(self, user_id: str | None = None) -> list[ApiKey]:
+        """Keys not revoked, of one user when given, oldest first (created_at, id)."""
+
+    @abstractmethod
+    def revoke_api_key(self, key_id: str, when: datetime) -> None:
+        """Set revoked_at (kept when already revoked). Raises ApiKeyNotFound."""
+
+    @abstractmethod
+    def touch_api_key(self, key_id: str, when: datetime) -> None:
+        """Set last_used_at; a missing key is ignored."""
+
+    @abstractmethod
+    def has_api_keys(self) -> bool:
+        """Whether any key record exists, revoked ones included."""
+
+    # -- audit trail -----------------------------------------------------------------
+    @abstractmethod
+    def add_audit_entries(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries (atomic: all or none)."""
+
+    @abstractmethod
+    def list_audit_entries(
+        self,
+        *,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AuditEntry]:
+        """Newest first (created_at, then id, descending); `since` keeps entries at or after it."""
+
+    @abstractmethod
+    def count_audit_entries(
+        self, *, user_id: str | None = None, since: datetime | None = None
+    ) -> int:
+        """How many entries `list_audit_entries` would page through."""
+
+    @abstractmethod
+    def delete_audit_before(self, cutoff: datetime) -> int:
+        """Delete entries older than `cutoff`; how many went."""
 
     # -- whole-collection work (backup, cleanup, maintenance jobs) --------------------
     @abstractmethod

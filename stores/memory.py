@@ -14,11 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from engine.errors import (
+    ApiKeyNotFound,
     DuplicateEmail,
     ExecutionNotFound,
     JobExists,
     JobNotFound,
     ServerNotFound,
+    StoreError,
     UserNotFound,
 )
 from engine.interfaces import CHANGES_KEPT, JobChange, abandons
@@ -38,7 +40,7 @@ from stores.base import (
     check_maintenance_task,
 )
 from stores.clone import clone
-from stores.records import Server, User
+from stores.records import ApiKey, AuditEntry, Server, User
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -76,6 +78,9 @@ class MemoryStore(Store):
         self._change_seq = 0
         self._nodes: dict[str, Node] = {}
         self._cancels: dict[str, str] = {}
+        self._keys: dict[str, ApiKey] = {}
+        self._key_ids_by_hash: dict[str, str] = {}
+        self._audit: dict[str, AuditEntry] = {}
 
     def open(self) -> None:
         pass
@@ -401,6 +406,93 @@ class MemoryStore(Store):
         with self._lock:
             if self._servers.pop(server_id, None) is None:
                 raise ServerNotFound(server_id)
+
+    # -- API keys --------------------------------------------------------------------
+    def add_api_key(self, key: ApiKey) -> None:
+        with self._lock:
+            if key.key_hash in self._key_ids_by_hash or key.id in self._keys:
+                raise StoreError("memory store failed: an API key with this hash or id exists")
+            self._keys[key.id] = clone(key)
+            self._key_ids_by_hash[key.key_hash] = key.id
+
+    def get_api_key(self, key_id: str) -> ApiKey:
+        with self._lock:
+            try:
+                return clone(self._keys[key_id])
+            except KeyError:
+                raise ApiKeyNotFound(key_id) from None
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        with self._lock:
+            key_id = self._key_ids_by_hash.get(key_hash)
+            return None if key_id is None else clone(self._keys[key_id])
+
+    def list_api_keys(self, user_id: str | None = None) -> list[ApiKey]:
+        with self._lock:
+            keys = [k for k in self._keys.values() if k.active and user_id in (None, k.user_id)]
+            return [clone(k) for k in sorted(keys, key=lambda k: (k.created_at, k.id))]
+
+    def revoke_api_key(self, key_id: str, when: datetime) -> None:
+        with self._lock:
+            key = self._keys.get(key_id)
+            if key is None:
+                raise ApiKeyNotFound(key_id)
+            if key.revoked_at is None:
+                key.revoked_at = as_utc(when)
+
+    def touch_api_key(self, key_id: str, when: datetime) -> None:
+        with self._lock:
+            key = self._keys.get(key_id)
+            if key is not None:
+                key.last_used_at = as_utc(when)
+
+    def has_api_keys(self) -> bool:
+        with self._lock:
+            return bool(self._keys)
+
+    # -- audit trail -----------------------------------------------------------------
+    def add_audit_entries(self, entries: Sequence[AuditEntry]) -> None:
+        copies = [clone(e) for e in entries]
+        with self._lock:
+            for entry in copies:
+                self._audit[entry.id] = entry
+
+    def _audit_matching(self, user_id: str | None, since: datetime | None) -> list[AuditEntry]:
+        return [
+            e
+            for e in self._audit.values()
+            if (user_id is None or e.user_id == user_id)
+            and (since is None or e.created_at >= since)
+        ]
+
+    def list_audit_entries(
+        self,
+        *,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AuditEntry]:
+        with self._lock:
+            rows = sorted(
+                self._audit_matching(user_id, since),
+                key=lambda e: (e.created_at, e.id),
+                reverse=True,
+            )
+            return [clone(e) for e in rows[max(offset, 0) : max(offset, 0) + max(limit, 0)]]
+
+    def count_audit_entries(
+        self, *, user_id: str | None = None, since: datetime | None = None
+    ) -> int:
+        with self._lock:
+            return len(self._audit_matching(user_id, since))
+
+    def delete_audit_before(self, cutoff: datetime) -> int:
+        with self._lock:
+            doomed = [e.id for e in self._audit.values() if e.created_at < cutoff]
+            for entry_id in doomed:
+                del self._audit[entry_id]
+            return len(doomed)
 
     # -- whole collections -----------------------------------------------------------
     def export(self, collection: str) -> Iterator[dict[str, Any]]:

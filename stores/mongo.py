@@ -24,6 +24,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne, UpdateOne
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from engine.errors import (
+    ApiKeyNotFound,
     DuplicateEmail,
     ExecutionNotFound,
     JobExists,
@@ -47,7 +48,7 @@ from stores.base import (
 )
 from stores.codec import plain, revive, time_fields, time_text
 from stores.mongo_cluster import MongoCluster
-from stores.records import Server, User
+from stores.records import ApiKey, AuditEntry, Server, User
 
 T = TypeVar("T")
 
@@ -57,8 +58,17 @@ COLLECTION_NAMES = {
     "servers": "servers",
     "jobs": "scheduler_jobs",
     "executions": "scheduler_executions",
+    "api_keys": "api_keys",
+    "audit": "audit_log",
 }
-MODELS: dict[str, type] = {"users": User, "servers": Server, "jobs": Job, "executions": Execution}
+MODELS: dict[str, type] = {
+    "users": User,
+    "servers": Server,
+    "jobs": Job,
+    "executions": Execution,
+    "api_keys": ApiKey,
+    "audit": AuditEntry,
+}
 OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
 NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
@@ -81,6 +91,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("job_id", ASCENDING), ("created_at", DESCENDING)], name="job_created"),
         IndexModel([("owner", ASCENDING), ("created_at", DESCENDING)], name="owner_created"),
         IndexModel([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created"),
+    ],
+    "api_keys": [
+        IndexModel([("key_hash", ASCENDING)], name="key_hash_unique", unique=True),
+        IndexModel([("user_id", ASCENDING), ("created_at", ASCENDING)], name="user_created"),
+    ],
+    "audit": [
+        IndexModel(NEWEST_FIRST, name="created"),
+        IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_created"),
     ],
 }
 TERMINAL = sorted(str(s) for s in TERMINAL_STATUSES)
@@ -548,6 +566,87 @@ class MongoStore(MongoCluster, Store):
 
     def delete_server(self, server_id: str) -> None:
         self._delete("servers", server_id, ServerNotFound)
+
+    # -- API keys --------------------------------------------------------------------
+    def add_api_key(self, key: ApiKey) -> None:
+        with self._driver():
+            self._collection("api_keys").insert_one(to_document(key))
+
+    def get_api_key(self, key_id: str) -> ApiKey:
+        key: ApiKey = self._get("api_keys", key_id, ApiKeyNotFound)
+        return key
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        with self._driver():
+            document = self._collection("api_keys").find_one({"key_hash": key_hash})
+        return None if document is None else from_document(ApiKey, document)
+
+    def list_api_keys(self, user_id: str | None = None) -> list[ApiKey]:
+        query: dict[str, Any] = {"revoked_at": {"$exists": False}}
+        if user_id is not None:
+            query["user_id"] = user_id
+        return self._find("api_keys", query, OLDEST_FIRST)
+
+    def revoke_api_key(self, key_id: str, when: datetime) -> None:
+        with self._driver():
+            keys = self._collection("api_keys")
+            result = keys.update_one(
+                {"_id": key_id, "revoked_at": {"$exists": False}},
+                {"$set": {"revoked_at": time_text(when)}},
+            )
+            if result.matched_count == 0 and keys.find_one({"_id": key_id}, {"_id": 1}) is None:
+                raise ApiKeyNotFound(key_id)
+
+    def touch_api_key(self, key_id: str, when: datetime) -> None:
+        with self._driver():
+            self._collection("api_keys").update_one(
+                {"_id": key_id}, {"$set": {"last_used_at": time_text(when)}}
+            )
+
+    def has_api_keys(self) -> bool:
+        with self._driver():
+            return self._collection("api_keys").find_one({}, {"_id": 1}) is not None
+
+    # -- audit trail -----------------------------------------------------------------
+    def add_audit_entries(self, entries: Sequence[AuditEntry]) -> None:
+        if not entries:
+            return
+        with self._driver():
+            self._collection("audit").insert_many([to_document(e) for e in entries])
+
+    @staticmethod
+    def _audit_query(user_id: str | None, since: datetime | None) -> dict[str, Any]:
+        query: dict[str, Any] = {}
+        if user_id is not None:
+            query["user_id"] = user_id
+        if since is not None:
+            query["created_at"] = {"$gte": time_text(since)}
+        return query
+
+    def list_audit_entries(
+        self,
+        *,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AuditEntry]:
+        if limit <= 0:  # MongoDB reads limit(0) as "no limit"
+            return []
+        query = self._audit_query(user_id, since)
+        return self._find("audit", query, NEWEST_FIRST, max(offset, 0), limit)
+
+    def count_audit_entries(
+        self, *, user_id: str | None = None, since: datetime | None = None
+    ) -> int:
+        with self._driver():
+            query = self._audit_query(user_id, since)
+            return int(self._collection("audit").count_documents(query))
+
+    def delete_audit_before(self, cutoff: datetime) -> int:
+        with self._driver():
+            query = {"created_at": {"$lt": time_text(cutoff)}}
+            return int(self._collection("audit").delete_many(query).deleted_count)
 
     # -- whole collections -----------------------------------------------------------
     def export(self, collection: str) -> Iterator[dict[str, Any]]:

@@ -22,6 +22,7 @@ from itertools import combinations
 from typing import Any, TypeVar
 
 from engine.errors import (
+    ApiKeyNotFound,
     DuplicateEmail,
     ExecutionNotFound,
     JobExists,
@@ -43,8 +44,8 @@ from stores.base import (
     check_maintenance_task,
 )
 from stores.clone import clone
-from stores.codec import time_text
-from stores.records import Server, User
+from stores.codec import loads, text_time, time_text
+from stores.records import ApiKey, AuditEntry, KeyOwner, Server, User
 from stores.sql_cluster import SqlCluster, cluster_statements
 from stores.sql_tables import Column, Dialect, Index, Table
 
@@ -129,13 +130,51 @@ SERVERS = Table(
         Index("cw_servers_created", ("created_at", "id")),
     ),
 )
+API_KEYS = Table(
+    "cw_api_keys",
+    ApiKey,
+    (
+        Column("id", "key"),
+        Column("user_id", "text"),
+        Column("key_hash", "text"),
+        Column("created_at", "time"),
+        Column("last_used_at", "time"),
+        Column("revoked_at", "time"),
+        Column("doc", "doc"),
+    ),
+    (
+        Index("cw_api_keys_hash", ("key_hash",), unique=True),
+        Index("cw_api_keys_user", ("user_id", "created_at")),
+    ),
+    # use and revocation are single UPDATEs of their column, which wins over the doc
+    overlay=("last_used_at", "revoked_at"),
+    kept=("last_used_at", "revoked_at"),
+)
+AUDIT = Table(
+    "cw_audit",
+    AuditEntry,
+    (
+        Column("id", "key"),
+        Column("user_id", "text"),
+        Column("created_at", "time"),
+        Column("doc", "doc"),
+    ),
+    (
+        Index("cw_audit_created", ("created_at", "id")),
+        Index("cw_audit_user", ("user_id", "created_at")),
+    ),
+)
 #: tables by the collection name the Store interface uses
 TABLES: dict[str, Table] = {
     "jobs": JOBS,
     "executions": EXECUTIONS,
     "users": USERS,
     "servers": SERVERS,
+    "api_keys": API_KEYS,
+    "audit": AUDIT,
 }
+#: the filters list_audit_entries/count_audit_entries accept, in statement-name order
+AUDIT_FILTERS = ("user_id", "since")
 
 
 def _quoted(values: Sequence[str]) -> str:
@@ -217,6 +256,7 @@ def build_statements(dialect: Dialect) -> dict[str, str]:
     # what a crash leaves behind: runs that started (abandoned); the claimed fires that
     # did not start are taken over (take_over); scheduled retries are simply reloaded
     sql["left_running"] = f"SELECT doc FROM cw_executions WHERE status = '{Status.RUNNING}'"
+    sql.update(_key_and_audit_statements(dialect))
     for filters in ((), ("job_id",)):
         where = f"WHERE created_at < :cutoff{''.join(f' AND {c} = :{c}' for c in filters)}"
         terminal = f"status IN ({TERMINAL})"
@@ -230,6 +270,35 @@ def build_statements(dialect: Dialect) -> dict[str, str]:
     sql["delete_terminal_execution"] = (
         f"DELETE FROM cw_executions WHERE id = :id AND status IN ({TERMINAL})"
     )
+    return sql
+
+
+def _key_and_audit_statements(dialect: Dialect) -> dict[str, str]:
+    sql: dict[str, str] = {}
+    keys = f"SELECT {API_KEYS.read_columns} FROM {API_KEYS.name}"
+    sql["find_api_key"] = f"{keys} WHERE key_hash = :key_hash"
+    sql["find_key_owner"] = (
+        "SELECT k.id, k.key_hash, k.user_id, k.revoked_at, k.last_used_at, u.doc "
+        f"FROM {API_KEYS.name} k JOIN {USERS.name} u ON u.id = k.user_id "
+        "WHERE k.key_hash = :key_hash"
+    )
+    active = "revoked_at IS NULL ORDER BY created_at, id"
+    sql[filter_key("list_api_keys", ())] = f"{keys} WHERE {active}"
+    sql[filter_key("list_api_keys", ("user_id",))] = f"{keys} WHERE user_id = :user_id AND {active}"
+    sql["revoke_api_key"] = (
+        f"UPDATE {API_KEYS.name} SET revoked_at = COALESCE(revoked_at, :stamp) WHERE id = :id"
+    )
+    sql["touch_api_key"] = f"UPDATE {API_KEYS.name} SET last_used_at = :stamp WHERE id = :id"
+    sql["any_api_key"] = dialect.page(f"SELECT id FROM {API_KEYS.name} ORDER BY id")
+    tests = {"user_id": "user_id = :user_id", "since": "created_at >= :since"}
+    for size in range(len(AUDIT_FILTERS) + 1):
+        for filters in combinations(AUDIT_FILTERS, size):
+            where = (" WHERE " + " AND ".join(tests[f] for f in filters)) if filters else ""
+            sql[filter_key("list_audit", filters)] = dialect.page(
+                f"SELECT doc FROM {AUDIT.name}{where} ORDER BY created_at DESC, id DESC"
+            )
+            sql[filter_key("count_audit", filters)] = f"SELECT COUNT(*) FROM {AUDIT.name}{where}"
+    sql["delete_audit_before"] = f"DELETE FROM {AUDIT.name} WHERE created_at < :cutoff"
     return sql
 
 
@@ -624,6 +693,84 @@ class SqlStore(SqlCluster, Store):
 
     def delete_server(self, server_id: str) -> None:
         self._delete("servers", server_id, ServerNotFound)
+
+    # -- API keys --------------------------------------------------------------------
+    def add_api_key(self, key: ApiKey) -> None:
+        try:
+            self._write("insert_api_keys", API_KEYS.row(key))
+        except _Duplicate as exc:
+            raise StoreError(f"{self.backend} store failed: API key exists ({exc})") from None
+
+    def get_api_key(self, key_id: str) -> ApiKey:
+        key: ApiKey = self._get("api_keys", key_id, ApiKeyNotFound)
+        return key
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        rows = self._rows("find_api_key", {"key_hash": key_hash})
+        if not rows:
+            return None
+        key: ApiKey = API_KEYS.decode(rows[0])
+        return key
+
+    def find_key_owner(self, key_hash: str) -> KeyOwner | None:
+        """One joined read of scalar columns and the user's role from its document:
+        the per-request check, at a third of the cost of two decoded lookups."""
+        rows = self._rows("find_key_owner", {"key_hash": key_hash})
+        if not rows:
+            return None
+        key_id, found_hash, user_id, revoked_at, last_used_at, user_doc = rows[0]
+        role = str(loads(user_doc).get("role", "user"))
+        return KeyOwner(
+            key_id, found_hash, user_id, role, revoked_at is not None, text_time(last_used_at)
+        )
+
+    def list_api_keys(self, user_id: str | None = None) -> list[ApiKey]:
+        return self._list("api_keys", {} if user_id is None else {"user_id": user_id})
+
+    def revoke_api_key(self, key_id: str, when: datetime) -> None:
+        if self._write("revoke_api_key", {"id": key_id, "stamp": time_text(when)}) == 0:
+            raise ApiKeyNotFound(key_id)
+
+    def touch_api_key(self, key_id: str, when: datetime) -> None:
+        self._write("touch_api_key", {"id": key_id, "stamp": time_text(when)})
+
+    def has_api_keys(self) -> bool:
+        return bool(self._rows("any_api_key", {"limit": 1, "offset": 0}))
+
+    # -- audit trail -----------------------------------------------------------------
+    def add_audit_entries(self, entries: Sequence[AuditEntry]) -> None:
+        rows = [AUDIT.row(e) for e in entries]
+        if not rows:
+            return
+        with self._transaction() as cursor:
+            self._execute_many(cursor, self._sql["insert_audit"], rows)
+
+    @staticmethod
+    def _audit_filters(user_id: str | None, since: datetime | None) -> dict[str, Any]:
+        values = {"user_id": user_id, "since": time_text(since)}
+        return {name: values[name] for name in AUDIT_FILTERS if values[name] is not None}
+
+    def list_audit_entries(
+        self,
+        *,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AuditEntry]:
+        filters = self._audit_filters(user_id, since)
+        name = filter_key("list_audit", tuple(filters))
+        rows = self._rows(name, {**filters, "limit": max(limit, 0), "offset": max(offset, 0)})
+        return [AUDIT.decode(row) for row in rows]
+
+    def count_audit_entries(
+        self, *, user_id: str | None = None, since: datetime | None = None
+    ) -> int:
+        filters = self._audit_filters(user_id, since)
+        return int(self._rows(filter_key("count_audit", tuple(filters)), filters)[0][0])
+
+    def delete_audit_before(self, cutoff: datetime) -> int:
+        return self._write("delete_audit_before", {"cutoff": time_text(cutoff)})
 
     # -- whole collections -----------------------------------------------------------
     def export(self, collection: str) -> Iterator[dict[str, Any]]:

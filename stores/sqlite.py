@@ -11,6 +11,7 @@ writer in at a time anyway; bench/store.py keeps the four-thread figure.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
@@ -67,6 +68,22 @@ def schema(dialect: Dialect) -> list[str]:
     return statements
 
 
+def private_file(path: Path) -> None:
+    """Create the database file with mode 0600 (only the service's user may open it;
+    SQLite gives its -wal and -shm files the same mode), and tighten one this user
+    owns that others could read: scripts must not read the store behind the API."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            with suppress(FileNotFoundError):
+                info = name.stat()
+                if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                    name.chmod(0o600)
+        return
+    os.close(fd)
+
+
 class _BatchConnection:
     """The connection as `SqlStore._transaction` sees it inside a write batch: its
     per-call commit and rollback are left to the batch (one commit at the end)."""
@@ -109,7 +126,8 @@ class SqliteStore(SqlStore):
         try:
             if self.path.is_dir():
                 raise StoreUnavailable(f"{self.path} is a directory, not a database file")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_file(self.path)
             db = sqlite3.connect(
                 self.path,
                 isolation_level=None,

@@ -213,13 +213,19 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval:
         time.sleep(interval)
 
 
-def finished_execution(base: str, job_id: str, timeout: float = 15.0) -> dict[str, Any]:
-    """Poll the executions endpoint until the job has a terminal execution; return it."""
+def finished_execution(
+    base: str, job_id: str, timeout: float = 15.0, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Poll the executions endpoint until the job has a terminal execution; return it
+    (`headers` carry an API key when the service needs one)."""
     terminal = {"completed", "failed", "timeout", "cancelled", "missed", "skipped", "abandoned"}
 
     def done() -> dict[str, Any] | None:
         response = requests.get(
-            f"{base}/api/scheduler/executions", params={"job_id": job_id}, timeout=5
+            f"{base}/api/scheduler/executions",
+            params={"job_id": job_id},
+            headers=headers,
+            timeout=5,
         )
         assert response.status_code == 200, response.text
         body = response.json()

@@ -87,7 +87,10 @@ def seed_examples(live: ThreadServer) -> None:
 @pytest.mark.timeout(150 if EXAMPLES <= 25 else 3600)
 def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
     assert SCHEMATHESIS.exists(), "schemathesis is in the test extras"
-    with running_server(make_settings(tmp_path, api_keys=(KEY,))) as live:
+    # the fuzzer sends thousands of wrong keys on purpose: the brute-force guard (tested
+    # in tests/test_auth.py) would answer them all 429 after the tenth
+    settings = make_settings(tmp_path, api_keys=(KEY,), auth_failure_limit=1_000_000)
+    with running_server(settings) as live:
         seed_examples(live)
         command = [
             str(SCHEMATHESIS),

@@ -62,6 +62,7 @@ JOB_FIELDS = [
     "retry_backoff",
     "history_limit",
     "schedule",
+    "env",
 ]
 EXECUTION_FIELDS = {
     "_id",

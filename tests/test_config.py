@@ -13,6 +13,7 @@ import pytest
 
 from api.config import load_settings
 from engine.errors import InvalidInput
+from runners.identity import describe_identity
 from tests.api_support import CRONWELL, ROOT, free_port
 
 
@@ -178,7 +179,8 @@ def test_check_passes_and_names_what_it_checked(tmp_path: Path) -> None:
     assert (code, stderr) == (0, "")
     assert stdout == (
         "cronwell: configuration OK; store sqlite:///var/cronwell.db (sqlite) opened; "
-        f"script roots: {roots}; timezone Europe/Berlin; http://127.0.0.1:5000\n"
+        f"script roots: {roots}; timezone Europe/Berlin; http://127.0.0.1:5000; "
+        f"open (no API key yet); {describe_identity('')}\n"
     )
     assert (tmp_path / "var" / "cronwell.db").is_file()
     assert (tmp_path / "var" / "secret.key").stat().st_mode & 0o777 == 0o600

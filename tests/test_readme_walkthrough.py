@@ -47,10 +47,10 @@ TEST_DELAY = 3
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900 if FRESH else 120)]
 
 
-def walkthrough_blocks(readme: str) -> list[str]:
+def walkthrough_blocks(readme: str, heading: str = HEADING) -> list[str]:
     """The ```sh blocks between the walkthrough heading and the next `## ` heading."""
-    start = readme.index(HEADING + "\n")
-    end = readme.find("\n## ", start + len(HEADING))
+    start = readme.index(heading + "\n")
+    end = readme.find("\n## ", start + len(heading))
     section = readme[start : end if end != -1 else len(readme)]
     return re.findall(r"^```sh\n(.*?)^```$", section, flags=re.DOTALL | re.MULTILINE)
 
@@ -172,6 +172,20 @@ def service(tmp_path: Path) -> Iterator[MakeRun]:
         run.kill()
 
 
+def run_bash(script: str, cwd: Path, timeout: float) -> str:
+    """Run the README's commands as one `bash -e` script; its stdout (it must succeed)."""
+    done = subprocess.run(
+        ["bash", "-e", "-c", script],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    return done.stdout
+
+
 def executions(base: str, **params: str) -> list[dict[str, Any]]:
     response = requests.get(f"{base}/api/scheduler/executions", params=params, timeout=5)
     assert response.status_code == 200, response.text
@@ -193,17 +207,8 @@ def test_readme_walkthrough_as_a_new_user(service: MakeRun) -> None:
     assert Path(origin) == copy / "api" / "__init__.py"
     script = walkthrough_script((copy / "README.md").read_text(), service.port)
     started = time.monotonic()
-    done = subprocess.run(
-        ["bash", "-e", "-c", script],
-        check=False,
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    out = run_bash(script, copy, timeout=60)
     assert time.monotonic() - started < 30
-    out = done.stdout
 
     assert '"scheduler_running": true' in out
     assert '"job_id": "hello_bash"' in out and '"job_id": "report_py"' in out  # listed

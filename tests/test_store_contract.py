@@ -873,3 +873,122 @@ def test_sqlite_reads_back_documents_only_json_can_parse(tmp_path: Path) -> None
         assert store.list_jobs()[0].kwargs == {"x": -float("inf")}
     finally:
         store.close()
+
+
+# -- API keys and the audit trail ----------------------------------------------------------
+def _key(user_id: str, n: int, **changes: Any) -> Any:
+    from stores.records import ApiKey
+
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "user_id": user_id,
+        "key_hash": f"{n:064x}",
+        "prefix": f"cw_{n:05d}",
+        "name": f"key {n}",
+        "created_at": T0 + timedelta(seconds=n),
+    }
+    values.update(changes)
+    return ApiKey(**values)
+
+
+def test_api_keys_are_found_by_hash_listed_and_revoked(store: Store) -> None:
+    from engine.errors import ApiKeyNotFound
+
+    assert store.has_api_keys() is False
+    assert store.find_api_key("0" * 64) is None
+    first, second, other = _key("u1", 1), _key("u1", 2), _key("u2", 3)
+    for key in (second, first, other):
+        store.add_api_key(key)
+    assert store.has_api_keys() is True
+    found = store.find_api_key(first.key_hash)
+    assert found == first and found is not first
+    assert [k.id for k in store.list_api_keys("u1")] == [first.id, second.id]
+    assert [k.id for k in store.list_api_keys()] == [first.id, second.id, other.id]
+    assert store.get_api_key(other.id) == other
+    store.touch_api_key(first.id, T0 + timedelta(hours=1))
+    store.touch_api_key("missing", T0)  # ignored
+    assert store.get_api_key(first.id).last_used_at == T0 + timedelta(hours=1)
+    store.revoke_api_key(first.id, T0 + timedelta(hours=2))
+    store.revoke_api_key(first.id, T0 + timedelta(hours=3))  # the first revocation stays
+    revoked = store.find_api_key(first.key_hash)
+    assert revoked is not None and revoked.revoked_at == T0 + timedelta(hours=2)
+    assert revoked.last_used_at == T0 + timedelta(hours=1)
+    assert [k.id for k in store.list_api_keys("u1")] == [second.id]
+    with pytest.raises(ApiKeyNotFound):
+        store.revoke_api_key("missing", T0)
+    with pytest.raises(ApiKeyNotFound):
+        store.get_api_key("missing")
+    for key in (second, other):
+        store.revoke_api_key(key.id, T0)
+    assert store.list_api_keys() == []
+    assert store.has_api_keys() is True  # revoked keys keep the service closed
+
+
+def test_an_api_key_hash_is_unique(store: Store) -> None:
+    from engine.errors import StoreError
+
+    store.add_api_key(_key("u1", 7))
+    with pytest.raises(StoreError):
+        store.add_api_key(_key("u2", 7))
+    assert len(store.list_api_keys()) == 1
+
+
+def _entry(n: int, user_id: str | None, **changes: Any) -> Any:
+    from stores.records import AuditEntry
+
+    values: dict[str, Any] = {
+        "id": f"a{n:04d}",
+        "created_at": T0 + timedelta(minutes=n),
+        "method": "POST",
+        "path": f"/api/scheduler/jobs/{n}",
+        "status": 200,
+        "user_id": user_id,
+        "key_id": None if user_id is None else f"k-{user_id}",
+        "resource_id": str(n),
+        "client": "127.0.0.1",
+    }
+    values.update(changes)
+    return AuditEntry(**values)
+
+
+def test_audit_entries_newest_first_filtered_paged_and_pruned(store: Store) -> None:
+    entries = [_entry(n, "u1" if n % 2 else "u2") for n in range(10)]
+    entries.append(_entry(10, None, method="DELETE", status=404))
+    store.add_audit_entries(entries[:4])
+    store.add_audit_entries(entries[4:])
+    store.add_audit_entries([])
+    listed = store.list_audit_entries(limit=100)
+    assert [e.id for e in listed] == [e.id for e in reversed(entries)]
+    assert listed[0] == entries[10] and listed[0].user_id is None and listed[0].status == 404
+    assert store.count_audit_entries() == 11
+    u1 = store.list_audit_entries(user_id="u1", limit=2, offset=1)
+    assert [e.id for e in u1] == ["a0007", "a0005"]
+    assert store.count_audit_entries(user_id="u1") == 5
+    since = T0 + timedelta(minutes=8)
+    assert [e.id for e in store.list_audit_entries(since=since)] == ["a0010", "a0009", "a0008"]
+    assert store.count_audit_entries(user_id="u2", since=since) == 1
+    assert store.list_audit_entries(limit=0) == []
+    assert store.delete_audit_before(T0 + timedelta(minutes=5)) == 5
+    assert store.count_audit_entries() == 6
+    assert store.list_audit_entries(limit=1)[0].created_at == T0 + timedelta(minutes=10)
+
+
+def test_a_key_is_found_with_its_user_in_one_call(store: Store) -> None:
+    user = User(id="u1", name="One", email="one@example.com", role="admin", created_at=T0)
+    store.add_user(user)
+    key = _key("u1", 11)
+    store.add_api_key(key)
+    store.add_api_key(_key("gone", 12))
+    from stores.records import KeyOwner
+
+    assert store.find_key_owner(key.key_hash) == KeyOwner(
+        key.id, key.key_hash, "u1", "admin", False, None
+    )
+    assert store.find_key_owner(f"{12:064x}") is None  # its user does not exist
+    assert store.find_key_owner("f" * 64) is None
+    store.touch_api_key(key.id, T0 + timedelta(seconds=5))
+    store.revoke_api_key(key.id, T0)
+    user.role = "user"
+    store.update_user(user)
+    again = store.find_key_owner(key.key_hash)
+    assert again == KeyOwner(key.id, key.key_hash, "u1", "user", True, T0 + timedelta(seconds=5))
