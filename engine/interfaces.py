@@ -291,6 +291,15 @@ class RunRequest:
     script_roots: tuple[Path, ...] = ()
     #: opaque to the engine and runners: the job classes' context (store, settings)
     services: Any = None
+    #: where a runner also writes output as it is produced, for readers while the job
+    #: runs (`engine.running.live.LiveOutput`); None when nobody reads it live
+    live: OutputSink | None = None
+
+
+class OutputSink(Protocol):
+    """Takes a job's output as it is printed (bytes, in arrival order); never blocks."""
+
+    def write(self, data: bytes) -> None: ...
 
 
 class JobRunner(Protocol):

@@ -26,6 +26,7 @@ from engine.events import EventBus
 from engine.interfaces import JobRunner, Outcome, SchedulerStore
 from engine.model import Execution, Job, Status
 from engine.running.executor import SHUT_DOWN_BEFORE_START, Executor
+from engine.running.live import LiveOutput
 from engine.running.pool import WorkerPool
 from engine.running.recorder import Recorder
 from engine.scheduling.commands import (
@@ -76,7 +77,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._commands = CommandQueue(queue_size)
         self._timetable = Timetable()
-        self._recorder = Recorder(store, self._stopping)
+        self._recorder = Recorder(store, self._stopping, events=self.events)
         self._executor = Executor(
             store,
             runner,
@@ -209,6 +210,20 @@ class Scheduler:
     @arm_lead.setter
     def arm_lead(self, seconds: float) -> None:
         self._loop.lead = max(0.0, seconds)
+
+    @property
+    def executions_running(self) -> int:
+        """Executions a worker has taken and not yet finished (read without a lock)."""
+        return self._pool.running_count
+
+    @property
+    def worker_backlog(self) -> int:
+        """Queued executions waiting for a free worker (read without a lock)."""
+        return self._pool.backlog_count
+
+    def live_output(self, execution_id: str) -> LiveOutput | None:
+        """What a running execution has printed so far (see engine/running/live.py)."""
+        return self._executor.live_output(execution_id)
 
     @property
     def scheduled_jobs(self) -> int:

@@ -43,6 +43,7 @@ class Runner:
                 timeout=timeout,
                 output_cap=request.output_cap,
                 cancel=request.cancel,
+                live=request.live,
             )
         except Exception:
             return Outcome(Status.FAILED, error=traceback.format_exc())

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from engine.interfaces import Outcome
+from engine.interfaces import Outcome, OutputSink
 from engine.model import Status
 from runners.capture import CappedBuffer
 
@@ -87,17 +87,19 @@ def run_process(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     grace: float = DEFAULT_GRACE,
+    live: OutputSink | None = None,
 ) -> ProcessResult:
     """Run argv to a ProcessResult: exit 0 COMPLETED, non-zero FAILED, TIMEOUT when
     `timeout` seconds pass first, CANCELLED when `cancel` is set first. Never raises
-    for a child that cannot start: that is a FAILED result saying why."""
+    for a child that cannot start: that is a FAILED result saying why. Both pipes are
+    also written to `live` as they are read, when given."""
     command = [str(part) for part in argv]
     if not command:
         return ProcessResult(Status.FAILED, None, "", "", "nothing to run: the argv list is empty")
     if cancel.is_set():
         return ProcessResult(Status.CANCELLED, None, "", "", "cancelled before it started")
     try:
-        child = _Child.start(command, output_cap, cwd, env)
+        child = _Child.start(command, output_cap, cwd, env, live)
     except OSError as exc:
         return ProcessResult(Status.FAILED, None, "", "", _spawn_error(command[0], exc))
 
@@ -135,11 +137,13 @@ def run_process(
 class _Child:
     """A started child with its reaper and reader threads."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], output_cap: int) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], output_cap: int, live: OutputSink | None = None
+    ) -> None:
         self.proc = proc
         self.exited = threading.Event()
-        self.stdout = CappedBuffer(output_cap, "stdout")
-        self.stderr = CappedBuffer(output_cap, "stderr")
+        self.stdout = CappedBuffer(output_cap, "stdout", live)
+        self.stderr = CappedBuffer(output_cap, "stderr", live)
         assert proc.stdout is not None and proc.stderr is not None
         self._readers = [
             _daemon(_drain, proc.stdout, self.stdout),
@@ -154,6 +158,7 @@ class _Child:
         output_cap: int,
         cwd: Path | None,
         env: Mapping[str, str] | None,
+        live: OutputSink | None = None,
     ) -> _Child:
         proc = subprocess.Popen(
             command,
@@ -166,7 +171,7 @@ class _Child:
             close_fds=True,
         )
         try:
-            return cls(proc, output_cap)
+            return cls(proc, output_cap, live)
         except BaseException:  # could not start a thread: do not leave the child behind
             _kill_group(proc.pid, signal.SIGKILL)
             proc.wait()

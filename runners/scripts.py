@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ScriptPathError
-from engine.interfaces import Outcome
+from engine.interfaces import Outcome, OutputSink
 from engine.model import JobKind, Status
 from runners.paths import check_runnable, resolve_script
 from runners.process import DEFAULT_GRACE, ProcessResult, run_process
@@ -43,8 +43,10 @@ def run_script(
     output_cap: int,
     cancel: threading.Event,
     grace: float = DEFAULT_GRACE,
+    live: OutputSink | None = None,
 ) -> Outcome:
-    """Check the path, then run the script to an Outcome (see the module docstring)."""
+    """Check the path, then run the script to an Outcome (see the module docstring);
+    its output also goes to `live` as it is printed, when given."""
     if kind not in (JobKind.BASH, JobKind.PYTHON):
         return Outcome(Status.FAILED, error=f"run_script runs bash and python scripts, not {kind}")
     try:
@@ -61,10 +63,17 @@ def run_script(
             cancel=cancel,
             cwd=script.parent,
             grace=grace,
+            live=live,
         )
         return result.to_outcome()
     return _run_python(
-        script, argv, timeout=timeout, output_cap=output_cap, cancel=cancel, grace=grace
+        script,
+        argv,
+        timeout=timeout,
+        output_cap=output_cap,
+        cancel=cancel,
+        grace=grace,
+        live=live,
     )
 
 
@@ -76,6 +85,7 @@ def _run_python(
     output_cap: int,
     cancel: threading.Event,
     grace: float,
+    live: OutputSink | None,
 ) -> Outcome:
     handle, name = tempfile.mkstemp(prefix="cronwell-result-", suffix=".json")
     os.close(handle)
@@ -88,6 +98,7 @@ def _run_python(
             cancel=cancel,
             cwd=script.parent,
             grace=grace,
+            live=live,
         )
         reply = read_reply(result_file, output_cap)
     finally:

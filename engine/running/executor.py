@@ -32,6 +32,7 @@ from engine.interfaces import JobRunner, Outcome, RunRequest, SchedulerStore
 from engine.model import Execution, Job, Status
 from engine.running.backoff import retry_store_call
 from engine.running.executions import retry_of
+from engine.running.live import LiveOutput
 from engine.running.pool import WorkItem
 from engine.running.recorder import Recorder
 from engine.scheduling.policy import retry_delay, should_retry
@@ -76,6 +77,15 @@ class Executor:
         self._schedule_retry = schedule_retry
         self._stopping = stopping
         self._recorder = recorder
+        #: execution id -> output so far, from its start until its terminal record is
+        #: written (the worker adds, the recorder thread's follow-up removes; dict
+        #: operations are atomic, so neither takes a lock)
+        self._live: dict[str, LiveOutput] = {}
+
+    def live_output(self, execution_id: str) -> LiveOutput | None:
+        """The output so far of a running execution; None when it is not running here
+        (not started, or ended and recorded: the store has its output then)."""
+        return self._live.get(execution_id)
 
     def __call__(self, item: WorkItem) -> None:
         """Run one execution to its terminal status (the pool's work function)."""
@@ -100,6 +110,7 @@ class Executor:
         # the object itself, not a copy (a copy.copy here was 40% of a no-op run): if the
         # recorder reads it after the run already ended, it writes the newer state, and
         # the terminal report that follows it in the same queue writes it in full
+        live = self._live[execution.id] = LiveOutput(self._output_cap)
         self._recorder.started(execution)
         request = RunRequest(
             job=job,
@@ -109,11 +120,13 @@ class Executor:
             output_cap=self._output_cap,
             script_roots=self._script_roots,
             services=self._services,
+            live=live,
         )
         try:
             outcome = self._runner(request)
         except BaseException:  # SystemExit from a job class too: the worker must survive
             outcome = Outcome(Status.FAILED, error=traceback.format_exc())
+        live.finished = True
         if outcome.status not in OUTCOME_STATUSES:
             outcome = Outcome(
                 Status.FAILED,
@@ -149,6 +162,7 @@ class Executor:
         execution.exit_code = outcome.exit_code
 
         def after() -> None:
+            self._live.pop(execution.id, None)  # the store has the whole output now
             self._events.emit(_EVENT_OF[outcome.status], execution.job_id, now, execution=execution)
             if job is not None and should_retry(outcome.status, execution.attempt, job.retries):
                 self._retry(execution, job)
