@@ -18,7 +18,19 @@ from typing import Any
 
 from sanic import Sanic
 
-from api import executions, openapi, scheduler_jobs, scheduler_misc, scripts, servers, users
+from api import event_hub as hub
+from api import (
+    events_stream,
+    executions,
+    metrics,
+    openapi,
+    output_stream,
+    scheduler_jobs,
+    scheduler_misc,
+    scripts,
+    servers,
+    users,
+)
 from api.auth import require_api_key
 from api.config import Settings
 from api.errors import ApiErrorHandler
@@ -40,9 +52,15 @@ BLUEPRINTS = (
     servers.bp,
     scheduler_jobs.bp,
     executions.bp,
+    output_stream.bp,
+    events_stream.bp,
     scheduler_misc.bp,
     openapi.bp,
+    metrics.bp,
 )
+#: the metrics middleware runs before any other (the API-key check included), so a
+#: refused request is counted and timed too
+METRICS_MIDDLEWARE_PRIORITY = 1000
 
 
 def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, Any]:
@@ -67,8 +85,18 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     #: own events (fires missed while down) reach them too
     app.ctx.event_listeners = []
     app.ctx.reader = None
+    app.ctx.event_hub = hub.EventHub(settings.events_window, settings.events_client_queue)
+    app.ctx.metrics = metrics.Metrics(
+        lambda: app.ctx.scheduler, lambda: app.ctx.store, lambda: app.ctx.event_hub
+    )
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
+    app.register_middleware(
+        app.ctx.metrics.request_started, "request", priority=METRICS_MIDDLEWARE_PRIORITY
+    )
+    app.register_middleware(
+        app.ctx.metrics.request_answered, "response", priority=METRICS_MIDDLEWARE_PRIORITY
+    )
     if settings.api_keys:  # a middleware costs every request, so only when it has work
         app.register_middleware(require_api_key, "request")
     app.register_listener(start_engine, "before_server_start")
@@ -85,8 +113,9 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     store.open()  # idempotent: a store handed in may not be open yet
     add_job_paths(settings.job_paths)
     app.ctx.secrets = load_secret_box(settings)
+    observed: metrics.Metrics = app.ctx.metrics
     scheduler = Scheduler(
-        store,
+        observed.timed_store(store),
         Runner(load_job),
         clock=app.ctx.clock,
         pool_size=settings.pool_size,
@@ -99,6 +128,9 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
     for listener in app.ctx.event_listeners:
         scheduler.events.subscribe(listener)
+    scheduler.events.subscribe(observed.on_event, metrics.LISTENED)
+    app.ctx.event_hub.attach(asyncio.get_running_loop())
+    scheduler.events.subscribe(app.ctx.event_hub.on_event, hub.LISTENED)
     await asyncio.to_thread(scheduler.start)
     app.ctx.scheduler = scheduler
     log.info("engine started on the %s store", store.backend)
@@ -106,6 +138,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
 
 async def stop_engine(app: Sanic[Any, Any]) -> None:
     """Stop firing; running executions get `shutdown_timeout` to finish."""
+    app.ctx.event_hub.close()
     scheduler: Scheduler | None = app.ctx.scheduler
     if scheduler is not None:
         await asyncio.to_thread(scheduler.shutdown, app.ctx.settings.shutdown_timeout)

@@ -40,6 +40,14 @@ class Settings:
     misfire_grace_time: float = 60.0
     shutdown_timeout: float = 30.0
     api_keys: tuple[str, ...] = ()
+    #: /metrics answers without an API key (for a scraper on a trusted network)
+    metrics_open: bool = False
+    #: events kept for Last-Event-ID resumes of /api/scheduler/events
+    events_window: int = 10_000
+    #: events one SSE client may have unsent before it is dropped as too slow
+    events_client_queue: int = 1000
+    #: seconds between SSE heartbeat comments on an idle stream
+    sse_heartbeat: float = 15.0
     secret_key: str = ""  # Fernet key; generated into data_dir on first start when empty
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -153,12 +161,15 @@ def load_settings(
         ("CRONWELL_OUTPUT_CAP", "output_cap", 1024),
         ("CRONWELL_MAX_BODY", "max_body", 1024),
         ("CRONWELL_SMTP_PORT", "smtp_port", 1),
+        ("CRONWELL_EVENTS_WINDOW", "events_window", 1),
+        ("CRONWELL_EVENTS_CLIENT_QUEUE", "events_client_queue", 1),
     ):
         if v := get(key):
             s[name] = _int(key, v, minimum)
     for key, name in (
         ("CRONWELL_MISFIRE_GRACE", "misfire_grace_time"),
         ("CRONWELL_SHUTDOWN_TIMEOUT", "shutdown_timeout"),
+        ("CRONWELL_SSE_HEARTBEAT", "sse_heartbeat"),
     ):
         if v := get(key):
             s[name] = float(_int(key, v, 0))
@@ -176,6 +187,8 @@ def load_settings(
             s[name] = v
     if v := get("CRONWELL_SMTP_STARTTLS"):
         s["smtp_starttls"] = _bool("CRONWELL_SMTP_STARTTLS", v)
+    if v := get("CRONWELL_METRICS_OPEN"):
+        s["metrics_open"] = _bool("CRONWELL_METRICS_OPEN", v)
     if v := get("CRONWELL_LOG_JSON"):
         s["log_json"] = _bool("CRONWELL_LOG_JSON", v)
     if v := get("CRONWELL_BACKUP_DIR"):

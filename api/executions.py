@@ -13,6 +13,7 @@ from sanic.response import HTTPResponse
 
 from api import context, views
 from api.openapi import documented
+from api.output_stream import output_so_far
 from api.validation import QueryParam, object_id, parse_query
 from engine.errors import InvalidInput
 from engine.model import Status
@@ -66,8 +67,9 @@ async def list_executions(request: Request) -> HTTPResponse:
 
 @bp.get("/<execution_id>")
 async def get_execution(request: Request, execution_id: str) -> HTTPResponse:
-    """One execution, with its output, error and return value."""
+    """One execution, with its output (so far, while it runs), error and return value."""
     found = context.store(request).get_execution(object_id(execution_id, "execution"))
+    found.output = output_so_far(request, found)
     return context.reply(
         views.success("Execution retrieved successfully", data=views.execution(found))
     )
