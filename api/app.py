@@ -124,6 +124,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         output_cap=settings.output_cap,
         script_roots=settings.script_roots,
         services=JobServices(store, settings, now=app.ctx.clock.now),
+        observer=observed,
     )
     app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
     for listener in app.ctx.event_listeners:

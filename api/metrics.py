@@ -5,9 +5,11 @@ build several apps in one process do not collide and nothing of ours mixes with 
 library's metrics.
 
 Nothing here runs on the engine's loop or worker threads:
-- fire outcomes, lateness and durations are counted by an event listener, on the event
-  bus's delivery thread, from the terminal executions the engine already emits (it
-  listens to terminal kinds only, so no per-fire "queued" snapshot is taken for it);
+- runs that ended (completed, failed, timeout, cancelled), their lateness and duration
+  are counted by the engine's run observer (`engine.interfaces.RunObserver`), on the
+  recorder thread right after it writes them: no extra thread wakes per run, no
+  snapshot is copied; fires that never ran (missed, skipped) by an event listener on
+  the event thread, subscribed to those two kinds only;
 - running executions, the worker backlog and jobs by state are read when Prometheus
   scrapes (a custom collector: two `len()`s and one counting query, off the event loop);
 - store operations are timed by a thin wrapper around the engine's store (two clock
@@ -47,7 +49,7 @@ from sanic.response import HTTPResponse
 from api import context
 from api.views import job_class_string
 from engine import events as ev
-from engine.model import JobKind
+from engine.model import Execution, JobKind
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -59,8 +61,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 PATH = "/metrics"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-#: the kinds the listener needs: every way an execution ends
-LISTENED = (ev.EXECUTION_EXECUTED, ev.EXECUTION_FAILED, ev.JOB_MISSED, ev.MAX_INSTANCES_REACHED)
+#: the kinds the listener needs: fires that never ran (runs that did reach `ended`)
+LISTENED = (ev.JOB_MISSED, ev.MAX_INSTANCES_REACHED)
 #: seconds; a healthy engine starts fires within a few ms, a crowded one within a second
 LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -153,11 +155,18 @@ class Metrics:
         self._fire_series: dict[tuple[str, str, str], Any] = {}
         self._duration_series: dict[str, Any] = {}
 
+    # -- the engine's run observer (its recorder thread) ------------------------------
+    def ended(self, execution: Execution) -> None:
+        """A run ended (completed, failed, timeout, cancelled) and is recorded."""
+        self._count(execution)
+
     # -- the event listener (the bus's delivery thread) ------------------------------
     def on_event(self, event: ev.Event) -> None:
-        execution = event.execution
-        if execution is None:
-            return
+        """A fire that never ran: missed, or skipped (max_instances, a full backlog)."""
+        if event.execution is not None:
+            self._count(event.execution)
+
+    def _count(self, execution: Execution) -> None:
         key = (str(execution.status), execution.job_kind, execution.job_target)
         series = self._fire_series.get(key)
         if series is None:

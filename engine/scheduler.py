@@ -23,7 +23,7 @@ from typing import Any
 from engine.clock import Clock, SystemClock
 from engine.errors import EngineStopped
 from engine.events import EventBus
-from engine.interfaces import JobRunner, Outcome, SchedulerStore
+from engine.interfaces import JobRunner, Outcome, RunObserver, SchedulerStore
 from engine.model import Execution, Job, Status
 from engine.running.executor import SHUT_DOWN_BEFORE_START, Executor
 from engine.running.live import LiveOutput
@@ -68,6 +68,7 @@ class Scheduler:
         script_roots: tuple[Path, ...] = (),
         services: Any = None,
         events: EventBus | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
@@ -89,6 +90,7 @@ class Scheduler:
             schedule_retry=self._post_retry,
             stopping=self._stopping,
             recorder=self._recorder,
+            observer=observer,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
         self._loop = EngineLoop(

@@ -221,7 +221,9 @@ def test_two_apps_have_their_own_registries() -> None:
 def test_metrics_need_a_key_unless_opened(tmp_path: Path) -> None:
     with running_server(make_settings(tmp_path / "closed", api_keys=("k1",))) as closed:
         assert requests.get(f"{closed.url}/metrics", timeout=5).status_code == 401
-        assert scrape(closed, **{"X-API-Key": "k1"})
+        samples = scrape(closed, **{"X-API-Key": "k1"})
+        # the refused request was counted too: the metrics middleware runs first
+        assert value(samples, "cronwell_http_requests_total", route="/metrics", status="401") == 1
     opened = make_settings(tmp_path / "open", api_keys=("k1",), metrics_open=True)
     with running_server(opened) as live:
         assert scrape(live)  # no key needed for /metrics ...

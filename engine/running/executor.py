@@ -28,7 +28,7 @@ from engine import events as ev
 from engine.clock import Clock
 from engine.errors import JobNotFound
 from engine.events import EventBus
-from engine.interfaces import JobRunner, Outcome, RunRequest, SchedulerStore
+from engine.interfaces import JobRunner, Outcome, RunObserver, RunRequest, SchedulerStore
 from engine.model import Execution, Job, Status
 from engine.running.backoff import retry_store_call
 from engine.running.executions import retry_of
@@ -66,8 +66,10 @@ class Executor:
         schedule_retry: Callable[[Execution], object],
         stopping: threading.Event,
         recorder: Recorder,
+        observer: RunObserver | None = None,
     ) -> None:
         self._store = store
+        self._observer = observer
         self._runner = runner
         self._clock = clock
         self._events = events
@@ -163,6 +165,11 @@ class Executor:
 
         def after() -> None:
             self._live.pop(execution.id, None)  # the store has the whole output now
+            if self._observer is not None and outcome.status in OUTCOME_STATUSES:
+                try:
+                    self._observer.ended(execution)
+                except Exception:
+                    log.exception("run observer failed on execution %s", execution.id)
             self._events.emit(_EVENT_OF[outcome.status], execution.job_id, now, execution=execution)
             if job is not None and should_retry(outcome.status, execution.attempt, job.retries):
                 self._retry(execution, job)
