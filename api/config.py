@@ -169,7 +169,6 @@ def load_settings(
     for key, name in (
         ("CRONWELL_MISFIRE_GRACE", "misfire_grace_time"),
         ("CRONWELL_SHUTDOWN_TIMEOUT", "shutdown_timeout"),
-        ("CRONWELL_SSE_HEARTBEAT", "sse_heartbeat"),
     ):
         if v := get(key):
             s[name] = float(_int(key, v, 0))
@@ -187,6 +186,8 @@ def load_settings(
             s[name] = v
     if v := get("CRONWELL_SMTP_STARTTLS"):
         s["smtp_starttls"] = _bool("CRONWELL_SMTP_STARTTLS", v)
+    if v := get("CRONWELL_SSE_HEARTBEAT"):  # 0 would send heartbeats back to back
+        s["sse_heartbeat"] = float(_int("CRONWELL_SSE_HEARTBEAT", v, 1))
     if v := get("CRONWELL_METRICS_OPEN"):
         s["metrics_open"] = _bool("CRONWELL_METRICS_OPEN", v)
     if v := get("CRONWELL_LOG_JSON"):
