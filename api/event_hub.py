@@ -23,6 +23,8 @@ from an earlier one, so a Last-Event-ID from before a restart is known to have a
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import secrets
 import threading
 from collections import deque
@@ -202,6 +204,13 @@ class EventHub:
 
     # -- the delivery thread ---------------------------------------------------------
     def on_event(self, event: ev.Event) -> None:
+        execution = event.execution
+        if execution is not None and execution.output:
+            # the ring keeps events, not outputs: 10,000 ended runs of 64 KiB each
+            # would hold 640 MiB (streams leave the output out anyway)
+            trimmed = copy.copy(execution)
+            trimmed.output = ""
+            event = dataclasses.replace(event, execution=trimmed)
         with self._lock:
             self._number += 1
             item = Numbered(self._number, event, owner_of(event))

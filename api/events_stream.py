@@ -26,6 +26,7 @@ from sanic.response.types import HTTPResponse
 
 from api import context, sse
 from api.event_hub import EventHub, Subscriber, frame
+from api.openapi import documented
 from api.validation import QueryParam, parse_query
 
 bp = Blueprint("events_stream", url_prefix="/api/scheduler")
@@ -38,6 +39,7 @@ STREAM_QUERY = (
 
 
 @bp.get("/events")
+@documented(query=STREAM_QUERY)
 async def stream_events(request: Request) -> HTTPResponse | None:
     """Job and execution changes as Server-Sent Events (see the module docstring)."""
     query = parse_query(request.args, STREAM_QUERY)

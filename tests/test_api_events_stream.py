@@ -238,3 +238,27 @@ def _drain(stream: SseStream) -> bytes:
             break
         received += chunk
     return bytes(received)
+
+
+def test_the_ring_keeps_no_output() -> None:
+    """Ended runs carry their output on the engine's events; the hub's ring of 10,000
+    must not hold 10,000 outputs."""
+    from api.event_hub import EventHub
+    from engine.events import EXECUTION_EXECUTED, Event
+    from engine.model import Execution, Status
+
+    hub = EventHub(window=3)
+    for n in range(5):
+        execution = Execution(
+            id=f"e{n}",
+            job_id="j",
+            status=Status.COMPLETED,
+            created_at=datetime.now(UTC),
+            output="x" * 10_000,
+        )
+        hub.on_event(Event(EXECUTION_EXECUTED, "j", datetime.now(UTC), execution=execution))
+        assert execution.output == "x" * 10_000  # the other listeners' snapshot is untouched
+    kept = list(hub._ring)
+    assert [item.number for item in kept] == [3, 4, 5]
+    assert all(item.event.execution is not None for item in kept)
+    assert all(item.event.execution.output == "" for item in kept)  # type: ignore[union-attr]
