@@ -12,7 +12,9 @@ same-run A/B against the bare "cronwell" row of `bench.dispatch`:
   heartbeats: what a dashboard left open on another job costs the engine;
 - "cronwell-sse100-all" (diagnostic, not in the A/B): 100 unfiltered clients reading
   every event (three per fire) as fast as they can, on one reader thread: the worst
-  case of many dashboards following everything.
+  case of many dashboards following everything. At thousands of fires a second the
+  event loop cannot write 100 copies of every event, the clients fall behind and are
+  dropped (their queue is bounded): the run shows what that costs the engine meanwhile.
 """
 
 from __future__ import annotations
@@ -131,8 +133,8 @@ class EventStreamSystem(CronwellSystem):
             sock.close()
         self._server.stop()
         super().stop()
-        if self._follow_all and self._received < self._clients_wanted * 1000:
-            raise RuntimeError(f"the following clients read only {self._received} bytes")
+        if self._follow_all and self._received == 0:
+            raise RuntimeError("the following clients read nothing: they were not connected")
 
 
 class _EventServer:
