@@ -7,9 +7,10 @@ is connected, wakes the event loop once per batch of events (as api/bridge.py do
 for command futures). Everything else (subscribing, matching, encoding, queueing)
 runs on the event loop, so subscribers need no locks.
 
-Costs: with no client connected an event costs a lock, a count and a deque append; the
-JSON text of an event is built on the event loop, once, and only when a client (or a
-resume) needs it. Clients are indexed by their filter, so an event for job A wakes
+Costs: an event no connected client wants (none connected, or all watching other jobs
+or users) costs a lock, a count, a deque append and two set lookups: it wakes nothing.
+The JSON text of an event is built on the event loop, once, and only when a client (or
+a resume) needs it. Clients are indexed by their filter, so an event for job A wakes
 only the clients watching A (or everything), not every connected one.
 
 A slow client never slows the engine: its queue holds `client_queue` frames at most;
@@ -193,6 +194,12 @@ class EventHub:
         self._by_owner: dict[str, set[Subscriber]] = {}
         self._clients = 0
         self.dropped_clients = 0
+        #: what the connected clients filter on, rebuilt on (un)subscribe and read by
+        #: the delivery thread without a lock (whole-object swaps): an event no client
+        #: wants wakes nobody, so clients watching a quiet job cost the engine nothing
+        self._wants_everything = False
+        self._wanted_jobs: frozenset[str] = frozenset()
+        self._wanted_owners: frozenset[str] = frozenset()
 
     @property
     def client_count(self) -> int:
@@ -215,7 +222,7 @@ class EventHub:
             self._number += 1
             item = Numbered(self._number, event, owner_of(event))
             self._ring.append(item)
-            if not self._clients:
+            if not self._wanted(item):
                 return
             self._pending.append(item)
             if self._wake_pending or self._loop is None:
@@ -226,7 +233,20 @@ class EventHub:
         except RuntimeError:  # the loop has closed: nobody is listening any more
             pass
 
+    def _wanted(self, item: Numbered) -> bool:
+        """Whether some connected client's filter may take `item` (a superset test)."""
+        return (
+            self._wants_everything
+            or item.event.job_id in self._wanted_jobs
+            or (item.owner is not None and item.owner in self._wanted_owners)
+        )
+
     # -- the event loop --------------------------------------------------------------
+    def _refilter(self) -> None:
+        self._wanted_jobs = frozenset(self._by_job)
+        self._wanted_owners = frozenset(self._by_owner)
+        self._wants_everything = bool(self._everything)
+
     def _distribute(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
@@ -251,7 +271,14 @@ class EventHub:
         """A new client, given every kept event after `last_id` (a Gap when some of
         them are no longer kept, or the id is from an earlier process)."""
         subscriber = Subscriber(job_id, owner, self.client_queue)
-        with self._lock:
+        with self._lock:  # registered under the lock: every later event reaches it
+            if job_id is not None:
+                self._by_job.setdefault(job_id, set()).add(subscriber)
+            elif owner is not None:
+                self._by_owner.setdefault(owner, set()).add(subscriber)
+            else:
+                self._everything.add(subscriber)
+            self._refilter()
             kept = list(self._ring)
             latest = self._number
             self._clients += 1
@@ -269,12 +296,6 @@ class EventHub:
                 if item.number > after and subscriber.wants(item):
                     subscriber.queue.append(item.frame(self.boot))
             subscriber.cursor = latest
-        if job_id is not None:
-            self._by_job.setdefault(job_id, set()).add(subscriber)
-        elif owner is not None:
-            self._by_owner.setdefault(owner, set()).add(subscriber)
-        else:
-            self._everything.add(subscriber)
         return subscriber, gap
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -289,6 +310,7 @@ class EventHub:
                 index[key].discard(subscriber)
                 if not index[key]:
                     del index[key]
+        self._refilter()
         with self._lock:
             self._clients -= 1
 

@@ -4,6 +4,7 @@ stay on time (issue 14)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -262,3 +263,41 @@ def test_the_ring_keeps_no_output() -> None:
     assert [item.number for item in kept] == [3, 4, 5]
     assert all(item.event.execution is not None for item in kept)
     assert all(item.event.execution.output == "" for item in kept)  # type: ignore[union-attr]
+
+
+def test_events_no_client_wants_wake_nobody() -> None:
+    """Clients watching a quiet job cost the engine's events nothing: nothing is queued
+    for the event loop, which is never woken."""
+    from api.event_hub import EventHub
+    from engine.events import JOB_ADDED, Event
+
+    woken: list[object] = []
+
+    class Loop:
+        def call_soon_threadsafe(self, callback: object) -> None:
+            woken.append(callback)
+
+    hub = EventHub()
+    hub.attach(Loop())  # type: ignore[arg-type]
+    job = Job(
+        id="busy",
+        name="b",
+        kind=JobKind.CLASS,
+        target="x.Y",
+        trigger=DateTrigger(datetime(2099, 1, 1, tzinfo=UTC)),
+    )
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        quiet, _ = hub.subscribe("quiet", None, None)
+        for _ in range(100):
+            hub.on_event(Event(JOB_ADDED, "busy", datetime.now(UTC), job=job))
+        assert woken == [] and hub._pending == []
+        watcher, _ = hub.subscribe("busy", None, None)
+        hub.on_event(Event(JOB_ADDED, "busy", datetime.now(UTC), job=job))
+        assert len(woken) == 1 and len(hub._pending) == 1
+        hub.unsubscribe(watcher)
+        hub.unsubscribe(quiet)
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
