@@ -8,8 +8,10 @@ Nothing here runs on the engine's loop or worker threads:
 - runs that ended (completed, failed, timeout, cancelled), their lateness and duration
   are counted by the engine's run observer (`engine.interfaces.RunObserver`), on the
   recorder thread right after it writes them: no extra thread wakes per run, no
-  snapshot is copied; fires that never ran (missed, skipped) by an event listener on
-  the event thread, subscribed to those two kinds only;
+  snapshot is copied, and the counting is plain numbers under one lock
+  (api/run_tally.py), turned into families when Prometheus scrapes; fires that never
+  ran (missed, skipped) by an event listener on the event thread, subscribed to those
+  two kinds only;
 - running executions, the worker backlog and jobs by state are read when Prometheus
   scrapes (a custom collector: two `len()`s and one counting query, off the event loop);
 - store operations are timed by a thin wrapper around the engine's store (two clock
@@ -47,9 +49,9 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from api import context
-from api.views import job_class_string
+from api.run_tally import RunTally
 from engine import events as ev
-from engine.model import Execution, JobKind
+from engine.model import Execution
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -93,12 +95,6 @@ TIMED_OPERATIONS = (
 UNMATCHED_ROUTE = "unmatched"
 
 
-def fire_job_class(kind: str, target: str) -> str:
-    """The `job_class` label: the class string of a class job, else its kind ("bash",
-    "python"): script paths would make one series per script."""
-    return job_class_string(kind, target) if kind == JobKind.CLASS else kind
-
-
 class Metrics:
     """One app's registry, its instruments, and what feeds them."""
 
@@ -110,26 +106,9 @@ class Metrics:
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.fires = Counter(
-            "cronwell_fires",
-            "Executions that ended, by outcome (completed, failed, timeout, cancelled, "
-            "missed, skipped, abandoned), job kind and job class",
-            ["outcome", "kind", "job_class"],
-            registry=r,
-        )
-        self.lateness = Histogram(
-            "cronwell_fire_lateness_seconds",
-            "Seconds from a scheduled fire's due time to its start",
-            buckets=LATENESS_BUCKETS,
-            registry=r,
-        )
-        self.duration = Histogram(
-            "cronwell_execution_duration_seconds",
-            "Seconds from an execution's start to its end, by job kind",
-            ["kind"],
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
+        #: fires, lateness and durations: plain numbers, families built at scrape time
+        self.runs = RunTally(LATENESS_BUCKETS, DURATION_BUCKETS)
+        r.register(self.runs)
         self.store_seconds = Histogram(
             "cronwell_store_operation_seconds",
             "Seconds the engine's store calls took, by operation",
@@ -151,39 +130,17 @@ class Metrics:
             registry=r,
         )
         r.register(_LiveState(scheduler, store, hub))
-        #: label tuple -> child, so the listener pays `labels()` once per series
-        self._fire_series: dict[tuple[str, str, str], Any] = {}
-        self._duration_series: dict[str, Any] = {}
 
     # -- the engine's run observer (its recorder thread) ------------------------------
     def ended(self, execution: Execution) -> None:
         """A run ended (completed, failed, timeout, cancelled) and is recorded."""
-        self._count(execution)
+        self.runs.record(execution)
 
     # -- the event listener (the bus's delivery thread) ------------------------------
     def on_event(self, event: ev.Event) -> None:
         """A fire that never ran: missed, or skipped (max_instances, a full backlog)."""
         if event.execution is not None:
-            self._count(event.execution)
-
-    def _count(self, execution: Execution) -> None:
-        key = (str(execution.status), execution.job_kind, execution.job_target)
-        series = self._fire_series.get(key)
-        if series is None:
-            label = fire_job_class(execution.job_kind, execution.job_target)
-            series = self._fire_series[key] = self.fires.labels(key[0], key[1], label)
-        series.inc()
-        started = execution.started_at
-        if started is None:
-            return
-        if execution.scheduled_for is not None:
-            self.lateness.observe(max(0.0, (started - execution.scheduled_for).total_seconds()))
-        if execution.completed_at is not None:
-            kind = execution.job_kind
-            child = self._duration_series.get(kind)
-            if child is None:
-                child = self._duration_series[kind] = self.duration.labels(kind)
-            child.observe(max(0.0, (execution.completed_at - started).total_seconds()))
+            self.runs.record(event.execution)
 
     # -- the store wrapper ------------------------------------------------------------
     def timed_store(self, store: Store) -> Store:

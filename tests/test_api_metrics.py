@@ -209,13 +209,13 @@ def test_state_gauges_store_and_http_metrics(server: ThreadServer) -> None:
 def test_two_apps_have_their_own_registries() -> None:
     first = Metrics(lambda: None, lambda: None)
     second = Metrics(lambda: None, lambda: None)  # the default registry would refuse this
-    first.fires.labels("completed", "bash", "bash").inc()
+    first.http_requests.labels("/x", "GET", "200").inc()
     parsed = {
         s.name: s.value
         for f in text_string_to_metric_families(second.render().decode())
         for s in f.samples
     }
-    assert "cronwell_fires_total" not in parsed  # no series yet in the second
+    assert "cronwell_http_requests_total" not in parsed  # no series yet in the second
 
 
 def test_metrics_need_a_key_unless_opened(tmp_path: Path) -> None:
