@@ -24,7 +24,7 @@ import asyncio
 from sanic import Blueprint, Request
 from sanic.response.types import HTTPResponse
 
-from api import context, sse
+from api import sse
 from api.event_hub import EventHub, Subscriber, frame
 from api.openapi import documented
 from api.validation import QueryParam, parse_query
@@ -45,7 +45,7 @@ async def stream_events(request: Request) -> HTTPResponse | None:
     query = parse_query(request.args, STREAM_QUERY)
     last_id = request.headers.get("Last-Event-ID") or query.get("last_event_id")
     hub: EventHub = request.app.ctx.event_hub
-    heartbeat = context.settings(request).sse_heartbeat
+    heartbeat = sse.heartbeat_interval(request)
     subscriber, gap = hub.subscribe(query.get("job_id"), query.get("user_id"), last_id)
     subscriber.task = asyncio.current_task()
     try:

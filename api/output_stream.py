@@ -81,7 +81,7 @@ async def stream_output(request: Request, execution_id: str) -> HTTPResponse | N
     store = context.store(request)
     execution = store.get_execution(wanted)  # 404 before the stream opens
     scheduler = context.scheduler(request)
-    heartbeat = context.settings(request).sse_heartbeat
+    heartbeat = sse.heartbeat_interval(request)
     sent = _offset(request.headers.get("Last-Event-ID"))
     response = await sse.open_stream(request)
     live: LiveOutput | None = None

@@ -1,7 +1,8 @@
 """Server-Sent Events plumbing shared by the event stream and the output stream.
 
 `open_stream` starts a `text/event-stream` response that proxies must not buffer or
-cache. `abandon` ends a stream whose client stopped reading: Sanic's `send` waits for
+cache; `heartbeat_interval` is how often a quiet stream sends a comment line (Sanic
+ends a response that sent nothing for RESPONSE_TIMEOUT, 60 s by default). `abandon` ends a stream whose client stopped reading: Sanic's `send` waits for
 the socket to drain first, which never happens, so the final message (and the end of
 the chunked body) go straight into the transport's buffer, the connection is closed,
 and Sanic aborts it if the client has not read them within its close grace
@@ -23,6 +24,13 @@ HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # nginx: pass each message on at once
 }
+
+
+def heartbeat_interval(request: Request) -> float:
+    """Seconds between heartbeats: CRONWELL_SSE_HEARTBEAT, but at most half of Sanic's
+    RESPONSE_TIMEOUT, which cancels a stream that sent nothing for that long."""
+    configured: float = request.app.ctx.settings.sse_heartbeat
+    return min(configured, float(request.app.config.RESPONSE_TIMEOUT) / 2)
 
 
 async def open_stream(request: Request) -> HTTPResponse:

@@ -301,3 +301,20 @@ def test_events_no_client_wants_wake_nobody() -> None:
     finally:
         loop.close()
         asyncio.set_event_loop(None)
+
+
+def test_a_quiet_stream_outlives_sanics_response_timeout(tmp_path: Path) -> None:
+    """Sanic cancels a response that sent nothing for RESPONSE_TIMEOUT; heartbeats come
+    at least twice as often, whatever CRONWELL_SSE_HEARTBEAT says."""
+    server = ThreadServer(make_settings(tmp_path, sse_heartbeat=30.0))
+    server.app.config.RESPONSE_TIMEOUT = 1
+    server.start()
+    try:
+        with SseStream(server.port, PATH, {"job_id": "quiet-job"}) as stream:
+            began = time.monotonic()
+            beats = [stream.next(3, skip_comments=False) for _ in range(5)]
+            assert all(beat.event == "comment" for beat in beats)
+            assert time.monotonic() - began >= 2.0  # past two response timeouts
+            assert not stream.closed.is_set()
+    finally:
+        server.stop()
