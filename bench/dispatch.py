@@ -126,7 +126,7 @@ def _run_into(cell: Cell, log: Callable[[str], None]) -> None:
 
 
 #: issue 14's A/B: the bare engine next to the same engine as the service observes it
-OBSERVED = ["cronwell", "cronwell-metrics", "cronwell-sse0", "cronwell-sse100"]
+OBSERVED = ["cronwell", "cronwell-imports", "cronwell-metrics", "cronwell-sse0", "cronwell-sse100"]
 #: a worst case shown next to them: 100 clients reading every event of every fire
 OBSERVED_DIAGNOSTIC = ["cronwell-sse100-all"]
 OBSERVE_WORKLOADS = ("date-1000", "date-10000", "burst-10000")

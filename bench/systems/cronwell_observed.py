@@ -1,6 +1,10 @@
 """cronwell's engine with what the service hangs on it to be watched (issue 14), for a
 same-run A/B against the bare "cronwell" row of `bench.dispatch`:
 
+- "cronwell-imports": the bare engine in a process that imported what the others
+  import (Sanic, prometheus-client, the API modules): the control for them, since
+  those imports alone double the objects the cyclic collector traverses (19k -> 38k),
+  which a burst pays for in every full collection;
 - "cronwell-metrics": the API's `Metrics` as `create_app` wires it: the store wrapped to
   time every call, the run observer counting outcomes, lateness and durations on the
   recorder thread, the listener for missed and skipped fires, and a scrape (the whole exposition rendered) every SCRAPE_EVERY seconds,
@@ -191,6 +195,8 @@ class _EventServer:
 
 
 def make_system(name: str, recorder: StartRecorder) -> CronwellSystem:
+    if name == "cronwell-imports":
+        return CronwellSystem(name, recorder)
     if name == "cronwell-metrics":
         return MetricsSystem(name, recorder)
     if name == "cronwell-sse0":
