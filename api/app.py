@@ -21,10 +21,13 @@ from sanic import Sanic
 
 from api import (
     audit,
+    events_stream,
     executions,
     keys,
+    metrics,
     nodes,
     openapi,
+    output_stream,
     scheduler_jobs,
     scheduler_misc,
     scripts,
@@ -33,6 +36,7 @@ from api import (
     swagger,
     users,
 )
+from api import event_hub as hub
 from api.auth import Authenticator, FailureGuard, authenticate
 from api.config import Settings, default_node_id
 from api.errors import ApiErrorHandler
@@ -59,12 +63,18 @@ BLUEPRINTS = (
     servers.bp,
     scheduler_jobs.bp,
     executions.bp,
+    output_stream.bp,
+    events_stream.bp,
     scheduler_misc.bp,
     nodes.bp,
     audit.bp,
     openapi.bp,
     swagger.bp,
+    metrics.bp,
 )
+#: the metrics middleware runs before any other (the API-key check included), so a
+#: refused request is counted and timed too
+METRICS_MIDDLEWARE_PRIORITY = 1000
 
 
 def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, Any]:
@@ -93,9 +103,19 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     app.ctx.request_deadline = settings.request_deadline
     app.ctx.max_client_connections = settings.max_client_connections
     app.ctx.client_connections = Counter()
+    app.ctx.event_hub = hub.EventHub(settings.events_window, settings.events_client_queue)
+    app.ctx.metrics = metrics.Metrics(
+        lambda: app.ctx.scheduler, lambda: app.ctx.store, lambda: app.ctx.event_hub
+    )
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
     decode_path_parameters(app)
+    app.register_middleware(
+        app.ctx.metrics.request_started, "request", priority=METRICS_MIDDLEWARE_PRIORITY
+    )
+    app.register_middleware(
+        app.ctx.metrics.request_answered, "response", priority=METRICS_MIDDLEWARE_PRIORITY
+    )
     # always: a key made while the service runs (`cronwell keys create`) closes it
     app.register_middleware(authenticate, "request")
     app.register_middleware(audit.record, "response")
@@ -139,8 +159,9 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     run_as = script_identity(settings.run_as)
     identity = describe_identity(settings.run_as)
     (log.info if run_as is not None else log.warning)("%s", identity)
+    observed: metrics.Metrics = app.ctx.metrics
     scheduler = Scheduler(
-        store,
+        observed.timed_store(store),
         Runner(load_job, reveal=app.ctx.secrets.decrypt, run_as=run_as),
         clock=app.ctx.clock,
         pool_size=settings.pool_size,
@@ -153,6 +174,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         lease_seconds=settings.node_lease,
         kill_leftovers=kill_leftovers,
         journal_folder=settings.data_dir / "journal",
+        observer=observed,
     )
     app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
     storecalls.open_pools(app)
@@ -165,6 +187,9 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         interval=settings.extra.get("history_sweep_seconds", RETENTION_INTERVAL),
     )
     retention.attach(scheduler.events)
+    scheduler.events.subscribe(observed.on_event, metrics.LISTENED)
+    app.ctx.event_hub.attach(asyncio.get_running_loop())
+    scheduler.events.subscribe(app.ctx.event_hub.on_event, hub.LISTENED)
     await asyncio.to_thread(scheduler.start)
     app.ctx.scheduler = scheduler
     app.ctx.retention = await asyncio.to_thread(retention.start)
@@ -173,6 +198,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
 
 async def stop_engine(app: Sanic[Any, Any]) -> None:
     """Stop firing; running executions get `shutdown_timeout` to finish."""
+    app.ctx.event_hub.close()
     scheduler: Scheduler | None = app.ctx.scheduler
     retention: Retention | None = getattr(app.ctx, "retention", None)
     if retention is not None:

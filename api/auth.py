@@ -14,6 +14,9 @@ characters (never the key). More than FAILURE_LIMIT failures (a key sent
 that is wrong, revoked or garbled; a request without any key is only a 401) from one
 address within FAILURE_WINDOW seconds answer 429 with Retry-After until the oldest of them is a
 window old.
+
+`/metrics` needs an admin key like any admin route, unless CRONWELL_METRICS_OPEN=true
+lets a scraper on a trusted network in without one.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ CACHED_KEYS = 10_000
 #: what a key may be made of: printable ASCII without spaces (keys made here are
 #: URL-safe base64; CRONWELL_API_KEYS may hold other punctuation)
 _KEY_CHARACTERS = frozenset(chr(c) for c in range(0x21, 0x7F))
+METRICS_PATH = "/metrics"
 
 
 class FailureGuard:
@@ -247,6 +251,9 @@ def client_address(request: Request) -> str:
 async def authenticate(request: Request) -> HTTPResponse | None:
     """Request middleware: answer 401/429 early, before any handler or body parsing."""
     if is_open(request.path):
+        return None
+    if request.path == METRICS_PATH and request.app.ctx.settings.metrics_open:
+        request.ctx.principal = OPEN  # CRONWELL_METRICS_OPEN: a scraper on a trusted network
         return None
     authenticator: Authenticator = request.app.ctx.authenticator
     if authenticator.surely_open():

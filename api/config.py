@@ -57,6 +57,14 @@ class Settings:
     run_as: str = ""
     #: serve a non-loopback address with no key anywhere (--allow-open)
     allow_open: bool = False
+    #: /metrics answers without an API key (for a scraper on a trusted network)
+    metrics_open: bool = False
+    #: events kept for Last-Event-ID resumes of /api/scheduler/events
+    events_window: int = 10_000
+    #: events one SSE client may have unsent before it is dropped as too slow
+    events_client_queue: int = 1000
+    #: seconds between SSE heartbeat comments on an idle stream
+    sse_heartbeat: float = 15.0
     secret_key: str = ""  # Fernet key; generated into data_dir on first start when empty
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -197,6 +205,8 @@ def load_settings(
         ("CRONWELL_SMTP_PORT", "smtp_port", 1),
         ("CRONWELL_AUDIT_DAYS", "audit_days", 1),
         ("CRONWELL_AUTH_FAILURE_LIMIT", "auth_failure_limit", 1),
+        ("CRONWELL_EVENTS_WINDOW", "events_window", 1),
+        ("CRONWELL_EVENTS_CLIENT_QUEUE", "events_client_queue", 1),
     ):
         if v := get(key):
             s[name] = _int(key, v, minimum)
@@ -231,6 +241,10 @@ def load_settings(
         s["smtp_starttls"] = _bool("CRONWELL_SMTP_STARTTLS", v)
     if v := get("CRONWELL_ALLOW_OPEN"):
         s["allow_open"] = _bool("CRONWELL_ALLOW_OPEN", v)
+    if v := get("CRONWELL_SSE_HEARTBEAT"):  # 0 would send heartbeats back to back
+        s["sse_heartbeat"] = float(_int("CRONWELL_SSE_HEARTBEAT", v, 1))
+    if v := get("CRONWELL_METRICS_OPEN"):
+        s["metrics_open"] = _bool("CRONWELL_METRICS_OPEN", v)
     if v := get("CRONWELL_LOG_JSON"):
         s["log_json"] = _bool("CRONWELL_LOG_JSON", v)
     if v := get("CRONWELL_BACKUP_DIR"):

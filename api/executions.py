@@ -14,6 +14,7 @@ from sanic.response import HTTPResponse
 from api import context, permissions, schemas, views
 from api.limits import MAX_OFFSET
 from api.openapi import documented
+from api.output_stream import output_so_far
 from api.validation import QueryParam, object_id, parse_query
 from engine.errors import InvalidInput
 from engine.model import Status
@@ -81,6 +82,7 @@ async def get_execution(request: Request, execution_id: str) -> HTTPResponse:
     found = await context.in_store(
         request, permissions.visible_execution, request, object_id(execution_id, "execution")
     )
+    found.output = output_so_far(request, found)
     return context.reply(
         views.success("Execution retrieved successfully", data=views.execution(found))
     )

@@ -37,6 +37,7 @@ _EVENT_TEXT: dict[str, tuple[str, int]] = {
     ev.JOB_PAUSED: ("job paused", logging.INFO),
     ev.JOB_RESUMED: ("job resumed", logging.INFO),
     ev.EXECUTION_SUBMITTED: ("execution submitted", logging.INFO),
+    ev.EXECUTION_STARTED: ("execution started", logging.INFO),
     ev.EXECUTION_EXECUTED: ("execution completed", logging.INFO),
     ev.EXECUTION_FAILED: ("execution failed", logging.WARNING),
     ev.JOB_MISSED: ("fire missed", logging.WARNING),

@@ -311,6 +311,10 @@ AUDIT = success(
         )
     ),
 )
+#: Server-Sent Events (`id:`, `event:`, `data:` lines; see the README)
+EVENT_STREAM: dict[str, Any] = {"type": "string"}
+#: the Prometheus text exposition format
+PROMETHEUS_TEXT: dict[str, Any] = {"type": "string"}
 NODES = success(
     total=INTEGER,
     nodes=array_of(

@@ -125,7 +125,50 @@ def _run_into(cell: Cell, log: Callable[[str], None]) -> None:
         log(f"    failed: {failure}")
 
 
-def measure(repetitions: int, quick: bool, log: Callable[[str], None]) -> list[Cell]:
+#: issue 14's A/B: the bare engine next to the same engine as the service observes it
+OBSERVED = ["cronwell", "cronwell-imports", "cronwell-metrics", "cronwell-sse0", "cronwell-sse100"]
+#: a worst case shown next to them: 100 clients reading every event of every fire
+OBSERVED_DIAGNOSTIC = ["cronwell-sse100-all"]
+OBSERVE_WORKLOADS = ("date-1000", "date-10000", "burst-10000")
+OBSERVE_REPETITIONS = 5
+
+
+def observe_plan() -> list[tuple[str, list[str]]]:
+    """`--observe`: each latency and burst workload on every OBSERVED system."""
+    return [(workload, [*OBSERVED, *OBSERVED_DIAGNOSTIC]) for workload in OBSERVE_WORKLOADS]
+
+
+def observe_lines(cells: Sequence[Cell]) -> list[str]:
+    """Each observed system's medians against the bare engine's, this run."""
+    by_key = {(c.system, c.workload): c for c in cells if c.runs}
+    lines = []
+    for workload in OBSERVE_WORKLOADS:
+        bare = by_key.get(("cronwell", workload))
+        if bare is None:
+            continue
+        for system in [*OBSERVED[1:], *OBSERVED_DIAGNOSTIC]:
+            cell = by_key.get((system, workload))
+            if cell is None:
+                continue
+            parts = []
+            for key, digits in (("p50_ms", 3), ("p99_ms", 3), ("jobs_per_s", 0)):
+                ours, base = cell.median(key), bare.median(key)
+                if ours is None or base is None:
+                    continue
+                parts.append(f"{key} {fmt(ours, digits)} vs {fmt(base, digits)}")
+            cpu, base_cpu = cell.median("cpu_us_per_job"), bare.median("cpu_us_per_job")
+            parts.append(f"cpu us/job {fmt(cpu, 1)} vs {fmt(base_cpu, 1)}")
+            runs = f"{len(cell.runs)}/{len(bare.runs)} runs"
+            lines.append(f"{workload:<12} {system:<16} {'; '.join(parts)} ({runs})")
+    return lines
+
+
+def measure(
+    repetitions: int,
+    quick: bool,
+    log: Callable[[str], None],
+    planned: list[tuple[str, list[str]]] | None = None,
+) -> list[Cell]:
     """Run every planned cell `repetitions` times, systems taking turns.
 
     Memory workloads run their systems' children side by side: only each child's own
@@ -135,7 +178,7 @@ def measure(repetitions: int, quick: bool, log: Callable[[str], None]) -> list[C
     cells: dict[tuple[str, str], Cell] = {}
     for rep in range(1, repetitions + 1):
         side_by_side: list[Cell] = []
-        for workload, systems in plan(quick):
+        for workload, systems in planned if planned is not None else plan(quick):
             batch = [cells.setdefault((s, workload), Cell(s, workload, [], [])) for s in systems]
             if workload in SIDE_BY_SIDE:
                 side_by_side.extend(batch)
@@ -253,21 +296,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the same workloads, one repetition (under two minutes)",
     )
     parser.add_argument("--repetitions", type=int, help="override the number of repetitions")
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="only the A/B of issue 14: the engine bare, with /metrics recording, and "
+        "with the SSE hub served to 0 and 100 idle clients",
+    )
     parser.add_argument("--child", nargs=2, metavar=("SYSTEM", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child_main(*args.child)
         return 0
     repetitions = args.repetitions or (QUICK_REPETITIONS if args.quick else FULL_REPETITIONS)
+    if args.observe and not args.repetitions:
+        repetitions = QUICK_REPETITIONS if args.quick else OBSERVE_REPETITIONS
 
     began = time.monotonic()
 
     def log(message: str) -> None:
         print(f"{time.monotonic() - began:6.1f}s {message}", file=sys.stderr, flush=True)
 
-    cells = measure(repetitions, args.quick, log)
+    cells = measure(repetitions, args.quick, log, observe_plan() if args.observe else None)
     results = [cell.result() for cell in cells if cell.runs]
     print(table(cells))
+    if args.observe:
+        print()
+        print("observed against bare (medians, this run; observed vs bare):")
+        for line in observe_lines(cells):
+            print(f"  {line}")
+        print(json_line("dispatch-observe", results))
+        return 0 if all(cell.runs for cell in cells) else 1
     issue_results = [r for r in results if r["workload"] in HEADLINE]
     print()
     for failure in (f for cell in cells for f in cell.failures):

@@ -14,6 +14,8 @@ per event (under API load the old per-event wake was ~4 context switches per req
 Kinds:
     job_added, job_modified, job_removed, job_paused, job_resumed
     execution_submitted   a fire or manual run was queued for a worker
+    execution_started     a worker started it (emitted by the recorder thread, after
+                          the fire's execution_submitted and before its end)
     execution_executed    an execution completed
     execution_failed      an execution ended failed, timeout or cancelled (see `status`)
     job_missed            a fire never ran: too late (missed) or no room in the backlog
@@ -43,6 +45,7 @@ JOB_REMOVED = "job_removed"
 JOB_PAUSED = "job_paused"
 JOB_RESUMED = "job_resumed"
 EXECUTION_SUBMITTED = "execution_submitted"
+EXECUTION_STARTED = "execution_started"
 EXECUTION_EXECUTED = "execution_executed"
 EXECUTION_FAILED = "execution_failed"
 JOB_MISSED = "job_missed"
@@ -56,6 +59,7 @@ EVENT_KINDS = frozenset(
         JOB_PAUSED,
         JOB_RESUMED,
         EXECUTION_SUBMITTED,
+        EXECUTION_STARTED,
         EXECUTION_EXECUTED,
         EXECUTION_FAILED,
         JOB_MISSED,
@@ -72,7 +76,7 @@ class Event:
     at: datetime
     #: a snapshot taken at emit time (execution events)
     execution: Execution | None = None
-    #: a snapshot taken at emit time (job events; None for job_removed)
+    #: a snapshot taken at emit time (job events; for job_removed, the job as it was)
     job: Job | None = None
 
 

@@ -417,6 +417,29 @@ class RunRequest:
     #: the run's own variables for child processes (the job's `env` decrypted, and the
     #: CRONWELL_JOB_ID / _EXECUTION_ID / _SCHEDULED_FOR of this run): set by the runner
     env: dict[str, str] = field(default_factory=dict)
+    #: where a runner also writes output as it is produced, for readers while the job
+    #: runs (`engine.running.live.LiveOutput`); None when nobody reads it live
+    live: OutputSink | None = None
+
+
+class RunObserver(Protocol):
+    """Hears of every run that ended, as part of recording it (the service's metrics).
+
+    The engine calls `ended` once per execution that reached completed, failed, timeout
+    or cancelled, right after its terminal record is written: on the recorder thread,
+    which is awake for that write anyway, so observing costs no thread a wake-up (an
+    event listener would wake the event thread once per run). Fires that never ran
+    (missed, skipped) are not reported here: their events say so.
+    """
+
+    def ended(self, execution: Execution) -> None:
+        """Must be quick, must not block, must not keep or change `execution`."""
+
+
+class OutputSink(Protocol):
+    """Takes a job's output as it is printed (bytes, in arrival order); never blocks."""
+
+    def write(self, data: bytes) -> None: ...
 
 
 class JobRunner(Protocol):

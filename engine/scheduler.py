@@ -24,10 +24,11 @@ from engine.clock import Clock, SystemClock
 from engine.cluster import NodeKeeper
 from engine.errors import EngineStopped
 from engine.events import EventBus
-from engine.interfaces import JobRunner, Outcome, SchedulerStore
+from engine.interfaces import JobRunner, Outcome, RunObserver, SchedulerStore
 from engine.model import Execution, Job, Status
 from engine.running.executor import SHUT_DOWN_BEFORE_START, Executor
 from engine.running.journal import StartJournal
+from engine.running.live import LiveOutput
 from engine.running.pool import WorkerPool
 from engine.running.recorder import Recorder
 from engine.scheduling.commands import (
@@ -74,6 +75,7 @@ class Scheduler:
         lease_seconds: float = 10.0,
         kill_leftovers: KillLeftovers | None = None,
         journal_folder: Path | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.store = store
         #: this process's name in the store: stamped on every execution it records
@@ -92,7 +94,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._commands = CommandQueue(queue_size)
         self._timetable = Timetable()
-        self._recorder = Recorder(store, self._stopping, journal=self._journal)
+        self._recorder = Recorder(store, self._stopping, journal=self._journal, events=self.events)
         self._executor = Executor(
             store,
             runner,
@@ -106,6 +108,7 @@ class Scheduler:
             recorder=self._recorder,
             node=node_id,
             journal=self._journal,
+            observer=observer,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
         self._firer = Firer(
@@ -286,6 +289,20 @@ class Scheduler:
     def node(self) -> NodeKeeper | None:
         """This engine's place among the nodes on the store (None: not a node)."""
         return self._node
+
+    @property
+    def executions_running(self) -> int:
+        """Executions a worker has taken and not yet finished (read without a lock)."""
+        return self._pool.running_count
+
+    @property
+    def worker_backlog(self) -> int:
+        """Queued executions waiting for a free worker (read without a lock)."""
+        return self._pool.backlog_count
+
+    def live_output(self, execution_id: str) -> LiveOutput | None:
+        """What a running execution has printed so far (see engine/running/live.py)."""
+        return self._executor.live_output(execution_id)
 
     @property
     def scheduled_jobs(self) -> int:

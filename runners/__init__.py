@@ -67,6 +67,7 @@ class Runner:
                 execution_id=request.execution.id,
                 env=request.env,
                 run_as=self._run_as,
+                live=request.live,
             )
         except Exception as exc:
             return Outcome(Status.FAILED, error=runner_failure(request, exc))

@@ -3,20 +3,24 @@
 Shared by child processes (one buffer per pipe) and job classes (one buffer per
 execution behind the thread-routing stdout/stderr), so both truncate the same way and
 say so with the same marker line. Nothing a job prints can grow the service's memory
-past the cap.
+past the cap. A `live` sink (the request's LiveOutput) gets every chunk as it arrives
+too, so the output of a running job can be read before it ends; it applies its own cap.
 """
 
 from __future__ import annotations
 
 import threading
 
+from engine.interfaces import OutputSink
+
 
 class CappedBuffer:
     """Bytes up to `cap`; beyond it data is dropped and only counted."""
 
-    def __init__(self, cap: int, label: str = "output") -> None:
+    def __init__(self, cap: int, label: str = "output", live: OutputSink | None = None) -> None:
         self.cap = max(0, cap)
         self.label = label
+        self.live = live
         self._chunks: list[bytes] = []
         self._kept = 0
         self._dropped = 0
@@ -27,6 +31,8 @@ class CappedBuffer:
         return self._dropped
 
     def write(self, data: bytes) -> None:
+        if self.live is not None:
+            self.live.write(data)
         with self._lock:
             room = self.cap - self._kept
             if room > 0:

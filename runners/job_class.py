@@ -90,7 +90,7 @@ def run_class_job(request: RunRequest, *, timeout: float | None, load: ClassLoad
         return Outcome(Status.FAILED, error=str(exc))
     started = time.monotonic()
     with (
-        captured_output(request.output_cap) as output,
+        captured_output(request.output_cap, request.live) as output,
         _Watchdog(timeout, request.cancel) as watchdog,
     ):
         ending = _call(lambda: run(*job.args, **job.kwargs))

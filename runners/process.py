@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from engine.interfaces import CancelSignal, Outcome
+from engine.interfaces import CancelSignal, Outcome, OutputSink
 from engine.model import Status
 from runners import lifeline
 from runners.capture import CappedBuffer
@@ -96,6 +96,7 @@ def run_process(
     grace: float = DEFAULT_GRACE,
     execution_id: str | None = None,
     run_as: RunAs | None = None,
+    live: OutputSink | None = None,
 ) -> ProcessResult:
     """Run argv to a ProcessResult: exit 0 COMPLETED, non-zero FAILED, TIMEOUT when
     `timeout` seconds pass first, CANCELLED when `cancel` is set first. Never raises
@@ -105,7 +106,8 @@ def run_process(
     execution, so what it leaves running is found on the next start (runners/lifeline.py).
     `env` is the child's whole environment; None gives it the allow-listed service
     variables only (runners.environment), never the service's own environment.
-    With `run_as` the child starts as that OS user (its groups, its HOME)."""
+    With `run_as` the child starts as that OS user (its groups, its HOME). Both pipes
+    are also written to `live` as they are read, when given."""
     command = [str(part) for part in argv]
     if not command:
         return ProcessResult(Status.FAILED, None, "", "", "nothing to run: the argv list is empty")
@@ -114,7 +116,7 @@ def run_process(
     if execution_id is not None:
         env = {**(os.environ if env is None else env), lifeline.MARKER: execution_id}
     try:
-        child = _Child.start(lifeline.wrapped(command), output_cap, cwd, env, run_as)
+        child = _Child.start(lifeline.wrapped(command), output_cap, cwd, env, run_as, live)
     except OSError as exc:
         return ProcessResult(Status.FAILED, None, "", "", _spawn_error(command[0], exc))
 
@@ -156,11 +158,13 @@ def run_process(
 class _Child:
     """A started child with its reaper and reader threads."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], output_cap: int) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], output_cap: int, live: OutputSink | None = None
+    ) -> None:
         self.proc = proc
         self.exited = threading.Event()
-        self.stdout = CappedBuffer(output_cap, "stdout")
-        self.stderr = CappedBuffer(output_cap, "stderr")
+        self.stdout = CappedBuffer(output_cap, "stdout", live)
+        self.stderr = CappedBuffer(output_cap, "stderr", live)
         assert proc.stdout is not None and proc.stderr is not None
         self._readers = [
             _daemon(_drain, proc.stdout, self.stdout),
@@ -176,6 +180,7 @@ class _Child:
         cwd: Path | None,
         env: Mapping[str, str] | None,
         run_as: RunAs | None = None,
+        live: OutputSink | None = None,
     ) -> _Child:
         environment = child_environment() if env is None else dict(env)
         if run_as is not None:
@@ -194,7 +199,7 @@ class _Child:
             extra_groups=None if run_as is None else list(run_as.groups),
         )
         try:
-            return cls(proc, output_cap)
+            return cls(proc, output_cap, live)
         except BaseException:  # could not start a thread: do not leave the child behind
             _kill_group(proc.pid, signal.SIGKILL)
             proc.wait()

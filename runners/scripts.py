@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ScriptPathError
-from engine.interfaces import CancelSignal, Outcome
+from engine.interfaces import CancelSignal, Outcome, OutputSink
 from engine.model import JobKind, Status
 from runners.environment import child_environment
 from runners.identity import RunAs
@@ -47,11 +47,13 @@ def run_script(
     execution_id: str | None = None,
     env: Mapping[str, str] | None = None,
     run_as: RunAs | None = None,
+    live: OutputSink | None = None,
 ) -> Outcome:
     """Check the path, then run the script to an Outcome (see the module docstring);
     `execution_id` is named in the child's environment (runners/lifeline.py). The
     script sees the allow-listed service variables and `env`, nothing else; with
-    `run_as` it runs as that OS user."""
+    `run_as` it runs as that OS user; its output also goes to `live` as it is printed,
+    when given."""
     if kind not in (JobKind.BASH, JobKind.PYTHON):
         return Outcome(Status.FAILED, error=f"run_script runs bash and python scripts, not {kind}")
     try:
@@ -72,6 +74,7 @@ def run_script(
             grace=grace,
             execution_id=execution_id,
             run_as=run_as,
+            live=live,
         )
         return result.to_outcome()
     return _run_python(
@@ -84,6 +87,7 @@ def run_script(
         execution_id=execution_id,
         env=environment,
         run_as=run_as,
+        live=live,
     )
 
 
@@ -98,6 +102,7 @@ def _run_python(
     execution_id: str | None,
     env: Mapping[str, str],
     run_as: RunAs | None,
+    live: OutputSink | None,
 ) -> Outcome:
     handle, name = tempfile.mkstemp(prefix="cronwell-result-", suffix=".json")
     if run_as is not None:  # the host writes it as that user; only it and we may
@@ -115,6 +120,7 @@ def _run_python(
             grace=grace,
             execution_id=execution_id,
             run_as=run_as,
+            live=live,
         )
         reply = read_reply(result_file, output_cap)
     finally:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO, cast
 
+from engine.interfaces import OutputSink
 from runners.capture import CappedBuffer
 
 _current = threading.local()
@@ -63,10 +64,11 @@ def install() -> None:
 
 
 @contextmanager
-def captured_output(cap: int) -> Iterator[CappedBuffer]:
-    """Route this thread's stdout and stderr writes into one capped buffer."""
+def captured_output(cap: int, live: OutputSink | None = None) -> Iterator[CappedBuffer]:
+    """Route this thread's stdout and stderr writes into one capped buffer (and to
+    `live` as they happen, when given)."""
     install()
-    buffer = CappedBuffer(cap, "output")
+    buffer = CappedBuffer(cap, "output", live)
     previous = _sink()
     _current.sink = buffer
     try:

@@ -388,6 +388,7 @@ ROWS: list[Row] = [
     Row("docs", _fixed("GET", "/docs"), 200, 200, 200, open_path=True),
     Row("docs files", _fixed("GET", "/docs/swagger-ui.css"), 200, 200, 200, open_path=True),
     Row("nodes", _fixed("GET", "/api/scheduler/nodes"), 200, 200, 200),
+    Row("metrics", _fixed("GET", "/metrics"), 403, 403, 200),
     Row(
         "next runs",
         lambda w, o: ("GET", f"/api/scheduler/jobs/{w.job(o)}/next-runs", None),
@@ -414,6 +415,32 @@ def _route_key(method: str, path: str) -> tuple[str, str]:
     return method, path
 
 
+#: the two Server-Sent Event streams never end by themselves: their cells are checked by
+#: test_the_streams_answer_each_key_as_its_reads_do below, with the stream left open
+STREAMS = {
+    ("GET", "api/scheduler/events"),
+    ("GET", "api/scheduler/executions/<id>/stream"),
+}
+
+
+def test_the_streams_answer_each_key_as_its_reads_do(world: World) -> None:
+    run = world.execution(world.u1)
+    cells = [
+        ("/api/scheduler/events", None, 401),
+        ("/api/scheduler/events", world.keys[world.u1], 200),
+        (f"/api/scheduler/events?user_id={world.u2}", world.keys[world.u1], 404),
+        (f"/api/scheduler/events?user_id={world.u2}", world.admin_key, 200),
+        (f"/api/scheduler/executions/{run}/stream", None, 401),
+        (f"/api/scheduler/executions/{run}/stream", world.keys[world.u1], 200),
+        (f"/api/scheduler/executions/{run}/stream", world.keys[world.u2], 404),
+        (f"/api/scheduler/executions/{run}/stream", world.admin_key, 200),
+    ]
+    for path, key, status in cells:
+        headers = {"X-API-Key": key} if key else {}
+        with requests.get(world.url + path, headers=headers, stream=True, timeout=10) as answer:
+            assert answer.status_code == status, (path, key, answer.status_code)
+
+
 def test_the_table_covers_every_route(world: World) -> None:
     routes = {
         (method, re.sub(r"<[^>]+>", "<id>", route.path))
@@ -421,7 +448,7 @@ def test_the_table_covers_every_route(world: World) -> None:
         for method in route.methods
     }
     covered = {_route_key(*row.build(world, world.u1)[:2]) for row in ROWS}
-    assert routes == covered
+    assert routes == covered | STREAMS
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -206,3 +206,29 @@ def test_job_knobs_come_from_the_environment() -> None:
 def test_job_knob_must_be_positive_seconds(value: str) -> None:
     with pytest.raises(InvalidInput, match="CRONWELL_SMTP_TIMEOUT"):
         load_settings({"CRONWELL_SMTP_TIMEOUT": value}, dotenv=None)
+
+
+def test_observability_settings_come_from_the_environment() -> None:
+    defaults = load_settings({}, dotenv=None)
+    assert (defaults.metrics_open, defaults.events_window) == (False, 10_000)
+    assert (defaults.events_client_queue, defaults.sse_heartbeat) == (1000, 15.0)
+    settings = load_settings(
+        {
+            "CRONWELL_METRICS_OPEN": "true",
+            "CRONWELL_EVENTS_WINDOW": "500",
+            "CRONWELL_EVENTS_CLIENT_QUEUE": "50",
+            "CRONWELL_SSE_HEARTBEAT": "5",
+        },
+        dotenv=None,
+    )
+    assert settings.metrics_open is True
+    assert (settings.events_window, settings.events_client_queue) == (500, 50)
+    assert settings.sse_heartbeat == 5.0
+
+
+@pytest.mark.parametrize(
+    "name", ["CRONWELL_SSE_HEARTBEAT", "CRONWELL_EVENTS_WINDOW", "CRONWELL_EVENTS_CLIENT_QUEUE"]
+)
+def test_observability_numbers_must_be_at_least_one(name: str) -> None:
+    with pytest.raises(InvalidInput, match=name):
+        load_settings({name: "0"}, dotenv=None)

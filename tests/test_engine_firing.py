@@ -206,21 +206,45 @@ def test_a_store_error_while_claiming_is_retried_after_a_backoff() -> None:
         assert h.executions("j")[0].scheduled_for == T0
 
 
-def test_submitted_and_executed_events_follow_a_fire() -> None:
+def test_submitted_started_and_executed_events_follow_a_fire() -> None:
     with Harness() as h:
         seen: list[Event] = []
         h.scheduler.events.subscribe(seen.append)
         h.add(make_job("e", date_at(T0)))
         h.at(0)
         h.settle()
-        assert wait_for(lambda: len(seen) == 3)
+        assert wait_for(lambda: len(seen) == 4)
         assert [e.kind for e in seen] == [
             ev.JOB_ADDED,
             ev.EXECUTION_SUBMITTED,
+            ev.EXECUTION_STARTED,
             ev.EXECUTION_EXECUTED,
         ]
         assert seen[1].execution is not None and seen[1].execution.status == Status.QUEUED
-        assert seen[2].execution is not None and seen[2].execution.status == Status.COMPLETED
+        started = seen[2].execution
+        assert started is not None and started.status == Status.RUNNING
+        assert started.started_at is not None and started.completed_at is None
+        assert seen[3].execution is not None and seen[3].execution.status == Status.COMPLETED
+
+
+def test_events_of_many_instant_runs_keep_each_runs_order() -> None:
+    """Workers finish no-op runs at once; every run's events still arrive queued,
+    running, completed (the loop emits before it hands the fires over)."""
+    with Harness(pool_size=4) as h:
+        seen: list[Event] = []
+        h.scheduler.events.subscribe(seen.append)
+        for number in range(200):
+            h.add(make_job(f"j{number}", date_at(T0)))
+        h.at(0)
+        h.settle()
+        assert wait_for(lambda: len(seen) == 200 * 4)
+        by_execution: dict[str, list[str]] = {}
+        for event in seen:
+            if event.execution is not None:
+                by_execution.setdefault(event.execution.id, []).append(event.kind)
+        assert len(by_execution) == 200
+        expected = [ev.EXECUTION_SUBMITTED, ev.EXECUTION_STARTED, ev.EXECUTION_EXECUTED]
+        assert all(kinds == expected for kinds in by_execution.values())
 
 
 def test_a_cron_job_fires_on_its_minutes() -> None:

@@ -15,6 +15,13 @@ SYSTEM_MODULES = {
     "floor": "bench.systems.floor",
     "cronwell": "bench.systems.cronwell",
     "cronwell-sqlite": "bench.systems.cronwell",
+    # the same engine as the service observes it (issue 14's A/B): /metrics recording,
+    # or the SSE event hub served over HTTP with 0 or 100 idle clients connected
+    "cronwell-imports": "bench.systems.cronwell_observed",
+    "cronwell-metrics": "bench.systems.cronwell_observed",
+    "cronwell-sse0": "bench.systems.cronwell_observed",
+    "cronwell-sse100": "bench.systems.cronwell_observed",
+    "cronwell-sse100-all": "bench.systems.cronwell_observed",
     "apscheduler": "bench.systems.apscheduler",
 }
 

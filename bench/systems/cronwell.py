@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.systems.base import POOL_SIZE, CronSpec, StartRecorder
-from engine.interfaces import Outcome, RunRequest
+from engine.interfaces import Outcome, RunObserver, RunRequest
 from engine.model import Job, JobKind, Status
 from engine.scheduler import Scheduler
 from engine.triggers import CronTrigger, DateTrigger
@@ -49,6 +49,7 @@ class CronwellSystem:
             pool_size=POOL_SIZE,
             queue_size=QUEUE_SIZE,
             journal_folder=journal,
+            observer=self._run_observer(),
         )
         self._added = 0
 
@@ -63,6 +64,14 @@ class CronwellSystem:
             store = MemoryStore()
         store.open()
         return store
+
+    def _engine_store(self) -> Store:
+        """The store the engine writes through (bench.systems.cronwell_observed wraps it)."""
+        return self._store
+
+    def _run_observer(self) -> RunObserver | None:
+        """What hears of each ended run (bench.systems.cronwell_observed's metrics)."""
+        return None
 
     def _run(self, request: RunRequest) -> Outcome:
         self._recorder.record(request.job.args[0])

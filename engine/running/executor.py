@@ -32,11 +32,12 @@ from engine import events as ev
 from engine.clock import Clock
 from engine.errors import JobNotFound
 from engine.events import EventBus
-from engine.interfaces import JobRunner, Outcome, RunRequest, SchedulerStore
+from engine.interfaces import JobRunner, Outcome, RunObserver, RunRequest, SchedulerStore
 from engine.model import Execution, Job, Status
 from engine.records import retry_of
 from engine.running.backoff import retry_store_call
 from engine.running.journal import StartJournal
+from engine.running.live import LiveOutput
 from engine.running.pool import WorkItem
 from engine.running.recorder import Recorder
 from engine.scheduling.policy import retry_delay, should_retry
@@ -73,9 +74,11 @@ class Executor:
         recorder: Recorder,
         node: str | None = None,
         journal: StartJournal | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self._store = store
         self._node = node
+        self._observer = observer
         self._runner = runner
         self._clock = clock
         self._events = events
@@ -86,6 +89,15 @@ class Executor:
         self._stopping = stopping
         self._recorder = recorder
         self._journal = journal
+        #: execution id -> output so far, from its start until its terminal record is
+        #: written (the worker adds, the recorder thread's follow-up removes; dict
+        #: operations are atomic, so neither takes a lock)
+        self._live: dict[str, LiveOutput] = {}
+
+    def live_output(self, execution_id: str) -> LiveOutput | None:
+        """The output so far of a running execution; None when it is not running here
+        (not started, or ended and recorded: the store has its output then)."""
+        return self._live.get(execution_id)
 
     def __call__(self, item: WorkItem) -> None:
         """Run one execution to its terminal status (the pool's work function)."""
@@ -124,6 +136,7 @@ class Executor:
             # state, and the terminal report that follows it in the same queue writes it
             # in full
             self._recorder.started(execution)
+        live = self._live[execution.id] = LiveOutput(self._output_cap)
         request = RunRequest(
             job=job,
             execution=execution,
@@ -132,6 +145,7 @@ class Executor:
             output_cap=self._output_cap,
             script_roots=self._script_roots,
             services=self._services,
+            live=live,
         )
         try:
             outcome = self._runner(request)
@@ -142,6 +156,7 @@ class Executor:
                 Status.FAILED,
                 error=f"the runner raised {type(exc).__name__}: {exc} (traceback in the log)",
             )
+        live.finished = True
         if outcome.status not in OUTCOME_STATUSES:
             outcome = Outcome(
                 Status.FAILED,
@@ -177,6 +192,12 @@ class Executor:
         execution.exit_code = outcome.exit_code
 
         def after() -> None:
+            self._live.pop(execution.id, None)  # the store has the whole output now
+            if self._observer is not None and outcome.status in OUTCOME_STATUSES:
+                try:
+                    self._observer.ended(execution)
+                except Exception:
+                    log.exception("run observer failed on execution %s", execution.id)
             self._events.emit(_EVENT_OF[outcome.status], execution.job_id, now, execution=execution)
             if job is not None and should_retry(outcome.status, execution.attempt, job.retries):
                 self._retry(execution, job)

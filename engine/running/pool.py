@@ -127,6 +127,16 @@ class WorkerPool:
             "for a worker); raise backlog_limit or pool_size"
         )
 
+    @property
+    def running_count(self) -> int:
+        """Items workers hold (running, or armed and waiting for their due time)."""
+        return len(self._running)
+
+    @property
+    def backlog_count(self) -> int:
+        """Queued items no worker has taken yet."""
+        return len(self._backlog)
+
     def room(self) -> int:
         """How many more executions the backlog takes now."""
         return self.backlog_limit - len(self._backlog)

@@ -5,7 +5,10 @@ hands a snapshot to this thread through a `queue.SimpleQueue` (a C queue whose p
 takes no Python-level lock) and goes on. The thread takes everything reported since
 its last write and stores it with one `Store.record_progress` call: one lock and one
 commit for many executions. Then, in order, it runs each finished execution's
-follow-ups (events, retries, cancel waiters), so they see the stored state.
+follow-ups (events, retries, cancel waiters), so they see the stored state. Started
+executions get their `execution_started` event here too, before the follow-ups of the
+same batch: a run's events reach the bus in the order it lived them, and emitting costs
+the worker nothing.
 
 Why: ten worker threads each taking the store's lock three times per run formed lock
 convoys under the GIL (a lock released to a sleeping waiter forces a GIL hand-off on
@@ -19,6 +22,7 @@ everything reported before it is written (`Scheduler.wait_idle`, shutdown).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import queue
@@ -27,6 +31,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
+from engine.events import EXECUTION_STARTED, EventBus
 from engine.interfaces import SchedulerStore
 from engine.model import Execution, Status
 from engine.running.backoff import failure_text, is_transient, retry_store_call
@@ -67,10 +72,12 @@ class Recorder:
         stopping: threading.Event,
         limit: int = DEFAULT_LIMIT,
         journal: StartJournal | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self._store = store
         #: told which starts are recorded, so it can forget them
         self._journal = journal
+        self._events = events
         self._stopping = stopping
         self._limit = limit
         self._queue: queue.SimpleQueue[_Report] = queue.SimpleQueue()
@@ -184,6 +191,8 @@ class Recorder:
                 stop = True
         reports = len(started) + len(finished)
         recorded_ids = [e.id for e in started]
+        events = self._events
+        announce = started if events is not None and events.wants(EXECUTION_STARTED) else []
         if finished and started:  # a run that started and ended within one batch
             done_ids = {f.execution.id for f in finished}
             started = [e for e in started if e.id not in done_ids]
@@ -214,6 +223,14 @@ class Recorder:
                         exc_info=exc,
                     )
                     self._one_by_one(started, finished, exc)
+        for execution in announce:
+            assert events is not None and execution.started_at is not None
+            events.emit(
+                EXECUTION_STARTED,
+                execution.job_id,
+                execution.started_at,
+                execution=_as_started(execution),
+            )
         for report in finished:
             try:
                 report.after()
@@ -225,3 +242,16 @@ class Recorder:
         for barrier in barriers:
             barrier.done.set()
         return not stop
+
+
+def _as_started(execution: Execution) -> Execution:
+    """A snapshot of `execution` as it was when it started: the worker may already have
+    ended it (the recorder holds the live object, see Executor.__call__)."""
+    snapshot = copy.copy(execution)
+    snapshot.status = Status.RUNNING
+    snapshot.completed_at = None
+    snapshot.output = ""
+    snapshot.error = ""
+    snapshot.return_value = None
+    snapshot.exit_code = None
+    return snapshot

@@ -4,7 +4,8 @@ One step takes every due job (in batches of `BATCH`), asks the policy what each 
 becomes (run, missed), applies max_instances and the backlog limit (run -> skipped),
 claims all of them in one `Store.claim_fires` call, loads their jobs with one
 `Store.get_jobs` call (so workers need not read the store), and hands the won runs to
-the pool straight away; rescheduling and events come after, off the dispatch path. A lost claim
+the pool straight away (after emitting their events, so a worker's events follow them);
+rescheduling comes after, off the dispatch path. A lost claim
 (another engine, or a modify) reloads the job from the store. A store failure never
 escapes, and what it means is decided in engine/running/backoff.py: a StoreError has
 the batch revisited after a growing backoff; anything else is a bug, logged once with
@@ -146,12 +147,17 @@ class Firer:
         self._backoff.succeeded()
         items = [item for f, ok in zip(fires, won, strict=True) if ok for item in f.queued]
         self._hand_jobs(items)
+        # events go on the bus before the hand-off, so a worker's own (started, ended)
+        # always follow its fire's execution_submitted, whose snapshot still says queued;
+        # with no listener this is a loop of set lookups
+        for f, ok in zip(fires, won, strict=True):
+            if ok:
+                for kind, execution in f.notices:
+                    self._events.emit(kind, f.slot.id, now, execution=execution)
         self._dispatch(items)
         for f, ok in zip(fires, won, strict=True):
             if ok:
                 self._timetable.move(f.slot, f.plan.next_run_time)
-                for kind, execution in f.notices:
-                    self._events.emit(kind, f.slot.id, now, execution=execution)
             else:
                 self._reload(f.slot, now)
 
@@ -301,8 +307,8 @@ class Firer:
             self._timetable.put_retry(retry, now.timestamp() + delay)
             return
         due = retry.scheduled_for
-        self._dispatch([WorkItem(retry, not_before=due.timestamp() if due else 0.0)])
         self._events.emit(ev.EXECUTION_SUBMITTED, retry.job_id, now, execution=retry)
+        self._dispatch([WorkItem(retry, not_before=due.timestamp() if due else 0.0)])
 
     def _dispatch(self, items: list[WorkItem]) -> None:
         if not items:

@@ -202,6 +202,10 @@ class CommandHandler:
         job.total_executions, job.last_run_time = stored.total_executions, stored.last_run_time
 
     def remove_job(self, command: RemoveJob, now: datetime) -> None:
+        # the removed job rides on its event (listeners filter by owner), read only
+        # when someone listens; a missing id raises JobNotFound either way
+        wanted = self._events.wants(ev.JOB_REMOVED)
+        removed = self._store.get_job(command.job_id) if wanted else None
         self._store.remove_job(command.job_id)
         self._wrote(command.job_id)
         self._timetable.drop_job(command.job_id)
@@ -209,7 +213,7 @@ class CommandHandler:
             self._timetable.drop_retry(retry.id)
             self._record(WorkItem(retry), Outcome(Status.CANCELLED, error=JOB_REMOVED))
         self._withdraw(command.job_id, JOB_GONE)
-        self._events.emit(ev.JOB_REMOVED, command.job_id, now)
+        self._events.emit(ev.JOB_REMOVED, command.job_id, now, job=removed)
 
     def _withdraw(self, job_id: str, reason: str, due_after: float | None = None) -> None:
         """Record as cancelled the job's executions that had not started."""
@@ -272,9 +276,10 @@ class CommandHandler:
         self._store.add_execution(execution)
         result = copy.copy(execution)
         item = WorkItem(execution, job=job)
+        # before the hand-off: the worker's own events must follow this one
+        self._events.emit(ev.EXECUTION_SUBMITTED, job.id, now, execution=result)
         if self._pool.submit([item]) == 0:
             self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
-        self._events.emit(ev.EXECUTION_SUBMITTED, job.id, now, execution=result)
         return result
 
     def cancel_execution(self, command: CancelExecution, now: datetime) -> object:
