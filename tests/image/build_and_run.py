@@ -317,7 +317,7 @@ def user_ids(rootfs: Path, user: str) -> tuple[int, int, list[int], str]:
     entry = next((p for p in passwd if name in (p[0], p[2])), None)
     if entry is None:
         check(name.isdigit(), f"USER {user} is not in the image's /etc/passwd")
-        uid, gid, home, login = int(name), int(name), "/", None
+        uid, gid, home, login = int(name), 0, "/", None  # Docker's group for such a uid
     else:
         uid, gid, home, login = int(entry[2]), int(entry[3]), entry[5], entry[0]
     if group:
