@@ -1,7 +1,12 @@
 # cronwell container image: the HTTP API and engine in one process.
 # Configuration comes only from the environment (see README "Configuration").
 
-FROM python:3.11-slim AS build
+# Both stages start from BASE_IMAGE: the official Python image by default; make
+# image-test passes a Debian bookworm base it makes itself (Debian's python3 is
+# externally managed, hence the virtual environments below, which work on either).
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml setup.cfg README.md ./
 COPY engine engine
@@ -10,9 +15,10 @@ COPY runners runners
 COPY stores stores
 COPY jobs jobs
 # Wheels with every dependency, so the runtime stage needs no compiler or pip cache.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN python3 -m venv /opt/build-venv \
+    && /opt/build-venv/bin/pip wheel --no-cache-dir --wheel-dir /wheels .
 
-FROM python:3.11-slim
+FROM ${BASE_IMAGE}
 # Two users: the service's (`cronwell`, owns /data, mode 0700) and `cronwell-jobs`, for
 # scripts when the container runs as root with CRONWELL_RUN_AS=cronwell-jobs (then no
 # script can read the database, the secret key or the backups; see README "Container").
@@ -25,7 +31,9 @@ RUN groupadd --system cronwell \
     && chown cronwell:cronwell /data \
     && chmod 0700 /data
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels cronwell && rm -rf /wheels
+RUN python3 -m venv /opt/cronwell \
+    && /opt/cronwell/bin/pip install --no-cache-dir --no-index --find-links /wheels cronwell \
+    && rm -rf /wheels
 
 # No API key here: the image binds 0.0.0.0, and with no key cronwell refuses to (open
 # mode would make anyone reaching the port an admin). Pass CRONWELL_API_KEYS at run
@@ -33,7 +41,8 @@ RUN pip install --no-cache-dir --no-index --find-links /wheels cronwell && rm -r
 # No CRONWELL_STORE here: left unset, MONGO_URI or CRONWELL_ORACLE_DSN select their
 # store as they do outside a container; with neither, the default SQLite file is
 # var/cronwell.db under WORKDIR, i.e. /data/var/cronwell.db in the data volume.
-ENV CRONWELL_HOST=0.0.0.0 \
+ENV PATH=/opt/cronwell/bin:$PATH \
+    CRONWELL_HOST=0.0.0.0 \
     CRONWELL_PORT=5000 \
     CRONWELL_DATA_DIR=/data \
     CRONWELL_SCRIPT_ROOTS=/scripts \

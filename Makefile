@@ -8,7 +8,7 @@ STAMP_BENCH := $(VENV)/.installed-bench
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint typecheck bench bench-quick clean
+.PHONY: run test lint typecheck image-test bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ typecheck: $(STAMP_TEST)
 
 test: $(STAMP_TEST) lint typecheck
 	$(BIN)/python -m pytest -q
+
+# Builds the Dockerfile with podman on a Debian base made with mmdebstrap and runs the
+# image's files under chroot as its USER (root only; tests/image/build_and_run.py).
+image-test:
+	$(PYTHON) tests/image/build_and_run.py
 
 bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench.dispatch
