@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pymongo
+import pytest
 
 from engine.ids import new_id
 
@@ -218,6 +219,23 @@ def secantus_target(folder: Path, *, replica_set: str | None = "secantus") -> Mo
 
 def uri_target(uri: str) -> MongoTarget:
     return MongoTarget(uri, "the MongoDB server at MONGO_URI")
+
+
+#: the stores the service-level tests run on, as pytest params (`store_for` reads them)
+SERVICE_STORES = ["sqlite", pytest.param("mongo", marks=pytest.mark.mongo_real)]
+
+
+@contextmanager
+def store_for(request: pytest.FixtureRequest, tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """`cronwell serve`'s `--store` URL and extra environment for the store named by
+    `request.param`: a SQLite file in `tmp`, or a fresh database (DB_NAME) on the
+    session's fixture of that name, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp / 'cronwell.db'}", {}
+        return
+    target: MongoTarget = request.getfixturevalue(request.param)
+    with target.database() as name:
+        yield target.uri, {"DB_NAME": name}
 
 
 def main() -> int:
