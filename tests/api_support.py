@@ -185,7 +185,7 @@ class ServeProcess:
                 raise RuntimeError(f"cronwell serve exited: {self.output()}")
             try:
                 return requests.get(f"{self.url}/api/health", timeout=1).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up, or still starting
                 return False
 
         wait_for(healthy, timeout, "cronwell serve to answer /api/health")

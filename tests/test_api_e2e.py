@@ -93,8 +93,8 @@ def service(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp(f"e2e-{request.param}")
-    with store_for(request, tmp) as (url, env):
-        live = Service(tmp, url, env)
+    with store_for(request, tmp) as store:
+        live = Service(tmp, store.url, store.env)
         try:
             yield live
         finally:
