@@ -34,17 +34,18 @@ from engine.ids import new_id
 #: The server's own code: imported only inside this child interpreter. It prints
 #: `listening <port>` once it accepts connections and stops cleanly on SIGTERM.
 #: argv: port, data folder, replica set name ("" = standalone), transaction lifetime in
-#: seconds, and "1" to run mongod's periodic cleanup of expired transactions (see
-#: EXPIRED_TRANSACTIONS).
+#: seconds, "1" to run mongod's periodic cleanup of expired transactions (see
+#: EXPIRED_TRANSACTIONS), "1" to fsync the journal at every commit (see
+#: JOURNALED_COMMITS).
 CHILD = """
 import faulthandler, signal, sys, threading, time
 from secantus import SecantusDBServer
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: stacks to the log
 port, path, replica_set = int(sys.argv[1]), sys.argv[2], sys.argv[3] or None
-lifetime, cleanup = float(sys.argv[4]), sys.argv[5] == "1"
+lifetime, cleanup, sync = float(sys.argv[4]), sys.argv[5] == "1", sys.argv[6] == "1"
 server = SecantusDBServer(
     host="127.0.0.1", port=port, storage_path=path, replica_set_name=replica_set,
-    durable=True, transaction_lifetime_seconds=lifetime,
+    durable=True, transaction_lifetime_seconds=lifetime, sync_on_commit=sync,
 )
 def stop(*_):
     raise SystemExit(0)
@@ -73,6 +74,12 @@ finally:
 #: TRANSACTION_LIFETIME s (as `setParameter transactionLifetimeLimitSeconds` would set on
 #: mongod); tests/test_mongo_deviations.py shows the server without it.
 TRANSACTION_LIFETIME = 2.0
+#: Deviation: mongod acknowledges a write with j: true (and, on a replica set, the default
+#: w: "majority") only once it is in the on-disk journal. secantusdb 0.7.0b3 honours j:
+#: true on a plain write but commits a transaction without syncing its journal, so a
+#: transaction it acknowledged can be gone after kill -9 of the server; started with
+#: sync_on_commit it syncs every commit. The tests that kill the server start theirs so.
+JOURNALED_COMMITS = "sync_on_commit"
 
 
 def sweep_period(lifetime: float) -> float:
@@ -115,8 +122,10 @@ class SecantusProcess:
         replica_set: str | None = "secantus",
         transaction_lifetime: float = TRANSACTION_LIFETIME,
         cleanup: bool = True,
+        sync_on_commit: bool = False,
     ) -> None:
         self.data = data
+        self.sync_on_commit = sync_on_commit
         self.replica_set = replica_set
         self.transaction_lifetime = transaction_lifetime
         self.cleanup = cleanup
@@ -157,6 +166,7 @@ class SecantusProcess:
                     self.replica_set or "",
                     str(self.transaction_lifetime),
                     "1" if self.cleanup else "0",
+                    "1" if self.sync_on_commit else "0",
                 ],
                 stdout=sink,
                 stderr=subprocess.STDOUT,

@@ -13,6 +13,12 @@ that transaction ends. So when a client dies in the middle of a transaction (cro
 under kill -9), its writes are undone within about that limit and other writers go on.
 secantusdb 0.7.0b3 checks for expired transactions only when a transaction command
 arrives, so a plain write to such a document waits for ever.
+
+Journaled commits. MongoDB's manual (Write Concern, "j Option"): with j: true the
+server acknowledges a write once it is in the on-disk journal, so it survives the
+server's crash. secantusdb 0.7.0b3 honours that for a plain write, but commits a
+transaction without syncing the journal (unless the server runs with sync_on_commit),
+so an acknowledged transaction can be gone after kill -9 of the server.
 """
 
 from __future__ import annotations
@@ -94,3 +100,62 @@ def test_a_dead_clients_transaction_expires_on_plain_secantusdb(tmp_path: Path) 
     finally:
         target.close()
         server.kill()  # its storage still has the dead client's transaction open
+
+
+#: a plain write, then transactions as cronwell's claims come (one after another), all
+#: with j: true; the last is acknowledged right before the server is killed
+TRANSACTION = """
+import sys, pymongo
+client = pymongo.MongoClient(sys.argv[1], journal=True)
+coll = client[sys.argv[2]]["docs"]
+coll.insert_one({"_id": "plain"})
+with client.start_session() as session:
+    for i in range(200):
+        session.with_transaction(lambda s: coll.insert_one({"_id": f"txn{i:03d}"}, session=s))
+print("acknowledged", flush=True)
+sys.stdin.read()
+"""
+JOURNALED = ["plain", *(f"txn{i:03d}" for i in range(200))]
+
+
+def journaled_writes_after_kill_9(server: SecantusProcess) -> list[str]:
+    """Ids of a plain and a transaction write acknowledged with j: true that are still
+    there after the server is killed right after the acknowledgement and restarted."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", TRANSACTION, server.uri, "cronwell_test_durable"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "acknowledged"
+        server.kill()  # within a millisecond or so of the last acknowledgement
+    finally:
+        writer.kill()
+        writer.wait(10)
+    server.start()
+    with pymongo.MongoClient(server.uri) as client:
+        return sorted(d["_id"] for d in client["cronwell_test_durable"]["docs"].find())
+
+
+def test_journaled_writes_survive_kill_9_with_sync_on_commit(tmp_path: Path) -> None:
+    server = SecantusProcess(tmp_path / "data", sync_on_commit=True).start()
+    try:
+        assert journaled_writes_after_kill_9(server) == JOURNALED
+    finally:
+        server.kill()
+
+
+@pytest.mark.secantus_deviation
+@pytest.mark.xfail(
+    strict=True,
+    reason="secantusdb 0.7.0b3 acknowledges a transaction with j: true before its journal "
+    "is synced: kill -9 of the server loses it",
+)
+@pytest.mark.skipif(not SECANTUS_PLATFORM, reason="secantusdb has no wheel for this platform")
+def test_journaled_writes_survive_kill_9_on_plain_secantusdb(tmp_path: Path) -> None:
+    server = SecantusProcess(tmp_path / "data").start()
+    try:
+        assert journaled_writes_after_kill_9(server) == JOURNALED
+    finally:
+        server.kill()

@@ -91,3 +91,33 @@ def test_close_twice_then_open_again_sees_the_data(store: MongoStore) -> None:
     store.close()
     store.open()
     assert [u.email for u in store.list_users()] == ["kept@example.com"]
+
+
+def test_client_timeouts_and_journaled_writes_by_default_unless_the_uri_says(
+    target: MongoTarget,
+) -> None:
+    """Bounded waits (no request held for ever by a frozen server) and j: true (a claim is
+    on disk before its fire runs) unless the URI chooses its own."""
+    with target.database() as name:
+        _check_defaults_and_choices(target, name)
+
+
+def _check_defaults_and_choices(target: MongoTarget, name: str) -> None:
+    store = MongoStore(target.uri, name)
+    store.open()
+    try:
+        options = store._client.options
+        assert options.server_selection_timeout == 5
+        assert options.pool_options.connect_timeout == 5
+        assert options.pool_options.socket_timeout == 15
+        assert options.write_concern.document == {"j": True}
+    finally:
+        store.close()
+    sep = "&" if "?" in target.uri else "?"
+    chosen = MongoStore(target.uri + f"{sep}socketTimeoutMS=60000&w=1", name)
+    chosen.open()
+    try:
+        assert chosen._client.options.pool_options.socket_timeout == 60
+        assert chosen._client.options.write_concern.document == {"w": 1}
+    finally:
+        chosen.close()
