@@ -8,8 +8,8 @@ is left out, so `{"next_run_time": None}` matches it and `$max` can raise it.
 Claims are one `update_one` filtered on `next_run_time`. Writes that belong together
 (a claim and its executions, a finish and the job's counter) run in a transaction when
 the server is a replica set or mongos; on a standalone server they run in order, claim
-first, so a fire is never run twice. The client factory is injectable: tests pass
-`mongomock.MongoClient` and run this same code.
+first, so a fire is never run twice. The client factory is injectable; the tests run
+this code on real servers (tests/mongo_server.py).
 """
 
 from __future__ import annotations
