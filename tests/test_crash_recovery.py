@@ -30,7 +30,7 @@ from tests.mongo_server import SERVICE_STORES, ServiceStore, store_for
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 JOBS = 300
-SPREAD_SECONDS = 10.0
+SPREAD_SECONDS = 12.0
 POST_SECONDS = 0.03
 GRACE_ENV = {"CRONWELL_MISFIRE_GRACE": "1", "CRONWELL_SHUTDOWN_TIMEOUT": "5"}
 
@@ -78,8 +78,9 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_runs_nothing_twice(
             assert response.status_code == 200, response.text
 
     assert datetime.now(UTC) < start, "posting the jobs took longer than its lead"
-    # let roughly a third of the fires happen, then kill the service without warning
-    wait_for(lambda: sum(count_marks(marks).values()) >= JOBS // 3, 30, "a third of the fires")
+    # let a fifth of the fires happen, then kill the service without warning (early
+    # enough that fires are still ahead after the downtime and a restart on a busy machine)
+    wait_for(lambda: sum(count_marks(marks).values()) >= JOBS // 5, 30, "a fifth of the fires")
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
     ran_before_crash = sum(count_marks(marks).values())
