@@ -24,7 +24,7 @@ import requests
 from engine.config import Settings
 from engine.model import Status
 from stores import open_store
-from tests.api_support import ServeProcess, wait_for, write_script
+from tests.api_support import MARK, ServeProcess, post_mark_job, wait_for, write_script
 from tests.mongo_server import SERVICE_STORES, ServiceStore, store_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -53,7 +53,7 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_runs_nothing_twice(
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     marks = tmp_path / "marks.txt"
-    script = write_script(scripts, "mark.sh", '#!/bin/bash\necho "$1" >> "$2"\n')
+    script = write_script(scripts, "mark.sh", MARK)
     args = ["--store", store.url, "--script-root", str(scripts)]
     env = {**GRACE_ENV, **store.env, "CRONWELL_DATA_DIR": str(tmp_path / "data")}
 
@@ -64,17 +64,7 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_runs_nothing_twice(
     with requests.Session() as http:
         for i, job_id in enumerate(ids):
             run_date = start + timedelta(seconds=SPREAD_SECONDS * i / JOBS)
-            response = http.post(
-                f"{first.url}/api/schedule-job",
-                json={
-                    "job_id": job_id,
-                    "job_type": "bash",
-                    "script_path": str(script),
-                    "run_date": run_date.isoformat(),
-                    "args": [job_id, str(marks)],
-                },
-                timeout=10,
-            )
+            response = post_mark_job(http, first.url, job_id, script, run_date.isoformat(), marks)
             assert response.status_code == 200, response.text
 
     assert datetime.now(UTC) < start, "posting the jobs took longer than its lead"

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.api_support import ServeProcess, wait_for, write_script
+from tests.api_support import MARK, ServeProcess, post_mark_job, wait_for, write_script
 from tests.mongo_server import SECANTUS_PLATFORM, SecantusProcess
 
 pytestmark = [
@@ -76,21 +76,6 @@ def stop(service: ServeProcess) -> int | None:
         return None
 
 
-def post_job(base: str, job_id: str, script: Path, run_date: str, marks: Path) -> requests.Response:
-    """Schedule the mark script once at `run_date` on the scripts surface."""
-    return requests.post(
-        f"{base}/api/schedule-job",
-        json={
-            "job_id": job_id,
-            "job_type": "bash",
-            "script_path": str(script),
-            "run_date": run_date,
-            "args": [job_id, str(marks)],
-        },
-        timeout=60,
-    )
-
-
 def marks_of(path: Path) -> Counter[str]:
     return Counter(path.read_text().split()) if path.exists() else Counter()
 
@@ -101,7 +86,7 @@ def test_server_killed_and_restarted_while_the_service_runs(
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     marks = tmp_path / "marks.txt"
-    script = write_script(scripts, "mark.sh", '#!/bin/bash\necho "$1" >> "$2"\n')
+    script = write_script(scripts, "mark.sh", MARK)
     env = {"DB_NAME": "cronwell_outage", "CRONWELL_DATA_DIR": str(tmp_path / "data")}
     args = ["--store", server.uri, "--script-root", str(scripts)]
     service = ServeProcess(args, tmp_path / "serve.log", env=env).wait_healthy()
@@ -114,7 +99,7 @@ def test_server_killed_and_restarted_while_the_service_runs(
         ids = [f"outage_{i:02d}" for i in range(JOBS)]
         for i, job_id in enumerate(ids):
             when = (start + timedelta(seconds=SPREAD * i / JOBS)).isoformat()
-            response = post_job(base, job_id, script, when, marks)
+            response = post_mark_job(requests, base, job_id, script, when, marks)
             assert response.status_code == 200, response.text
         wait_for(lambda: len(marks_of(marks)) >= JOBS // 4, 30, "a quarter of the fires")
 
@@ -128,7 +113,9 @@ def test_server_killed_and_restarted_while_the_service_runs(
         assert_store_error(scheduler_answer, "detail")
         # writes go through the engine's loop, which is retrying its own store writes
         started = time.monotonic()
-        refused = post_job(base, "during_outage", script, "2099-01-01T00:00:00", marks)
+        refused = post_mark_job(
+            requests, base, "during_outage", script, "2099-01-01T00:00:00", marks
+        )
         took = time.monotonic() - started
         assert took < WRITE_ANSWER_WITHIN, f"POST /api/schedule-job took {took:.1f} s"
         assert_store_error(refused, "error")
@@ -177,7 +164,7 @@ def test_server_killed_and_restarted_while_the_service_runs(
 
         # and it still takes new work: a job scheduled now fires
         fresh = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
-        response = post_job(base, "after_outage", script, fresh, marks)
+        response = post_mark_job(requests, base, "after_outage", script, fresh, marks)
         assert response.status_code == 200, response.text
         wait_for(lambda: marks_of(marks)["after_outage"] == 1, 20, "the new job to fire")
     finally:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.api_support import ServeProcess, wait_for, write_script
+from tests.api_support import MARK, ServeProcess, post_mark_job, wait_for, write_script
 from tests.mongo_server import MongoTarget
 
 pytestmark = [pytest.mark.mongo_real, pytest.mark.slow]
@@ -93,21 +93,11 @@ def test_each_node_sees_the_others_writes(nodes: Nodes) -> None:
 def test_a_job_both_engines_loaded_fires_once(nodes: Nodes, tmp_path: Path) -> None:
     a, b = nodes.start("a"), nodes.start("b")
     marks = tmp_path / "marks.txt"
-    script = write_script(tmp_path / "scripts", "mark.sh", '#!/bin/bash\necho "$1" >> "$2"\n')
+    script = write_script(tmp_path / "scripts", "mark.sh", MARK)
     due = datetime.now(UTC) + timedelta(seconds=6)
     ids = [f"shared_{i}" for i in range(JOBS)]
     for job_id in ids:
-        response = requests.post(
-            f"{a.url}/api/schedule-job",
-            json={
-                "job_id": job_id,
-                "job_type": "bash",
-                "script_path": str(script),
-                "run_date": due.isoformat(),
-                "args": [job_id, str(marks)],
-            },
-            timeout=10,
-        )
+        response = post_mark_job(requests, a.url, job_id, script, due.isoformat(), marks)
         assert response.status_code == 200, response.text
     # b loads its jobs when it starts: restart it so both engines hold all of them
     assert b.terminate() == 0
