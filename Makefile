@@ -7,6 +7,7 @@ STAMP_TEST := $(VENV)/.installed-test
 STAMP_BENCH := $(VENV)/.installed-bench
 HOST ?= 127.0.0.1
 PORT ?= 5000
+STORE ?= sqlite:///var/cronwell.db
 
 .PHONY: run test lint typecheck image-test bench bench-quick clean
 
@@ -28,8 +29,8 @@ $(STAMP_BENCH): setup.cfg | $(BIN)/python
 
 run: $(STAMP_RUN)
 	mkdir -p var/scripts
-	@echo "cronwell: store sqlite:///var/cronwell.db, script root $(CURDIR)/var/scripts, http://$(HOST):$(PORT)"
-	$(BIN)/cronwell serve --host $(HOST) --port $(PORT) --store sqlite:///var/cronwell.db --script-root $(CURDIR)/var/scripts
+	@echo "cronwell: store $(STORE), script root $(CURDIR)/var/scripts, http://$(HOST):$(PORT)"
+	$(BIN)/cronwell serve --host $(HOST) --port $(PORT) --store '$(STORE)' --script-root $(CURDIR)/var/scripts
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .

@@ -2,12 +2,14 @@
 
     python -m bench.store [--quick]
 
-Per backend (memory, a SQLite file, MongoStore on mongomock, a real MongoDB when
-MONGO_URI is set): add 10,000 jobs; record 10,000 executions (add + finish, the two
-writes a fire makes); on SQLite also the same records from 4 threads at once (the loop,
-pool and API threads share the store), loading 100,000 jobs (`list_jobs`) and starting
-a Scheduler on them (`load-and-schedule-100000`: recovery, heap build). --quick runs a
-tenth of every count; mongomock runs a tenth of the others' (see STANDIN_SHARE).
+Per backend (memory, a SQLite file, and MongoStore on a real MongoDB server over TCP:
+the mongod at MONGO_URI when set, else a secantusdb server this run starts in a child
+process, as the tests do; the row's backend says which): add 10,000 jobs; record 10,000
+executions (add + finish, the two writes a fire makes); on SQLite also the same records
+from 4 threads at once (the loop, pool and API threads share the store), loading
+100,000 jobs (`list_jobs`) and starting a Scheduler on them (`load-and-schedule-100000`:
+recovery, heap build); on MongoDB loading 10,000 jobs. --quick runs a tenth of every
+count.
 Prints a table, then as its last line one JSON object:
 `{"bench": "store", "results": [{"backend", "workload", "ops", "seconds", "ops_per_s",
 "ms_per_op"}]}`.
@@ -41,9 +43,6 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RECORD_TARGET_MS = 1.0
 LOAD_TARGET_S = 5.0
 THREADS = 4
-#: mongomock matches every query by scanning every document (it has no real indexes),
-#: so its cost per write grows with the collection: it runs this share of the ops
-STANDIN_SHARE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,20 +121,32 @@ def record_in_threads(store: Store, job: Job, count: int) -> None:
         thread.join()
 
 
-def backends(folder: Path) -> Iterator[tuple[str, Callable[[], Store]]]:
+@contextmanager
+def mongo_server(folder: Path) -> Iterator[tuple[str, str]]:
+    """(label, URI) of the MongoDB server to measure: MONGO_URI's, or a secantusdb
+    server started for this run (tests/mongo_server.py; it is never imported here)."""
+    if uri := os.environ.get("MONGO_URI"):
+        yield "mongo (mongod at MONGO_URI)", uri
+        return
+    from tests.mongo_server import SecantusProcess, secantus_version
+
+    server = SecantusProcess(folder / "secantusdb").start()
+    try:
+        yield f"mongo (secantusdb {secantus_version()} over TCP, replica set)", server.uri
+    finally:
+        server.stop()
+
+
+def backends(
+    folder: Path, mongo_uri: str, mongo_label: str
+) -> Iterator[tuple[str, Callable[[], Store]]]:
     from stores.memory import MemoryStore
     from stores.mongo import MongoStore
     from stores.sqlite import SqliteStore
-    from tests.mongo_standin import mongomock_client
 
     yield "memory", MemoryStore
     yield "sqlite", lambda: SqliteStore(folder / f"{new_id()}.db")
-    yield (
-        "mongomock (stand-in, not a server)",
-        lambda: MongoStore("mongodb://standin.invalid", "bench", client_factory=mongomock_client),
-    )
-    if uri := os.environ.get("MONGO_URI"):
-        yield "mongo", lambda: MongoStore(uri, f"cronwell_bench_{new_id()}")
+    yield mongo_label, lambda: MongoStore(mongo_uri, f"cronwell_bench_{new_id()}")
 
 
 @contextmanager
@@ -166,7 +177,22 @@ def per_backend(name: str, factory: Callable[[], Store], scale: int) -> list[Res
             results.append(
                 Result(name, f"record-executions-{scale}-{THREADS}-threads", scale, seconds)
             )
+        if name.startswith("mongo"):
+            results.append(load_mongo(name, store, scale))
     return results
+
+
+def load_mongo(name: str, store: Store, count: int) -> Result:
+    """`list_jobs` of `count` jobs: a fresh collection filled in one insert_many."""
+    from stores.mongo import to_document
+
+    jobs = store._collection("jobs")  # type: ignore[attr-defined]
+    jobs.delete_many({})
+    jobs.insert_many([to_document(make_job(i)) for i in range(count)])
+    loaded: list[Job] = []
+    seconds = timed(lambda: loaded.extend(store.list_jobs()))
+    assert len(loaded) == count, f"loaded {len(loaded)} of {count} jobs"
+    return Result(name, f"load-jobs-{count}", count, seconds)
 
 
 def fill_sqlite(path: Path, count: int) -> None:
@@ -230,11 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="cronwell-bench-store-") as tmp:
         folder = Path(tmp)
-        for name, factory in backends(folder):
-            print(f"... {name}", file=sys.stderr, flush=True)
-            results.extend(
-                per_backend(name, factory, scale // STANDIN_SHARE if "stand-in" in name else scale)
-            )
+        with mongo_server(folder) as (mongo_label, mongo_uri):
+            for name, factory in backends(folder, mongo_uri, mongo_label):
+                print(f"... {name}", file=sys.stderr, flush=True)
+                results.extend(per_backend(name, factory, scale))
         print(f"... sqlite: {big:,} jobs", file=sys.stderr, flush=True)
         fill_sqlite(folder / "load.db", big)
         results.extend(load(folder / "load.db", big))

@@ -8,8 +8,8 @@ is left out, so `{"next_run_time": None}` matches it and `$max` can raise it.
 Claims are one `update_one` filtered on `next_run_time`. Writes that belong together
 (a claim and its executions, a finish and the job's counter) run in a transaction when
 the server is a replica set or mongos; on a standalone server they run in order, claim
-first, so a fire is never run twice. The client factory is injectable: tests pass
-`mongomock.MongoClient` and run this same code.
+first, so a fire is never run twice. The client factory is injectable; the tests run
+this code on real servers (tests/mongo_server.py).
 """
 
 from __future__ import annotations
@@ -197,8 +197,20 @@ class MongoStore(MongoCluster, Store):
         if self._client is not None:
             return
         options: dict[str, Any] = {"tz_aware": True}
-        if "serverselectiontimeoutms" not in self.uri.lower():
-            options["serverSelectionTimeoutMS"] = self._timeout_ms
+        given = self.uri.lower()
+        # Bounded waits unless the URI sets its own: pymongo's defaults are 30 s to find
+        # a server, 20 s to connect and no limit on an answer, so a request on a frozen
+        # or unreachable server held its thread for half a minute or more.
+        defaults = {
+            "serverSelectionTimeoutMS": self._timeout_ms,
+            "connectTimeoutMS": self._timeout_ms,
+            "socketTimeoutMS": 3 * self._timeout_ms,
+        }
+        options.update({k: v for k, v in defaults.items() if k.lower() not in given})
+        # A claim must be on disk before its fire runs, or a server crash that loses it
+        # runs the fire again: ask for journaled writes (j: true) unless the URI chose.
+        if "journal=" not in given and "w=" not in given:
+            options["journal"] = True
         try:
             client = self._factory(self.uri, **options)
         except (PyMongoError, ValueError) as exc:
@@ -259,7 +271,11 @@ class MongoStore(MongoCluster, Store):
         """Run work(session) in a transaction where the server has them, else in order."""
         if not self._transactions:
             return work(None)
-        with self._client.start_session() as session:
+        # with_transaction retries a transaction that failed transiently (a network
+        # error is one) for up to 120 s: with the server gone, the engine's loop sat in
+        # one claim that long and every API write queued behind it. One timeout's worth
+        # of retrying, then the error reaches the caller, whose backoff takes over.
+        with self._client.start_session() as session, pymongo.timeout(self._timeout_ms / 1000):
             result: T = session.with_transaction(work)
             return result
 

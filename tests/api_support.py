@@ -60,6 +60,27 @@ PYTHON_MAIN = (
 )
 
 
+MARK = '#!/bin/bash\necho "$1" >> "$2"\n'  # appends its first argument to the file named second
+
+
+def post_mark_job(
+    http: Any, base: str, job_id: str, script: Path, run_date: str, marks: Path
+) -> Any:
+    """Schedule the MARK script once at `run_date` on the scripts surface, writing
+    `job_id` to `marks` when it runs; the response (`http`: requests or a Session)."""
+    return http.post(
+        f"{base}/api/schedule-job",
+        json={
+            "job_id": job_id,
+            "job_type": "bash",
+            "script_path": str(script),
+            "run_date": run_date,
+            "args": [job_id, str(marks)],
+        },
+        timeout=60,
+    )
+
+
 def free_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -188,7 +209,7 @@ class ServeProcess:
                 raise RuntimeError(f"cronwell serve exited: {self.output()}")
             try:
                 return requests.get(f"{self.url}/api/health", timeout=1).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up, or still starting
                 return False
 
         wait_for(healthy, timeout, "cronwell serve to answer /api/health")

@@ -1,6 +1,8 @@
-"""End to end: `cronwell serve` as a child process on a real SQLite file, driven with
-the seed documents' own curl commands and Python `requests` example, real scripts in a
-temp script root; every scheduled script is seen to run and its execution recorded.
+"""End to end: `cronwell serve` as a child process on a real store (a SQLite file, and
+a database on the session's real MongoDB server: `--store mongodb://...` with
+DB_NAME), driven with the seed documents' own curl commands and Python `requests`
+example, real scripts in a temp script root; every scheduled script is seen to run and
+its execution recorded.
 
 The documents' /opt/... paths become real scripts in the temp root, and their
 2024/2025 run_dates (now in the past) become dates 1-2 s ahead; the literal past dates
@@ -33,10 +35,11 @@ from tests.api_support import (
     wait_for,
     write_script,
 )
+from tests.mongo_server import SERVICE_STORES, store_for
 
 
 class Service:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, store_url: str, env: dict[str, str]) -> None:
         self.tmp = tmp
         self.root = tmp / "scripts"
         self.root.mkdir()
@@ -47,7 +50,7 @@ class Service:
         for name in ("process_data.py", "generate_report.py", "report.py", "script.py"):
             write_script(self.root, name, PYTHON_MAIN, executable=False)
         self.args = [
-            *("--store", f"sqlite:///{tmp / 'cronwell.db'}"),
+            *("--store", store_url),
             *("--script-root", str(self.root)),
             "--log-json",
         ]
@@ -55,6 +58,7 @@ class Service:
             "CRONWELL_DATA_DIR": str(tmp / "data"),
             "CRONWELL_SHUTDOWN_TIMEOUT": "1",
             "TZ": "UTC",
+            **env,
         }
         self.process = self.start()
 
@@ -84,13 +88,17 @@ class Service:
         return int(status), json.loads(body)
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    live = Service(tmp_path_factory.mktemp("e2e"))
-    try:
-        yield live
-    finally:
-        live.process.terminate()
+@pytest.fixture(scope="module", params=SERVICE_STORES)
+def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    tmp = tmp_path_factory.mktemp(f"e2e-{request.param}")
+    with store_for(request, tmp) as store:
+        live = Service(tmp, store.url, store.env)
+        try:
+            yield live
+        finally:
+            live.process.terminate()
 
 
 def soon(seconds: float = 1.5) -> str:

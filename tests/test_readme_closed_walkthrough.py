@@ -14,6 +14,7 @@ import requests
 from tests.test_readme_walkthrough import (
     README_BASE,
     MakeRun,
+    cli_env,
     run_bash,
     service,
     walkthrough_blocks,
@@ -34,7 +35,7 @@ def test_readme_closed_mode_walkthrough(service: MakeRun) -> None:
     script = script.replace(README_BASE, f"BASE={base}", 1)
     # echo the ids the walkthrough made, so the checks below can use them
     script += '\necho "IDS $BOB_ID $BOB_JOB $ROOT_ID"\n'
-    out = run_bash(script, copy, timeout=90)
+    out = run_bash(script, copy, timeout=90, store=service.store)
     bob_id, bob_job, root_id = out.strip().splitlines()[-1].split()[1:]
 
     assert '{"error": "Missing API key' in out  # closed as soon as the key existed
@@ -56,6 +57,7 @@ def test_readme_closed_mode_walkthrough(service: MakeRun) -> None:
     keys = subprocess.run(
         [str(copy / ".venv" / "bin" / "cronwell"), "keys", "create", "--email", "root@example.com"],
         cwd=copy,
+        env=cli_env(service.store),
         capture_output=True,
         text=True,
         check=True,

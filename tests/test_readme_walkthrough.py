@@ -15,7 +15,9 @@ offline (`PIP_NO_INDEX`, no build isolation) in a few seconds. Set
 `CRONWELL_WALKTHROUGH_FRESH_VENV=1` to let `make run` build `.venv` from scratch as on a
 new machine (network needed).
 
-The README's `DELAY=10` is set to 3 here and its `BASE` gets the free port.
+The README's `DELAY=10` is set to 3 here and its `BASE` gets the free port. It runs
+twice: `make run` as the README has it (SQLite under var/), and `make run STORE=...`
+with DB_NAME on a database of the session's real MongoDB server.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import pytest
 import requests
 
 from tests.api_support import ROOT, free_port, wait_for
+from tests.mongo_server import SERVICE_STORES, ServiceStore, store_for
 
 FRESH = os.environ.get("CRONWELL_WALKTHROUGH_FRESH_VENV") == "1"
 HEADING = "## Five-minute walkthrough"
@@ -101,9 +104,11 @@ def light_venv(copy: Path) -> dict[str, str]:
 
 
 class MakeRun:
-    """`make run PORT=...` in the copy, in its own session, output to a file."""
+    """`make run PORT=... [STORE=...]` in the copy, in its own session, output to a file."""
 
-    def __init__(self, copy: Path, port: int, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self, copy: Path, port: int, extra_env: dict[str, str], store: ServiceStore
+    ) -> None:
         self.copy = copy
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -115,9 +120,14 @@ class MakeRun:
             and k not in {"MONGO_URI", "DB_NAME"}
         }
         env.update(extra_env)
+        env.update(store.env)  # DB_NAME for MongoDB
+        self.store = store
+        make = ["make", "run", f"PORT={port}"]
+        if store.mongo is not None:
+            make.append(f"STORE={store.url}")
         with open(self.log, "wb") as sink:
             self.proc = subprocess.Popen(
-                ["make", "run", f"PORT={port}"],
+                make,
                 cwd=copy,
                 env=env,
                 stdout=sink,
@@ -158,26 +168,39 @@ class MakeRun:
             self.proc.wait(10)
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[MakeRun]:
+@pytest.fixture(params=SERVICE_STORES)
+def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeRun]:
     copy = tmp_path / "cronwell"
     copy.mkdir()
     copy_tracked_files(copy)
     extra_env = {} if FRESH else light_venv(copy)
-    run = MakeRun(copy, free_port(), extra_env)
-    try:
-        run.wait_healthy(600 if FRESH else 60)
-        yield run
-    finally:
-        run.kill()
+    with store_for(request, tmp_path) as store:
+        run = MakeRun(copy, free_port(), extra_env, store)
+        try:
+            run.wait_healthy(600 if FRESH else 60)
+            yield run
+        finally:
+            run.kill()
 
 
-def run_bash(script: str, cwd: Path, timeout: float) -> str:
-    """Run the README's commands as one `bash -e` script; its stdout (it must succeed)."""
+def cli_env(store: ServiceStore) -> dict[str, str] | None:
+    """The environment that points `cronwell` commands at the store the service runs on
+    (None: the default, the SQLite file under var/ that `make run` uses)."""
+    if store.mongo is None:
+        return None
+    return {**os.environ, "CRONWELL_STORE": store.url, **store.env}
+
+
+def run_bash(script: str, cwd: Path, timeout: float, store: ServiceStore | None = None) -> str:
+    """Run the README's commands as one `bash -e` script; its stdout (it must succeed).
+    With `store`, the CLI commands in it work on the store the service runs on (as a
+    reader who started `make run STORE=...` would point them there too)."""
+    env = cli_env(store) if store is not None else None
     done = subprocess.run(
         ["bash", "-e", "-c", script],
         check=False,
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -196,7 +219,8 @@ def executions(base: str, **params: str) -> list[dict[str, Any]]:
 def test_readme_walkthrough_as_a_new_user(service: MakeRun) -> None:
     copy, base = service.copy, service.url
     # what the README says `make run` creates, and the copy's own code installed in it
-    assert (copy / "var" / "cronwell.db").is_file() and (copy / "var" / "scripts").is_dir()
+    assert (copy / "var" / "scripts").is_dir()
+    assert (copy / "var" / "cronwell.db").is_file() is (service.store.mongo is None)
     origin = subprocess.run(
         [str(copy / ".venv" / "bin" / "python"), "-c", "import api; print(api.__file__)"],
         cwd="/",
@@ -236,6 +260,10 @@ def test_readme_walkthrough_as_a_new_user(service: MakeRun) -> None:
     assert "Job deleted successfully" in out and "Job hello_bash removed successfully" in out
     remaining = requests.get(f"{base}/api/jobs", timeout=5).json()
     assert [j["job_id"] for j in remaining["jobs"]] == ["report_py"]
+    if service.store.mongo is not None:  # and that is where it was kept
+        db = service.store.mongo.client[service.store.db_name]
+        assert [d["_id"] for d in db["scheduler_jobs"].find()] == ["report_py"]
+        assert db["scheduler_executions"].count_documents({}) == 3
 
     assert service.stop() == 0  # make exits 0 only when cronwell did
     log = service.output()

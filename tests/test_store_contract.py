@@ -1,9 +1,12 @@
 """The Store contract (stores/base.py), run against every backend.
 
 Plain test functions taking a `store` fixture, as APScheduler's datastore tests do:
-memory (the reference), SQLite (a temp file), MongoDB through the real MongoStore code on
-mongomock (`mongomock-standin`: an in-process stand-in, not a server), and real MongoDB
-/ Oracle servers when MONGO_URI / CRONWELL_ORACLE_DSN are set (skipped otherwise).
+memory (the reference), SQLite (a temp file), and MongoDB on two real wire-protocol
+servers (tests/conftest.py): `mongo`, a secantusdb one-node replica set, where the store
+writes what belongs together in transactions, and `mongo-standalone`, a standalone
+secantusdb, where it writes them in order as on a plain `mongod`. Each Mongo case gets a
+database of its own. With MONGO_URI set, `mongo` runs on that server instead. Oracle
+runs when CRONWELL_ORACLE_DSN is set (skipped otherwise).
 """
 
 from __future__ import annotations
@@ -35,32 +38,35 @@ from engine.triggers import DateTrigger, IntervalTrigger
 from stores.base import MAINTENANCE_TASKS, FireClaim, Store
 from stores.memory import MemoryStore
 from stores.records import Server, User
+from tests.mongo_server import MongoTarget
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-MONGO_URI = os.environ.get("MONGO_URI", "")
 ORACLE_DSN = os.environ.get("CRONWELL_ORACLE_DSN", "")
 
 
-def _sqlite(tmp_path: Path) -> Store:
+def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     from stores.sqlite import SqliteStore
 
     return SqliteStore(tmp_path / "data" / "cronwell.db")
 
 
-def _mongomock(tmp_path: Path) -> Store:
-    from stores.mongo import MongoStore
-    from tests.mongo_standin import mongomock_client
+def _on(server: str) -> Callable[[pytest.FixtureRequest, Path], Store]:
+    """A MongoStore on a database of its own on the session's `server` fixture,
+    dropped when the test is done (through the server's client: the store may be
+    closed by then)."""
 
-    return MongoStore("mongodb://standin.invalid", "cronwell_test", client_factory=mongomock_client)
+    def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+        from stores.mongo import MongoStore
+
+        target: MongoTarget = request.getfixturevalue(server)
+        name = target.fresh_db()
+        request.addfinalizer(lambda: target.drop(name))
+        return MongoStore(target.uri, name)
+
+    return factory
 
 
-def _mongo_real(tmp_path: Path) -> Store:
-    from stores.mongo import MongoStore
-
-    return MongoStore(MONGO_URI, f"cronwell_test_{new_id()}")
-
-
-def _oracle_real(tmp_path: Path) -> Store:
+def _oracle_real(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     from stores.oracle import OracleStore
 
     return OracleStore(
@@ -71,9 +77,7 @@ def _oracle_real(tmp_path: Path) -> Store:
 
 
 def _wipe(store: Store) -> None:
-    """Real servers outlive a test: drop what it wrote."""
-    if store.backend == "mongo" and MONGO_URI and store.db_name.startswith("cronwell_test_"):  # type: ignore[attr-defined]
-        store._client.drop_database(store.db_name)  # type: ignore[attr-defined]
+    """A real Oracle schema outlives a test: delete what it wrote."""
     if store.backend == "oracle":
         from stores.sql import TABLES
 
@@ -83,17 +87,10 @@ def _wipe(store: Store) -> None:
 
 
 BACKENDS = [
-    pytest.param(lambda _: MemoryStore(), id="memory"),
+    pytest.param(lambda request, tmp_path: MemoryStore(), id="memory"),
     pytest.param(_sqlite, id="sqlite"),
-    pytest.param(_mongomock, id="mongomock-standin"),
-    pytest.param(
-        _mongo_real,
-        id="mongo-real",
-        marks=[
-            pytest.mark.mongo_real,
-            pytest.mark.skipif(not MONGO_URI, reason="set MONGO_URI to run against a real MongoDB"),
-        ],
-    ),
+    pytest.param(_on("mongo"), id="mongo", marks=pytest.mark.mongo_real),
+    pytest.param(_on("mongo_standalone"), id="mongo-standalone", marks=pytest.mark.mongo_real),
     pytest.param(
         _oracle_real,
         id="oracle-real",
@@ -110,8 +107,8 @@ BACKENDS = [
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    factory: Callable[[Path], Store] = request.param
-    backend = factory(tmp_path)
+    factory: Callable[[pytest.FixtureRequest, Path], Store] = request.param
+    backend = factory(request, tmp_path)
     backend.open()
     _wipe(backend)
     try:
@@ -864,7 +861,9 @@ def test_sqlite_concurrent_writes_from_many_threads(tmp_path: Path) -> None:
 def test_sqlite_reads_back_documents_only_json_can_parse(tmp_path: Path) -> None:
     """Job docs are parsed with orjson, which refuses Infinity and integers past 64 bits
     that json.dumps writes; those documents still come back (the json fallback)."""
-    store = _sqlite(tmp_path)
+    from stores.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "data" / "cronwell.db")
     store.open()
     try:
         job = make_job("odd", args=[2**70, float("inf")], kwargs={"x": -float("inf")})
