@@ -13,7 +13,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, schedules, views
+from api import context, schedules, views, workflow
 from api.openapi import documented
 from api.validation import Body, Field, QueryParam, any_job_id, object_id, parse_query
 from engine.errors import InvalidField, InvalidInput, JobNotFound, UserNotFound
@@ -67,6 +67,7 @@ def _job_fields(*, create: bool) -> tuple[Field, ...]:
         Field("timezone", "string", max_length=100, description="IANA zone; default the service's"),
         Field("is_enabled", "boolean", description="default true"),
         *POLICY_FIELDS,
+        *workflow.FIELDS,
     )
 
 
@@ -156,7 +157,11 @@ async def create_job(request: Request) -> HTTPResponse:
         owner=owner,
         surface=Surface.SCHEDULER,
         enabled=values.get("is_enabled", True),
-        **{"misfire_grace_time": settings.misfire_grace_time, **_policy(values)},
+        **{
+            "misfire_grace_time": settings.misfire_grace_time,
+            **_policy(values),
+            **workflow.job_values(values),
+        },
     )
     scheduler = context.scheduler(request)
     added = await context.command(scheduler.add_job(job))
@@ -248,6 +253,7 @@ def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str
     if "pub_args" in values:
         changes["args"] = values["pub_args"]
     changes.update(_policy(values))
+    changes.update(workflow.job_values(values))
     if "user_id" in values:
         changes["owner"] = _owner_id(request, values["user_id"])
     schedule = [name for name in schedules.SCHEDULE_FIELDS if name in values]

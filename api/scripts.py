@@ -14,7 +14,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, schedules, views
+from api import context, schedules, views, workflow
 from api.openapi import documented
 from api.validation import SCRIPT_JOB_ID, Body, Field
 from engine.errors import InvalidField
@@ -52,6 +52,7 @@ SCHEDULE_BODY = Body(
         Field("args", "strings", example=["--full", "--compress"]),
         Field("replace_existing", "boolean", example=False),
         *schedules.WINDOW_FIELDS,
+        *workflow.FIELDS,
     ),
     always_plural=True,
 )
@@ -79,6 +80,7 @@ def build_job(values: dict[str, Any], timezone: str, roots: tuple[Any, ...], now
         trigger=trigger,
         args=values.get("args", []),
         surface=Surface.SCRIPTS,
+        **workflow.job_values(values),
     )
 
 

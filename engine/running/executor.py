@@ -148,6 +148,10 @@ class Executor:
         execution.completed_at = now
         execution.output = execution.output + outcome.output  # keeps a coalescing note
         execution.error = outcome.error
+        if item.cancel_reason and outcome.status is Status.CANCELLED:
+            execution.error = (
+                f"{item.cancel_reason} ({outcome.error})" if outcome.error else item.cancel_reason
+            )
         execution.return_value = outcome.return_value
         execution.exit_code = outcome.exit_code
 

@@ -36,6 +36,7 @@ class WorkItem:
         "_finished",
         "_lock",
         "cancel",
+        "cancel_reason",
         "execution",
         "job",
         "not_before",
@@ -56,6 +57,8 @@ class WorkItem:
         self.waiters: list[Future[Execution]] = []
         #: why the engine took this fire back before it started ("" when it did not)
         self.withdrawn = ""
+        #: why the engine stopped it once running (overlap=replace); prefixed to its error
+        self.cancel_reason = ""
         self._begun = False
         self._finished = False
         #: its own lock, not a shared one: ten workers finishing runs would contend
@@ -115,6 +118,9 @@ class WorkerPool:
         #: under the lock only: workers report what they finished in `_released`
         self._instances: dict[str, int] = {}
         self._released: deque[str] = deque()
+        #: job id -> the one execution waiting for a running one of its job to end
+        #: (overlap=queue); a worker finishing a run of that job moves it to the backlog
+        self._waiting: dict[str, WorkItem] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = False
 
@@ -157,9 +163,34 @@ class WorkerPool:
             self._has_work.notify(taken)
         return taken
 
+    def waiting(self, job_id: str) -> WorkItem | None:
+        """The execution of a job held until a running one ends (overlap=queue)."""
+        return self._waiting.get(job_id)
+
+    def hold(self, item: WorkItem) -> None:
+        """Keep `item` until a queued or running execution of its job ends, then queue
+        it (overlap=queue; the caller checked nothing else of the job is waiting). With
+        nothing of the job in the pool by then, it is queued at once."""
+        job_id = item.execution.job_id
+        with self._lock:
+            self._settle_locked()
+            if job_id in self._instances:
+                self._waiting[job_id] = item
+                return
+        self.submit([item])
+
+    def active_items(self, job_id: str) -> list[WorkItem]:
+        """The job's queued and running items (overlap=replace cancels them)."""
+        with self._lock:
+            backlog, running = self._items_of_locked(job_id)
+        return [*backlog, *running]
+
     def take_queued(self, execution_id: str) -> WorkItem | None:
         """Withdraw a queued execution before a worker starts it."""
         with self._lock:
+            for job_id, item in list(self._waiting.items()):
+                if item.execution.id == execution_id:
+                    return self._waiting.pop(job_id)
             for item in list(self._backlog):  # a copy: workers pop while we look
                 if item.execution.id == execution_id:
                     return item if self._unqueue_locked(item) else None
@@ -183,6 +214,9 @@ class WorkerPool:
         with self._lock:
             backlog, running = self._items_of_locked(job_id)
             queued = [i for i in backlog if wanted(i) and self._unqueue_locked(i)]
+            held = self._waiting.get(job_id)
+            if held is not None and wanted(held):
+                queued.append(self._waiting.pop(job_id))
         for item in queued:
             item.withdrawn = reason
         for item in running:
@@ -196,7 +230,8 @@ class WorkerPool:
         next fire on)."""
         with self._lock:
             backlog, running = self._items_of_locked(job.id)
-            for item in (*backlog, *running):
+            held = self._waiting.get(job.id)
+            for item in (*backlog, *running, *([held] if held is not None else [])):
                 if item.job is not None:
                     item.job = job
 
@@ -244,6 +279,8 @@ class WorkerPool:
                     break
                 queued.append(item)
                 self._release_locked(item.execution.job_id)
+            queued.extend(self._waiting.values())
+            self._waiting.clear()
             self._has_work.notify_all()
             self._became_idle.notify_all()
         return queued
@@ -289,7 +326,19 @@ class WorkerPool:
             except BaseException:  # the work function records failures; this is a bug
                 log.exception("worker crashed on execution %s", execution_id)
             del running[execution_id]
+            if self._waiting:  # one dict test per run while no job queues an overlap
+                self._promote(item.execution.job_id)  # before the release: never idle between
             released.append(item.execution.job_id)
+
+    def _promote(self, job_id: str) -> None:
+        """A run of `job_id` ended: queue the execution that waited for it, if any."""
+        with self._lock:
+            item = self._waiting.pop(job_id, None)
+            if item is None:
+                return
+            self._backlog.append(item)
+            self._instances[job_id] = self._instances.get(job_id, 0) + 1
+            self._has_work.notify()
 
     def _wait_for_work(self) -> bool:
         """Sleep until the backlog has work; False when the pool is stopping."""
