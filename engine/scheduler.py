@@ -12,6 +12,7 @@ future, so `await asyncio.wrap_future(...)` raises it like any other error.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -37,6 +38,7 @@ from engine.scheduling.commands import (
     PauseJob,
     RemoveJob,
     ResumeJob,
+    RunChained,
     RunJobNow,
     RunTakenOver,
     ScheduleRetry,
@@ -95,6 +97,7 @@ class Scheduler:
             stopping=self._stopping,
             recorder=self._recorder,
             node=node_id,
+            run_chained=self._post_chained,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
         self._handler = CommandHandler(
@@ -261,6 +264,14 @@ class Scheduler:
     def scheduled_jobs(self) -> int:
         """Jobs currently on the heap (active, with a next fire time)."""
         return len(self._timetable.jobs)
+
+    def _post_chained(self, execution: Execution, job_ids: list[str]) -> None:
+        if not self._commands.post_internal(RunChained(copy.copy(execution), job_ids)):
+            log.warning(
+                "execution %s ended after shutdown; its chained job(s) %s were not started",
+                execution.id,
+                ", ".join(job_ids),
+            )
 
     def _post_retry(self, execution: Execution) -> None:
         if not self._commands.post_internal(ScheduleRetry(execution)):

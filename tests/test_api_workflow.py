@@ -9,13 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.api_support import BASH_ECHO, ThreadServer, new_user, serve_module
+from tests.api_support import BASH_ECHO, ThreadServer, new_user, serve_module, wait_for
 from tests.test_api_schedules import call, created, future, job, refused, update
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
-    yield from serve_module(tmp_path_factory, "workflow_api", {"hello.sh": BASH_ECHO})
+    yield from serve_module(
+        tmp_path_factory, "workflow_api", {"hello.sh": BASH_ECHO, "fail.sh": BASH_FAIL}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +25,13 @@ def user_id(server: ThreadServer) -> str:
     return new_user(server)
 
 
-def schedule_script(server: ThreadServer, job_id: str, **extra: Any) -> Any:
-    path = str(server.app.ctx.settings.script_roots[0] / "hello.sh")
+BASH_FAIL = '#!/bin/bash\necho "failing on purpose" >&2\nexit 3\n'
+
+
+def schedule_script(
+    server: ThreadServer, job_id: str, script: str = "hello.sh", **extra: Any
+) -> Any:
+    path = str(server.app.ctx.settings.script_roots[0] / script)
     body = {
         "job_id": job_id,
         "job_type": "bash",
@@ -83,3 +90,78 @@ def test_workflow_fields_are_in_the_openapi_document(server: ThreadServer) -> No
         properties = schema["schema"]["properties"]
         assert {"overlap", "on_success", "on_failure", "notify"} <= set(properties), path
         assert "replace" in properties["overlap"]["description"]
+
+
+# -- chains ------------------------------------------------------------------------------
+
+
+def run(server: ThreadServer, job_id: str) -> str:
+    response = call(server, "POST", f"/api/scheduler/jobs/{job_id}/run")
+    assert response.status_code == 200, response.text
+    execution_id: str = response.json()["execution_id"]
+    return execution_id
+
+
+def execution(server: ThreadServer, execution_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = call(server, "GET", f"/api/scheduler/executions/{execution_id}").json()[
+        "data"
+    ]
+    return data
+
+
+def chained_from(server: ThreadServer, job_id: str, source: str) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        runs = call(server, "GET", "/api/scheduler/executions", job_id=job_id).json()["data"]
+        for entry in runs:
+            if entry["triggered_by"] == source and entry["status"] == "completed":
+                found: dict[str, Any] = entry
+                return found
+        return None
+
+    return wait_for(find, 15, f"a run of {job_id} triggered by {source}")
+
+
+def test_on_success_and_on_failure_start_their_jobs(server: ThreadServer, user_id: str) -> None:
+    after_ok = created(server, user_id, cron="@yearly", name="after ok")["_id"]
+    after_fail = created(server, user_id, cron="@yearly", name="after fail")["_id"]
+    ok = created(server, user_id, cron="@yearly", on_success=[after_ok], on_failure=[after_fail])
+    assert ok["on_success"] == [after_ok] and ok["on_failure"] == [after_fail]
+    source = run(server, ok["_id"])
+    chained = chained_from(server, after_ok, source)
+    assert chained["reason"] == "chain"
+    entry = wait_for(lambda: execution(server, source)["chained"] or None, 10, "the chain record")
+    assert entry == [{"job_id": after_ok, "execution_id": chained["_id"]}]
+    # a failing scripts-surface job takes its chain on create
+    response = schedule_script(server, "failing_chain", "fail.sh", on_failure=[after_fail])
+    assert response.status_code == 200, response.text
+    failed = run(server, "failing_chain")
+    assert chained_from(server, after_fail, failed)["job_id"] == after_fail
+    assert execution(server, failed)["status"] == "failed"
+
+
+def test_a_loop_is_refused_in_each_surface_envelope(server: ThreadServer, user_id: str) -> None:
+    first = created(server, user_id, cron="@yearly", name="first")["_id"]
+    second = created(server, user_id, cron="@yearly", name="second", on_success=[first])["_id"]
+    message = refused(update(server, first, on_failure=[second]), 422)
+    assert message == f"on_failure would loop: {first} -> {second} -> {first}"
+    assert job(server, first)["on_failure"] == []
+    assert refused(update(server, first, on_success=["0" * 24]), 422) == (
+        f"on_success names no job: {'0' * 24}"
+    )
+    assert refused(update(server, first, on_success="x"), 422) == (
+        "on_success must be a list of strings"
+    )
+    scripts = refused(schedule_script(server, "looping", on_success=["looping"]), 400, key="error")
+    assert scripts == "on_success would loop: looping -> looping"
+
+
+def test_a_removed_target_is_reported_on_the_triggering_execution(
+    server: ThreadServer, user_id: str
+) -> None:
+    target = created(server, user_id, cron="@yearly", name="doomed")["_id"]
+    source_job = created(server, user_id, cron="@yearly", on_success=[target])["_id"]
+    assert call(server, "DELETE", f"/api/scheduler/jobs/{target}").status_code == 200
+    source = run(server, source_job)
+    entry = wait_for(lambda: execution(server, source)["chained"] or None, 10, "the report")
+    assert entry == [{"job_id": target, "error": f"job {target} was removed; nothing was started"}]
+    assert execution(server, source)["status"] == "completed"

@@ -11,6 +11,8 @@ so every path writes a terminal status the same way, once (`WorkItem.claim_finis
 After a failed or timed-out run with retries left, the retry is stored at once as a
 `scheduled` execution and handed to the loop (`schedule_retry`), which puts it on the
 heap; a retry posted after shutdown stays `scheduled` and is reloaded on the next start.
+A run that ends completed, or failed / timed out with no retry left, hands the jobs its
+job's on_success / on_failure name to the loop (`run_chained`) the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from engine.records import retry_of
 from engine.running.backoff import retry_store_call
 from engine.running.pool import WorkItem
 from engine.running.recorder import Recorder
+from engine.scheduling.chains import targets_after
 from engine.scheduling.policy import retry_delay, should_retry
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,7 @@ class Executor:
         stopping: threading.Event,
         recorder: Recorder,
         node: str | None = None,
+        run_chained: Callable[[Execution, list[str]], object] | None = None,
     ) -> None:
         self._store = store
         self._node = node
@@ -79,6 +83,8 @@ class Executor:
         self._schedule_retry = schedule_retry
         self._stopping = stopping
         self._recorder = recorder
+        #: starts the jobs a finished run's on_success / on_failure name (the loop's)
+        self._run_chained = run_chained
 
     def __call__(self, item: WorkItem) -> None:
         """Run one execution to its terminal status (the pool's work function)."""
@@ -157,8 +163,15 @@ class Executor:
 
         def after() -> None:
             self._events.emit(_EVENT_OF[outcome.status], execution.job_id, now, execution=execution)
-            if job is not None and should_retry(outcome.status, execution.attempt, job.retries):
+            retrying = job is not None and should_retry(
+                outcome.status, execution.attempt, job.retries
+            )
+            if retrying and job is not None:
                 self._retry(execution, job)
+            if job is not None and (job.on_success or job.on_failure):
+                chained = targets_after(job, outcome.status, retrying)
+                if chained and self._run_chained is not None:
+                    self._run_chained(execution, chained)
             for waiter in item.waiters:
                 if not waiter.done():
                     waiter.set_result(_snapshot(execution))

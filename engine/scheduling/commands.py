@@ -83,6 +83,15 @@ class ScheduleRetry(Command):
 
 
 @dataclass(slots=True)
+class RunChained(Command):
+    """Internal: a run ended and its job's on_success / on_failure name these jobs;
+    the loop starts each one (engine/scheduling/chains.py)."""
+
+    execution: Execution
+    job_ids: list[str]
+
+
+@dataclass(slots=True)
 class SyncJobs(Command):
     """Internal: the store's change feed names these jobs (once per change, in order);
     the loop reloads those another node changed. None: reload every job (the feed

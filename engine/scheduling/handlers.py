@@ -26,6 +26,7 @@ from engine.model import EPOCH, Execution, Job, Status
 from engine.records import new_execution
 from engine.running.executor import CANCELLED_BEFORE_START, JOB_GONE, SHUT_DOWN_BEFORE_START
 from engine.running.pool import WorkerPool, WorkItem
+from engine.scheduling.chains import check_chains
 from engine.scheduling.commands import (
     AddJob,
     AddJobs,
@@ -35,6 +36,7 @@ from engine.scheduling.commands import (
     PauseJob,
     RemoveJob,
     ResumeJob,
+    RunChained,
     RunJobNow,
     RunTakenOver,
     ScheduleRetry,
@@ -103,6 +105,7 @@ class CommandHandler:
             ScheduleRetry: self.schedule_retry,
             SyncJobs: self.sync_jobs,
             RunTakenOver: self.run_taken_over,
+            RunChained: self.run_chained,
         }
         #: job writes of this node whose change the feed has not brought back yet, by
         #: job id (counted only while a node keeper follows the feed; see sync_jobs)
@@ -161,6 +164,7 @@ class CommandHandler:
         # The engine takes the caller's Job (no copy: adds are a measured hot path); the
         # store and the timetable keep their own copies of what they need.
         job = check_job(command.job)
+        check_chains(job, self._store)
         job.next_run_time = (
             first_fire_time(job.trigger, now, job.last_run_time) if job.active else None
         )
@@ -182,6 +186,8 @@ class CommandHandler:
         changes = check_changes(command.job_id, command.changes)
         before = self._store.get_job(command.job_id)
         job = check_job(dataclasses.replace(before, **changes))
+        if "on_success" in changes or "on_failure" in changes:
+            check_chains(job, self._store)
         if not job.active:
             job.next_run_time = None
         elif "next_run_time" not in changes and (
@@ -255,23 +261,31 @@ class CommandHandler:
 
     # -- executions ------------------------------------------------------------------
     def run_job_now(self, command: RunJobNow, now: datetime) -> Execution:
-        job = self._store.get_job(command.job_id)
+        return self._run_now(self._store.get_job(command.job_id), now, "manual")
+
+    def _run_now(
+        self, job: Job, now: datetime, reason: str, triggered_by: str | None = None
+    ) -> Execution:
+        """Queue a run of `job` outside its schedule (not limited by max_instances);
+        recorded skipped when the backlog is full."""
         if self._pool.room() <= 0:
             skipped = new_execution(
                 job,
                 job.kind.value,
                 Status.SKIPPED,
                 now,
-                reason="manual",
+                reason=reason,
                 error=self._pool.full_error,
                 node=self._node,
             )
+            skipped.triggered_by = triggered_by
             self._store.add_execution(skipped)
             self._events.emit(ev.JOB_MISSED, job.id, now, execution=skipped)
             return skipped
         execution = new_execution(
-            job, job.kind.value, Status.QUEUED, now, reason="manual", node=self._node
+            job, job.kind.value, Status.QUEUED, now, reason=reason, node=self._node
         )
+        execution.triggered_by = triggered_by
         self._store.add_execution(execution)
         result = copy.copy(execution)
         item = WorkItem(execution, job=job)
@@ -279,6 +293,40 @@ class CommandHandler:
             self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
         self._events.emit(ev.EXECUTION_SUBMITTED, job.id, now, execution=result)
         return result
+
+    def run_chained(self, command: RunChained, now: datetime) -> None:
+        """Start the jobs a finished run's chain names, each once, recording on the
+        finished execution what was started (or why not: a job removed, disabled or
+        paused since is reported, never an error)."""
+        source = command.execution
+        jobs = self._store.get_jobs(command.job_ids)
+        chained: list[dict[str, Any]] = []
+        for job_id in command.job_ids:
+            job = jobs.get(job_id)
+            entry: dict[str, Any] = {"job_id": job_id}
+            if job is None:
+                entry["error"] = f"job {job_id} was removed; nothing was started"
+            elif not job.active:
+                state = "disabled" if not job.enabled else "paused"
+                entry["error"] = f"job {job_id} is {state}; nothing was started"
+            else:
+                try:
+                    started = self._run_now(job, now, "chain", triggered_by=source.id)
+                except Exception as exc:  # the store failed: say so on the source
+                    entry["error"] = f"starting job {job_id} failed: {exc}"
+                else:
+                    entry["execution_id"] = started.id
+                    if started.status is Status.SKIPPED:
+                        entry["error"] = started.error
+            if "error" in entry:
+                log.warning("execution %s: chain to %s: %s", source.id, job_id, entry["error"])
+            chained.append(entry)
+        try:
+            stored = self._store.get_execution(source.id)
+            stored.chained = [*stored.chained, *chained]
+            self._store.update_execution(stored)
+        except Exception as exc:
+            log.error("could not record the chain of execution %s (%s)", source.id, exc)
 
     def cancel_execution(self, command: CancelExecution, now: datetime) -> object:
         execution_id = command.execution_id
