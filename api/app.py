@@ -35,6 +35,7 @@ from api.secrets import load_secret_box
 from engine.clock import SystemClock
 from engine.scheduler import Scheduler
 from jobs.base import JobServices
+from jobs.notify import Notifier
 from jobs.registry import add_job_paths, load_job
 from runners import Runner
 from stores import open_store
@@ -120,9 +121,19 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         interval=settings.extra.get("history_sweep_seconds", RETENTION_INTERVAL),
     )
     retention.attach(scheduler.events)
+    notifier = Notifier(
+        store,
+        settings,
+        app.ctx.clock,
+        attempts=settings.extra.get("notify_attempts", 3),
+        backoff=settings.extra.get("notify_backoff", 1.0),
+        timeout=settings.extra.get("notify_timeout", 10.0),
+    )
+    notifier.attach(scheduler.events)
     await asyncio.to_thread(scheduler.start)
     app.ctx.scheduler = scheduler
     app.ctx.retention = await asyncio.to_thread(retention.start)
+    app.ctx.notifier = await asyncio.to_thread(notifier.start)
     log.info("engine started on the %s store", store.backend)
 
 
@@ -135,6 +146,9 @@ async def stop_engine(app: Sanic[Any, Any]) -> None:
     if scheduler is not None:
         await asyncio.to_thread(scheduler.shutdown, app.ctx.settings.shutdown_timeout)
         log.info("engine stopped")
+    notifier: Notifier | None = getattr(app.ctx, "notifier", None)
+    if notifier is not None:  # after the engine: the last runs' notices still go out
+        await asyncio.to_thread(notifier.stop)
     if app.ctx.reader is not None:
         app.ctx.reader.shutdown(wait=True)
     if app.ctx.owns_store and app.ctx.store is not None:

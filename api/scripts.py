@@ -70,6 +70,7 @@ def build_job(values: dict[str, Any], timezone: str, roots: tuple[Any, ...], now
     if job_type not in JOB_TYPES:
         raise InvalidField("job_type", f"job_type must be 'bash' or 'python', not {job_type!r}")
     trigger = schedules.date_trigger(values, timezone, now)
+    workflow_values = workflow.job_values(values)  # before the filesystem is looked at
     kind = JobKind(job_type)
     check_runnable(resolve_script(path, roots), kind)
     return Job(
@@ -80,7 +81,7 @@ def build_job(values: dict[str, Any], timezone: str, roots: tuple[Any, ...], now
         trigger=trigger,
         args=values.get("args", []),
         surface=Surface.SCRIPTS,
-        **workflow.job_values(values),
+        **workflow_values,
     )
 
 
