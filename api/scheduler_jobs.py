@@ -329,3 +329,46 @@ async def run_job(request: Request, job_id: str) -> HTTPResponse:
     """Run a job now (even when paused); answers the new execution's id."""
     execution = await context.command(context.scheduler(request).run_job_now(any_job_id(job_id)))
     return context.reply(views.success("Job execution started", execution_id=execution.id))
+
+
+BACKFILL_BODY = Body(
+    (
+        Field(
+            "start",
+            "string",
+            required=True,
+            example="2030-01-01T00:00:00",
+            description="ISO 8601; without an offset it is on the job's clock (its timezone)",
+        ),
+        Field(
+            "end",
+            "string",
+            required=True,
+            example="2030-01-02T00:00:00",
+            description="ISO 8601, inclusive, not in the future; at most 1,000 occurrences "
+            "may fall between start and end",
+        ),
+    )
+)
+
+
+@bp.post("/jobs/<job_id>/backfill")
+@documented(body=BACKFILL_BODY)
+async def backfill(request: Request, job_id: str) -> HTTPResponse:
+    """Record and run, oldest first, the occurrences of the job's schedule between start
+    and end (one at a time, or up to max_instances with overlap allow)."""
+    job = context.store(request).get_job(any_job_id(job_id))
+    values = BACKFILL_BODY.parse(request.body)
+    start = schedules.parse_time("start", values["start"], job.timezone)
+    end = schedules.parse_time("end", values["end"], job.timezone)
+    runs = await context.command(context.scheduler(request).backfill(job.id, start, end))
+    message = (
+        f"Backfill of {len(runs)} occurrence(s) of job {job.id} started"
+        if runs
+        else f"No occurrence of job {job.id}'s schedule fell between start and end"
+    )
+    return context.reply(
+        views.success(
+            message, job_id=job.id, total=len(runs), data=[views.execution(e) for e in runs]
+        )
+    )

@@ -26,12 +26,13 @@ from engine.cluster import NodeKeeper
 from engine.errors import EngineStopped
 from engine.events import EventBus
 from engine.interfaces import JobRunner, Outcome, SchedulerStore
-from engine.model import Execution, Job, Status
+from engine.model import Execution, Job, Status, as_utc
 from engine.running.executor import SHUT_DOWN_BEFORE_START, Executor
 from engine.running.pool import WorkerPool
 from engine.running.recorder import Recorder
 from engine.scheduling.commands import (
     AddJob,
+    Backfill,
     CancelExecution,
     CommandQueue,
     ModifyJob,
@@ -220,6 +221,10 @@ class Scheduler:
 
     def run_job_now(self, job_id: str) -> Future[Execution]:
         return self._commands.put(RunJobNow(job_id))
+
+    def backfill(self, job_id: str, start: datetime, end: datetime) -> Future[list[Execution]]:
+        """Record and run the occurrences of the job's schedule in [start, end] (past)."""
+        return self._commands.put(Backfill(job_id, as_utc(start), as_utc(end)))
 
     def cancel_execution(self, execution_id: str) -> Future[Execution]:
         return self._commands.put(CancelExecution(execution_id))

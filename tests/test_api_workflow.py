@@ -165,3 +165,68 @@ def test_a_removed_target_is_reported_on_the_triggering_execution(
     entry = wait_for(lambda: execution(server, source)["chained"] or None, 10, "the report")
     assert entry == [{"job_id": target, "error": f"job {target} was removed; nothing was started"}]
     assert execution(server, source)["status"] == "completed"
+
+
+# -- backfill ----------------------------------------------------------------------------
+
+
+def backfill(server: ThreadServer, job_id: str, **body: Any) -> Any:
+    return call(server, "POST", f"/api/scheduler/jobs/{job_id}/backfill", body)
+
+
+def test_backfill_runs_the_occurrences_in_the_range_oldest_first(
+    server: ThreadServer, user_id: str
+) -> None:
+    job_id = created(server, user_id, cron="*/15 * * * *", timezone="Europe/Paris")["_id"]
+    response = backfill(server, job_id, start="2020-03-01T00:00:00", end="2020-03-01T01:00:00")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "success" and body["total"] == 5
+    assert body["message"] == f"Backfill of 5 occurrence(s) of job {job_id} started"
+    # naive times are on the job's clock: midnight in Paris is 23:00 UTC the day before
+    assert [e["scheduled_for"] for e in body["data"]] == [
+        f"2020-02-29T23:{m:02d}:00+00:00" for m in (0, 15, 30, 45)
+    ] + ["2020-03-01T00:00:00+00:00"]
+    assert all(e["reason"] == "backfill" for e in body["data"])
+
+    def finished() -> list[dict[str, Any]] | None:
+        runs = call(server, "GET", "/api/scheduler/executions", job_id=job_id).json()["data"]
+        done = [r for r in runs if r["status"] == "completed"]
+        return done if len(done) == 5 else None
+
+    runs = sorted(wait_for(finished, 15, "the backfill to finish"), key=lambda r: r["started_at"])
+    assert [r["scheduled_for"] for r in runs] == [e["scheduled_for"] for e in body["data"]]
+    assert all(r["overlap_decision"].startswith("queued: a backfill runs") for r in runs)
+
+
+def test_backfill_refusals_in_the_scheduler_envelope(server: ThreadServer, user_id: str) -> None:
+    job_id = created(server, user_id, cron="* * * * * *")["_id"]  # every second
+    too_many = backfill(server, job_id, start="2020-01-01T00:00:00Z", end="2020-01-01T02:00:00Z")
+    assert refused(too_many, 422) == (
+        "the range holds 7,201 occurrences of the job's schedule; a backfill runs at most "
+        "1,000 (split the range)"
+    )
+    assert refused(backfill(server, job_id, start="2020-01-01T00:00:00Z"), 400) == (
+        "Missing required field: end"
+    )
+    assert refused(
+        backfill(server, job_id, start="yesterday", end="2020-01-01T00:00:00Z"), 422
+    ).startswith("start is not an ISO 8601 datetime")
+    assert (
+        refused(
+            backfill(server, job_id, start="2020-01-02T00:00:00Z", end="2020-01-01T00:00:00Z"), 422
+        )
+        == "end must be later than start"
+    )
+    assert refused(
+        backfill(server, job_id, start="2020-01-01T00:00:00Z", end=future(days=1).isoformat()),
+        422,
+    ).startswith("end must not be in the future")
+    assert refused(
+        backfill(server, "0" * 24, start="2020-01-01T00:00:00Z", end="2020-01-01T00:01:00Z"), 404
+    ).startswith("Job")
+    assert call(server, "GET", "/api/scheduler/executions", job_id=job_id).json()["total"] == 0
+    spec = call(server, "GET", "/openapi.json").json()
+    operation = spec["paths"]["/api/scheduler/jobs/{job_id}/backfill"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["start", "end"]

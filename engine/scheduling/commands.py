@@ -15,6 +15,7 @@ import threading
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from engine.command_future import CommandFuture
@@ -66,6 +67,16 @@ class ResumeJob(Command):
 @dataclass(slots=True)
 class RunJobNow(Command):
     job_id: str
+
+
+@dataclass(slots=True)
+class Backfill(Command):
+    """Record and run the occurrences of a job's schedule in [start, end]
+    (engine/scheduling/backfill.py)."""
+
+    job_id: str
+    start: datetime
+    end: datetime
 
 
 @dataclass(slots=True)

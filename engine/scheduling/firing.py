@@ -152,7 +152,8 @@ class Firer:
                 self._replace(f.replaced)
         self._dispatch(items)
         for item in held:
-            self._pool.hold(item)
+            for refused in self._pool.hold([item]):  # the pool stopped since the claim
+                self._record(refused, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
         for f, ok in zip(fires, won, strict=True):
             if ok:
                 self._timetable.move(f.slot, f.plan.next_run_time)
@@ -208,7 +209,7 @@ class Firer:
                 fire.replaced = [(item, overlap.replaced_by(record.id)) for item in active_items]
                 room -= 1
                 continue
-            elif slot.overlap == "queue" and not fire.held and self._pool.waiting(slot.id) is None:
+            elif slot.overlap == "queue" and not fire.held and not self._pool.waiting(slot.id):
                 record = self._record_run(fire, when, now, overlap.queued(active))
                 fire.held.append(WorkItem(record, not_before=when.timestamp()))
                 continue

@@ -19,17 +19,19 @@ from datetime import datetime
 from typing import Any
 
 from engine import events as ev
-from engine.errors import Conflict, CronwellError, ExecutionNotCancellable
+from engine.errors import Conflict, CronwellError, ExecutionNotCancellable, InvalidField
 from engine.events import EventBus
 from engine.interfaces import Outcome, SchedulerStore
 from engine.model import EPOCH, Execution, Job, Status
 from engine.records import new_execution
 from engine.running.executor import CANCELLED_BEFORE_START, JOB_GONE, SHUT_DOWN_BEFORE_START
 from engine.running.pool import WorkerPool, WorkItem
+from engine.scheduling import backfill
 from engine.scheduling.chains import check_chains
 from engine.scheduling.commands import (
     AddJob,
     AddJobs,
+    Backfill,
     CancelExecution,
     Command,
     ModifyJob,
@@ -106,6 +108,7 @@ class CommandHandler:
             SyncJobs: self.sync_jobs,
             RunTakenOver: self.run_taken_over,
             RunChained: self.run_chained,
+            Backfill: self.backfill,
         }
         #: job writes of this node whose change the feed has not brought back yet, by
         #: job id (counted only while a node keeper follows the feed; see sync_jobs)
@@ -293,6 +296,44 @@ class CommandHandler:
             self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
         self._events.emit(ev.EXECUTION_SUBMITTED, job.id, now, execution=result)
         return result
+
+    def backfill(self, command: Backfill, now: datetime) -> list[Execution]:
+        """Record every occurrence in the range `queued` (one transaction where the store
+        groups writes), then hand them to the pool to run oldest first."""
+        if command.end <= command.start:
+            raise InvalidField("end", "end must be later than start")
+        if command.end > now:
+            raise InvalidField(
+                "end",
+                f"end must not be in the future (now is {now.isoformat()}): a backfill "
+                "runs occurrences that already fell due",
+            )
+        job = self._store.get_job(command.job_id)
+        times = backfill.occurrences(job.trigger, command.start, command.end)
+        decision = backfill.decision(job.overlap, job.max_instances)
+        records: list[Execution] = []
+        for when in times:
+            record = new_execution(
+                job,
+                job.kind.value,
+                Status.QUEUED,
+                now,
+                scheduled_for=when,
+                reason="backfill",
+                node=self._node,
+            )
+            record.overlap_decision = decision
+            records.append(record)
+        with self._store.write_batch():
+            for record in records:
+                self._store.add_execution(record)
+        results = [copy.copy(r) for r in records]
+        at_once = job.max_instances if job.overlap == "allow" else 1
+        for item in self._pool.hold([WorkItem(r, job=job) for r in records], at_once):
+            self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
+        for result in results:
+            self._events.emit(ev.EXECUTION_SUBMITTED, job.id, now, execution=result)
+        return results
 
     def run_chained(self, command: RunChained, now: datetime) -> None:
         """Start the jobs a finished run's chain names, each once, recording on the
