@@ -125,6 +125,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         store,
         settings,
         app.ctx.clock,
+        scheduler.annotate_execution,
         attempts=settings.extra.get("notify_attempts", 3),
         backoff=settings.extra.get("notify_backoff", 1.0),
         timeout=settings.extra.get("notify_timeout", 10.0),

@@ -16,6 +16,7 @@ import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -225,6 +226,12 @@ class Scheduler:
     def backfill(self, job_id: str, start: datetime, end: datetime) -> Future[list[Execution]]:
         """Record and run the occurrences of the job's schedule in [start, end] (past)."""
         return self._commands.put(Backfill(job_id, as_utc(start), as_utc(end)))
+
+    def annotate_execution(self, execution_id: str, change: Callable[[Execution], object]) -> None:
+        """Apply `change` to the stored execution and write it back, serialised with the
+        engine's own additions (the chain record), from any thread. Raises
+        ExecutionNotFound."""
+        self._handler.annotate(execution_id, change)
 
     def cancel_execution(self, execution_id: str) -> Future[Execution]:
         return self._commands.put(CancelExecution(execution_id))

@@ -15,7 +15,8 @@ bounded pool of its own threads, so a slow peer delays neither the engine nor th
 
 Every attempt is appended to the execution's `notifications` list as
 `{"at", "target", "attempt", "outcome"}` (`outcome` is `delivered ...` or
-`failed: ...`), read and written back under one lock per notifier.
+`failed: ...`) through `Scheduler.annotate_execution`, which serialises it with the
+engine's own record of a chain on the same execution.
 
 Which jobs notify is learnt from the store at start, kept current from the job events
 of this node, and re-read every `refresh` seconds (jobs changed through another node
@@ -91,6 +92,7 @@ class Notifier:
         store: Store,
         settings: JobSettings,
         clock: Clock,
+        annotate: Callable[[str, Callable[[Execution], object]], None],
         *,
         workers: int = 2,
         limit: int = 1000,
@@ -100,6 +102,8 @@ class Notifier:
         refresh: float = 60.0,
     ) -> None:
         self._store = store
+        #: `Scheduler.annotate_execution`: writes serialised with the engine's chain record
+        self._annotate = annotate
         self._settings = settings
         self._clock = clock
         self._attempts = max(1, attempts)
@@ -109,8 +113,6 @@ class Notifier:
         self._limit = limit
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronwell-notify")
         self._lock = threading.Lock()
-        #: one read-modify-write of an execution's notifications at a time
-        self._write_lock = threading.Lock()
         #: job id -> notify, for the jobs that have one
         self._notify: dict[str, dict[str, Any]] = {}
         self._pending = 0
@@ -260,13 +262,12 @@ class Notifier:
             "attempt": attempt,
             "outcome": outcome,
         }
-        with self._write_lock:
-            try:
-                stored = self._store.get_execution(execution_id)
-                stored.notifications = [*stored.notifications, entry]
-                self._store.update_execution(stored)
-            except Exception as exc:
-                log.error("could not record a notification of %s (%s)", execution_id, exc)
+        try:
+            self._annotate(
+                execution_id, lambda e: setattr(e, "notifications", [*e.notifications, entry])
+            )
+        except Exception as exc:
+            log.error("could not record a notification of %s (%s)", execution_id, exc)
 
 
 def _mail_text(execution: Execution) -> str:

@@ -3,6 +3,8 @@ a loop is refused naming the cycle, a removed target is reported on the source."
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from engine.errors import InvalidField
@@ -114,3 +116,29 @@ def test_a_loop_is_refused_naming_the_cycle() -> None:
         assert h.do(h.scheduler.modify_job("a", on_failure=["f"])).on_failure == ["f"]
         with pytest.raises(InvalidField, match=r"^on_success would loop: f -> e -> a -> f$"):
             h.do(h.scheduler.modify_job("f", on_success=["e"]))
+
+
+def test_additions_to_one_execution_from_several_threads_are_all_kept() -> None:
+    """The chain record (loop thread) and notification attempts (notifier threads)
+    both add to a finished execution: annotate_execution serialises them."""
+    with Harness(runner=Recorder(outcome_by_job)) as h:
+        h.add(make_job("noted", date_at(T0)))
+        h.at(0)
+        h.settle()
+        (execution,) = h.executions("noted")
+
+        def add_many(thread: int) -> None:
+            for n in range(25):
+                h.scheduler.annotate_execution(
+                    execution.id,
+                    lambda e, n=n: setattr(
+                        e, "notifications", [*e.notifications, {"thread": thread, "n": n}]
+                    ),
+                )
+
+        threads = [threading.Thread(target=add_many, args=(t,)) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert len(h.store.get_execution(execution.id).notifications) == 200

@@ -21,7 +21,9 @@ def test_a_missed_fire_is_announced_and_a_completed_one_is_not() -> None:
             notify = {"on": ["missed"], "webhook": hook.url}
             h.add(make_job("in_grace", date_at(T0), misfire_grace_time=1, notify=notify))
             h.add(make_job("on_time", date_at(T0), notify=notify))
-            notifier = Notifier(h.store, Settings(), h.clock, backoff=0.01)
+            notifier = Notifier(
+                h.store, Settings(), h.clock, h.scheduler.annotate_execution, backoff=0.01
+            )
             notifier.attach(h.scheduler.events)
             notifier.start()
             h.at(0.5)  # both run and complete: in_grace is 0.5 s late, within its grace

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
@@ -113,6 +114,7 @@ class CommandHandler:
         #: job writes of this node whose change the feed has not brought back yet, by
         #: job id (counted only while a node keeper follows the feed; see sync_jobs)
         self._own_changes: Counter[str] = Counter()
+        self._annotate_lock = threading.Lock()
         self.following_changes = False
         #: asks another node to cancel what it runs and settles the future once it has
         #: (`NodeKeeper.wait_remote_cancel`); None while this engine is no node
@@ -363,11 +365,18 @@ class CommandHandler:
                 log.warning("execution %s: chain to %s: %s", source.id, job_id, entry["error"])
             chained.append(entry)
         try:
-            stored = self._store.get_execution(source.id)
-            stored.chained = [*stored.chained, *chained]
-            self._store.update_execution(stored)
+            self.annotate(source.id, lambda e: setattr(e, "chained", [*e.chained, *chained]))
         except Exception as exc:
             log.error("could not record the chain of execution %s (%s)", source.id, exc)
+
+    def annotate(self, execution_id: str, change: Callable[[Execution], object]) -> None:
+        """Read a (finished) execution, apply `change`, write it back, one at a time per
+        engine: what a chain started and the notifications sent are added to the same
+        record from different threads, and neither may undo the other."""
+        with self._annotate_lock:
+            stored = self._store.get_execution(execution_id)
+            change(stored)
+            self._store.update_execution(stored)
 
     def cancel_execution(self, command: CancelExecution, now: datetime) -> object:
         execution_id = command.execution_id
