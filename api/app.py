@@ -46,6 +46,7 @@ from api.secrets import load_secret_box
 from engine.clock import SystemClock
 from engine.scheduler import Scheduler
 from jobs.base import JobServices
+from jobs.notify import Notifier
 from jobs.registry import add_job_paths, load_job
 from runners import Runner
 from runners.identity import describe_identity, script_identity
@@ -190,9 +191,20 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     scheduler.events.subscribe(observed.on_event, metrics.LISTENED)
     app.ctx.event_hub.attach(asyncio.get_running_loop())
     scheduler.events.subscribe(app.ctx.event_hub.on_event, hub.LISTENED)
+    notifier = Notifier(
+        store,
+        settings,
+        app.ctx.clock,
+        scheduler.annotate_execution,
+        attempts=settings.extra.get("notify_attempts", 3),
+        backoff=settings.extra.get("notify_backoff", 1.0),
+        timeout=settings.extra.get("notify_timeout", 10.0),
+    )
+    notifier.attach(scheduler.events)
     await asyncio.to_thread(scheduler.start)
     app.ctx.scheduler = scheduler
     app.ctx.retention = await asyncio.to_thread(retention.start)
+    app.ctx.notifier = await asyncio.to_thread(notifier.start)
     log.info("engine started on the %s store", store.backend)
 
 
@@ -206,6 +218,9 @@ async def stop_engine(app: Sanic[Any, Any]) -> None:
     if scheduler is not None:
         await asyncio.to_thread(scheduler.shutdown, app.ctx.settings.shutdown_timeout)
         log.info("engine stopped")
+    notifier: Notifier | None = getattr(app.ctx, "notifier", None)
+    if notifier is not None:  # after the engine: the last runs' notices still go out
+        await asyncio.to_thread(notifier.stop)
     if app.ctx.reader is not None:
         app.ctx.reader.shutdown(wait=True)
     if getattr(app.ctx, "audit", None) is not None:

@@ -268,6 +268,8 @@ JOB_SECONDS = {
     "CRONWELL_WEBHOOK_TIMEOUT": "webhook_timeout",
     "CRONWELL_METRICS_CPU_INTERVAL": "metrics_cpu_interval",
     "CRONWELL_CUSTOM_SCRIPT_TIMEOUT": "custom_script_timeout",
+    "CRONWELL_NOTIFY_TIMEOUT": "notify_timeout",
+    "CRONWELL_NOTIFY_BACKOFF": "notify_backoff",
 }
 
 
@@ -304,4 +306,7 @@ def _job_settings(get: Callable[[str], str | None]) -> dict[str, Any]:
         extra["history_days"] = _int("CRONWELL_HISTORY_DAYS", v, 1)
     if v := get("CRONWELL_HISTORY_SWEEP_SECONDS"):
         extra["history_sweep_seconds"] = _seconds("CRONWELL_HISTORY_SWEEP_SECONDS", v)
+    # job notifications (jobs/notify.py): attempts per target, in all
+    if v := get("CRONWELL_NOTIFY_ATTEMPTS"):
+        extra["notify_attempts"] = _int("CRONWELL_NOTIFY_ATTEMPTS", v, 1)
     return extra

@@ -13,7 +13,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, permissions, schedules, schemas, views
+from api import context, permissions, schedules, schemas, views, workflow
 from api.job_env import FIELD_DESCRIPTION, encrypted_env
 from api.limits import MAX_SECONDS
 from api.openapi import documented, links_to
@@ -88,6 +88,7 @@ def _job_fields(*, create: bool) -> tuple[Field, ...]:
         Field("is_enabled", "boolean", description="default true"),
         Field("env", "object", example={"API_TOKEN": "s3cret"}, description=FIELD_DESCRIPTION),
         *POLICY_FIELDS,
+        *workflow.FIELDS,
     )
 
 
@@ -196,7 +197,11 @@ async def create_job(request: Request) -> HTTPResponse:
         surface=Surface.SCHEDULER,
         enabled=values.get("is_enabled", True),
         env=encrypted_env(values.get("env", {}), context.secrets(request)),
-        **{"misfire_grace_time": settings.misfire_grace_time, **_policy(values)},
+        **{
+            "misfire_grace_time": settings.misfire_grace_time,
+            **_policy(values),
+            **workflow.job_values(values),
+        },
     )
     scheduler = context.scheduler(request)
     added = await context.command(scheduler.add_job(job))
@@ -298,6 +303,7 @@ def _changes(request: Request, current: Job, values: dict[str, Any]) -> dict[str
     if "env" in values:  # the whole set: names left out are removed
         changes["env"] = encrypted_env(values["env"], context.secrets(request))
     changes.update(_policy(values))
+    changes.update(workflow.job_values(values))
     schedule = [name for name in schedules.SCHEDULE_FIELDS if name in values]
     if current.kind != JobKind.CLASS:
         _check_script_job_changes(current, values, schedule)
@@ -380,3 +386,46 @@ async def run_job(request: Request, job_id: str) -> HTTPResponse:
     permissions.check_job(request, any_job_id(job_id))
     execution = await context.command(context.scheduler(request).run_job_now(job_id))
     return context.reply(views.success("Job execution started", execution_id=execution.id))
+
+
+BACKFILL_BODY = Body(
+    (
+        Field(
+            "start",
+            "string",
+            required=True,
+            example="2030-01-01T00:00:00",
+            description="ISO 8601; without an offset it is on the job's clock (its timezone)",
+        ),
+        Field(
+            "end",
+            "string",
+            required=True,
+            example="2030-01-02T00:00:00",
+            description="ISO 8601, inclusive, not in the future; at most 1,000 occurrences "
+            "may fall between start and end",
+        ),
+    )
+)
+
+
+@bp.post("/jobs/<job_id>/backfill")
+@documented(body=BACKFILL_BODY, response=schemas.BACKFILL)
+async def backfill(request: Request, job_id: str) -> HTTPResponse:
+    """Record and run, oldest first, the occurrences of the job's schedule between start
+    and end (one at a time, or up to max_instances with overlap allow)."""
+    job = await context.in_store(request, permissions.visible_job, request, any_job_id(job_id))
+    values = BACKFILL_BODY.parse(request.body)
+    start = schedules.parse_time("start", values["start"], job.timezone)
+    end = schedules.parse_time("end", values["end"], job.timezone)
+    runs = await context.command(context.scheduler(request).backfill(job.id, start, end))
+    message = (
+        f"Backfill of {len(runs)} occurrence(s) of job {job.id} started"
+        if runs
+        else f"No occurrence of job {job.id}'s schedule fell between start and end"
+    )
+    return context.reply(
+        views.success(
+            message, job_id=job.id, total=len(runs), data=[views.execution(e) for e in runs]
+        )
+    )

@@ -69,6 +69,14 @@ SCHEDULE = closed(
     ),
 )  # fmt: skip
 
+#: a job's workflow fields (`api.workflow.job_view`), on both surfaces
+_WORKFLOW = {
+    "overlap": {"type": "string", "enum": ["skip", "queue", "replace", "allow"]},
+    "on_success": array_of(STRING),
+    "on_failure": array_of(STRING),
+    "notify": nullable({"type": "object"}),
+}
+
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Error": closed({"error": STRING}),
     "Detail": closed({"detail": STRING}),
@@ -83,6 +91,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "is_enabled": BOOLEAN,
             "is_paused": BOOLEAN,
             "schedule": SCHEDULE,
+            **_WORKFLOW,
         }
     ),
     "ScheduledScriptJob": closed(
@@ -130,6 +139,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "history_limit": nullable(INTEGER),
             "schedule": SCHEDULE,
             "env": array_of(STRING),
+            **_WORKFLOW,
         }
     ),
     "Execution": closed(
@@ -153,6 +163,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "reason": nullable(STRING),
             "scheduled_for": nullable(TIME),
             "node": nullable(STRING),
+            "overlap_decision": nullable(STRING),
+            "triggered_by": nullable(STRING),
+            "chained": array_of({"type": "object"}),
+            "notifications": array_of({"type": "object"}),
         }
     ),
     "User": closed(
@@ -266,6 +280,7 @@ EXECUTION = success(data=ref("Execution"))
 EXECUTION_CANCELLED = success(execution_id=STRING, data=ref("Execution"))
 AVAILABLE_JOBS = success(total=INTEGER, jobs=array_of(ref("AvailableJob")))
 STATS = success(stats=ref("Stats"))
+BACKFILL = success(job_id=STRING, total=INTEGER, data=array_of(ref("Execution")))
 NEXT_RUNS = success(
     job_id=STRING,
     timezone=STRING,

@@ -14,7 +14,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, permissions, schedules, schemas, views
+from api import context, permissions, schedules, schemas, views, workflow
 from api.job_env import FIELD_DESCRIPTION, encrypted_env
 from api.openapi import documented, links_to
 from api.storecalls import store_health
@@ -65,6 +65,7 @@ SCHEDULE_BODY = Body(
         Field("replace_existing", "boolean", example=False),
         *schedules.WINDOW_FIELDS,
         Field("env", "object", example={"API_TOKEN": "s3cret"}, description=FIELD_DESCRIPTION),
+        *workflow.FIELDS,
     ),
     always_plural=True,
 )
@@ -82,6 +83,7 @@ def build_job(values: dict[str, Any], timezone: str, roots: tuple[Any, ...], now
     if job_type not in JOB_TYPES:
         raise InvalidField("job_type", f"job_type must be 'bash' or 'python', not {job_type!r}")
     trigger = schedules.date_trigger(values, timezone, now)
+    workflow_values = workflow.job_values(values)  # before the filesystem is looked at
     kind = JobKind(job_type)
     check_runnable(resolve_script(path, roots), kind)
     return Job(
@@ -92,6 +94,7 @@ def build_job(values: dict[str, Any], timezone: str, roots: tuple[Any, ...], now
         trigger=trigger,
         args=values.get("args", []),
         surface=Surface.SCRIPTS,
+        **workflow_values,
     )
 
 

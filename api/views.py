@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from api.schedules import request_fields, schedule
+from api.workflow import execution_view, job_view
 from engine.model import Execution, Job, JobKind, Node
 from stores.records import Server, User
 
@@ -58,6 +59,7 @@ def script_job(job: Job) -> dict[str, Any]:
         "is_enabled": job.enabled,
         "is_paused": job.paused,
         "schedule": schedule(job.trigger),
+        **job_view(job),
     }
 
 
@@ -103,6 +105,7 @@ def scheduler_job(job: Job) -> dict[str, Any]:
         "retry_delay": job.retry_delay,
         "retry_backoff": job.retry_backoff,
         "history_limit": job.history_limit,
+        **job_view(job),
         "schedule": schedule(job.trigger),
         "env": sorted(job.env),  # names only: the values are secrets
     }
@@ -129,6 +132,7 @@ def execution(e: Execution) -> dict[str, Any]:
         "reason": e.reason,
         "scheduled_for": iso(e.scheduled_for),
         "node": e.node,
+        **execution_view(e),
     }
 
 

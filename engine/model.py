@@ -54,6 +54,12 @@ TERMINAL_STATUSES = frozenset(
 ACTIVE_STATUSES = frozenset({Status.SCHEDULED, Status.QUEUED, Status.RUNNING})
 
 
+#: `Job.overlap`: what a fire does while max_instances executions of its job are active
+#: skip: record it skipped; queue: keep it (one at most) and run it when one ends;
+#: replace: cancel the active ones and run it; allow: run up to max_instances at once
+OVERLAP_POLICIES = ("skip", "queue", "replace", "allow")
+
+
 class Surface(StrEnum):
     """Which HTTP surface created the job (both can see and manage it)."""
 
@@ -86,6 +92,13 @@ class Job:
     retry_backoff: str = "fixed"  # "fixed" or "exponential" (delay * 2**n)
     #: keep this job's newest N executions (api/retention.py); None keeps them all
     history_limit: int | None = None
+    #: what a fire does while max_instances executions are active (OVERLAP_POLICIES)
+    overlap: str = "skip"
+    #: job ids to run when a run of this job completes / ends failed or timed out
+    on_success: list[str] = field(default_factory=list)
+    on_failure: list[str] = field(default_factory=list)
+    #: {"on": [statuses], "webhook": url, "email": address, "secret": str}; None: no notices
+    notify: dict[str, Any] | None = None
     next_run_time: datetime | None = None
     last_run_time: datetime | None = None
     created_at: datetime = EPOCH
@@ -146,11 +159,21 @@ class Execution:
     job_name: str = ""
     job_kind: str = ""
     job_target: str = ""
-    reason: str = "schedule"  # "schedule", "manual" or "retry"
+    reason: str = "schedule"  # "schedule", "manual", "retry", "chain" or "backfill"
     attempt: int = 1
     retry_of: str | None = None
     #: the node that claimed (and runs) it; None from a store written before nodes
     node: str | None = None
+    #: what the job's overlap policy decided for this execution ("" when nothing else
+    #: of the job was active): a word (skipped, queued, replaced, allowed), a colon and why
+    overlap_decision: str = ""
+    #: the execution whose end started this one through on_success / on_failure
+    triggered_by: str | None = None
+    #: follow-ups of this execution's end: chained runs started or not ({"job_id",
+    #: "execution_id" or "error"})
+    chained: list[dict[str, Any]] = field(default_factory=list)
+    #: every notification attempt: {"at", "target", "attempt", "outcome"}
+    notifications: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def duration_seconds(self) -> float | None:

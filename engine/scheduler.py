@@ -12,9 +12,11 @@ future, so `await asyncio.wrap_future(...)` raises it like any other error.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +27,7 @@ from engine.cluster import NodeKeeper
 from engine.errors import EngineStopped
 from engine.events import EventBus
 from engine.interfaces import JobRunner, Outcome, RunObserver, SchedulerStore
-from engine.model import Execution, Job, Status
+from engine.model import Execution, Job, Status, as_utc
 from engine.running.executor import SHUT_DOWN_BEFORE_START, Executor
 from engine.running.journal import StartJournal
 from engine.running.live import LiveOutput
@@ -33,12 +35,14 @@ from engine.running.pool import WorkerPool
 from engine.running.recorder import Recorder
 from engine.scheduling.commands import (
     AddJob,
+    Backfill,
     CancelExecution,
     CommandQueue,
     ModifyJob,
     PauseJob,
     RemoveJob,
     ResumeJob,
+    RunChained,
     RunJobNow,
     ScheduleRetry,
 )
@@ -109,6 +113,7 @@ class Scheduler:
             node=node_id,
             journal=self._journal,
             observer=observer,
+            run_chained=self._post_chained,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
         self._firer = Firer(
@@ -251,6 +256,16 @@ class Scheduler:
     def run_job_now(self, job_id: str) -> Future[Execution]:
         return self._commands.put(RunJobNow(job_id))
 
+    def backfill(self, job_id: str, start: datetime, end: datetime) -> Future[list[Execution]]:
+        """Record and run the occurrences of the job's schedule in [start, end] (past)."""
+        return self._commands.put(Backfill(job_id, as_utc(start), as_utc(end)))
+
+    def annotate_execution(self, execution_id: str, change: Callable[[Execution], object]) -> None:
+        """Apply `change` to the stored execution and write it back, serialised with the
+        engine's own additions (the chain record), from any thread. Raises
+        ExecutionNotFound."""
+        self._handler.annotate(execution_id, change)
+
     def cancel_execution(self, execution_id: str) -> Future[Execution]:
         return self._commands.put(CancelExecution(execution_id))
 
@@ -308,6 +323,14 @@ class Scheduler:
     def scheduled_jobs(self) -> int:
         """Jobs currently on the heap (active, with a next fire time)."""
         return len(self._timetable.jobs)
+
+    def _post_chained(self, execution: Execution, job_ids: list[str]) -> None:
+        if not self._commands.post_internal(RunChained(copy.copy(execution), job_ids)):
+            log.warning(
+                "execution %s ended after shutdown; its chained job(s) %s were not started",
+                execution.id,
+                ", ".join(job_ids),
+            )
 
     def _post_retry(self, execution: Execution) -> None:
         if not self._commands.post_internal(ScheduleRetry(execution)):

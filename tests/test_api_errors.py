@@ -86,6 +86,12 @@ EVERY_ENDPOINT_ERROR: list[tuple[str, str, str | None, int]] = [
     ("PATCH", f"/api/scheduler/jobs/{MISSING}/resume", None, 404),
     ("POST", f"/api/scheduler/jobs/{MISSING}/run", None, 404),
     ("GET", f"/api/scheduler/jobs/{MISSING}/next-runs", None, 404),
+    (
+        "POST",
+        f"/api/scheduler/jobs/{MISSING}/backfill",
+        '{"start": "2020-01-01T00:00:00Z", "end": "2020-01-01T01:00:00Z"}',
+        404,
+    ),
     ("GET", f"/api/scheduler/users/{MISSING}/jobs", None, 404),
     ("GET", "/api/scheduler/executions?limit=0", None, 400),
     ("GET", "/api/scheduler/executions/bad", None, 400),

@@ -84,7 +84,10 @@ def seed_examples(live: ThreadServer) -> None:
     assert new_id() != USER  # the seeded ids cannot collide with generated ones
 
 
-@pytest.mark.timeout(150 if EXAMPLES <= 25 else 3600)
+TOOL_CRASH = "SystemError: AST constructor recursion depth mismatch"
+
+
+@pytest.mark.timeout(300 if EXAMPLES <= 25 else 3600)
 def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
     assert SCHEMATHESIS.exists(), "schemathesis is in the test extras"
     # the fuzzer sends thousands of wrong keys on purpose: the brute-force guard (tested
@@ -118,14 +121,21 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
             "10",
             "--no-color",
         ]
-        run = subprocess.run(
-            command,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=140 if EXAMPLES <= 25 else 3500,
-            check=False,
-        )
+        for _ in range(2):
+            run = subprocess.run(
+                command,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=140 if EXAMPLES <= 25 else 3500,
+                check=False,
+            )
+            # a crash inside the fuzzer's own code generation (a CPython 3.11 AST error
+            # in hypothesis, seen a few times in ten runs) is the tool's, not a finding
+            # about the service: that run alone is tried once more; any check failure
+            # or other error fails the test
+            if TOOL_CRASH not in run.stdout + run.stderr:
+                break
     report = run.stdout + run.stderr
     summary = report[report.rfind("SUMMARY") :] if "SUMMARY" in report else report[-3000:]
     print(summary)  # pytest -s / -rP shows the operations and case counts

@@ -390,6 +390,17 @@ ROWS: list[Row] = [
     Row("nodes", _fixed("GET", "/api/scheduler/nodes"), 200, 200, 200),
     Row("metrics", _fixed("GET", "/metrics"), 403, 403, 200),
     Row(
+        "backfill",
+        lambda w, o: (
+            "POST",
+            f"/api/scheduler/jobs/{w.job(o)}/backfill",
+            {"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"},
+        ),
+        200,
+        404,
+        200,
+    ),
+    Row(
         "next runs",
         lambda w, o: ("GET", f"/api/scheduler/jobs/{w.job(o)}/next-runs", None),
         200,

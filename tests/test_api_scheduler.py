@@ -61,6 +61,10 @@ JOB_FIELDS = [
     "retry_delay",
     "retry_backoff",
     "history_limit",
+    "overlap",
+    "on_success",
+    "on_failure",
+    "notify",
     "schedule",
     "env",
 ]
@@ -84,6 +88,10 @@ EXECUTION_FIELDS = {
     "reason",
     "scheduled_for",
     "node",
+    "overlap_decision",
+    "triggered_by",
+    "chained",
+    "notifications",
 }
 SEED_JOB = {
     "job_class_string": "jobs.echo.EchoJob",

@@ -92,6 +92,10 @@ def test_schedule_get_list_exact_shapes(server: ThreadServer, root: Path) -> Non
             "end_date": None,
             "jitter_seconds": 0,
         },
+        "overlap": "skip",
+        "on_success": [],
+        "on_failure": [],
+        "notify": None,
     }
     got = requests.get(f"{server.url}/api/job/shape_job", timeout=5)
     assert got.status_code == 200

@@ -15,7 +15,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -189,6 +189,14 @@ def test_a_killed_node_is_taken_over_and_nothing_fires_twice(tmp_path: Path) -> 
     print(f"after the kill: {dict(statuses)}")
 
 
+def stays_quiet(fired: Callable[[], list[Execution]], seconds: float) -> None:
+    """Fail as soon as `fired` finds a run, or pass once `seconds` went by without one."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert fired() == [], "a node fired a job it was told to stop"
+        time.sleep(0.1)
+
+
 def test_changes_and_cancels_through_one_node_are_obeyed_by_the_others(tmp_path: Path) -> None:
     with cluster(tmp_path) as nodes, requests.Session() as http:
         n0, n1, n2 = (node.url for node in nodes)
@@ -212,15 +220,15 @@ def test_changes_and_cancels_through_one_node_are_obeyed_by_the_others(tmp_path:
         wait_for(lambda: fired_since(datetime.now(UTC) - timedelta(seconds=5)), 10, "ticks")
         assert http.patch(f"{n1}/api/scheduler/jobs/{job_id}/pause").status_code == 200
         paused_at = datetime.now(UTC)
-        time.sleep(2.5)  # what a node that missed the pause would have fired by now
-        assert fired_since(paused_at + timedelta(seconds=1)) == []
+        # for 2.5 s (what a node that missed the pause would have fired by then), looking
+        # every 0.1 s, so a fire that should not happen fails the test at once
+        stays_quiet(lambda: fired_since(paused_at + timedelta(seconds=1)), 2.5)
         assert http.patch(f"{n2}/api/scheduler/jobs/{job_id}/resume").status_code == 200
         resumed_at = datetime.now(UTC)
         wait_for(lambda: fired_since(resumed_at), 5, "ticks after the resume")
         assert http.delete(f"{n0}/api/scheduler/jobs/{job_id}").status_code == 200
         removed_at = datetime.now(UTC)
-        time.sleep(2.5)
-        assert fired_since(removed_at + timedelta(seconds=1)) == []
+        stays_quiet(lambda: fired_since(removed_at + timedelta(seconds=1)), 2.5)
 
         long = {
             "job_id": "long",

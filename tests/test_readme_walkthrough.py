@@ -246,7 +246,11 @@ def test_readme_walkthrough_as_a_new_user(service: MakeRun) -> None:
     assert python_run["return_value"] == {"rows": 42, "args": ["sales"]}
     assert f'"_id": "{bash_run["_id"]}"' in out  # the walkthrough printed them
 
-    (echo_run,) = [e for e in executions(base) if e["job_class_string"] == "jobs.echo.EchoJob"]
+    (echo_run,) = [
+        e
+        for e in executions(base)
+        if e["job_class_string"] == "jobs.echo.EchoJob" and e["reason"] == "manual"
+    ]
     assert echo_run["status"] == "completed" and echo_run["reason"] == "manual"
     assert "Args: ['hello']" in echo_run["output"]
     assert "Kwargs: {'from': 'readme'}" in echo_run["output"]
@@ -254,6 +258,22 @@ def test_readme_walkthrough_as_a_new_user(service: MakeRun) -> None:
 
     assert '"message": "Next 3 runs of job' in out and '"occurrence": ' in out
     assert "is disabled; enable it first" in out
+
+    # the failing every-30-seconds check: notified by webhook, chained the clean-up
+    (check_run,) = [
+        e for e in executions(base) if e["job_class_string"] == "jobs.custom.CustomScriptJob"
+    ]
+    assert check_run["status"] == "failed", check_run
+    (notice,) = check_run["notifications"]
+    assert notice["outcome"] == "delivered (HTTP 204)" and notice["attempt"] == 1
+    (chained,) = check_run["chained"]
+    (cleanup_run,) = executions(base, job_id=chained["job_id"])
+    assert cleanup_run["_id"] == chained["execution_id"]
+    assert cleanup_run["reason"] == "chain" and cleanup_run["triggered_by"] == check_run["_id"]
+    assert cleanup_run["status"] == "completed"
+    hooks = (copy / "var" / "hooks.log").read_text()
+    assert hooks.startswith("sha256=") and '"event": "execution.failed"' in hooks
+    assert check_run["_id"] in hooks and '"triggered_by"' in out
 
     assert "Job paused successfully" in out and '"next_run_time": null' in out
     assert f"Job {echo_run['job_id']} resumed successfully" in out
@@ -263,7 +283,10 @@ def test_readme_walkthrough_as_a_new_user(service: MakeRun) -> None:
     if service.store.mongo is not None:  # and that is where it was kept
         db = service.store.mongo.client[service.store.db_name]
         assert [d["_id"] for d in db["scheduler_jobs"].find()] == ["report_py"]
-        assert db["scheduler_executions"].count_documents({}) == 3
+        listed = requests.get(
+            f"{base}/api/scheduler/executions", params={"limit": 1}, timeout=5
+        ).json()["total"]
+        assert db["scheduler_executions"].count_documents({}) == listed >= 3
 
     assert service.stop() == 0  # make exits 0 only when cronwell did
     log = service.output()

@@ -16,6 +16,8 @@ status the same way, once (`WorkItem.claim_finish`).
 After a failed or timed-out run with retries left, the retry is stored at once as a
 `scheduled` execution and handed to the loop (`schedule_retry`), which puts it on the
 heap; a retry posted after shutdown stays `scheduled` and is reloaded on the next start.
+A run that ends completed, or failed / timed out with no retry left, hands the jobs its
+job's on_success / on_failure name to the loop (`run_chained`) the same way.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from engine.running.journal import StartJournal
 from engine.running.live import LiveOutput
 from engine.running.pool import WorkItem
 from engine.running.recorder import Recorder
+from engine.scheduling.chains import targets_after
 from engine.scheduling.policy import retry_delay, should_retry
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,7 @@ class Executor:
         node: str | None = None,
         journal: StartJournal | None = None,
         observer: RunObserver | None = None,
+        run_chained: Callable[[Execution, list[str]], object] | None = None,
     ) -> None:
         self._store = store
         self._node = node
@@ -93,6 +97,8 @@ class Executor:
         #: written (the worker adds, the recorder thread's follow-up removes; dict
         #: operations are atomic, so neither takes a lock)
         self._live: dict[str, LiveOutput] = {}
+        #: starts the jobs a finished run's on_success / on_failure name (the loop's)
+        self._run_chained = run_chained
 
     def live_output(self, execution_id: str) -> LiveOutput | None:
         """The output so far of a running execution; None when it is not running here
@@ -188,6 +194,10 @@ class Executor:
         execution.completed_at = now
         execution.output = execution.output + outcome.output  # keeps a coalescing note
         execution.error = outcome.error
+        if item.cancel_reason and outcome.status is Status.CANCELLED:
+            execution.error = (
+                f"{item.cancel_reason} ({outcome.error})" if outcome.error else item.cancel_reason
+            )
         execution.return_value = outcome.return_value
         execution.exit_code = outcome.exit_code
 
@@ -199,8 +209,15 @@ class Executor:
                 except Exception:
                     log.exception("run observer failed on execution %s", execution.id)
             self._events.emit(_EVENT_OF[outcome.status], execution.job_id, now, execution=execution)
-            if job is not None and should_retry(outcome.status, execution.attempt, job.retries):
+            retrying = job is not None and should_retry(
+                outcome.status, execution.attempt, job.retries
+            )
+            if retrying and job is not None:
                 self._retry(execution, job)
+            if job is not None and (job.on_success or job.on_failure):
+                chained = targets_after(job, outcome.status, retrying)
+                if chained and self._run_chained is not None:
+                    self._run_chained(execution, chained)
             for waiter in item.waiters:
                 if not waiter.done():
                     waiter.set_result(_snapshot(execution))

@@ -36,6 +36,7 @@ class WorkItem:
         "_finished",
         "_lock",
         "cancel",
+        "cancel_reason",
         "execution",
         "job",
         "not_before",
@@ -56,6 +57,8 @@ class WorkItem:
         self.waiters: list[Future[Execution]] = []
         #: why the engine took this fire back before it started ("" when it did not)
         self.withdrawn = ""
+        #: why the engine stopped it once running (overlap=replace); prefixed to its error
+        self.cancel_reason = ""
         self._begun = False
         self._finished = False
         #: its own lock, not a shared one: ten workers finishing runs would contend
@@ -115,6 +118,10 @@ class WorkerPool:
         #: under the lock only: workers report what they finished in `_released`
         self._instances: dict[str, int] = {}
         self._released: deque[str] = deque()
+        #: job id -> executions waiting for a run of their job to end, oldest first
+        #: (overlap=queue holds one; a backfill its occurrences); each run of that job
+        #: that ends moves the first of them to the backlog
+        self._waiting: dict[str, deque[WorkItem]] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = False
 
@@ -167,9 +174,50 @@ class WorkerPool:
             self._has_work.notify(taken)
         return taken
 
+    def waiting(self, job_id: str) -> int:
+        """How many executions of a job are held until runs of it end."""
+        held = self._waiting.get(job_id)
+        return len(held) if held else 0
+
+    def hold(self, items: list[WorkItem], at_once: int = 0) -> list[WorkItem]:
+        """Queue up to `at_once` of `items` (all of one job) now, less what of the job is
+        already queued or running, and keep the rest in order: each run of the job
+        that ends queues the next (overlap=queue holds one, a backfill runs its
+        occurrences so). With nothing of the job in the pool, the first is queued at
+        once even when `at_once` is 0. Returns the items refused (the pool is stopping),
+        for the caller to record."""
+        if not items:
+            return []
+        job_id = items[0].execution.job_id
+        with self._lock:
+            if self._stopping:
+                return items
+            self._settle_locked()
+            active = self._instances.get(job_id, 0)
+            now = max(at_once - active, 0 if active else 1)
+            held = self._waiting.setdefault(job_id, deque())
+            held.extend(items[now:])
+            if not held:
+                del self._waiting[job_id]
+        first = items[:now]
+        return first[self.submit(first) :]
+
+    def active_items(self, job_id: str) -> list[WorkItem]:
+        """The job's queued and running items (overlap=replace cancels them)."""
+        with self._lock:
+            backlog, running = self._items_of_locked(job_id)
+        return [*backlog, *running]
+
     def take_queued(self, execution_id: str) -> WorkItem | None:
         """Withdraw a queued execution before a worker starts it."""
         with self._lock:
+            for job_id, held in list(self._waiting.items()):
+                for item in held:
+                    if item.execution.id == execution_id:
+                        held.remove(item)
+                        if not held:
+                            del self._waiting[job_id]
+                        return item
             for item in list(self._backlog):  # a copy: workers pop while we look
                 if item.execution.id == execution_id:
                     return item if self._unqueue_locked(item) else None
@@ -193,6 +241,13 @@ class WorkerPool:
         with self._lock:
             backlog, running = self._items_of_locked(job_id)
             queued = [i for i in backlog if wanted(i) and self._unqueue_locked(i)]
+            held = self._waiting.get(job_id, ())
+            kept = deque(i for i in held if not wanted(i))
+            queued.extend(i for i in held if wanted(i))
+            if kept:
+                self._waiting[job_id] = kept
+            else:
+                self._waiting.pop(job_id, None)
         for item in queued:
             item.withdrawn = reason
         for item in running:
@@ -206,7 +261,8 @@ class WorkerPool:
         next fire on)."""
         with self._lock:
             backlog, running = self._items_of_locked(job.id)
-            for item in (*backlog, *running):
+            held = self._waiting.get(job.id, ())
+            for item in (*backlog, *running, *held):
                 if item.job is not None:
                     item.job = job
 
@@ -235,7 +291,7 @@ class WorkerPool:
         with self._lock:
             while True:
                 self._settle_locked()
-                if not self._instances:
+                if not self._instances and not self._waiting:
                     return True
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -254,6 +310,9 @@ class WorkerPool:
                     break
                 queued.append(item)
                 self._release_locked(item.execution.job_id)
+            for held in self._waiting.values():
+                queued.extend(held)
+            self._waiting.clear()
             self._has_work.notify_all()
             self._became_idle.notify_all()
         return queued
@@ -300,6 +359,22 @@ class WorkerPool:
                 log.exception("worker crashed on execution %s", execution_id)
             del running[execution_id]
             released.append(item.execution.job_id)
+            # after the release, so a `hold` that missed it has queued its item itself
+            if self._waiting:  # one dict test per run while nothing is held
+                self._promote(item.execution.job_id)
+
+    def _promote(self, job_id: str) -> None:
+        """A run of `job_id` ended: queue the execution that waited for it, if any."""
+        with self._lock:
+            held = self._waiting.get(job_id)
+            if not held:
+                return
+            item = held.popleft()
+            if not held:
+                del self._waiting[job_id]
+            self._backlog.append(item)
+            self._instances[job_id] = self._instances.get(job_id, 0) + 1
+            self._has_work.notify()
 
     def _wait_for_work(self) -> bool:
         """Sleep until the backlog has work; False when the pool is stopping."""

@@ -15,6 +15,7 @@ import threading
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from engine.command_future import CommandFuture
@@ -69,6 +70,16 @@ class RunJobNow(Command):
 
 
 @dataclass(slots=True)
+class Backfill(Command):
+    """Record and run the occurrences of a job's schedule in [start, end]
+    (engine/scheduling/backfill.py)."""
+
+    job_id: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(slots=True)
 class CancelExecution(Command):
     execution_id: str
     #: ask the node running it when it runs elsewhere (False: a request from that node)
@@ -80,6 +91,15 @@ class ScheduleRetry(Command):
     """Internal: a worker stored a `scheduled` retry; the loop puts it on the heap."""
 
     execution: Execution
+
+
+@dataclass(slots=True)
+class RunChained(Command):
+    """Internal: a run ended and its job's on_success / on_failure name these jobs;
+    the loop starts each one (engine/scheduling/chains.py)."""
+
+    execution: Execution
+    job_ids: list[str]
 
 
 @dataclass(slots=True)

@@ -1,7 +1,9 @@
 """Turning due heap entries into claimed, recorded, dispatched executions.
 
 One step takes every due job (in batches of `BATCH`), asks the policy what each due fire
-becomes (run, missed), applies max_instances and the backlog limit (run -> skipped),
+becomes (run, missed), applies the backlog limit (run -> skipped) and, while max_instances executions of
+the job are active, its overlap policy (engine/scheduling/overlap.py: skipped, held
+until one ends, or replacing them),
 claims all of them in one `Store.claim_fires` call, loads their jobs with one
 `Store.get_jobs` call (so workers need not read the store), and hands the won runs to
 the pool straight away (after emitting their events, so a worker's events follow them);
@@ -35,6 +37,7 @@ from engine.records import new_execution
 from engine.running.backoff import StoreBackoff, failure_text, is_transient
 from engine.running.executor import SHUT_DOWN_BEFORE_START
 from engine.running.pool import WorkerPool, WorkItem
+from engine.scheduling import overlap
 from engine.scheduling.policy import FirePlan, plan_fires
 from engine.scheduling.timetable import JobSlot, Timetable
 
@@ -52,6 +55,10 @@ class _Fire:
     #: (event kind, execution) to emit once the claim is won
     notices: list[tuple[str, Execution]] = field(default_factory=list)
     queued: list[WorkItem] = field(default_factory=list)
+    #: overlap=queue: the run held until a running one of its job ends
+    held: list[WorkItem] = field(default_factory=list)
+    #: overlap=replace: the job's active items to cancel once the claim is won, and why
+    replaced: list[tuple[WorkItem, str]] = field(default_factory=list)
 
 
 class Firer:
@@ -146,7 +153,8 @@ class Firer:
             return
         self._backoff.succeeded()
         items = [item for f, ok in zip(fires, won, strict=True) if ok for item in f.queued]
-        self._hand_jobs(items)
+        held = [item for f, ok in zip(fires, won, strict=True) if ok for item in f.held]
+        self._hand_jobs(items + held)
         # events go on the bus before the hand-off, so a worker's own (started, ended)
         # always follow its fire's execution_submitted, whose snapshot still says queued;
         # with no listener this is a loop of set lookups
@@ -154,7 +162,13 @@ class Firer:
             if ok:
                 for kind, execution in f.notices:
                     self._events.emit(kind, f.slot.id, now, execution=execution)
+        for f, ok in zip(fires, won, strict=True):
+            if ok:
+                self._replace(f.replaced)
         self._dispatch(items)
+        for item in held:
+            for refused in self._pool.hold([item]):  # the pool stopped since the claim
+                self._record(refused, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
         for f, ok in zip(fires, won, strict=True):
             if ok:
                 self._timetable.move(f.slot, f.plan.next_run_time)
@@ -234,28 +248,32 @@ class Firer:
             fire.notices.append((ev.JOB_MISSED, record))
         active = max(self._pool.instances(slot.id), self._shared_counts.get(slot.id, 0))
         for when in plan.runs:
-            if active >= slot.max_instances:
-                error = (
-                    f"skipped: max_instances reached ({active} execution(s) of this job "
-                    f"already queued or running, max_instances={slot.max_instances})"
-                )
-                kind = ev.MAX_INSTANCES_REACHED
-            elif room <= 0:
+            decision = ""
+            kind = ev.JOB_MISSED
+            if room <= 0:
                 error = self._pool.full_error
-                kind = ev.JOB_MISSED
-            else:
-                record = new_execution(
-                    slot,
-                    slot.kind,
-                    Status.QUEUED,
-                    now,
-                    scheduled_for=when,
-                    output=plan.note,
-                    node=self._node,
-                )
-                fire.records.append(record)
+            elif active < slot.max_instances:
+                error = ""
+                if active:
+                    decision = overlap.allowed(active, slot.max_instances)
+            elif slot.overlap == "replace" and not fire.replaced:
+                active_items = self._pool.active_items(slot.id)
+                record = self._record_run(fire, when, now, overlap.replaced(active_items))
                 fire.queued.append(WorkItem(record, not_before=when.timestamp()))
-                fire.notices.append((ev.EXECUTION_SUBMITTED, record))
+                fire.replaced = [(item, overlap.replaced_by(record.id)) for item in active_items]
+                room -= 1
+                continue
+            elif slot.overlap == "queue" and not fire.held and not self._pool.waiting(slot.id):
+                record = self._record_run(fire, when, now, overlap.queued(active))
+                fire.held.append(WorkItem(record, not_before=when.timestamp()))
+                continue
+            else:
+                error = overlap.skipped(slot.overlap, active, slot.max_instances)
+                decision = error
+                kind = ev.MAX_INSTANCES_REACHED
+            if not error:
+                record = self._record_run(fire, when, now, decision)
+                fire.queued.append(WorkItem(record, not_before=when.timestamp()))
                 active += 1
                 room -= 1
                 continue
@@ -268,9 +286,39 @@ class Firer:
                 error=error,
                 node=self._node,
             )
+            record.overlap_decision = decision
             fire.records.append(record)
             fire.notices.append((kind, record))
         return room
+
+    def _record_run(self, fire: _Fire, when: datetime, now: datetime, decision: str) -> Execution:
+        """A queued execution of one of `fire`'s runs, recorded and announced."""
+        record = new_execution(
+            fire.slot,
+            fire.slot.kind,
+            Status.QUEUED,
+            now,
+            scheduled_for=when,
+            output=fire.plan.note,
+            node=self._node,
+        )
+        record.overlap_decision = decision
+        fire.records.append(record)
+        fire.notices.append((ev.EXECUTION_SUBMITTED, record))
+        return record
+
+    def _replace(self, items: list[tuple[WorkItem, str]]) -> None:
+        """overlap=replace: stop the executions a new run replaces. Queued ones are
+        withdrawn and recorded cancelled here; running ones are asked to stop and their
+        worker records them cancelled, naming the reason."""
+        for item, reason in items:
+            taken = self._pool.take_queued(item.execution.id)
+            if taken is not None:
+                self._record(taken, Outcome(Status.CANCELLED, error=reason))
+                continue
+            item.cancel_reason = reason
+            if not item.withdraw(reason):  # already running: stop it
+                item.cancel.set()
 
     def _reload(self, slot: JobSlot, now: datetime) -> None:
         """A lost claim: the store knows better; schedule what it says."""

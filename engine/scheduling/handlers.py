@@ -12,6 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
@@ -19,22 +20,26 @@ from datetime import datetime
 from typing import Any
 
 from engine import events as ev
-from engine.errors import Conflict, CronwellError, ExecutionNotCancellable
+from engine.errors import Conflict, CronwellError, ExecutionNotCancellable, InvalidField
 from engine.events import EventBus
 from engine.interfaces import Outcome, SchedulerStore
 from engine.model import EPOCH, Execution, Job, Status
 from engine.records import new_execution
 from engine.running.executor import CANCELLED_BEFORE_START, JOB_GONE, SHUT_DOWN_BEFORE_START
 from engine.running.pool import WorkerPool, WorkItem
+from engine.scheduling import backfill
+from engine.scheduling.chains import check_chains
 from engine.scheduling.commands import (
     AddJob,
     AddJobs,
+    Backfill,
     CancelExecution,
     Command,
     ModifyJob,
     PauseJob,
     RemoveJob,
     ResumeJob,
+    RunChained,
     RunJobNow,
     RunTakenOver,
     ScheduleRetry,
@@ -100,10 +105,13 @@ class CommandHandler:
             ScheduleRetry: self.schedule_retry,
             SyncJobs: self.sync_jobs,
             RunTakenOver: self.run_taken_over,
+            RunChained: self.run_chained,
+            Backfill: self.backfill,
         }
         #: job writes of this node whose change the feed has not brought back yet, by
         #: job id (counted only while a node keeper follows the feed; see sync_jobs)
         self._own_changes: Counter[str] = Counter()
+        self._annotate_lock = threading.Lock()
         self.following_changes = False
         #: asks another node to cancel what it runs and settles the future once it has
         #: (`NodeKeeper.wait_remote_cancel`); None while this engine is no node
@@ -158,6 +166,7 @@ class CommandHandler:
         # The engine takes the caller's Job (no copy: adds are a measured hot path); the
         # store and the timetable keep their own copies of what they need.
         job = check_job(command.job)
+        check_chains(job, self._store)
         job.next_run_time = (
             first_fire_time(job.trigger, now, job.last_run_time) if job.active else None
         )
@@ -179,6 +188,8 @@ class CommandHandler:
         changes = check_changes(command.job_id, command.changes)
         before = self._store.get_job(command.job_id)
         job = check_job(dataclasses.replace(before, **changes))
+        if "on_success" in changes or "on_failure" in changes:
+            check_chains(job, self._store)
         if not job.active:
             job.next_run_time = None
         elif "next_run_time" not in changes and (
@@ -256,23 +267,31 @@ class CommandHandler:
 
     # -- executions ------------------------------------------------------------------
     def run_job_now(self, command: RunJobNow, now: datetime) -> Execution:
-        job = self._store.get_job(command.job_id)
+        return self._run_now(self._store.get_job(command.job_id), now, "manual")
+
+    def _run_now(
+        self, job: Job, now: datetime, reason: str, triggered_by: str | None = None
+    ) -> Execution:
+        """Queue a run of `job` outside its schedule (not limited by max_instances);
+        recorded skipped when the backlog is full."""
         if self._pool.room() <= 0:
             skipped = new_execution(
                 job,
                 job.kind.value,
                 Status.SKIPPED,
                 now,
-                reason="manual",
+                reason=reason,
                 error=self._pool.full_error,
                 node=self._node,
             )
+            skipped.triggered_by = triggered_by
             self._store.add_execution(skipped)
             self._events.emit(ev.JOB_MISSED, job.id, now, execution=skipped)
             return skipped
         execution = new_execution(
-            job, job.kind.value, Status.QUEUED, now, reason="manual", node=self._node
+            job, job.kind.value, Status.QUEUED, now, reason=reason, node=self._node
         )
+        execution.triggered_by = triggered_by
         self._store.add_execution(execution)
         result = copy.copy(execution)
         item = WorkItem(execution, job=job)
@@ -281,6 +300,85 @@ class CommandHandler:
         if self._pool.submit([item]) == 0:
             self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
         return result
+
+    def backfill(self, command: Backfill, now: datetime) -> list[Execution]:
+        """Record every occurrence in the range `queued` (one transaction where the store
+        groups writes), then hand them to the pool to run oldest first."""
+        if command.end <= command.start:
+            raise InvalidField("end", "end must be later than start")
+        if command.end > now:
+            raise InvalidField(
+                "end",
+                f"end must not be in the future (now is {now.isoformat()}): a backfill "
+                "runs occurrences that already fell due",
+            )
+        job = self._store.get_job(command.job_id)
+        times = backfill.occurrences(job.trigger, command.start, command.end)
+        decision = backfill.decision(job.overlap, job.max_instances)
+        records: list[Execution] = []
+        for when in times:
+            record = new_execution(
+                job,
+                job.kind.value,
+                Status.QUEUED,
+                now,
+                scheduled_for=when,
+                reason="backfill",
+                node=self._node,
+            )
+            record.overlap_decision = decision
+            records.append(record)
+        with self._store.write_batch():
+            for record in records:
+                self._store.add_execution(record)
+        results = [copy.copy(r) for r in records]
+        at_once = job.max_instances if job.overlap == "allow" else 1
+        for item in self._pool.hold([WorkItem(r, job=job) for r in records], at_once):
+            self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))
+        for result in results:
+            self._events.emit(ev.EXECUTION_SUBMITTED, job.id, now, execution=result)
+        return results
+
+    def run_chained(self, command: RunChained, now: datetime) -> None:
+        """Start the jobs a finished run's chain names, each once, recording on the
+        finished execution what was started (or why not: a job removed, disabled or
+        paused since is reported, never an error)."""
+        source = command.execution
+        jobs = self._store.get_jobs(command.job_ids)
+        chained: list[dict[str, Any]] = []
+        for job_id in command.job_ids:
+            job = jobs.get(job_id)
+            entry: dict[str, Any] = {"job_id": job_id}
+            if job is None:
+                entry["error"] = f"job {job_id} was removed; nothing was started"
+            elif not job.active:
+                state = "disabled" if not job.enabled else "paused"
+                entry["error"] = f"job {job_id} is {state}; nothing was started"
+            else:
+                try:
+                    started = self._run_now(job, now, "chain", triggered_by=source.id)
+                except Exception as exc:  # the store failed: say so on the source
+                    entry["error"] = f"starting job {job_id} failed: {exc}"
+                else:
+                    entry["execution_id"] = started.id
+                    if started.status is Status.SKIPPED:
+                        entry["error"] = started.error
+            if "error" in entry:
+                log.warning("execution %s: chain to %s: %s", source.id, job_id, entry["error"])
+            chained.append(entry)
+        try:
+            self.annotate(source.id, lambda e: setattr(e, "chained", [*e.chained, *chained]))
+        except Exception as exc:
+            log.error("could not record the chain of execution %s (%s)", source.id, exc)
+
+    def annotate(self, execution_id: str, change: Callable[[Execution], object]) -> None:
+        """Read a (finished) execution, apply `change`, write it back, one at a time per
+        engine: what a chain started and the notifications sent are added to the same
+        record from different threads, and neither may undo the other."""
+        with self._annotate_lock:
+            stored = self._store.get_execution(execution_id)
+            change(stored)
+            self._store.update_execution(stored)
 
     def cancel_execution(self, command: CancelExecution, now: datetime) -> object:
         execution_id = command.execution_id

@@ -2,7 +2,7 @@
 
 Memory per job is a measured target, so the loop does not hold whole `Job`s: a
 `JobSlot` carries only what deciding and recording a fire needs (trigger, next fire time,
-misfire/coalesce/max_instances, and the labels every Execution repeats). Workers load
+misfire/coalesce/max_instances/overlap, and the labels every Execution repeats). Workers load
 the full Job from the store when they run it. Only jobs that will fire have a slot:
 paused, disabled and finished jobs live in the store alone.
 
@@ -45,6 +45,7 @@ class JobSlot:
         "misfire_grace_time",
         "name",
         "next_run_time",
+        "overlap",
         "owner",
         "target",
         "trigger",
@@ -61,6 +62,7 @@ class JobSlot:
         self.misfire_grace_time = job.misfire_grace_time
         self.coalesce = job.coalesce
         self.max_instances = job.max_instances
+        self.overlap = job.overlap
 
 
 class Timetable:

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.errors import InvalidInput
 from engine.interfaces import RUN_COUNTERS
-from engine.model import Job, as_utc
+from engine.model import OVERLAP_POLICIES, Job, as_utc
 from engine.scheduling.policy import check_backoff
 
 JOB_FIELDS = frozenset(f.name for f in fields(Job))
@@ -56,6 +56,15 @@ def check_job(job: Job) -> Job:
         check_backoff(job.retry_backoff)
     if job.history_limit is not None:
         _whole("history_limit", job.history_limit, 1)
+    if job.overlap != "skip" and job.overlap not in OVERLAP_POLICIES:
+        raise InvalidInput(
+            f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, not {job.overlap!r}"
+        )
+    if job.on_success or job.on_failure:
+        for name in ("on_success", "on_failure"):
+            ids = getattr(job, name)
+            if not isinstance(ids, list) or not all(type(i) is str and i for i in ids):
+                raise InvalidInput(f"{name} must be a list of job ids")
     return job
 
 
