@@ -60,7 +60,7 @@ server.start()
 print("listening", server.port, flush=True)
 try:
     while True:
-        time.sleep(3600)
+        signal.pause()  # serve until a signal (SIGTERM: `stop` above)
 finally:
     server.stop()
 """
@@ -330,7 +330,7 @@ def main() -> int:
         print(f"{target.label} at {target.uri} (pid {target.process.pid}); Ctrl-C stops it")
         try:
             while True:
-                time.sleep(3600)
+                signal.pause()  # until Ctrl-C
         except KeyboardInterrupt:
             pass
         finally:

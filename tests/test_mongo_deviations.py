@@ -37,14 +37,14 @@ pytestmark = pytest.mark.mongo_real
 
 #: a client that starts a transaction, writes one document in it, says so, and hangs
 ORPHAN = """
-import sys, time, pymongo
+import signal, sys, pymongo
 client = pymongo.MongoClient(sys.argv[1])
 coll = client[sys.argv[2]]["docs"]
 session = client.start_session()
 session.start_transaction()
 coll.update_one({"_id": 1}, {"$set": {"by": "orphan"}}, session=session)
 print("written", flush=True)
-time.sleep(3600)
+signal.pause()  # hangs until the test kills it
 """
 
 
