@@ -157,9 +157,10 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         )
     app.ctx.audit = audit.AuditTrail(store, app.ctx.clock.now, settings.audit_days)
     app.ctx.audit.start()
-    run_as = script_identity(settings.run_as)
-    identity = describe_identity(settings.run_as)
-    (log.info if run_as is not None else log.warning)("%s", identity)
+    run_as = script_identity(settings.run_as, settings.run_as_python)
+    identity = describe_identity(settings.run_as, settings.run_as_python, run_as)
+    separated = run_as is not None and run_as.python_usable  # else: say it louder
+    (log.info if separated else log.warning)("%s", identity)
     observed: metrics.Metrics = app.ctx.metrics
     scheduler = Scheduler(
         observed.timed_store(store),

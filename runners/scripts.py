@@ -27,11 +27,10 @@ from engine.interfaces import CancelSignal, Outcome, OutputSink
 from engine.model import JobKind, Status
 from runners.environment import child_environment
 from runners.identity import RunAs
+from runners.interpreter import PYHOST
 from runners.paths import check_runnable, resolve_script
 from runners.process import DEFAULT_GRACE, ProcessResult, run_process
 from runners.values import RESULT_SLACK, dropped_note
-
-PYHOST = Path(__file__).with_name("pyhost.py")
 
 
 def run_script(
@@ -109,9 +108,10 @@ def _run_python(
         os.fchown(handle, run_as.uid, run_as.gid)
     os.close(handle)
     result_file = Path(name)
+    python = sys.executable if run_as is None else run_as.python  # one it can start
     try:
         result = run_process(
-            [sys.executable, "-P", str(PYHOST), name, str(script), *args],
+            [python, "-P", str(PYHOST), name, str(script), *args],
             timeout=timeout,
             output_cap=output_cap,
             cancel=cancel,

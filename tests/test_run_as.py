@@ -72,7 +72,8 @@ def test_the_check_says_plainly_when_scripts_share_the_services_user(
     assert describe_identity("root").startswith(f"scripts share the service's user {me}")
     assert "needs the service to run as root" in describe_identity("root")
     monkeypatch.setattr(identity, "can_switch_users", lambda: True)
-    assert describe_identity("root") == "scripts run as root (uid 0, gid 0)"
+    said = describe_identity("root")  # and which interpreter (tested as root below)
+    assert said.startswith("scripts run as root (uid 0, gid 0); python scripts "), said
 
 
 def test_an_unknown_run_as_user_is_a_configuration_error(tmp_path: Path) -> None:
@@ -187,15 +188,81 @@ def test_a_script_running_as_another_user_cannot_open_the_database_or_the_key(
 def test_a_python_script_runs_as_the_other_user_too(
     service: tuple[ServeProcess, Path, Path], run_as_user: str
 ) -> None:
-    reachable = subprocess.run(  # noqa: PLW1510
-        ["runuser", "-u", run_as_user, "--", "test", "-x", sys.executable], capture_output=True
-    )
-    if reachable.returncode != 0:
-        pytest.skip(f"{sys.executable} is not executable by {run_as_user} on this machine")
+    """No skip: when the other user cannot start the service's own interpreter (a pyenv
+    under a 0700 /root, as on CI), the service chose one it can at start and said so."""
     proc, scripts, data = service
     files = [str(data / "cronwell.db"), str(data / "secret.key")]
     execution = _run(proc, "probe_python", "python", scripts / "probe.py", files)
-    assert execution["status"] == "completed", execution
+    assert execution["status"] == "completed", (execution, proc.output())
     assert f"user={run_as_user}" in execution["output"]
     for path in files:
         assert f"DENIED {path}" in execution["output"]
+    said = [line for line in proc.output().splitlines() if f"scripts run as {run_as_user}" in line]
+    assert said and "python scripts run with " in said[0], proc.output()
+    assert execution["return_value"] is None  # main() returned nothing, through the host
+
+
+def _unreachable_python(base: Path) -> Path:
+    """This interpreter behind a folder only root may enter, as a pyenv under /root is."""
+    closed = base / "closed"
+    closed.mkdir(mode=0o700)
+    link = closed / "python3"
+    link.symlink_to(sys.executable)
+    return link
+
+
+@needs_root
+def test_an_interpreter_the_user_cannot_start_is_replaced_by_one_it_can(
+    run_as_user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runners import interpreter
+
+    user = parse_run_as(run_as_user)
+    ids = (user.uid, user.gid, user.groups)
+    tmp_path.chmod(0o755)
+    unreachable = _unreachable_python(tmp_path)
+    assert not interpreter.runnable_by(str(unreachable), *ids)  # the probe really starts it
+    monkeypatch.setattr(interpreter.sys, "executable", str(unreachable))
+    system = [p for p in interpreter.SYSTEM_PYTHONS if interpreter.runnable_by(p, *ids)]
+    assert system, (
+        f"{run_as_user} can start none of {interpreter.SYSTEM_PYTHONS}: CI must have Debian's "
+        "python3 (.ci/run installs it)"
+    )
+    chosen = interpreter.python_for(run_as_user, *ids)
+    assert chosen.path == system[0] and chosen.usable
+    assert f"{run_as_user} cannot run the service's interpreter {unreachable}" in chosen.why
+    monkeypatch.setattr(interpreter, "SYSTEM_PYTHONS", ())
+    none = interpreter.python_for(run_as_user, *ids)
+    assert not none.usable and none.why.startswith("python scripts will fail")
+
+
+@needs_root
+def test_a_configured_interpreter_the_user_cannot_start_is_a_configuration_error(
+    run_as_user: str, tmp_path: Path
+) -> None:
+    tmp_path.chmod(0o755)
+    unreachable = _unreachable_python(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRONWELL_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        CRONWELL_RUN_AS=run_as_user,
+        CRONWELL_DATA_DIR=str(tmp_path / "data"),
+        CRONWELL_STORE=f"sqlite:///{tmp_path / 'cronwell.db'}",
+    )
+    check = [*CRONWELL, "serve", "--check"]
+    refused = subprocess.run(  # noqa: PLW1510
+        check,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "CRONWELL_RUN_AS_PYTHON": str(unreachable)},
+    )
+    assert refused.returncode == 1, refused
+    assert f"CRONWELL_RUN_AS_PYTHON={unreachable} cannot be run by {run_as_user}" in refused.stderr
+    chosen = subprocess.run(  # noqa: PLW1510
+        check, cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env
+    )
+    assert chosen.returncode == 0, chosen
+    assert f"scripts run as {run_as_user}" in chosen.stdout
+    assert "python scripts run with " in chosen.stdout
