@@ -23,6 +23,7 @@ from api.secrets import load_secret_box
 from api.validation import check_email
 from engine.errors import CronwellError, InvalidInput
 from engine.ids import new_id
+from runners.capabilities import keep_from_children
 from runners.identity import describe_identity, script_identity
 from stores import masked, open_store
 from stores.base import Store
@@ -154,6 +155,7 @@ def fail(message: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    keep_from_children()  # before any child (the interpreter probe) starts
     try:
         settings = settings_from(args)
     except CronwellError as exc:

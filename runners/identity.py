@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from engine.errors import InvalidInput
+from runners.capabilities import SWITCHING, has_effective
 from runners.interpreter import python_for
 
 
@@ -40,8 +41,9 @@ class RunAs:
 
 
 def can_switch_users() -> bool:
-    """Whether this process may start children as another user (it is root)."""
-    return os.geteuid() == 0
+    """Whether this process may start children as another user: it is root, or holds
+    the four capabilities that takes (runners/capabilities.py; the container image)."""
+    return os.geteuid() == 0 or has_effective(*SWITCHING)
 
 
 def parse_run_as(text: str) -> RunAs:
@@ -99,7 +101,8 @@ def describe_identity(text: str, python: str = "", run_as: RunAs | None = None) 
         run_as = parse_run_as(text)
         return (
             f"scripts share the service's user {me}: CRONWELL_RUN_AS={text.strip()} needs the "
-            "service to run as root to switch users, so scripts can read the service's data files"
+            "service to run as root (or with CAP_SETUID, CAP_SETGID, CAP_CHOWN and CAP_KILL) "
+            "to switch users, so scripts can read the service's data files"
         )
     return (
         f"scripts share the service's user {me} and can read its data files "
