@@ -49,6 +49,7 @@ from jobs.base import JobServices
 from jobs.notify import Notifier
 from jobs.registry import add_job_paths, load_job
 from runners import Runner
+from runners.capabilities import keep_from_children
 from runners.identity import describe_identity, script_identity
 from runners.lifeline import kill_leftovers
 from stores import open_store
@@ -157,9 +158,11 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         )
     app.ctx.audit = audit.AuditTrail(store, app.ctx.clock.now, settings.audit_days)
     app.ctx.audit.start()
-    run_as = script_identity(settings.run_as)
-    identity = describe_identity(settings.run_as)
-    (log.info if run_as is not None else log.warning)("%s", identity)
+    keep_from_children()  # no script may inherit a capability (runners/capabilities.py)
+    run_as = script_identity(settings.run_as, settings.run_as_python)
+    identity = describe_identity(settings.run_as, settings.run_as_python, run_as)
+    separated = run_as is not None and run_as.python_usable  # else: say it louder
+    (log.info if separated else log.warning)("%s", identity)
     observed: metrics.Metrics = app.ctx.metrics
     scheduler = Scheduler(
         observed.timed_store(store),

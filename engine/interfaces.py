@@ -274,7 +274,7 @@ class SchedulerStore(ABC):
         *,
         keep_nodes: Collection[str] = (),
         only_nodes: Collection[str] | None = None,
-    ) -> int:
+    ) -> list[Execution]:
         """Mark `running` executions abandoned (completed_at=now, error=message),
         atomically; `queued` and `scheduled` ones are left alone (they never started:
         see `take_over`). Its job's counters are not touched.
@@ -282,7 +282,8 @@ class SchedulerStore(ABC):
         Executions recorded by a node in `keep_nodes` (other nodes still alive) are
         left alone; with `only_nodes`, just the executions of those nodes (dead ones,
         found by a sweep) are marked. Called at start, before the engine fires
-        anything, and by the sweep of dead nodes. Returns how many.
+        anything, and by the sweep of dead nodes. Returns the executions it marked, as
+        written (the engine announces each, so a job's `notify` hears of it).
         """
 
     @abstractmethod
