@@ -1,6 +1,8 @@
-"""The dashboard over a real server on loopback: every page's status and content, the
-redirects, filters, what a page shows against what the API answers, CSRF refusal of
-page-made requests, sign-in and sign-out with a key, static files and packaging."""
+"""The dashboard over a real server on loopback, in open mode: every page's status and
+content, the redirects, filters, what a page shows against what the API answers, CSRF
+refusal of page-made requests, static files and packaging. Signing in with keys, and
+what a user's key sees, are in tests/test_ui_sign_in.py; who may load which page is
+the table of tests/test_ui_permissions.py."""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from typing import Any
 import pytest
 import requests
 
-from engine.triggers import CronTrigger
 from tests.api_support import (
     ThreadServer,
     make_settings,
@@ -26,7 +27,6 @@ from tests.api_support import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-KEY = "ui-test-key-0123456789"
 BASH_BOTH = '#!/bin/bash\necho "out: $1"\necho "trouble: $1" >&2\nexit 3\n'
 META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
@@ -110,6 +110,8 @@ def test_every_page_answers_200_in_open_mode(world: dict[str, Any]) -> None:
         "/ui/charts",
         "/ui/users",
         "/ui/servers",
+        "/ui/nodes",
+        "/ui/audit",
     ]
     for path in pages:
         response = get(world, path)
@@ -126,7 +128,7 @@ def test_jobs_page_lists_both_surfaces_with_api_values(world: dict[str, Any]) ->
     api_job = get(world, f"/api/scheduler/jobs/{world['job']}").json()["data"]
     utc = datetime.fromisoformat(api_job["next_run_time"]).astimezone(UTC)
     assert f'<time datetime="{utc.isoformat()}"' in html
-    assert "at 09:30, on Monday to Friday (UTC)" in html
+    assert "at 09:30 on Monday to Friday (UTC)" in html  # the API's schedule.description
     # the script job's last run, with its status, links to the execution
     assert f'href="/ui/executions/{world["execution"]}"' in html
     assert "st-failed" in html  # the script exits 3
@@ -163,27 +165,36 @@ def test_jobs_page_filter_by_user_and_bad_filters(world: dict[str, Any]) -> None
 
 def test_job_page_words_next_ten_fires_and_settings(world: dict[str, Any]) -> None:
     html = get(world, f"/ui/jobs/{world['job']}").text
-    assert '<p class="words">At 09:30, on Monday to Friday (UTC)</p>' in html
-    fires = [datetime.fromisoformat(f) for f in re.findall(r'<li><time datetime="([^"]+)"', html)]
+    assert '<p class="words">At 09:30 on Monday to Friday (UTC)</p>' in html
+    listed = html[html.index('id="next-runs"') : html.index("</ol>", html.index('id="next-runs"'))]
+    fires = re.findall(r'<li><time datetime="([^"]+)"', listed)
+    # exactly what GET .../next-runs?count=10 answers
+    api = get(world, f"/api/scheduler/jobs/{world['job']}/next-runs?count=10").json()["data"]
     assert len(fires) == 10
-    # the engine's own trigger, stepped from the first fire, gives the other nine
-    trigger = CronTrigger(minute="30", hour="9", day_of_week="mon-fri")
-    expected = [fires[0]]
-    for _ in range(9):
-        following = trigger.next_fire_time(expected[-1])
-        assert following is not None
-        expected.append(following)
-    assert fires == expected
-    assert fires[0] > datetime.now(UTC)
-    api_next = get(world, f"/api/scheduler/jobs/{world['job']}").json()["data"]["next_run_time"]
-    assert fires[0] == datetime.fromisoformat(api_next)
+    assert [datetime.fromisoformat(f) for f in fires] == [
+        datetime.fromisoformat(r["fire_time"]) for r in api
+    ]
+    assert datetime.fromisoformat(fires[0]) > datetime.now(UTC)
     assert "jobs.echo.EchoJob" in html and "Ada Lovelace" in html
     assert "max_instances" in html and "No executions yet." in html
+    assert 'data-events-url="/api/scheduler/events?job_id=' in html
+
+
+def test_a_paused_jobs_page_says_it_has_no_next_runs(world: dict[str, Any]) -> None:
+    base = world["server"].url
+    assert requests.patch(f"{base}/api/scheduler/jobs/{world['job']}/pause").status_code == 200
+    try:
+        html = get(world, f"/ui/jobs/{world['job']}").text
+        assert "is paused: it has no next runs until it is resumed" in html
+        assert 'data-action="resume"' in html
+    finally:
+        requests.patch(f"{base}/api/scheduler/jobs/{world['job']}/resume")
 
 
 def test_job_page_of_a_script_job_lists_its_execution(world: dict[str, Any]) -> None:
     html = get(world, "/ui/jobs/nightly_both").text
     assert '<p class="words">Once, at 2031-01-01 00:00:00 UTC</p>' in html
+    assert "None: the schedule fires no more." not in html  # one run is still to come
     assert f"/ui/executions/{world['execution']}" in html
     assert "Executions <small>(1, newest first)</small>" in html
     assert "date[2031-01-01 00:00:00 UTC]" in html  # as the scripts surface shows it
@@ -209,11 +220,24 @@ def test_missing_things_are_html_404s(world: dict[str, Any]) -> None:
     assert get(world, "/ui/executions/nothex").status_code == 400
 
 
-def test_users_and_servers_pages(world: dict[str, Any]) -> None:
+def test_users_servers_and_nodes_pages(world: dict[str, Any]) -> None:
     html = get(world, "/ui/users").text
     assert "Ada Lovelace" in html and "ada@example.com" in html
     assert f'href="/ui/?user={world["user"]}"' in html
+    assert "No API keys." in html and 'data-action="create-key"' in html
     assert "No servers yet" in get(world, "/ui/servers").text
+    nodes = get(world, "/ui/nodes").text
+    listed = get(world, "/api/scheduler/nodes").json()["nodes"]
+    assert listed and all(n["node_id"] in nodes for n in listed)
+    assert "(this one)" in nodes and "alive" in nodes
+
+
+def test_audit_page_lists_the_trail_newest_first(world: dict[str, Any]) -> None:
+    html = get(world, "/ui/audit").text
+    api = get(world, "/api/audit?limit=100").json()
+    assert f"Audit trail <small>({api['total']}, newest first)" in html
+    first = api["data"][0]
+    assert f"<code>{first['method']} {first['path']}</code>" in html
 
 
 def test_static_files_and_gzip(world: dict[str, Any]) -> None:
@@ -288,101 +312,6 @@ def test_validation_errors_name_their_field(world: dict[str, Any]) -> None:
     assert path.status_code == 400 and path.headers["X-Cronwell-Field"] == "script_path"
 
 
-@pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
-    tmp = tmp_path_factory.mktemp("ui_keys")
-    with running_server(make_settings(tmp, api_keys=(KEY,))) as server:
-        created = requests.post(
-            f"{server.url}/api/users/",
-            json={"name": "Bo", "email": "bo@example.com"},
-            headers={"X-API-Key": KEY},
-        )
-        assert created.status_code == 200
-        yield server
-
-
-def sign_in(server: ThreadServer, key: str = KEY) -> tuple[requests.Session, requests.Response]:
-    browser = requests.Session()
-    form = browser.get(f"{server.url}/ui/sign-in?next=/ui/users").text
-    token = unescape(re.search(r'name="csrf_token" value="([^"]+)"', form).group(1))  # type: ignore[union-attr]
-    response = browser.post(
-        f"{server.url}/ui/sign-in",
-        data={"key": key, "csrf_token": token, "next": "/ui/users"},
-        allow_redirects=False,
-    )
-    return browser, response
-
-
-def test_pages_need_a_sign_in_when_keys_are_set(keyed: ThreadServer) -> None:
-    response = requests.get(f"{keyed.url}/ui/jobs/abc?x=1", allow_redirects=False)
-    assert response.status_code == 302
-    assert response.headers["location"] == "/ui/sign-in?next=/ui/jobs/abc%3Fx%3D1"
-    assert requests.get(f"{keyed.url}/ui/sign-in").status_code == 200
-    assert requests.get(f"{keyed.url}/ui/static/ui.css").status_code == 200
-    assert requests.get(f"{keyed.url}/api/scheduler/jobs").status_code == 401
-
-
-def test_sign_in_refuses_a_wrong_key_and_a_forged_form(keyed: ThreadServer) -> None:
-    _, wrong = sign_in(keyed, "not-the-key")
-    assert wrong.status_code == 401
-    assert "That API key is not valid." in wrong.text
-    assert "cronwell_session" not in wrong.headers.get("set-cookie", "")
-    forged = requests.post(
-        f"{keyed.url}/ui/sign-in", data={"key": KEY, "csrf_token": "made-up"}, allow_redirects=False
-    )
-    assert forged.status_code == 403
-
-
-def test_sign_in_session_csrf_and_sign_out(keyed: ThreadServer) -> None:
-    browser, response = sign_in(keyed)
-    assert response.status_code == 303
-    assert response.headers["location"] == "/ui/users"
-    cookie = response.headers["set-cookie"]
-    assert "cronwell_session=" in cookie
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert KEY not in cookie
-    html = browser.get(f"{keyed.url}/ui/users").text
-    assert "Bo" in html and "Sign out" in html
-    token = csrf_of(html)
-    # the JSON API takes the page's session: reads as they are, writes with the token
-    user = browser.get(f"{keyed.url}/api/users/").json()["data"][0]["_id"]
-    body = {
-        "user_id": user,
-        "job_class_string": "jobs.echo.EchoJob",
-        "name": "From the page",
-        "minute": "0",
-        "hour": "9",
-    }
-    assert browser.post(f"{keyed.url}/api/scheduler/jobs", json=body).status_code == 403
-    created = browser.post(
-        f"{keyed.url}/api/scheduler/jobs", json=body, headers={"X-CSRF-Token": token}
-    )
-    assert created.status_code == 200, created.text
-    # sign-out needs the token too
-    assert browser.post(f"{keyed.url}/ui/sign-out", data={}).status_code == 403
-    out = browser.post(
-        f"{keyed.url}/ui/sign-out", data={"csrf_token": token}, allow_redirects=False
-    )
-    assert out.status_code == 303 and out.headers["location"] == "/ui/sign-in"
-    # the old cookie is worth nothing now, even sent by hand
-    stale = requests.Session()
-    stale.cookies.set("cronwell_session", response.cookies["cronwell_session"])
-    assert stale.get(f"{keyed.url}/ui/", allow_redirects=False).status_code == 302
-    assert stale.get(f"{keyed.url}/api/scheduler/jobs").status_code == 401
-
-
-def test_sign_in_never_redirects_off_the_dashboard(keyed: ThreadServer) -> None:
-    browser = requests.Session()
-    form = browser.get(f"{keyed.url}/ui/sign-in").text
-    token = unescape(re.search(r'name="csrf_token" value="([^"]+)"', form).group(1))  # type: ignore[union-attr]
-    response = browser.post(
-        f"{keyed.url}/ui/sign-in",
-        data={"key": KEY, "csrf_token": token, "next": "//evil.example/ui/"},
-        allow_redirects=False,
-    )
-    assert response.status_code == 303 and response.headers["location"] == "/ui/"
-
-
 def test_package_data_ships_every_template_and_static_file() -> None:
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
@@ -399,25 +328,10 @@ def test_package_data_ships_every_template_and_static_file() -> None:
     assert unshipped == []
 
 
-def test_the_jobs_page_subscribes_to_an_event_stream_only_when_one_is_served(
-    tmp_path: Path,
-) -> None:
-    with running_server(make_settings(tmp_path / "a")) as plain:
-        assert "data-events-url" not in requests.get(f"{plain.url}/ui/", timeout=5).text
-    server = ThreadServer(make_settings(tmp_path / "b"))
-
-    async def events(request: Any) -> Any:
-        from sanic.response import text
-
-        return text("", content_type="text/event-stream")
-
-    server.app.add_route(events, "/api/scheduler/events", methods=["GET"])
-    server.start()
-    try:
-        html = requests.get(f"{server.url}/ui/", timeout=5).text
-        assert 'data-events-url="/api/scheduler/events"' in html
-    finally:
-        server.stop()
+def test_the_jobs_page_follows_the_event_stream(world: dict[str, Any]) -> None:
+    html = get(world, "/ui/").text
+    assert 'data-events-url="/api/scheduler/events"' in html
+    assert 'id="jobs-live" data-live-region' in html
 
 
 def test_the_jobs_list_pages_past_its_page_size(

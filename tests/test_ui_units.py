@@ -3,84 +3,27 @@ splitting, next fires, and the session table (expiry, bound, CSRF comparison).""
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from api.ui import charts
-from api.ui.reads import LatestRuns, next_fires, split_output
+from api.ui.reads import LatestRuns, split_output
 from api.ui.session import Session, Sessions, csrf_matches
-from api.ui.words import duration_in_words, trigger_in_words
+from api.ui.words import duration_in_words
 from engine.model import Execution, Job, JobKind, Status
-from engine.triggers import CronTrigger, DateTrigger, IntervalTrigger
+from engine.triggers import CronTrigger
 from runners.process import combine_output
 from stores.memory import MemoryStore
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(
-    ("fields", "words"),
-    [
-        ({"minute": "0", "hour": "9"}, "at 09:00, every day (UTC)"),
-        ({"minute": "*"}, "every minute, every day (UTC)"),
-        ({"minute": "*/15"}, "every 15 minutes, every day (UTC)"),
-        ({"minute": "5", "hour": "*"}, "at minute 5 past every hour, every day (UTC)"),
-        ({"minute": "0", "hour": "*/6"}, "every 6 hours at minute 0, every day (UTC)"),
-        (
-            {"minute": "30", "hour": "9,17", "day_of_week": "mon-fri"},
-            "at 09:30 and 17:30, on Monday to Friday (UTC)",
-        ),
-        (
-            {"minute": "0", "hour": "8", "day_of_week": "sat,sun"},
-            "at 08:00, on Sunday and Saturday (UTC)",
-        ),
-        (
-            {"minute": "0", "hour": "0", "day_of_month": "1,L", "month": "1,7"},
-            "at 00:00, on day 1 and the last day of the month, in January and July (UTC)",
-        ),
-        (
-            {"minute": "0", "hour": "12", "day_of_week": "fri#2"},
-            "at 12:00, on the second Friday of the month (UTC)",
-        ),
-        (
-            {"minute": "0", "hour": "9", "day_of_month": "1", "day_of_week": "mon"},
-            "at 09:00, on day 1 of the month or on Monday (UTC)",
-        ),
-        ({"minute": "1-10", "hour": "1-20"}, "at minutes 1-10 past hours 1-20, every day (UTC)"),
-        (
-            {"minute": "0", "hour": "9", "week": "1-10"},
-            "at 09:00, every day, in ISO week 1-10 (UTC)",
-        ),
-        (
-            {"minute": "0", "hour": "9", "timezone": "Europe/Berlin"},
-            "at 09:00, every day (Europe/Berlin)",
-        ),
-    ],
-)
-def test_cron_in_words(fields: dict[str, str], words: str) -> None:
-    assert trigger_in_words(CronTrigger(**fields)) == words
-
-
-def test_date_and_interval_in_words() -> None:
-    when = datetime(2030, 12, 31, 23, 59, 59, tzinfo=UTC)
-    assert trigger_in_words(DateTrigger(when)) == "once, at 2030-12-31 23:59:59 UTC"
-    assert trigger_in_words(IntervalTrigger(minutes=5, start_date=NOW)) == "every 5 minutes"
+def test_durations_in_words() -> None:
     assert duration_in_words(timedelta(days=1, hours=2)) == "1 day 2 hours"
     assert duration_in_words(timedelta(seconds=90.5)) == "1 minute 30.5 seconds"
-
-
-def test_next_fires_follow_the_trigger_and_stop_when_it_does() -> None:
-    cron = CronTrigger(minute="0", hour="9")
-    fires = next_fires(cron, NOW)
-    assert len(fires) == 10
-    assert fires[0] == datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
-    assert all(b - a == timedelta(days=1) for a, b in itertools.pairwise(fires))
-    once = DateTrigger(NOW + timedelta(hours=1))
-    assert next_fires(once, NOW) == [NOW + timedelta(hours=1)]
-    assert next_fires(once, NOW + timedelta(hours=2)) == []
+    assert duration_in_words(timedelta(0)) == "0 seconds"
 
 
 @pytest.mark.parametrize(

@@ -206,5 +206,15 @@ def set_session_cookie(response: HTTPResponse, request: Request, session: Sessio
     )
 
 
-def clear_session_cookie(response: HTTPResponse) -> None:
-    response.delete_cookie(COOKIE, path="/")
+def clear_cookie(response: HTTPResponse, request: Request, name: str, path: str) -> None:
+    """Expire a cookie, with `Secure` only over TLS as when it was set (Sanic's own
+    delete_cookie always marks it Secure)."""
+    response.add_cookie(
+        name,
+        "",
+        path=path,
+        httponly=True,
+        samesite="Strict",
+        secure=request.scheme == "https",
+        max_age=0,
+    )

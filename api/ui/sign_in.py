@@ -99,7 +99,7 @@ async def sign_in(request: Request) -> HTTPResponse:
     opened = session.sessions_of(request).start(key)
     response = redirect(next_path, status=303)
     session.set_session_cookie(response, request, opened)
-    response.delete_cookie(session.SIGNIN_COOKIE, path=SIGN_IN)
+    session.clear_cookie(response, request, session.SIGNIN_COOKIE, SIGN_IN)
     return response
 
 
@@ -115,5 +115,5 @@ async def sign_out(request: Request) -> HTTPResponse:
         sessions.end(live.id)
     target = "/ui/" if await session.service_open(request) else SIGN_IN
     response = redirect(target, status=303)
-    session.clear_session_cookie(response)
+    session.clear_cookie(response, request, session.COOKIE, "/")
     return response

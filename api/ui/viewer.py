@@ -98,7 +98,9 @@ def problem(request: Request, viewer: Viewer | None, exc: CronwellError) -> HTTP
     """The error as a page, with the status the API answers it with."""
     status = status_for(exc, ApiSurface.SCHEDULER)
     title = TITLES.get(status, "The service could not answer")
-    response = page(request, "problem.html", status, viewer=viewer, title=title, text=str(exc))
+    response = page(
+        request, "problem.html", status, viewer=viewer, nav="", title=title, text=str(exc)
+    )
     for name, value in (getattr(exc, "headers", None) or {}).items():
         if name != "WWW-Authenticate":
             response.headers[name] = value
