@@ -9,15 +9,21 @@ the page over one keep-alive connection, `runs` times in each of two scenarios:
 
 - `some-ran`: 200 jobs have run once (every last run is among the newest executions);
 - `all-ran`: every job has run, and 2,000 more runs of ten jobs push most of the
-  others' last runs out of the one-query window, so they are looked up one by one.
+  others' last runs out of the one-query window, so they are looked up one by one;
+- `signed-in`: the same, after an admin key exists (the service is closed) and the
+  client signed in through the form: every request checks its session's key in the
+  store, as an API request checks its key.
 
 Measured per request: the server's own time for the whole handler (store reads,
 rendering, compression), from its `Server-Timing: total` header; the client's time
 to the last byte; bytes over the wire with gzip (what a browser receives) and without.
-The first request of a process (templates compiled) is reported apart. Targets: server
-time under 300 ms and under 500 KB over the wire. Last line: `{"bench": "ui",
-"results": [{"scenario", "runs", "server_p50_ms", "server_p99_ms", "server_max_ms",
-"client_p50_ms", "gzip_bytes", "raw_bytes", "first_ms"}]}`.
+The peer, in the same run and alternated request by request with the page: the JSON
+API's own list of the same jobs (`GET /api/scheduler/jobs`, client time; gzip does not
+apply to it). The first request of a process (templates compiled) is reported apart.
+Targets: server time under 300 ms and under 500 KB over the wire. Last line:
+`{"bench": "ui", "results": [{"scenario", "runs", "server_p50_ms", "server_p99_ms",
+"server_max_ms", "client_p50_ms", "api_list_p50_ms", "page_over_api", "gzip_bytes",
+"raw_bytes", "first_ms"}]}`.
 """
 
 from __future__ import annotations
@@ -48,10 +54,13 @@ _TOTAL = re.compile(r"total;dur=([0-9.]+)")
 
 
 class Client:
-    """One keep-alive connection to the service."""
+    """One keep-alive connection to the service; sends `cookie` (a signed-in page
+    session) or `key` when set."""
 
     def __init__(self, server: Server) -> None:
         self.connection = http.client.HTTPConnection(server.host, server.port, timeout=60)
+        self.cookie: str | None = None
+        self.key: str | None = None
 
     def send(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
@@ -60,6 +69,10 @@ class Client:
         sent = dict(headers or {})
         if data is not None:
             sent["Content-Type"] = "application/json"
+        if self.cookie is not None:
+            sent.setdefault("Cookie", self.cookie)
+        if self.key is not None and "Cookie" not in sent:
+            sent["X-API-Key"] = self.key
         self.connection.request(method, path, body=data, headers=sent)
         response = self.connection.getresponse()
         payload = response.read()
@@ -146,6 +159,48 @@ def fetch_page(client: Client, gzip: bool) -> Sample:
     return Sample(float(timing.group(1)), elapsed, len(payload))
 
 
+def fetch_api_list(client: Client) -> float:
+    """Client milliseconds of the JSON API's list of the same jobs (the peer)."""
+    started = time.perf_counter()
+    status, payload, _ = client.send("GET", "/api/scheduler/jobs")
+    elapsed = (time.perf_counter() - started) * 1000
+    if status != 200 or json.loads(payload)["total"] != JOBS:
+        raise RuntimeError(f"/api/scheduler/jobs answered {status}")
+    return elapsed
+
+
+_FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+_SET_COOKIE = re.compile(r"^([a-z_]+)=([^;]*)")
+
+
+def sign_in(client: Client, key: str) -> None:
+    """Sign the client in through the form as a browser would: the form's token and
+    its cookie, then the session cookie."""
+    client.cookie = None
+    status, payload, response = client.send("GET", "/ui/sign-in")
+    found = _FORM_TOKEN.search(payload.decode())
+    pre = _SET_COOKIE.match(response.getheader("Set-Cookie") or "")
+    if status != 200 or found is None or pre is None:
+        raise RuntimeError(f"no sign-in form ({status})")
+    body = f"key={key}&csrf_token={found.group(1)}&next=/ui/".encode()
+    client.connection.request(
+        "POST",
+        "/ui/sign-in",
+        body=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"{pre.group(1)}={pre.group(2)}",
+        },
+    )
+    answer = client.connection.getresponse()
+    answer.read()
+    cookies = [_SET_COOKIE.match(v) for k, v in answer.getheaders() if k.lower() == "set-cookie"]
+    session = [m for m in cookies if m is not None and m.group(1) == "cronwell_session"]
+    if answer.status != 303 or not session:
+        raise RuntimeError(f"sign-in answered {answer.status}")
+    client.cookie = f"cronwell_session={session[0].group(2)}"
+
+
 def check_rows(client: Client) -> None:
     """The page really lists every job (guards the numbers against a broken page)."""
     status, payload, _ = client.send("GET", "/ui/")
@@ -157,16 +212,28 @@ def check_rows(client: Client) -> None:
 
 def measure(client: Client, scenario: str, runs: int, first_ms: float | None) -> dict[str, Any]:
     check_rows(client)
-    zipped = [fetch_page(client, gzip=True) for _ in range(runs)]
+    zipped: list[Sample] = []
+    peer: list[float] = []
+    for n in range(runs):  # page and peer alternated, the one first swapping each time
+        if n % 2:
+            peer.append(fetch_api_list(client))
+            zipped.append(fetch_page(client, gzip=True))
+        else:
+            zipped.append(fetch_page(client, gzip=True))
+            peer.append(fetch_api_list(client))
     raw = fetch_page(client, gzip=False)
     server = [s.server_ms for s in zipped]
+    client_p50 = percentile([s.client_ms for s in zipped], 50)
+    api_p50 = percentile(peer, 50)
     return {
         "scenario": scenario,
         "runs": runs,
         "server_p50_ms": round(percentile(server, 50), 1),
         "server_p99_ms": round(percentile(server, 99), 1),
         "server_max_ms": round(max(server), 1),
-        "client_p50_ms": round(percentile([s.client_ms for s in zipped], 50), 1),
+        "client_p50_ms": round(client_p50, 1),
+        "api_list_p50_ms": round(api_p50, 1),
+        "page_over_api": round(client_p50 / api_p50, 2),
         "gzip_bytes": zipped[-1].wire_bytes,
         "raw_bytes": raw.wire_bytes,
         "first_ms": first_ms,
@@ -182,6 +249,8 @@ def table(results: Sequence[dict[str, Any]]) -> str:
             fmt(r["server_p99_ms"], 1),
             fmt(r["server_max_ms"], 1),
             fmt(r["client_p50_ms"], 1),
+            fmt(r["api_list_p50_ms"], 1),
+            f"{r['page_over_api']:.2f}",
             f"{r['gzip_bytes'] / 1024:.0f}",
             f"{r['raw_bytes'] / 1024:.0f}",
             fmt(r["first_ms"], 1),
@@ -195,6 +264,8 @@ def table(results: Sequence[dict[str, Any]]) -> str:
         "p99",
         "max",
         "client p50 ms",
+        "API list p50 ms",
+        "page / API",
         "gzip KiB",
         "raw KiB",
         "first request ms",
@@ -251,6 +322,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_now(client, job_ids[:10] * 200)
             wait_idle(client, len(job_ids) + 2000)
             results.append(measure(client, "all-ran", runs, None))
+            log("an admin key closes the service; signing in through the form")
+            admin = client.json(
+                "POST",
+                "/api/users/",
+                {"name": "Admin", "email": "admin@example.com", "role": "admin"},
+            )["user_id"]
+            client.key = client.json("POST", f"/api/users/{admin}/keys", {"name": "bench"})[
+                "api_key"
+            ]
+            sign_in(client, client.key)
+            results.append(measure(client, "signed-in", runs, None))
     print(table(results))
     for line in verdicts(results):
         print(line)
