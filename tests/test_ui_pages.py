@@ -349,3 +349,8 @@ def test_the_jobs_list_pages_past_its_page_size(
     assert "Previous page" in second
     assert get(world, "/ui/?page=0").status_code == 400
     assert "Showing 0 to 0 of 2 jobs." in get(world, "/ui/?page=9").text
+
+
+def test_the_openapi_document_leaves_the_pages_out(world: dict[str, Any]) -> None:
+    paths = get(world, "/openapi.json").json()["paths"]
+    assert paths and not [p for p in paths if p == "/" or p == "/ui" or p.startswith("/ui/")]

@@ -201,3 +201,36 @@ def test_failed_sign_ins_count_toward_the_guard(tmp_path: Path) -> None:
             f"{server.url}/api/scheduler/jobs", headers={"X-API-Key": key["api_key"]}, timeout=5
         )
         assert api.status_code == 429
+
+
+def test_the_live_streams_answer_a_session_as_its_key(world: World) -> None:
+    own_run, other_run = world.execution(world.u1), world.execution(world.u2)
+    browser = signed_in(world.url, world.keys[world.u1])
+    cells = [
+        (f"/api/scheduler/executions/{own_run}/stream", 200),
+        (f"/api/scheduler/executions/{other_run}/stream", 404),
+        ("/api/scheduler/events", 200),
+        (f"/api/scheduler/events?user_id={world.u2}", 404),
+    ]
+    for path, status in cells:
+        with browser.get(world.url + path, stream=True, timeout=10) as answer:
+            assert answer.status_code == status, path
+    # a finished run's stream sends its stored output and its end at once
+    with browser.get(
+        f"{world.url}/api/scheduler/executions/{own_run}/stream", stream=True, timeout=10
+    ) as answer:
+        body = answer.text
+    assert "event: end" in body and '"stream": "stdout"' in body
+
+
+def test_sign_in_and_sign_out_are_in_the_audit_trail(world: World) -> None:
+    user = world.user()
+    browser = signed_in(world.url, world.key(user))
+    token = csrf_of(browser.get(f"{world.url}/ui/", timeout=10).text)
+    out = browser.post(f"{world.url}/ui/sign-out", data={"csrf_token": token}, timeout=10)
+    assert out.status_code == 200  # followed to the sign-in form
+    trail = world.call("GET", f"/api/audit?user_id={user}", None, world.admin_key).json()
+    assert [(e["method"], e["path"], e["status_code"]) for e in trail["data"]] == [
+        ("POST", "/ui/sign-out", 303),
+        ("POST", "/ui/sign-in", 303),
+    ]

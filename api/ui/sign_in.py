@@ -5,7 +5,8 @@ The key is checked by the app's Authenticator exactly as an API request's key is
 counts toward the failure guard, whose 429 the form shows with the wait. The form
 itself carries a token bound to a short-lived cookie (double-submit), so another site
 cannot sign a browser in with a key of its choosing. In open mode there is nothing to
-sign in to: both routes send the browser to the jobs list.
+sign in to: both routes send the browser to the jobs list. A sign-in and a sign-out
+are in the audit trail as their key's (a failed sign-in is logged, as a refused key).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ async def sign_in(request: Request) -> HTTPResponse:
     if not key:
         return _sign_in_form(request, 400, "Enter an API key.", next_path)
     try:
-        await session.check_key(request, key)
+        request.ctx.principal = await session.check_key(request, key)  # audited as the key
     except TooManyAttempts as exc:
         wait = f"Too many failed sign-ins from this address; try again in {exc.retry_after} s."
         response = _sign_in_form(request, 429, wait, next_path)
@@ -107,6 +108,9 @@ async def sign_in(request: Request) -> HTTPResponse:
 async def sign_out(request: Request) -> HTTPResponse:
     sessions = session.sessions_of(request)
     live = sessions.get(request.cookies.get(session.COOKIE))
+    found = await session.signed_in(request) if live is not None else None
+    if found is not None:
+        request.ctx.principal = found[1]  # audited as the session's key
     if live is not None:
         if not session.csrf_matches(live, form_fields(request).get(session.CSRF_FIELD)):
             viewer = Viewer(OPEN, live.csrf, live.key is not None, "")

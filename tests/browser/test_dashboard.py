@@ -237,6 +237,22 @@ def test_03_create_a_job_class_job_through_the_form(tab: Watched, service: dict[
     tab.clean()
 
 
+def test_03b_an_interval_job_through_the_form(tab: Watched, service: dict[str, Any]) -> None:
+    page = tab.page
+    page.goto(url(service, "/ui/new-job"))
+    page.get_by_label("User").select_option(label="Grace Hopper (grace@example.com)")
+    page.get_by_label("Job class").select_option("jobs.echo.EchoJob")
+    page.get_by_label("Name").fill("Every ninety seconds")
+    page.get_by_label("Every N seconds").fill("90")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_role("heading", name=re.compile("Every ninety seconds")).wait_for()
+    job = api(service, "GET", f"/api/scheduler/jobs/{page.url.rsplit('/', 1)[1]}")["data"]
+    assert job["interval_seconds"] == 90 and job["minute"] is None
+    words = job["schedule"]["description"]
+    assert page.locator("p.words").inner_text() == words[:1].upper() + words[1:]
+    tab.clean()
+
+
 def test_04_times_show_in_the_browser_zone_with_utc_on_hover(
     tab: Watched, service: dict[str, Any]
 ) -> None:

@@ -420,9 +420,12 @@ function classBody(form, editing) {
   const body = {};
   const args = collectArgs(form);
   if (args.bad) return null;
-  for (const name of ["user_id", "job_class_string", "name", "minute", "hour", "day_of_month", "month", "day_of_week", "week", "timezone"]) {
+  // one kind of schedule: a cron line or an interval, when given, instead of the fields
+  const other = ["cron", "interval_seconds"].filter((n) => value(form, n) && (!editing || changed(form, n)));
+  const fields = ["minute", "hour", "day_of_month", "month", "day_of_week", "week"];
+  for (const name of ["user_id", "job_class_string", "name", ...(other.length ? [] : fields), "timezone", ...other]) {
     const v = value(form, name);
-    if (v && (!editing || changed(form, name))) body[name] = v;
+    if (v && (!editing || changed(form, name))) body[name] = name === "interval_seconds" ? Number(v) : v;
   }
   if (!editing || changed(form, "description")) {
     const d = value(form, "description");
