@@ -314,7 +314,7 @@ def test_06_create_a_bash_job_run_it_now_and_watch_its_output_live(
     assert "done" not in live.inner_text()
     # at the end the page shows the record: stdout and stderr apart
     page.locator("#exec-status", has_text="completed").wait_for(timeout=20_000)
-    page.locator("#exec-stdout").wait_for()
+    page.locator("#exec-watch").wait_for(state="detached")  # the page read itself again
     assert page.locator("#exec-stdout").inner_text().strip() == "hello from the browser\ndone"
     assert page.locator("#exec-stderr").inner_text().strip() == "a warning about the browser"
     service["execution"] = page.url.rsplit("/", 1)[1]
