@@ -191,6 +191,7 @@ def test_failed_sign_ins_count_toward_the_guard(tmp_path: Path) -> None:
             f"{server.url}/api/users/", json={"name": "A", "email": "a@example.com"}, timeout=5
         ).json()["user_id"]
         key = requests.post(f"{server.url}/api/users/{user}/keys", json={}, timeout=5).json()
+        browser = signed_in(server.url, key["api_key"])  # before the guesses
         for _ in range(3):
             assert sign_in(server.url, "cw_wrong")[1].status_code == 401
         locked = sign_in(server.url, key["api_key"])[1]  # even the right key, for a while
@@ -201,6 +202,12 @@ def test_failed_sign_ins_count_toward_the_guard(tmp_path: Path) -> None:
             f"{server.url}/api/scheduler/jobs", headers={"X-API-Key": key["api_key"]}, timeout=5
         )
         assert api.status_code == 429
+        # a session from that address waits too: its pages say so, as HTML
+        for path in ("/ui/", "/ui/sign-in"):
+            page = browser.get(server.url + path, allow_redirects=False, timeout=5)
+            assert page.status_code == 429, path
+            assert page.headers["content-type"].startswith("text/html")
+            assert "Too many attempts" in page.text and page.headers["Retry-After"]
 
 
 def test_the_live_streams_answer_a_session_as_its_key(world: World) -> None:

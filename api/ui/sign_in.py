@@ -12,6 +12,9 @@ are in the audit trail as their key's (a failed sign-in is logged, as a refused 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, redirect
@@ -20,7 +23,7 @@ from api.permissions import OPEN
 from api.ui import session
 from api.ui.render import page
 from api.ui.viewer import Viewer, problem
-from engine.errors import Forbidden, NotAuthenticated, TooManyAttempts
+from engine.errors import CronwellError, Forbidden, NotAuthenticated, TooManyAttempts
 
 bp = Blueprint("ui_sign_in", strict_slashes=True)
 
@@ -60,7 +63,22 @@ def _sign_in_form(
     return response
 
 
+def door(handler: Callable[[Request], Awaitable[HTTPResponse]]) -> Callable[..., Any]:
+    """The engine's errors on the way in (the store away: 503; locked out: 429) as a
+    page with the API's status, not a JSON envelope."""
+
+    @wraps(handler)
+    async def wrapper(request: Request) -> HTTPResponse:
+        try:
+            return await handler(request)
+        except CronwellError as exc:
+            return problem(request, None, exc)
+
+    return wrapper
+
+
 @bp.get(SIGN_IN)
+@door
 async def sign_in_page(request: Request) -> HTTPResponse:
     if await session.service_open(request):
         return redirect("/ui/")
@@ -76,6 +94,7 @@ def form_fields(request: Request) -> dict[str, str]:
 
 
 @bp.post(SIGN_IN)
+@door
 async def sign_in(request: Request) -> HTTPResponse:
     if await session.service_open(request):
         return redirect("/ui/", status=303)
@@ -105,6 +124,7 @@ async def sign_in(request: Request) -> HTTPResponse:
 
 
 @bp.post("/ui/sign-out")
+@door
 async def sign_out(request: Request) -> HTTPResponse:
     sessions = session.sessions_of(request)
     live = sessions.get(request.cookies.get(session.COOKIE))
