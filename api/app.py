@@ -43,6 +43,8 @@ from api.errors import ApiErrorHandler
 from api.retention import INTERVAL as RETENTION_INTERVAL
 from api.retention import Retention
 from api.secrets import load_secret_box
+from api.ui import session as page_session
+from api.ui.blueprints import BLUEPRINTS as PAGE_BLUEPRINTS
 from engine.clock import SystemClock
 from engine.scheduler import Scheduler
 from jobs.base import JobServices
@@ -73,6 +75,7 @@ BLUEPRINTS = (
     openapi.bp,
     swagger.bp,
     metrics.bp,
+    *PAGE_BLUEPRINTS,
 )
 #: the metrics middleware runs before any other (the API-key check included), so a
 #: refused request is counted and timed too
@@ -118,6 +121,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     app.register_middleware(
         app.ctx.metrics.request_answered, "response", priority=METRICS_MIDDLEWARE_PRIORITY
     )
+    # a request a dashboard page makes acts for its session (with its CSRF token)
+    app.register_middleware(page_session.from_session, "request", priority=page_session.PRIORITY)
     # always: a key made while the service runs (`cronwell keys create`) closes it
     app.register_middleware(authenticate, "request")
     app.register_middleware(audit.record, "response")

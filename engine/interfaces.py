@@ -437,10 +437,16 @@ class RunObserver(Protocol):
         """Must be quick, must not block, must not keep or change `execution`."""
 
 
-class OutputSink(Protocol):
-    """Takes a job's output as it is printed (bytes, in arrival order); never blocks."""
+#: the names a write to an OutputSink is tagged with
+STDOUT = "stdout"
+STDERR = "stderr"
 
-    def write(self, data: bytes) -> None: ...
+
+class OutputSink(Protocol):
+    """Takes a job's output as it is printed (bytes, in arrival order), each write
+    tagged with the stream it came from (STDOUT or STDERR); never blocks."""
+
+    def write(self, data: bytes, stream: str = STDOUT) -> None: ...
 
 
 class JobRunner(Protocol):
