@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.errors import StoreError, StoreUnavailable
-from stores.sql import TABLES, SqlStore
+from engine.model import Status
+from stores import sqlite_counts as counts
+from stores.sql import TABLES, SqlStore, filter_key
 from stores.sql_cluster import CLUSTER_TABLES
 from stores.sql_tables import Dialect, Table
 
@@ -114,6 +116,10 @@ class SqliteStore(SqlStore):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
+        for filters, sql in counts.STATS.items():
+            self._sql[filter_key("kept_stats", filters)] = sql
+        for filters, sql in counts.COUNT.items():
+            self._sql[filter_key("kept_count", filters)] = sql
         self.path = Path(path)
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
@@ -145,6 +151,9 @@ class SqliteStore(SqlStore):
             db.execute("BEGIN IMMEDIATE")
             for statement in schema(self.dialect):
                 db.execute(statement)
+            counted = db.execute(counts.TABLE_EXISTS).fetchone() is not None
+            for statement in counts.create_statements(counted):
+                db.execute(statement)
             self._seed_counters(db.cursor())
             db.execute("COMMIT")
         except (StoreUnavailable, sqlite3.Error) as exc:
@@ -153,6 +162,23 @@ class SqliteStore(SqlStore):
                 raise
             raise StoreUnavailable(f"cannot use {self.path}: {exc}") from exc
         self._db = db
+
+    # -- counts kept by triggers (stores/sqlite_counts.py) ------------------------------
+    def execution_stats(self, owner: str | None = None) -> dict[str, int]:
+        """From the kept counts: a few rows read, however long the history."""
+        filters = {} if owner is None else {"owner": owner}
+        rows = self._rows(filter_key("kept_stats", tuple(filters)), filters)
+        return {str(status): int(count) for status, count in rows}
+
+    def count_executions(
+        self, *, job_id: str | None = None, owner: str | None = None, status: Status | None = None
+    ) -> int:
+        """From the kept counts unless a job is named (then an index range is counted:
+        a job's own history is a slice of the whole)."""
+        if job_id is not None:
+            return super().count_executions(job_id=job_id, owner=owner, status=status)
+        filters = self._execution_filters(None, owner, status)
+        return int(self._rows(filter_key("kept_count", tuple(filters)), filters)[0][0])
 
     def close(self) -> None:
         with self._lock:

@@ -15,7 +15,8 @@ earlier life, nodes whose lease has passed, records written by no node):
    for such a fire, so it runs at most once and is recorded exactly once, and a one-off
    job, whose next_run_time the claim already cleared, is never left without its run
    or its record.
-3. Every active job with a next_run_time goes on the heap. Fire times that passed while
+3. Every active job with a next_run_time goes on the heap, read a page of records at
+   a time (`load_jobs`). Fire times that passed while
    the service was down are due at once, so the first step applies the misfire policy
    to them (run, coalesce, or record as missed). A one-shot date job that already fired
    has next_run_time None and stays off the heap: it never runs again.
@@ -26,9 +27,10 @@ earlier life, nodes whose lease has passed, records written by no node):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from engine.gcpause import BULK_ITEMS, paused_gc
 from engine.interfaces import SchedulerStore
@@ -40,10 +42,14 @@ from engine.scheduling.timetable import Timetable
 log = logging.getLogger(__name__)
 ABANDONED_MESSAGE = "cronwell stopped while this execution was running"
 PAGE = 1000
+#: job records per store read while loading every job
+LOAD_PAGE = 2000
 
 #: kills what runs of a stopped process left behind, given their execution ids, and
 #: returns how many processes it stopped (the service passes runners' own)
 KillLeftovers = Callable[[Collection[str]], int]
+#: sees one stored job's record (`SchedulerStore.job_records`) during the start-up load
+JobObserver = Callable[[Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +75,12 @@ def recover(
     kill_leftovers: KillLeftovers | None = None,
     started: Collection[str] = frozenset(),
     node_id: str | None = None,
+    observers: Sequence[JobObserver] = (),
 ) -> Recovery:
     """Rebuild `timetable` from `store` as of `now` (see the module docstring);
-    `started` are the ids of runs a dead process's start journal says it started, and
-    `node_id` is this node's name (None: an engine that is no node)."""
+    `started` are the ids of runs a dead process's start journal says it started,
+    `node_id` is this node's name (None: an engine that is no node), and `observers`
+    see every stored job's record as it is loaded."""
     nodes = store.list_nodes()
     live = [n.node_id for n in nodes if n.alive(now) and n.node_id != node_id]
     dead = [n.node_id for n in nodes if n.node_id not in live and n.node_id != node_id]
@@ -92,11 +100,7 @@ def recover(
     abandoned += abandon_begun(store, begun, now, ABANDONED_MESSAGE)
     requeued, ended = judge_unstarted(store, unstarted, now)
     timetable.clear()
-    # Building the heap from every stored job allocates hundreds of thousands of
-    # long-lived objects and no garbage: pausing the cyclic GC (as the stores do for
-    # bulk decoding) keeps the collector from re-traversing them (a fifth of start-up).
-    with paused_gc(BULK_ITEMS):
-        jobs = sum(1 for job in store.list_jobs() if timetable.put_job(job) is not None)
+    jobs = load_jobs(store, timetable, observers)
     retries = 0
     for execution in _every(store, Status.SCHEDULED):
         if execution.scheduled_for is None:
@@ -124,6 +128,31 @@ def recover(
         killed,
         frozenset(started) - taken,
     )
+
+
+def load_jobs(
+    store: SchedulerStore, timetable: Timetable, observers: Sequence[JobObserver] = ()
+) -> int:
+    """Put every stored job that will fire on the heap; return how many.
+
+    Streamed a page of records at a time (`SchedulerStore.job_records`): a million jobs
+    are never in memory as Jobs, only as the timetable's slots, and each record is
+    shown to the `observers` (the service learns retention limits and notification
+    targets from the same pass instead of loading every job again).
+    """
+    jobs = 0
+    # Building the heap allocates long-lived objects and no cyclic garbage: pausing the
+    # cyclic GC (as the stores do for bulk decoding) keeps the collector from
+    # re-traversing them (a fifth of start-up); each page's records are freed by
+    # reference counting as the next page is read.
+    with paused_gc(BULK_ITEMS):
+        for page in store.job_records(LOAD_PAGE):
+            for record in page:
+                for observe in observers:
+                    observe(record)
+                if timetable.put_record(record) is not None:
+                    jobs += 1
+    return jobs
 
 
 def abandon_begun(
