@@ -203,7 +203,11 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     notifier.attach(scheduler.events)
     # one pass over the stored jobs serves all three: the engine's load shows each
     # record to retention and notifications (a million jobs are read once, not thrice)
-    await asyncio.to_thread(scheduler.start, observers=(retention.learn, notifier.learn))
+    await asyncio.to_thread(
+        scheduler.start,
+        observers=(retention.learn, notifier.learn),
+        observed_fields=("history_limit", "notify"),
+    )
     app.ctx.scheduler = scheduler
     app.ctx.retention = await asyncio.to_thread(retention.start, loaded=True)
     app.ctx.notifier = await asyncio.to_thread(notifier.start, loaded=True)

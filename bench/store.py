@@ -264,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1_000_000, help="with --scale")
     parser.add_argument("--executions", type=int, default=1_000_000, help="with --scale")
     parser.add_argument("--requests", type=int, default=20, help="with --scale: per query")
+    parser.add_argument(
+        "--files", type=Path, help="with --scale: keep the filled files here and reuse them"
+    )
     args = parser.parse_args(argv)
     if args.scale:
         return scale_main(args)
@@ -315,8 +318,10 @@ def scale_main(args: argparse.Namespace) -> int:
     if args.parent is not None:
         trees.insert(0, store_scale.Tree("parent", args.parent.resolve()))
     with tempfile.TemporaryDirectory(prefix="cronwell-bench-scale-") as tmp:
+        folder = Path(tmp) if args.files is None else args.files
+        folder.mkdir(parents=True, exist_ok=True)
         figures = store_scale.run(
-            Path(tmp),
+            folder,
             trees,
             jobs=args.jobs,
             executions=args.executions,

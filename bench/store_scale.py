@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import signal
 import subprocess
@@ -75,6 +76,11 @@ class Figures:
 
     fill_s: dict[str, float] = field(default_factory=dict)
     startup_s: list[float] = field(default_factory=list)
+    #: CPU seconds the server used until it served (on a shared machine, the figure
+    #: other load moves least)
+    startup_cpu_s: list[float] = field(default_factory=list)
+    #: the 1-minute load average when each start began
+    load: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
     peak_mb: list[float] = field(default_factory=list)
     scheduled: list[int | None] = field(default_factory=list)
@@ -89,6 +95,13 @@ def fill(tree: Tree, kind: str, path: Path, count: int) -> float:
         raise RuntimeError(f"filling {path} failed: {done.stderr.strip()[-800:]}")
     found = re.search(r"'seconds': ([0-9.]+)", done.stdout)
     return float(found.group(1)) if found else float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -232,12 +245,15 @@ def run(
     for tree in trees:
         jobs_file = folder / f"{tree.name}-jobs.db"
         executions_file = folder / f"{tree.name}-executions.db"
-        say(f"... {tree.name}: filling {jobs:,} jobs")
-        figures[tree.name].fill_s["jobs"] = fill(tree, "jobs", jobs_file, jobs)
-        say(f"... {tree.name}: filling {executions:,} executions")
-        figures[tree.name].fill_s["executions"] = fill(
-            tree, "executions", executions_file, executions
-        )
+        for kind, path, count in (
+            ("jobs", jobs_file, jobs),
+            ("executions", executions_file, executions),
+        ):
+            if path.exists():  # kept from an earlier run (--files): its count is checked
+                say(f"... {tree.name}: reusing {path}")
+                continue
+            say(f"... {tree.name}: filling {count:,} {kind}")
+            figures[tree.name].fill_s[kind] = fill(tree, kind, path, count)
         files[tree.name] = (jobs_file, executions_file)
     for round_ in range(runs):
         order = list(trees) if round_ % 2 == 0 else list(reversed(trees))
@@ -245,14 +261,17 @@ def run(
             jobs_file, executions_file = files[tree.name]
             workdir = folder / f"{tree.name}-run{round_}"
             mine = figures[tree.name]
+            mine.load.append(os.getloadavg()[0])
             with serving(tree, jobs_file, workdir / "startup") as served:
                 rss, peak = memory_mb(served.process.pid)
+                mine.startup_cpu_s.append(cpu_seconds(served.process.pid))
                 mine.startup_s.append(served.startup_s)
                 mine.rss_mb.append(rss)
                 mine.peak_mb.append(peak)
                 mine.scheduled.append(scheduled_jobs(served.log))
             say(
-                f"... run {round_ + 1}/{runs} {tree.name}: start-up {served.startup_s:.2f} s, "
+                f"... run {round_ + 1}/{runs} {tree.name}: start-up {served.startup_s:.2f} s "
+                f"({mine.startup_cpu_s[-1]:.1f} CPU s, load {mine.load[-1]:.1f}), "
                 f"RSS {rss:.0f} MiB (peak {peak:.0f}), scheduled {mine.scheduled[-1]}"
             )
             with serving(tree, executions_file, workdir / "queries") as served:
@@ -276,6 +295,8 @@ def results(figures: dict[str, Figures]) -> list[dict[str, Any]]:
     for tree, f in figures.items():
         measured: dict[str, tuple[str, Sequence[float]]] = {
             "startup": ("s", f.startup_s),
+            "startup-cpu": ("s", f.startup_cpu_s),
+            "load": ("load average", f.load),
             "rss": ("MiB", f.rss_mb),
             "peak-rss": ("MiB", f.peak_mb),
             **{name: ("ms", values) for name, values in f.queries_ms.items()},
@@ -310,6 +331,8 @@ def report(figures: dict[str, Figures], *, jobs: int, executions: int) -> str:
 
     lines: list[tuple[str, str, list[list[float]], int]] = [
         ("start-up", "s", [figures[n].startup_s for n in names], 2),
+        ("start-up CPU", "s", [figures[n].startup_cpu_s for n in names], 2),
+        ("load average", "1 min", [figures[n].load for n in names], 1),
         ("RSS when serving", "MiB", [figures[n].rss_mb for n in names], 0),
         ("peak RSS", "MiB", [figures[n].peak_mb for n in names], 0),
         *((q, "ms", [figures[n].queries_ms.get(q, []) for n in names], 2) for q in QUERIES),

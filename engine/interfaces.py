@@ -171,9 +171,14 @@ class SchedulerStore(ABC):
     def list_jobs(self, owner: str | None = None) -> list[Job]:
         """All jobs (of one owner when given), oldest first (created_at, then id)."""
 
-    def job_records(self, page: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    def job_records(
+        self, page: int = 1000, fields: Sequence[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         """Every stored job as its record (what `Job.from_record` takes: the trigger as
         its dict, times aware in UTC), in pages of at most `page`, in no promised order.
+        With `fields` (Job field names), a record needs to hold only those and `id`,
+        a field missing from the stored job left out (so it reads as the Job's
+        default): a backend that can read less than the whole job does.
 
         What the start-up load reads: one page at a time, so a million jobs never sit in
         memory at once, and records, not Jobs, since the engine keeps only a slot per

@@ -158,10 +158,17 @@ class Scheduler:
         self._state_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self, *, loop_thread: bool = True, observers: Sequence[JobObserver] = ()) -> Recovery:
+    def start(
+        self,
+        *,
+        loop_thread: bool = True,
+        observers: Sequence[JobObserver] = (),
+        observed_fields: Sequence[str] = (),
+    ) -> Recovery:
         """Recover from the store, start the workers and (unless told not to, for tests
         that drive `run_once` by hand) the loop thread. `observers` see every stored
-        job's record as recovery loads it (see `recovery.load_jobs`)."""
+        job's record, holding at least `observed_fields`, as recovery loads it (see
+        `recovery.load_jobs`)."""
         with self._state_lock:
             if self._state != "new":
                 raise EngineStopped(f"the scheduler cannot start: it is {self._state}")
@@ -179,6 +186,7 @@ class Scheduler:
                     started,
                     self.node_id,
                     observers,
+                    observed_fields,
                 )
                 if journal is not None:
                     journal.forget_left_over()

@@ -367,13 +367,18 @@ class MongoStore(MongoCluster, Store):
     def list_jobs(self, owner: str | None = None) -> list[Job]:
         return self._find("jobs", {} if owner is None else {"owner": owner}, OLDEST_FIRST)
 
-    def job_records(self, page: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Keyset pages by _id: each page is one short query, no cursor held open."""
+    def job_records(
+        self, page: int = 1000, fields: Sequence[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Keyset pages by _id: each page is one short query, no cursor held open;
+        with `fields`, the server sends only those."""
         query: dict[str, Any] = {}
         limit = max(page, 1)
+        wanted = None if fields is None else {f: 1 for f in fields if f != "id"}
         while True:
             with self._driver():
-                found = self._collection("jobs").find(query).sort("_id", ASCENDING).limit(limit)
+                found = self._collection("jobs").find(query, wanted)
+                found = found.sort("_id", ASCENDING).limit(limit)
                 documents = list(found)
             if documents:
                 yield [job_record(d) for d in documents]

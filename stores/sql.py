@@ -487,9 +487,13 @@ class SqlStore(SqlCluster, Store):
     def list_jobs(self, owner: str | None = None) -> list[Job]:
         return self._list("jobs", {} if owner is None else {"owner": owner})
 
-    def job_records(self, page: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    def job_records(
+        self, page: int = 1000, fields: Sequence[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         """Keyset pages by id (as `export`): each page is one short read that holds the
-        store's lock only while its rows are fetched; decoding happens outside it."""
+        store's lock only while its rows are fetched; decoding happens outside it.
+        Whole documents are read whatever `fields` asks: picking fields out of the JSON
+        with SQLite's json_extract was measured no faster than orjson's whole parse."""
         params: dict[str, Any] = {"limit": max(page, 1), "offset": 0}
         name = "export_jobs_first"
         while True:

@@ -331,6 +331,28 @@ def test_job_records_are_every_job_once_as_from_record_takes_them(store: Store, 
     assert by_id[jobs[0].id].next_run_time == T0 + timedelta(days=1)
 
 
+def test_job_records_with_fields_hold_those_fields_as_stored(store: Store) -> None:
+    """The start-up load asks for some fields only: each record has at least those,
+    equal to the stored job's (a field left out reads as the Job's default)."""
+    from engine.scheduling.timetable import JOB_DEFAULTS, RECORD_FIELDS
+
+    wanted = (*RECORD_FIELDS, "history_limit", "notify", "last_run_time")
+    jobs = [
+        make_job(owner="u1", max_instances=3, overlap="queue", coalesce=False),
+        make_job(owner=None, paused=True, notify={"on": ["failed"], "email": "a@b.c"}),
+        make_job(enabled=False, history_limit=5, misfire_grace_time=30.0),
+        make_job(trigger=DateTrigger(T0), next_run_time=None),
+    ]
+    for job in jobs:
+        store.add_job(job)
+    records = [r for page in store.job_records(2, wanted) for r in page]
+    assert sorted(r["id"] for r in records) == sorted(j.id for j in jobs)
+    for record in records:
+        stored = store.get_job(record["id"]).to_record()
+        got = {f: record.get(f, JOB_DEFAULTS.get(f)) for f in wanted}
+        assert got == {f: stored[f] for f in wanted}
+
+
 def test_count_jobs(store: Store) -> None:
     assert store.count_jobs().total == 0
     store.add_job(make_job(owner="u1"))

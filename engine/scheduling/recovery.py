@@ -37,7 +37,7 @@ from engine.interfaces import SchedulerStore
 from engine.model import Execution, Status
 from engine.running.pool import WorkItem
 from engine.scheduling.takeover import judge_unstarted, requeue_note
-from engine.scheduling.timetable import Timetable
+from engine.scheduling.timetable import RECORD_FIELDS, Timetable
 
 log = logging.getLogger(__name__)
 ABANDONED_MESSAGE = "cronwell stopped while this execution was running"
@@ -76,11 +76,12 @@ def recover(
     started: Collection[str] = frozenset(),
     node_id: str | None = None,
     observers: Sequence[JobObserver] = (),
+    observed_fields: Sequence[str] = (),
 ) -> Recovery:
     """Rebuild `timetable` from `store` as of `now` (see the module docstring);
     `started` are the ids of runs a dead process's start journal says it started,
     `node_id` is this node's name (None: an engine that is no node), and `observers`
-    see every stored job's record as it is loaded."""
+    see every stored job's record (with at least `observed_fields`) as it is loaded."""
     nodes = store.list_nodes()
     live = [n.node_id for n in nodes if n.alive(now) and n.node_id != node_id]
     dead = [n.node_id for n in nodes if n.node_id not in live and n.node_id != node_id]
@@ -100,7 +101,7 @@ def recover(
     abandoned += abandon_begun(store, begun, now, ABANDONED_MESSAGE)
     requeued, ended = judge_unstarted(store, unstarted, now)
     timetable.clear()
-    jobs = load_jobs(store, timetable, observers)
+    jobs = load_jobs(store, timetable, observers, observed_fields)
     retries = 0
     for execution in _every(store, Status.SCHEDULED):
         if execution.scheduled_for is None:
@@ -131,22 +132,27 @@ def recover(
 
 
 def load_jobs(
-    store: SchedulerStore, timetable: Timetable, observers: Sequence[JobObserver] = ()
+    store: SchedulerStore,
+    timetable: Timetable,
+    observers: Sequence[JobObserver] = (),
+    observed_fields: Sequence[str] = (),
 ) -> int:
     """Put every stored job that will fire on the heap; return how many.
 
-    Streamed a page of records at a time (`SchedulerStore.job_records`): a million jobs
-    are never in memory as Jobs, only as the timetable's slots, and each record is
-    shown to the `observers` (the service learns retention limits and notification
-    targets from the same pass instead of loading every job again).
+    Streamed a page of records at a time (`SchedulerStore.job_records`), each with only
+    the fields the timetable reads (`RECORD_FIELDS`) and the `observed_fields`: a
+    million jobs are never in memory as Jobs, only as the timetable's slots. Each
+    record is shown to the `observers` (the service learns retention limits and
+    notification targets from the same pass instead of loading every job again).
     """
+    wanted = tuple(dict.fromkeys((*RECORD_FIELDS, *observed_fields)))
     jobs = 0
     # Building the heap allocates long-lived objects and no cyclic garbage: pausing the
     # cyclic GC (as the stores do for bulk decoding) keeps the collector from
     # re-traversing them (a fifth of start-up); each page's records are freed by
     # reference counting as the next page is read.
     with paused_gc(BULK_ITEMS):
-        for page in store.job_records(LOAD_PAGE):
+        for page in store.job_records(LOAD_PAGE, wanted):
             for record in page:
                 for observe in observers:
                     observe(record)

@@ -37,6 +37,22 @@ TRIGGER_INTERN_LIMIT = 10_000
 TIME_INTERN_LIMIT = 10_000
 #: a job record's missing fields read as the Job's defaults (as `Job.from_record` does)
 JOB_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Job) if f.default is not MISSING}
+#: the Job fields `put_record` reads: what the start-up load asks the store for
+RECORD_FIELDS = (
+    "id",
+    "name",
+    "kind",
+    "target",
+    "owner",
+    "trigger",
+    "next_run_time",
+    "enabled",
+    "paused",
+    "misfire_grace_time",
+    "coalesce",
+    "max_instances",
+    "overlap",
+)
 #: a record's kind text -> the slot's (shared) kind string
 _KIND_VALUES = {k.value: k.value for k in JobKind}
 #: small values many jobs repeat (grace seconds, overlap words), one object each
