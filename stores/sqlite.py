@@ -121,8 +121,6 @@ class SqliteStore(SqlStore):
         super().__init__()
         for filters, sql in counts.STATS.items():
             self._sql[filter_key("kept_stats", filters)] = sql
-        for filters, sql in counts.COUNT.items():
-            self._sql[filter_key("kept_count", filters)] = sql
         self.path = Path(path)
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
@@ -172,20 +170,21 @@ class SqliteStore(SqlStore):
 
     # -- counts kept by triggers (stores/sqlite_counts.py) ------------------------------
     def execution_stats(self, owner: str | None = None) -> dict[str, int]:
-        """From the kept counts: a few rows read, however long the history."""
+        """Kept counts of finished executions plus a live count of the active ones: a
+        few rows read, however long the history."""
         filters = {} if owner is None else {"owner": owner}
         rows = self._rows(filter_key("kept_stats", tuple(filters)), filters)
-        return {str(status): int(count) for status, count in rows}
+        return {str(status): int(count) for status, count in rows if count}
 
     def count_executions(
         self, *, job_id: str | None = None, owner: str | None = None, status: Status | None = None
     ) -> int:
-        """From the kept counts unless a job is named (then an index range is counted:
-        a job's own history is a slice of the whole)."""
+        """From `execution_stats` unless a job is named (then a range of that job's
+        index is counted: a job's own history is a slice of the whole)."""
         if job_id is not None:
             return super().count_executions(job_id=job_id, owner=owner, status=status)
-        filters = self._execution_filters(None, owner, status)
-        return int(self._rows(filter_key("kept_count", tuple(filters)), filters)[0][0])
+        by_status = self.execution_stats(owner)
+        return by_status.get(str(status), 0) if status is not None else sum(by_status.values())
 
     def close(self) -> None:
         with self._lock:
