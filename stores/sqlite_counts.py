@@ -98,5 +98,5 @@ def create_statements(table_exists: bool) -> Sequence[str]:
 
 
 def all_statements() -> list[str]:
-    """Every statement text of this module."""
+    """Every statement text of this module (the tests prepare each one)."""
     return [TABLE, *TRIGGERS, TABLE_EXISTS, SEED, *STATS.values()]

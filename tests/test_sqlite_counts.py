@@ -8,6 +8,7 @@ stats and counts read from them equal what counting the table gives.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -54,7 +55,7 @@ def assert_exact(store: SqliteStore) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
     opened = SqliteStore(tmp_path / "counts.db")
     opened.open()
     yield opened
@@ -147,3 +148,11 @@ def test_a_file_made_before_the_counts_is_counted_once_when_opened(tmp_path: Pat
         assert len(names) == len(TRIGGERS)
     finally:
         again.close()
+
+
+def test_every_counts_statement_prepares_on_an_opened_file(store: SqliteStore) -> None:
+    from stores.sqlite_counts import all_statements
+
+    with store._connection() as db:
+        for sql in all_statements():
+            db.execute(f"EXPLAIN {sql}", {"owner": "u1"} if ":owner" in sql else {})
