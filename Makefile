@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 STORE ?= sqlite:///var/cronwell.db
 
-.PHONY: run test test-browser lint typecheck image-test bench bench-quick clean
+.PHONY: run test test-browser lint typecheck image-test bench bench-quick bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench.idle
 	$(BIN)/python -m bench.cluster
 	$(BIN)/python -m bench.ui
+
+# a million jobs and a million executions in SQLite (about 15 minutes; PARENT=tree for an A/B)
+bench-scale: $(STAMP_BENCH)
+	$(BIN)/python -m bench.store --scale $(if $(PARENT),--parent $(PARENT))
 
 bench-quick: $(STAMP_BENCH)
 	$(BIN)/python -m bench.dispatch --quick

@@ -209,10 +209,16 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         timeout=settings.extra.get("notify_timeout", 10.0),
     )
     notifier.attach(scheduler.events)
-    await asyncio.to_thread(scheduler.start)
+    # one pass over the stored jobs serves all three: the engine's load shows each
+    # record to retention and notifications (a million jobs are read once, not thrice)
+    await asyncio.to_thread(
+        scheduler.start,
+        observers=(retention.learn, notifier.learn),
+        observed_fields=("history_limit", "notify"),
+    )
     app.ctx.scheduler = scheduler
-    app.ctx.retention = await asyncio.to_thread(retention.start)
-    app.ctx.notifier = await asyncio.to_thread(notifier.start)
+    app.ctx.retention = await asyncio.to_thread(retention.start, loaded=True)
+    app.ctx.notifier = await asyncio.to_thread(notifier.start, loaded=True)
     log.info("engine started on the %s store", store.backend)
 
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from engine import events as ev
 from engine.clock import Clock
@@ -91,9 +92,11 @@ class Retention:
         kinds = (*_JOB_CHANGES, ev.JOB_REMOVED, *_FINISHED)
         self._unsubscribe = events.subscribe(self._on_event, kinds)
 
-    def start(self) -> Retention:
-        """Learn every stored job's limit, then trim and sweep in the background."""
-        self.load_limits()
+    def start(self, *, loaded: bool = False) -> Retention:
+        """Learn every stored job's limit (unless `learn` already saw every job: the
+        engine's start-up load), then trim and sweep in the background."""
+        if not loaded:
+            self.load_limits()
         self._thread = threading.Thread(target=self._run, name="cronwell-retention", daemon=True)
         self._thread.start()
         return self
@@ -107,10 +110,26 @@ class Retention:
             self._thread.join(timeout)
 
     def load_limits(self) -> None:
-        jobs = self._store.list_jobs()
+        """Read every stored job's limit (a page of records at a time)."""
+        limits = {
+            record["id"]: record["history_limit"]
+            for page in self._store.job_records()
+            for record in page
+            if record.get("history_limit") is not None
+        }
         with self._lock:
-            self._limits = {j.id: j.history_limit for j in jobs if j.history_limit is not None}
-            self._dirty = set(self._limits)
+            self._limits = limits
+            self._dirty = set(limits)
+
+    def learn(self, record: Mapping[str, Any]) -> None:
+        """One stored job's record, as the engine's start-up load reads it (a
+        `JobObserver`): the service learns the limits from that pass instead of reading
+        every job again; `start(loaded=True)` then skips `load_limits`."""
+        limit = record.get("history_limit")
+        if limit is not None:
+            with self._lock:
+                self._limits[record["id"]] = limit
+                self._dirty.add(record["id"])
 
     # -- one pass ---------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -170,6 +170,26 @@ class SchedulerStore(ABC):
     @abstractmethod
     def list_jobs(self, owner: str | None = None) -> list[Job]:
         """All jobs (of one owner when given), oldest first (created_at, then id)."""
+
+    def job_records(
+        self, page: int = 1000, fields: Sequence[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every stored job as its record (what `Job.from_record` takes: the trigger as
+        its dict, times aware in UTC), in pages of at most `page`, in no promised order.
+        With `fields` (Job field names), a record needs to hold only those and `id`,
+        a field missing from the stored job left out (so it reads as the Job's
+        default): a backend that can read less than the whole job does.
+
+        What the start-up load reads: one page at a time, so a million jobs never sit in
+        memory at once, and records, not Jobs, since the engine keeps only a slot per
+        job. Each page is read on its own: a job written meanwhile may be seen in its old
+        or new state, or (added or removed meanwhile) not at all; the change feed and the
+        command queue bring those. Records are the caller's. This default pages
+        `list_jobs`; backends override it with keyset-paged reads.
+        """
+        jobs = self.list_jobs()
+        for start in range(0, len(jobs), max(page, 1)):
+            yield [job.to_record() for job in jobs[start : start + page]]
 
     @abstractmethod
     def count_jobs(self, owner: str | None = None) -> JobCounts:

@@ -16,7 +16,7 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -49,7 +49,13 @@ from engine.scheduling.commands import (
 from engine.scheduling.firing import Firer
 from engine.scheduling.handlers import CommandHandler
 from engine.scheduling.loop import EngineLoop
-from engine.scheduling.recovery import KillLeftovers, Recovery, announce_abandoned, recover
+from engine.scheduling.recovery import (
+    JobObserver,
+    KillLeftovers,
+    Recovery,
+    announce_abandoned,
+    recover,
+)
 from engine.scheduling.takeover import hand_over
 from engine.scheduling.timetable import Timetable
 
@@ -159,9 +165,17 @@ class Scheduler:
         self._state_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self, *, loop_thread: bool = True) -> Recovery:
+    def start(
+        self,
+        *,
+        loop_thread: bool = True,
+        observers: Sequence[JobObserver] = (),
+        observed_fields: Sequence[str] = (),
+    ) -> Recovery:
         """Recover from the store, start the workers and (unless told not to, for tests
-        that drive `run_once` by hand) the loop thread."""
+        that drive `run_once` by hand) the loop thread. `observers` see every stored
+        job's record, holding at least `observed_fields`, as recovery loads it (see
+        `recovery.load_jobs`)."""
         with self._state_lock:
             if self._state != "new":
                 raise EngineStopped(f"the scheduler cannot start: it is {self._state}")
@@ -172,7 +186,14 @@ class Scheduler:
                 journal = self._journal
                 started = journal.take_left_over() if journal is not None else set()
                 recovery = recover(
-                    self.store, self._timetable, now, self._kill_leftovers, started, self.node_id
+                    self.store,
+                    self._timetable,
+                    now,
+                    self._kill_leftovers,
+                    started,
+                    self.node_id,
+                    observers,
+                    observed_fields,
                 )
                 if journal is not None:
                     journal.forget_left_over()

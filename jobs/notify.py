@@ -38,7 +38,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from email.message import EmailMessage
@@ -132,8 +132,14 @@ class Notifier:
         kinds = (*_JOB_CHANGES, ev.JOB_REMOVED, *_FINISHED)
         self._unsubscribe = events.subscribe(self._on_event, kinds)
 
-    def start(self) -> Notifier:
-        self.load()
+    def start(self, *, loaded: bool = False) -> Notifier:
+        """Learn every stored job's notify (unless `learn` already saw every job: the
+        engine's start-up load)."""
+        if loaded:
+            with self._lock:
+                self._loaded_at = time.monotonic()
+        else:
+            self.load()
         return self
 
     def stop(self) -> None:
@@ -144,10 +150,25 @@ class Notifier:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def load(self) -> None:
-        jobs = self._store.list_jobs()
+        """Read every stored job's notify (a page of records at a time, so a big store
+        is never in memory as Jobs)."""
+        found = {
+            record["id"]: record["notify"]
+            for page in self._store.job_records()
+            for record in page
+            if record.get("notify")
+        }
         with self._lock:
-            self._notify = {j.id: j.notify for j in jobs if j.notify}
+            self._notify = found
             self._loaded_at = time.monotonic()
+
+    def learn(self, record: Mapping[str, Any]) -> None:
+        """One stored job's record, as the engine's start-up load reads it (a
+        `JobObserver`); `start(loaded=True)` then skips `load`."""
+        notify = record.get("notify")
+        if notify:
+            with self._lock:
+                self._notify[record["id"]] = notify
 
     def idle(self) -> bool:
         """True when no notice waits or is being delivered (tests)."""

@@ -109,9 +109,15 @@ def time_fields(model: type) -> tuple[str, ...]:
 
 def revive(model: type[T], record: dict[str, Any]) -> T:
     """Build a model object from a decoded record, turning time text back to datetimes."""
+    result: T = model.from_record(revive_times(model, record))  # type: ignore[attr-defined]
+    return result
+
+
+def revive_times(model: type, record: dict[str, Any]) -> dict[str, Any]:
+    """`record` (changed in place) with the time text of `model`'s datetime fields
+    turned back to datetimes: the record `model.from_record` takes."""
     for name in time_fields(model):
         value = record.get(name)
         if isinstance(value, str):
             record[name] = text_time(value)
-    result: T = model.from_record(record)  # type: ignore[attr-defined]
-    return result
+    return record

@@ -46,7 +46,7 @@ from stores.base import (
     check_collection,
     check_maintenance_task,
 )
-from stores.codec import plain, revive, time_fields, time_text
+from stores.codec import plain, revive, revive_times, time_fields, time_text
 from stores.mongo_cluster import MongoCluster
 from stores.records import ApiKey, AuditEntry, Server, User
 
@@ -91,6 +91,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("job_id", ASCENDING), ("created_at", DESCENDING)], name="job_created"),
         IndexModel([("owner", ASCENDING), ("created_at", DESCENDING)], name="owner_created"),
         IndexModel([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created"),
+        # a job's or a user's executions of one status, newest first (the executions
+        # page's filters, as on SQL), and their counts from the index alone
+        IndexModel(
+            [("job_id", ASCENDING), ("status", ASCENDING), *NEWEST_FIRST], name="job_status"
+        ),
+        IndexModel(
+            [("owner", ASCENDING), ("status", ASCENDING), *NEWEST_FIRST], name="owner_status"
+        ),
     ],
     "api_keys": [
         IndexModel([("key_hash", ASCENDING)], name="key_hash_unique", unique=True),
@@ -124,6 +132,13 @@ def from_document(model: type[T], document: Mapping[str, Any]) -> T:
     record = dict(document)
     record["id"] = record.pop("_id")
     return revive(model, record)
+
+
+def job_record(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A job document as the record `Job.from_record` takes."""
+    record = dict(document)
+    record["id"] = record.pop("_id")
+    return revive_times(Job, record)
 
 
 def _set_or_unset(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -351,6 +366,25 @@ class MongoStore(MongoCluster, Store):
 
     def list_jobs(self, owner: str | None = None) -> list[Job]:
         return self._find("jobs", {} if owner is None else {"owner": owner}, OLDEST_FIRST)
+
+    def job_records(
+        self, page: int = 1000, fields: Sequence[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Keyset pages by _id: each page is one short query, no cursor held open;
+        with `fields`, the server sends only those."""
+        query: dict[str, Any] = {}
+        limit = max(page, 1)
+        wanted = None if fields is None else {f: 1 for f in fields if f != "id"}
+        while True:
+            with self._driver():
+                found = self._collection("jobs").find(query, wanted)
+                found = found.sort("_id", ASCENDING).limit(limit)
+                documents = list(found)
+            if documents:
+                yield [job_record(d) for d in documents]
+            if len(documents) < limit:
+                return
+            query = {"_id": {"$gt": documents[-1]["_id"]}}
 
     def count_jobs(self, owner: str | None = None) -> JobCounts:
         pipeline: list[dict[str, Any]] = [

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from stores.codec import dumps, loads, revive, time_text
+from stores.codec import dumps, loads, revive_times, time_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +91,13 @@ class Table:
 
     def decode(self, values: Sequence[Any]) -> Any:
         """The object for one row selected as `read_columns`."""
-        record = loads(values[0])
+        return self.model.from_record(self.record(values))  # type: ignore[attr-defined]
+
+    def record(self, values: Sequence[Any]) -> dict[str, Any]:
+        """The record (`from_record`'s argument) of one row selected as `read_columns`."""
+        record: dict[str, Any] = loads(values[0])
         record.update(zip(self.overlay, values[1:], strict=True))
-        return revive(self.model, record)
+        return revive_times(self.model, record)
 
 
 class Dialect:

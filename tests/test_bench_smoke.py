@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,28 @@ def test_helpers_read_the_real_system() -> None:
 def test_a_failing_child_is_reported_not_parsed() -> None:
     with pytest.raises(ChildFailed, match="no-such-system"):
         run_child_json("bench.dispatch", ["--child", "no-such-system", "date-1000"], timeout=60)
+
+
+def test_store_scale_fills_serves_and_times_a_small_store(tmp_path: Path) -> None:
+    """bench.store --scale at a few hundred rows: the filler's files open in the store
+    with every row there, the server starts on them and answers every timed query."""
+    from bench import store_scale
+    from stores.sqlite import SqliteStore
+
+    tree = store_scale.Tree("cronwell", store_scale.HERE)
+    figures = store_scale.run(tmp_path, [tree], jobs=300, executions=2000, runs=1, requests=2)
+    mine = figures["cronwell"]
+    assert mine.scheduled == [300]
+    assert len(mine.startup_s) == len(mine.peak_mb) == 1 and mine.peak_mb[0] > 10
+    assert set(mine.queries_ms) == set(store_scale.QUERIES)
+    store = SqliteStore(tmp_path / "cronwell-executions.db")
+    store.open()
+    try:
+        assert store.count_executions() == 2000
+        assert sum(store.execution_stats().values()) == 2000
+    finally:
+        store.close()
+    report = store_scale.report(figures, jobs=300, executions=2000)
+    assert "start-up with 300 jobs" in report
+    rows = json.loads(json_line("store-scale", store_scale.results(figures)))["results"]
+    assert {r["workload"] for r in rows} >= {"startup", "peak-rss", "stats", "page-user-status"}

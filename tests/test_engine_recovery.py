@@ -105,6 +105,28 @@ def test_paused_jobs_stay_off_the_heap_and_scheduled_retries_come_back() -> None
         assert h.runner.job_ids == ["r"]
 
 
+def test_the_start_up_load_shows_every_stored_job_to_its_observers_once(
+    monkeypatch: Any,
+) -> None:
+    """Paged (three jobs a page here), every job once: active, paused and finished
+    ones alike, while only the active ones go on the heap."""
+    monkeypatch.setattr("engine.scheduling.recovery.LOAD_PAGE", 3)
+    store = MemoryStore()
+    active = [stored(store, make_job(f"a{i}", every(60)), later(60 + i)) for i in range(5)]
+    stored(store, make_job("p", every(60), paused=True), later(60))
+    stored(store, make_job("d", date_at(T0)), None)
+    seen: list[str] = []
+    also: list[str] = []
+    with Harness(store=store) as h:
+        recovery = h.scheduler.start(
+            loop_thread=False,
+            observers=(lambda r: seen.append(r["id"]), lambda r: also.append(r["id"])),
+        )
+        assert recovery.jobs == len(active) == h.scheduler.scheduled_jobs
+        assert h.at(0) == 60.0
+    assert sorted(seen) == sorted(also) == sorted([*(j.id for j in active), "p", "d"])
+
+
 class DurableMemoryStore(MemoryStore):
     """The memory store, treated as one that survives a crash: workers then store
     `running` before they start a run, as they do on SQLite, Mongo and Oracle."""

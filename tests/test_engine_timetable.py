@@ -54,3 +54,52 @@ def test_due_jobs_and_retries_come_off_the_heap_in_time_order() -> None:
     table.put_retry(retry)
     assert table.drop_retry(retry.id) is retry
     assert table.next_fire_ts() is None
+
+
+def _record(job: Job) -> dict[str, Any]:
+    """The record a store's `job_records` gives for `job` (what from_record takes)."""
+    return Job.from_record(job.to_record()).to_record()
+
+
+def test_a_slot_from_a_stored_record_is_the_slot_of_its_job_field_by_field() -> None:
+    """The start-up load builds slots straight from records (`put_record`); every slot
+    field must match what `put_job` makes of the same job, so a field added to JobSlot
+    that `of_record` forgets fails here, not in production."""
+    jobs = [
+        scheduled("a", CronTrigger(minute="*/5"), owner="u1", name="first"),
+        scheduled("b", CronTrigger(minute="*/5"), misfire_grace_time=None, coalesce=False),
+        scheduled("c", date_at(T0), max_instances=3, overlap="queue", owner=None),
+    ]
+    by_job, by_record = Timetable(), Timetable()
+    for job in jobs:
+        made, loaded = by_job.put_job(job), by_record.put_record(_record(job))
+        assert made is not None and loaded is not None
+        for name in JobSlot.__slots__:
+            assert getattr(loaded, name) == getattr(made, name), name
+    assert by_record.jobs["a"].trigger is by_record.jobs["b"].trigger  # shared, as put_job's
+    assert by_record.next_fire_ts() == by_job.next_fire_ts() and len(by_record) == 3
+
+
+def test_a_record_missing_optional_fields_reads_the_job_defaults() -> None:
+    record = _record(scheduled("a", CronTrigger(minute="*/5")))
+    for name in ("misfire_grace_time", "coalesce", "max_instances", "overlap", "owner"):
+        del record[name]
+    slot = Timetable().put_record(record)
+    default = Job(id="d", name="d", kind=record["kind"], target="t", trigger=record["trigger"])
+    assert slot is not None
+    assert (slot.misfire_grace_time, slot.coalesce, slot.max_instances, slot.overlap) == (
+        default.misfire_grace_time,
+        default.coalesce,
+        default.max_instances,
+        default.overlap,
+    )
+    assert slot.owner is None
+
+
+def test_records_that_will_not_fire_get_no_slot() -> None:
+    table = Timetable()
+    for changes in ({"paused": True}, {"enabled": False}, {"next_run_time": None}):
+        job = scheduled("x", CronTrigger(minute="*/5"))
+        record = {**_record(job), **changes}
+        assert table.put_record(record) is None
+    assert len(table) == 0 and not table.jobs

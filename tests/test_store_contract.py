@@ -304,6 +304,55 @@ def test_list_jobs_oldest_first_and_by_owner(store: Store) -> None:
     assert store.list_jobs(owner="nobody") == []
 
 
+@pytest.mark.parametrize("page", [2, 3, 1000])
+def test_job_records_are_every_job_once_as_from_record_takes_them(store: Store, page: int) -> None:
+    """The start-up load's read: pages of at most `page` records, every job exactly
+    once (paused, disabled and unscheduled ones too), each giving back the stored Job;
+    the run counters come from their authoritative columns, as get_job's do."""
+    jobs = [
+        make_job(owner="u1"),
+        make_job(owner="u2", paused=True, notify={"on": ["failed"], "webhook": "http://x"}),
+        make_job(enabled=False, history_limit=3),
+        make_job(trigger=DateTrigger(T0), next_run_time=None),
+        make_job(owner=None),
+        make_job(owner="u1"),
+    ]
+    for job in jobs:
+        store.add_job(job)
+    claimed = jobs[0].next_run_time
+    assert store.claim_fire(jobs[0].id, claimed, T0 + timedelta(days=1), [make_execution(jobs[0])])
+    pages = list(store.job_records(page))
+    assert pages and all(0 < len(p) <= page for p in pages)
+    records = [record for p in pages for record in p]
+    assert sorted(r["id"] for r in records) == sorted(j.id for j in jobs)
+    by_id = {r["id"]: Job.from_record(r) for r in records}
+    assert by_id == {j.id: store.get_job(j.id) for j in jobs}
+    assert by_id[jobs[0].id].last_run_time == claimed
+    assert by_id[jobs[0].id].next_run_time == T0 + timedelta(days=1)
+
+
+def test_job_records_with_fields_hold_those_fields_as_stored(store: Store) -> None:
+    """The start-up load asks for some fields only: each record has at least those,
+    equal to the stored job's (a field left out reads as the Job's default)."""
+    from engine.scheduling.timetable import JOB_DEFAULTS, RECORD_FIELDS
+
+    wanted = (*RECORD_FIELDS, "history_limit", "notify", "last_run_time")
+    jobs = [
+        make_job(owner="u1", max_instances=3, overlap="queue", coalesce=False),
+        make_job(owner=None, paused=True, notify={"on": ["failed"], "email": "a@b.c"}),
+        make_job(enabled=False, history_limit=5, misfire_grace_time=30.0),
+        make_job(trigger=DateTrigger(T0), next_run_time=None),
+    ]
+    for job in jobs:
+        store.add_job(job)
+    records = [r for page in store.job_records(2, wanted) for r in page]
+    assert sorted(r["id"] for r in records) == sorted(j.id for j in jobs)
+    for record in records:
+        stored = store.get_job(record["id"]).to_record()
+        got = {f: record.get(f, JOB_DEFAULTS.get(f)) for f in wanted}
+        assert got == {f: stored[f] for f in wanted}
+
+
 def test_count_jobs(store: Store) -> None:
     assert store.count_jobs().total == 0
     store.add_job(make_job(owner="u1"))

@@ -17,7 +17,8 @@ earlier life, nodes whose lease has passed, records written by no node):
    for such a fire, so it runs at most once and is recorded exactly once, and a one-off
    job, whose next_run_time the claim already cleared, is never left without its run
    or its record.
-3. Every active job with a next_run_time goes on the heap. Fire times that passed while
+3. Every active job with a next_run_time goes on the heap, read a page of records at
+   a time (`load_jobs`). Fire times that passed while
    the service was down are due at once, so the first step applies the misfire policy
    to them (run, coalesce, or record as missed). A one-shot date job that already fired
    has next_run_time None and stays off the heap: it never runs again.
@@ -28,9 +29,10 @@ earlier life, nodes whose lease has passed, records written by no node):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from engine import events as ev
 from engine.events import EventBus
@@ -39,15 +41,19 @@ from engine.interfaces import SchedulerStore
 from engine.model import Execution, Status
 from engine.running.pool import WorkItem
 from engine.scheduling.takeover import judge_unstarted, requeue_note
-from engine.scheduling.timetable import Timetable
+from engine.scheduling.timetable import RECORD_FIELDS, Timetable
 
 log = logging.getLogger(__name__)
 ABANDONED_MESSAGE = "cronwell stopped while this execution was running"
 PAGE = 1000
+#: job records per store read while loading every job
+LOAD_PAGE = 2000
 
 #: kills what runs of a stopped process left behind, given their execution ids, and
 #: returns how many processes it stopped (the service passes runners' own)
 KillLeftovers = Callable[[Collection[str]], int]
+#: sees one stored job's record (`SchedulerStore.job_records`) during the start-up load
+JobObserver = Callable[[Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +81,13 @@ def recover(
     kill_leftovers: KillLeftovers | None = None,
     started: Collection[str] = frozenset(),
     node_id: str | None = None,
+    observers: Sequence[JobObserver] = (),
+    observed_fields: Sequence[str] = (),
 ) -> Recovery:
     """Rebuild `timetable` from `store` as of `now` (see the module docstring);
-    `started` are the ids of runs a dead process's start journal says it started, and
-    `node_id` is this node's name (None: an engine that is no node)."""
+    `started` are the ids of runs a dead process's start journal says it started,
+    `node_id` is this node's name (None: an engine that is no node), and `observers`
+    see every stored job's record (with at least `observed_fields`) as it is loaded."""
     nodes = store.list_nodes()
     live = [n.node_id for n in nodes if n.alive(now) and n.node_id != node_id]
     dead = [n.node_id for n in nodes if n.node_id not in live and n.node_id != node_id]
@@ -100,11 +109,7 @@ def recover(
     abandoned = len(marked)
     requeued, ended = judge_unstarted(store, unstarted, now)
     timetable.clear()
-    # Building the heap from every stored job allocates hundreds of thousands of
-    # long-lived objects and no garbage: pausing the cyclic GC (as the stores do for
-    # bulk decoding) keeps the collector from re-traversing them (a fifth of start-up).
-    with paused_gc(BULK_ITEMS):
-        jobs = sum(1 for job in store.list_jobs() if timetable.put_job(job) is not None)
+    jobs = load_jobs(store, timetable, observers, observed_fields)
     retries = 0
     for execution in _every(store, Status.SCHEDULED):
         if execution.scheduled_for is None:
@@ -133,6 +138,36 @@ def recover(
         frozenset(started) - taken,
         tuple(marked),
     )
+
+
+def load_jobs(
+    store: SchedulerStore,
+    timetable: Timetable,
+    observers: Sequence[JobObserver] = (),
+    observed_fields: Sequence[str] = (),
+) -> int:
+    """Put every stored job that will fire on the heap; return how many.
+
+    Streamed a page of records at a time (`SchedulerStore.job_records`), each with only
+    the fields the timetable reads (`RECORD_FIELDS`) and the `observed_fields`: a
+    million jobs are never in memory as Jobs, only as the timetable's slots. Each
+    record is shown to the `observers` (the service learns retention limits and
+    notification targets from the same pass instead of loading every job again).
+    """
+    wanted = tuple(dict.fromkeys((*RECORD_FIELDS, *observed_fields)))
+    jobs = 0
+    # Building the heap allocates long-lived objects and no cyclic garbage: pausing the
+    # cyclic GC (as the stores do for bulk decoding) keeps the collector from
+    # re-traversing them (a fifth of start-up); each page's records are freed by
+    # reference counting as the next page is read.
+    with paused_gc(BULK_ITEMS):
+        for page in store.job_records(LOAD_PAGE, wanted):
+            for record in page:
+                for observe in observers:
+                    observe(record)
+                if timetable.put_record(record) is not None:
+                    jobs += 1
+    return jobs
 
 
 def abandon_begun(
