@@ -204,10 +204,12 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         timeout=settings.extra.get("notify_timeout", 10.0),
     )
     notifier.attach(scheduler.events)
+    # before the engine: recovery announces what it abandoned and missed as it starts,
+    # and the notifier must know which jobs notify by then
+    app.ctx.notifier = await asyncio.to_thread(notifier.start)
     await asyncio.to_thread(scheduler.start)
     app.ctx.scheduler = scheduler
     app.ctx.retention = await asyncio.to_thread(retention.start)
-    app.ctx.notifier = await asyncio.to_thread(notifier.start)
     log.info("engine started on the %s store", store.backend)
 
 
