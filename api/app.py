@@ -210,7 +210,9 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     )
     notifier.attach(scheduler.events)
     # one pass over the stored jobs serves all three: the engine's load shows each
-    # record to retention and notifications (a million jobs are read once, not thrice)
+    # record to retention and notifications (a million jobs are read once, not thrice);
+    # what recovery announces meanwhile (runs abandoned or missed while the service was
+    # down) waits in the notifier until `notifier.start` says the jobs are known
     await asyncio.to_thread(
         scheduler.start,
         observers=(retention.learn, notifier.learn),

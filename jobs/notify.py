@@ -26,8 +26,11 @@ engine's own record of a chain on the same execution.
 
 Which jobs notify is learnt from the store at start, kept current from the job events
 of this node, and re-read every `refresh` seconds (jobs changed through another node
-reach it then). At most `limit` executions wait for delivery; past that a notice is
-dropped and logged, never blocking the event bus.
+reach it then). The service loads it before the engine starts; an end announced before
+that first load is judged once the load is done, never against the still-empty cache
+(a restart announces its recovered ends within a millisecond of each other: judged
+against the empty cache, all but the first were lost). At most `limit` executions wait
+for delivery; past that a notice is dropped and logged, never blocking the event bus.
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ class Notifier:
         self._notify: dict[str, dict[str, Any]] = {}
         self._pending = 0
         self._stop = threading.Event()
+        #: set by the first `load`: until then the cache knows no job, so it judges nothing
+        self._loaded = threading.Event()
         self._loaded_at = 0.0
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -138,6 +143,7 @@ class Notifier:
         if loaded:
             with self._lock:
                 self._loaded_at = time.monotonic()
+            self._loaded.set()
         else:
             self.load()
         return self
@@ -161,6 +167,7 @@ class Notifier:
         with self._lock:
             self._notify = found
             self._loaded_at = time.monotonic()
+        self._loaded.set()
 
     def learn(self, record: Mapping[str, Any]) -> None:
         """One stored job's record, as the engine's start-up load reads it (a
@@ -180,6 +187,9 @@ class Notifier:
     def _on_event(self, event: Event) -> None:
         if event.kind in _FINISHED:
             execution = event.execution
+            if not self._loaded.is_set():  # the start's load is not done: judge after it
+                self._submit(self._judge_when_loaded, execution)
+                return
             with self._lock:
                 notify = self._notify.get(event.job_id)
                 stale = time.monotonic() - self._loaded_at > self._refresh
@@ -218,6 +228,16 @@ class Notifier:
 
     def _reload_then(self, execution: Execution | None) -> None:
         self.load()
+        self._judge(execution)
+
+    def _judge_when_loaded(self, execution: Execution | None) -> None:
+        """For an end announced before the first load: wait for it (`start`), then judge."""
+        while not self._loaded.wait(0.05):
+            if self._stop.is_set():
+                return
+        self._judge(execution)
+
+    def _judge(self, execution: Execution | None) -> None:
         if execution is None:
             return
         with self._lock:

@@ -1,15 +1,23 @@
 """The Notifier on an engine driven by the fake clock: a missed fire is announced to a
-real loopback webhook, an unwatched status is not, and the signature is HMAC-SHA256."""
+real loopback webhook, an unwatched status is not, ends announced before the notifier
+has loaded its jobs are all announced once it has, and the signature is HMAC-SHA256."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 from api.config import Settings
+from engine import events as ev
+from engine.clock import FakeClock
+from engine.events import EventBus
+from engine.model import Execution, Job, Status
 from jobs.notify import Notifier, signature
+from stores.memory import MemoryStore
 from tests.engine_support import T0, Harness, date_at, make_job, wait_for
 from tests.test_api_notifications import Hook
 
@@ -43,6 +51,62 @@ def test_a_missed_fire_is_announced_and_a_completed_one_is_not() -> None:
             (on_time,) = h.executions("on_time")
             assert h.store.get_execution(on_time.id).notifications == []
     finally:
+        hook.close()
+
+
+class GatedStore(MemoryStore):
+    """A MemoryStore whose `list_jobs` waits for `gate`: a slow first load, on demand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def list_jobs(self, owner: str | None = None) -> list[Job]:
+        assert self.gate.wait(10), "the test never opened the gate"
+        return super().list_jobs(owner)
+
+
+def _annotate(store: MemoryStore) -> Callable[[str, Callable[[Execution], object]], None]:
+    def annotate(execution_id: str, change: Callable[[Execution], object]) -> None:
+        execution = store.get_execution(execution_id)
+        change(execution)
+        store.update_execution(execution)
+
+    return annotate
+
+
+def test_ends_announced_before_the_first_load_are_all_notified_after_it() -> None:
+    """A restart announces what recovery abandoned and what fell due while the service
+    was down within a millisecond of each other, before the notifier has read which
+    jobs notify. Each must be judged on the loaded jobs: the first used to trigger a
+    reload and every later one was judged against the still-empty cache and dropped."""
+    hook = Hook()
+    events = EventBus()
+    store = GatedStore()
+    try:
+        ends = {"sleeper": Status.ABANDONED, "while_down": Status.MISSED}
+        for job_id, status in ends.items():
+            notify = {"on": [str(status)], "webhook": hook.url}
+            store.add_job(make_job(job_id, date_at(T0), notify=notify))
+            store.add_execution(Execution(f"x-{job_id}", job_id, status, T0, completed_at=T0))
+        notifier = Notifier(store, Settings(), FakeClock(T0), _annotate(store), backoff=0.01)
+        notifier.attach(events)
+        kinds = {Status.ABANDONED: ev.EXECUTION_FAILED, Status.MISSED: ev.JOB_MISSED}
+        for job_id, status in ends.items():
+            execution = store.get_execution(f"x-{job_id}")
+            events.emit(kinds[status], job_id, T0, execution=execution)
+        assert wait_for(lambda: events.delivered == 2), "the bus did not deliver both ends"
+        store.gate.set()  # the first load may now read the jobs
+        notifier.start()
+        assert wait_for(lambda: len(hook.bodies()) == 2, 10), hook.bodies()
+        assert {b["job_id"]: b["event"] for b in hook.bodies()} == {
+            "sleeper": "execution.abandoned",
+            "while_down": "execution.missed",
+        }
+        assert wait_for(notifier.idle)
+        notifier.stop()
+    finally:
+        events.close()
         hook.close()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from tests.test_api_notifications import Hook
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
+#: seconds waited past the one-off job's due time: beyond its 1 s misfire grace
+GRACE_WAIT = 1.5
 SLEEPER = '#!/bin/bash\necho "started $$" > "$1"\nsleep 60\n'
 ECHO = '#!/bin/bash\necho "ran" >> "$1"\n'
 
@@ -50,6 +53,16 @@ def _only_execution(url: str, job_id: str) -> dict[str, Any]:
     return found
 
 
+def _started(
+    args: list[str], log: Path, env: dict[str, str], lease: float
+) -> tuple[ServeProcess, float]:
+    """`cronwell serve` with the node lease `lease`, healthy; and the seconds it took."""
+    began = time.monotonic()
+    process = ServeProcess(args, log, env={**env, "CRONWELL_NODE_LEASE": f"{lease:.1f}"})
+    process.wait_healthy()
+    return process, time.monotonic() - began
+
+
 @pytest.mark.parametrize(
     "second_node",
     ["notify-crash", "notify-crash-next"],
@@ -69,25 +82,12 @@ def test_a_run_killed_with_the_service_notifies_abandoned_and_a_fire_missed_whil
         env = {
             "CRONWELL_DATA_DIR": str(tmp_path / "data"),
             "CRONWELL_MISFIRE_GRACE": "1",
-            "CRONWELL_NODE_LEASE": "8",  # a new node starts within it: its sweep abandons
             "CRONWELL_NOTIFY_BACKOFF": "0.1",
         }
-        first = ServeProcess(
-            args, tmp_path / "first.log", env={**env, "CRONWELL_NODE_ID": "notify-crash"}
-        ).wait_healthy()
-        # due while the service is down: beyond the 1 s grace when it is back
-        due = datetime.now(UTC) + timedelta(seconds=4)
-        _schedule(
-            first.url,
-            {
-                "job_id": "while_down",
-                "job_type": "bash",
-                "script_path": str(echo),
-                "run_date": due.isoformat(),
-                "args": [str(ran)],
-                "notify": {"on": ["missed"], "webhook": hook.url},
-            },
-        )
+        node_env = {**env, "CRONWELL_NODE_ID": "notify-crash"}
+        # a new node starts within the first's lease, so its sweep abandons the run
+        first, startup = _started(args, tmp_path / "first.log", node_env, lease=8.0)
+        began = time.monotonic()
         _schedule(
             first.url,
             {
@@ -100,6 +100,18 @@ def test_a_run_killed_with_the_service_notifies_abandoned_and_a_fire_missed_whil
                 "notify": {"on": ["abandoned"], "webhook": hook.url, "secret": "k"},
             },
         )
+        # the one-off job is posted last, due once the kill has surely come: a lead of
+        # five times what posting a job takes on this machine now
+        lead = max(1.0, 5 * (time.monotonic() - began))
+        lease = 8.0
+        if second_node != "notify-crash":
+            # the new node must start while the dead one's lease still holds (so that its
+            # sweep, not its recovery, abandons the run): the lease covers a heartbeat
+            # period, the lead, the grace and the new node's start, sized from the first's
+            lease = max(lease, 1.0 + lead + GRACE_WAIT + 3 * startup + 2.0)
+            if lease > 8.0:  # a slow machine: the same node's next life, with that lease
+                assert first.terminate() == 0
+                first, _ = _started(args, tmp_path / "first.log", node_env, lease)
         run = requests.post(f"{first.url}/api/scheduler/jobs/sleeper/run", timeout=10)
         assert run.status_code == 200, run.text
         execution_id = run.json()["execution_id"]
@@ -109,17 +121,32 @@ def test_a_run_killed_with_the_service_notifies_abandoned_and_a_fire_missed_whil
             15,
             "the running mark to be stored",
         )
+        # due while the service is down: beyond the 1 s grace when it is back
+        due = datetime.now(UTC) + timedelta(seconds=lead)
+        _schedule(
+            first.url,
+            {
+                "job_id": "while_down",
+                "job_type": "bash",
+                "script_path": str(echo),
+                "run_date": due.isoformat(),
+                "args": [str(ran)],
+                "notify": {"on": ["missed"], "webhook": hook.url},
+            },
+        )
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait(10)
         assert datetime.now(UTC) < due, "the kill came after the one-off job was due"
         assert hook.bodies() == [], "something notified before the crash"
-        wait_for(lambda: datetime.now(UTC) > due + timedelta(seconds=1.5), 10, "the grace to pass")
+        grace_passed = due + timedelta(seconds=GRACE_WAIT)
+        wait_for(lambda: datetime.now(UTC) > grace_passed, lead + 10, "the grace to pass")
 
         second = ServeProcess(
             args, tmp_path / "second.log", env={**env, "CRONWELL_NODE_ID": second_node}
         ).wait_healthy()
         try:
-            wait_for(lambda: len(hook.bodies()) >= 2, 30, "two notifications")
+            # the sweep abandons once the dead node's lease has passed
+            wait_for(lambda: len(hook.bodies()) >= 2, lease + 30, "two notifications")
             sent = {body["job_id"]: body for body in hook.bodies()}
             assert len(hook.bodies()) == 2 and set(sent) == {"sleeper", "while_down"}
             abandoned = sent["sleeper"]

@@ -85,7 +85,7 @@ def test_every_store_write_keeps_the_counts_exact(store: SqliteStore) -> None:
     store.claim_fire(one.id, one.next_run_time, T0 + timedelta(hours=1), [queued])
     assert_exact(store)
     store.take_over(None, "node-b", "\n[taken over]\n")  # no status change: no count change
-    assert store.abandon_running(T0, "stopped") == 3
+    assert len(store.abandon_running(T0, "stopped")) == 3
     assert_exact(store)
     assert store.delete_executions_before(T0 + timedelta(days=1), limit=1) == 1
     assert_exact(store)
