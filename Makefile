@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 STORE ?= sqlite:///var/cronwell.db
 
-.PHONY: run test lint typecheck image-test bench bench-quick clean
+.PHONY: run test test-cluster lint typecheck image-test bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,14 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy engine runners stores jobs api bench
 
+# Everything but the several-nodes suite, which has a target of its own (below).
 test: $(STAMP_TEST) lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not cluster"
+
+# Three `cronwell serve` nodes on one store, on SQLite and on the real Mongo servers
+# (tests/test_cluster_processes.py, several minutes; .ci/run runs it after make test).
+test-cluster: $(STAMP_TEST)
+	$(BIN)/python -m pytest -q -m cluster
 
 # Builds the Dockerfile with podman on a Debian base made with mmdebstrap and runs the
 # image's files under chroot as its USER (root only; tests/image/build_and_run.py).
@@ -54,11 +60,14 @@ bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.idle
 	$(BIN)/python -m bench.cluster
+	$(BIN)/python -m bench.journal_window
 
 bench-quick: $(STAMP_BENCH)
 	$(BIN)/python -m bench.dispatch --quick
 	$(BIN)/python -m bench.store --quick
 	$(BIN)/python -m bench.api --quick
+	$(BIN)/python -m bench.cluster --quick
+	$(BIN)/python -m bench.journal_window --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
