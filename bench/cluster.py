@@ -310,11 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one run, fewer jobs")
     parser.add_argument("--runs", type=int, help="runs of every configuration (default 3)")
     parser.add_argument("--burst", type=int, help="burst jobs on SQLite (default 1500)")
-    parser.add_argument("--mongo-burst", type=int, help="burst jobs on MongoDB (default 300)")
+    parser.add_argument("--mongo-burst", type=int, help="burst jobs on MongoDB (default 200)")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     sqlite_burst = args.burst or (300 if args.quick else 1500)
-    mongo_burst = args.mongo_burst or (100 if args.quick else 300)
+    mongo_burst = args.mongo_burst or (100 if args.quick else 200)
     api_seconds = 1.0 if args.quick else 3.0
     with (
         tempfile.TemporaryDirectory(prefix="cronwell-cluster-mongo-") as folder,
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         targets = [
             Target("sqlite (one file)", "", sqlite_burst, 300),
-            Target(mongo_label, mongo_uri, mongo_burst, 30),
+            Target(mongo_label, mongo_uri, mongo_burst, 10),
         ]
         raw = run_all(targets, runs, api_seconds, mongo_uri)
     results = [summarise(label, count, found) for (label, count), found in raw.items()]

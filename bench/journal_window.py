@@ -26,7 +26,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from stores.mongo import MongoStore
 from stores.sqlite import SqliteStore
 
 STEADY_RATE = 100
-STEADY_SECONDS = 5.0
+STEADY_SECONDS = 4.0
 BURST = 1000
 
 
@@ -115,33 +116,43 @@ def measure(store: _Timing, folder: Path, dues: list[datetime]) -> list[float]:
     return [(store.written[i] - t) * 1000 for i, t in started.items() if i in store.written]
 
 
-STEADY = f"steady {STEADY_RATE}/s"
-BURSTY = f"burst {BURST}"
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """One store to measure: a label, a factory, the seconds one job add may take (the
+    lead before the first fire) and the workloads' sizes (secantusdb, a server in
+    Python, gets smaller ones: its adds took 30-80 ms each on the shared machine)."""
+
+    label: str
+    make: Callable[[Path], _Timing]
+    per_add: float
+    steady_rate: int
+    burst: int
 
 
-def due_times(workload: str, per_add: float) -> list[datetime]:
-    """The due times of a workload, the first far enough ahead for every add."""
-    count = BURST if workload == BURSTY else int(STEADY_RATE * STEADY_SECONDS)
-    first = datetime.now(UTC) + timedelta(seconds=2 + count * per_add)
-    if workload == BURSTY:
+def due_times(setup: Setup, burst: bool) -> list[datetime]:
+    """A workload's due times, the first far enough ahead for every add."""
+    count = setup.burst if burst else int(setup.steady_rate * STEADY_SECONDS)
+    first = datetime.now(UTC) + timedelta(seconds=2 + count * setup.per_add)
+    if burst:
         return [first] * count
-    return [first + timedelta(seconds=i / STEADY_RATE) for i in range(count)]
+    return [first + timedelta(seconds=i / setup.steady_rate) for i in range(count)]
 
 
-def one_store(label: str, make: Any, per_add: float) -> list[dict[str, Any]]:
+def one_store(setup: Setup) -> list[dict[str, Any]]:
     """Both workloads on a fresh store each; one row per workload."""
     found = []
-    for workload in (STEADY, BURSTY):
+    for burst in (False, True):
+        workload = f"burst {setup.burst}" if burst else f"steady {setup.steady_rate}/s"
         with tempfile.TemporaryDirectory(prefix="cronwell-window-") as tmp:
-            store = make(Path(tmp))
+            store = setup.make(Path(tmp))
             store.open()
             try:
-                windows = measure(store, Path(tmp), due_times(workload, per_add))
+                windows = measure(store, Path(tmp), due_times(setup, burst))
             finally:
                 store.close()
         found.append(
             {
-                "store": label,
+                "store": setup.label,
                 "workload": workload,
                 "p50": percentile(windows, 50),
                 "p99": percentile(windows, 99),
@@ -164,21 +175,22 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="cronwell-window-mongo-") as folder,
         mongo_server(Path(folder)) as (mongo_label, mongo_uri),
     ):
-        # (label, store factory, seconds each job add may take: the lead before the first fire)
-        stores: list[tuple[str, Any, float]] = [
-            ("sqlite", lambda tmp: TimedSqlite(tmp / "window.db"), 0.002),
-            (
+        setups = [
+            Setup("sqlite", lambda tmp: TimedSqlite(tmp / "window.db"), 0.002, STEADY_RATE, BURST),
+            Setup(
                 mongo_label,
                 lambda tmp: TimedMongo(mongo_uri, f"bench_window_{time.time_ns()}"),
-                0.03,
+                0.08,
+                50,
+                300,
             ),
         ]
         for run in range(runs):
-            for label, make, per_add in stores if run % 2 == 0 else stores[::-1]:
-                for row in one_store(label, make, per_add):
+            for setup in setups if run % 2 == 0 else setups[::-1]:
+                for row in one_store(setup):
                     raw.setdefault((row["store"], row["workload"]), []).append(row)
                     print(
-                        f"run {run + 1}/{runs} {label} {row['workload']}: p50 "
+                        f"run {run + 1}/{runs} {setup.label} {row['workload']}: p50 "
                         f"{row['p50']:.2f} ms, p99 {row['p99']:.2f} ms, load {row['load_avg']:.1f}",
                         file=sys.stderr,
                         flush=True,
