@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 STORE ?= sqlite:///var/cronwell.db
 
-.PHONY: run test test-cluster lint typecheck image-test bench bench-quick clean
+.PHONY: run test test-cluster test-browser lint typecheck image-test bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,10 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy engine runners stores jobs api bench
 
-# Everything but the several-nodes suite, which has a target of its own (below).
+# Everything but the several-nodes and browser suites (setup.cfg's addopts leave them
+# out; each has a target of its own, below).
 test: $(STAMP_TEST) lint typecheck
-	$(BIN)/python -m pytest -q -m "not cluster"
+	$(BIN)/python -m pytest -q
 
 # Three `cronwell serve` nodes on one store, on SQLite and on the real Mongo servers
 # (tests/test_cluster_processes.py, several minutes; .ci/run runs it after make test).
@@ -54,6 +55,11 @@ test-cluster: $(STAMP_TEST)
 image-test:
 	$(PYTHON) tests/image/build_and_run.py
 
+# The dashboard in a real headless browser (Playwright driving Debian's chromium at
+# /usr/bin/chromium); writes docs/screenshots/. .ci/run installs chromium when missing.
+test-browser: $(STAMP_TEST)
+	$(BIN)/python -m pytest -q -m browser tests/browser
+
 bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench.dispatch
 	$(BIN)/python -m bench.store
@@ -61,6 +67,7 @@ bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench.idle
 	$(BIN)/python -m bench.cluster
 	$(BIN)/python -m bench.journal_window
+	$(BIN)/python -m bench.ui
 
 bench-quick: $(STAMP_BENCH)
 	$(BIN)/python -m bench.dispatch --quick
@@ -68,6 +75,7 @@ bench-quick: $(STAMP_BENCH)
 	$(BIN)/python -m bench.api --quick
 	$(BIN)/python -m bench.cluster --quick
 	$(BIN)/python -m bench.journal_window --quick
+	$(BIN)/python -m bench.ui --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
