@@ -53,6 +53,8 @@ POOL_SIZE = 10
 #: seconds a configuration waits for its fires to end before it reports what it has
 SETTLE_TIMEOUT = 120.0
 ACTIVE = (Status.QUEUED, Status.RUNNING, Status.SCHEDULED)
+#: jobs posted to measure the posting rate before each phase
+PROBE = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +171,19 @@ def exactly_once(ids: list[str], runs: list[Execution]) -> dict[str, int]:
     }
 
 
+def posting_rate(servers: list[Server], user: str, guess: float) -> float:
+    """Job posts a second the nodes take right now, measured on PROBE jobs due in a day
+    (they never fire here), halved for safety and capped by `guess`: a fixed guess
+    failed on the shared machine whenever its load doubled."""
+    later = datetime.now(UTC) + timedelta(days=1)
+    began = time.perf_counter()
+    post_round_robin(servers, [one_off(user, f"probe {i}", later) for i in range(PROBE)])
+    return min(guess, PROBE / (time.perf_counter() - began) / 2)
+
+
 def burst(servers: list[Server], ledger: Ledger, user: str, target: Target) -> dict[str, Any]:
-    due = datetime.now(UTC) + timedelta(seconds=3 + target.burst / target.posts_per_s)
+    rate = posting_rate(servers, user, target.posts_per_s)
+    due = datetime.now(UTC) + timedelta(seconds=3 + target.burst / rate)
     bodies = [one_off(user, f"burst {i}", due) for i in range(target.burst)]
     ids = post_round_robin(servers, bodies)
     if datetime.now(UTC) > due:
@@ -189,7 +202,8 @@ def burst(servers: list[Server], ledger: Ledger, user: str, target: Target) -> d
 
 def steady(servers: list[Server], ledger: Ledger, user: str, target: Target) -> dict[str, Any]:
     count = int(target.steady_rate * STEADY_SECONDS)
-    first = datetime.now(UTC) + timedelta(seconds=2 + count / target.posts_per_s)
+    rate = posting_rate(servers, user, target.posts_per_s)
+    first = datetime.now(UTC) + timedelta(seconds=2 + count / rate)
     bodies = [
         one_off(user, f"steady {i}", first + timedelta(seconds=i / target.steady_rate))
         for i in range(count)
