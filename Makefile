@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 STORE ?= sqlite:///var/cronwell.db
 
-.PHONY: run test test-browser lint typecheck image-test bench bench-quick bench-scale clean
+.PHONY: run test test-cluster test-browser lint typecheck image-test bench bench-quick bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,15 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy engine runners stores jobs api bench
 
+# Everything but the several-nodes and browser suites (setup.cfg's addopts leave them
+# out; each has a target of its own, below).
 test: $(STAMP_TEST) lint typecheck
 	$(BIN)/python -m pytest -q
+
+# Three `cronwell serve` nodes on one store, on SQLite and on the real Mongo servers
+# (tests/test_cluster_processes.py, several minutes; .ci/run runs it after make test).
+test-cluster: $(STAMP_TEST)
+	$(BIN)/python -m pytest -q -m cluster
 
 # Builds the Dockerfile with podman on a Debian base made with mmdebstrap and runs the
 # image's files under chroot as its USER (root only; tests/image/build_and_run.py).
@@ -59,6 +66,7 @@ bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.idle
 	$(BIN)/python -m bench.cluster
+	$(BIN)/python -m bench.journal_window
 	$(BIN)/python -m bench.ui
 
 # a million jobs and a million executions in SQLite (about 15 minutes; PARENT=tree for an A/B)
@@ -69,6 +77,8 @@ bench-quick: $(STAMP_BENCH)
 	$(BIN)/python -m bench.dispatch --quick
 	$(BIN)/python -m bench.store --quick
 	$(BIN)/python -m bench.api --quick
+	$(BIN)/python -m bench.cluster --quick
+	$(BIN)/python -m bench.journal_window --quick
 	$(BIN)/python -m bench.ui --quick
 
 clean:

@@ -98,8 +98,14 @@ def run_phase(host: str, port: int, plans: Sequence[Sequence[Request]]) -> Phase
     The phase's wall time runs from the moment every client is released to the moment
     the last one finishes, so requests/s is total requests over that span.
     """
+    return run_phase_across([(host, port, plan) for plan in plans])
+
+
+def run_phase_across(targets: Sequence[tuple[str, int, Sequence[Request]]]) -> PhaseResult:
+    """`run_phase` with each client on a server of its own: (host, port, plan) each, as
+    for several nodes behind no balancer."""
     result = PhaseResult()
-    clients = [_Client(host, port, plan) for plan in plans]
+    clients = [_Client(host, port, plan) for host, port, plan in targets]
 
     def released() -> None:
         result.started = time.perf_counter()

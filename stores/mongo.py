@@ -47,7 +47,7 @@ from stores.base import (
     check_maintenance_task,
 )
 from stores.codec import plain, revive, revive_times, time_fields, time_text
-from stores.mongo_cluster import MongoCluster
+from stores.mongo_cluster import PENDING, MongoCluster
 from stores.records import ApiKey, AuditEntry, Server, User
 
 T = TypeVar("T")
@@ -177,14 +177,20 @@ def _counter_bump(execution: Execution) -> tuple[dict[str, Any], dict[str, Any]]
     return {"_id": execution.job_id}, bump
 
 
-def _claim_update(claim: FireClaim, token: str) -> UpdateOne:
-    """The conditional update for one claim (see `MongoStore.claim_fires`)."""
+def _claim_update(
+    claim: FireClaim, token: str, pending: list[dict[str, Any]] | None = None
+) -> UpdateOne:
+    """The conditional update for one claim (see `MongoStore.claim_fires`); `pending`,
+    the claim's execution documents, rides along in the job's document (on a server
+    without transactions: stores/mongo_cluster.py, PENDING)."""
     expected = time_text(claim.expected_next_run_time)
     values: dict[str, Any] = {"next_run_time": time_text(claim.next_run_time)}
     if claim.executions:
         values["last_run_time"] = expected
     update = _set_or_unset(values)
     update["$push"] = {"recent_claims": {"$each": [token], "$slice": -RECENT_CLAIMS}}
+    if pending:
+        update["$push"][PENDING] = {"$each": pending}
     return UpdateOne({"_id": claim.job_id, "next_run_time": expected}, update)
 
 
@@ -421,15 +427,24 @@ class MongoStore(MongoCluster, Store):
         A bulk result only gives a total, so each claim also pushes a fresh token onto
         the job's short `recent_claims` list: when the total says some claim lost, one
         read of those lists tells exactly which ones won. In a transaction where the
-        server has them; otherwise claims land first, so a fire is never run twice.
+        server has them; otherwise claims land first, each carrying its executions in
+        the job's document until they are written (`_record_claimed`), so a fire is
+        never run twice and its record survives a crash between the two writes.
         """
         if not claims:
             return []
         tokens = [new_id() for _ in claims]
+        # no transactions: each claim's execution documents ride in its job's document
+        pending = (
+            None if self._transactions else [[to_document(e) for e in c.executions] for c in claims]
+        )
 
         def work(session: Any) -> list[bool]:
             jobs = self._collection("jobs")
-            updates = [_claim_update(c, t) for c, t in zip(claims, tokens, strict=True)]
+            updates = [
+                _claim_update(c, t, pending[i] if pending else None)
+                for i, (c, t) in enumerate(zip(claims, tokens, strict=True))
+            ]
             result = jobs.bulk_write(updates, ordered=True, session=session)
             if result.matched_count == len(claims):
                 won = [True] * len(claims)
@@ -438,6 +453,8 @@ class MongoStore(MongoCluster, Store):
                 found = jobs.find(query, {"recent_claims": 1}, session=session)
                 recent = {d["_id"]: d.get("recent_claims", []) for d in found}
                 won = [t in recent.get(c.job_id, ()) for c, t in zip(claims, tokens, strict=True)]
+            if pending is not None:
+                return self._record_claimed(claims, won, pending)
             writes = [
                 ReplaceOne({"_id": e.id}, to_document(e), upsert=True)
                 for claim, ok in zip(claims, won, strict=True)

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from api.cli import is_loopback
 from api.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,3 +186,15 @@ def test_the_cluster_profile_runs_two_named_nodes_on_one_mongodb(compose: dict) 
 
 def test_the_image_leaves_the_benchmarks_out() -> None:
     assert not any(line.startswith("COPY bench") for line in dockerfile_lines())
+
+
+def test_every_cronwell_service_can_start_on_its_published_port(compose: dict) -> None:
+    """A service bound to a non-loopback address with no key refuses to start (open mode
+    would make anyone reaching the port an admin): each one must be given a key."""
+    for name, svc in compose["services"].items():
+        if svc.get("image") != "cronwell:latest":
+            continue
+        env = {k: str(v) for k, v in svc["environment"].items()}
+        settings = load_settings({**dockerfile_env(), **env}, dotenv=None)
+        if not is_loopback(settings.host):
+            assert settings.api_keys or settings.allow_open, f"{name} would refuse to start"

@@ -148,6 +148,27 @@ def test_max_instances_records_a_skipped_fire() -> None:
         assert h.store.get_job("busy").next_run_time == later(20)
 
 
+def test_a_coalesced_fire_skipped_by_max_instances_keeps_its_count() -> None:
+    """Fires that a late node coalesces, then skips because a run is still going, are
+    accounted for by the skipped record (found by three nodes on a slow Mongo server:
+    the folded fire times were otherwise on no record at all)."""
+    release = threading.Event()
+    runner = Recorder(
+        lambda request: Outcome(Status.COMPLETED) if release.wait(5) else Outcome(Status.FAILED)
+    )
+    with Harness(runner=runner) as h:
+        h.add(make_job("busy", every(10), max_instances=1, misfire_grace_time=100))
+        h.at(0)
+        assert runner.started.wait(5)
+        h.at(30)  # fires 10, 20 and 30 fell due while the first run still goes
+        release.set()
+        h.settle()
+        assert h.statuses("busy") == ["completed", "skipped"]
+        skipped = h.executions("busy")[1]
+        assert skipped.scheduled_for == later(30) and "max_instances reached" in skipped.error
+        assert skipped.output.startswith("[cronwell] coalesced 3 fire times")
+
+
 def test_a_full_backlog_records_skipped_fires_instead_of_queueing() -> None:
     release = threading.Event()
     runner = Recorder(

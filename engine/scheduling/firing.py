@@ -283,6 +283,7 @@ class Firer:
                 Status.SKIPPED,
                 now,
                 scheduled_for=when,
+                output=plan.note,  # a coalesced fire skipped still says what it stood for
                 error=error,
                 node=self._node,
             )
