@@ -1,0 +1,139 @@
+"""bench.api's open-loop grid and its one-client key A/B: what runs against a server
+besides the closed-loop phases.
+
+Open loop: for each rate, each endpoint, a plan of `rate x seconds` requests is written
+to a file and sent by `bench.open_loop` in a process of its own (so the generator does
+not share the measuring process's GIL), which reports what it achieved.
+
+Key A/B: an open and a keyed cronwell run side by side, and one client sends blocks of
+requests to each in turn (ALTERNATIONS times, the first server swapping each time), so
+both see the same moments of a noisy machine.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.api_servers import Server
+from bench.common import LatencySummary, run_child_json
+from bench.http_load import PhaseResult, Request, run_phase
+
+RATES = (100, 200, 400)
+OPEN_ENDPOINTS = ("get-job", "schedule-job")
+#: how long each open-loop step sends, in seconds
+FULL_SECONDS = 5.0
+QUICK_SECONDS = 2.0
+#: seconds the generator child may take beyond its sending time (its drain included)
+CHILD_SLACK = 120.0
+ALTERNATIONS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRow:
+    """One open-loop step: a system, an endpoint, an offered rate, what was measured."""
+
+    system: str
+    endpoint: str
+    rate: int
+    sent: int
+    send_rate: float | None
+    send_lag_p99_ms: float | None
+    answer_rate: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: int
+    first_error: str
+
+    @classmethod
+    def of(cls, system: str, endpoint: str, rate: int, measured: dict[str, Any]) -> OpenRow:
+        latencies = measured["latencies"]
+        summary = LatencySummary.of_seconds(latencies) if latencies else None
+        return cls(
+            system,
+            endpoint,
+            rate,
+            measured["sent"],
+            measured["send_rate"],
+            measured["send_lag_p99_ms"],
+            measured["answer_rate"],
+            summary.p50_ms if summary else None,
+            summary.p99_ms if summary else None,
+            measured["errors"],
+            measured["first_error"],
+        )
+
+    @property
+    def kept_up(self) -> bool:
+        """Answered at 95% of the offered rate or better, without errors."""
+        return bool(self.answer_rate and self.answer_rate >= 0.95 * self.rate and not self.errors)
+
+
+def wire(request: Request) -> list[Any]:
+    """A request as the generator's plan holds it."""
+    body = None if request.body is None else request.body.decode()
+    return [request.method, request.path, body, [list(h) for h in request.headers]]
+
+
+def open_loop(
+    server: Server, requests: Sequence[Request], rate: int, seconds: float
+) -> dict[str, Any]:
+    """Send `requests` (already signed) at `rate` per second from a child process."""
+    plan = {
+        "host": server.host,
+        "port": server.port,
+        "rate": rate,
+        "requests": [wire(r) for r in requests],
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(plan, f)
+        path = Path(f.name)
+    try:
+        return run_child_json("bench.open_loop", [str(path)], seconds + CHILD_SLACK)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def grid(
+    server: Server,
+    plans: Callable[[str, int, int], list[Request]],
+    seconds: float,
+    log: Callable[[str], None],
+) -> list[OpenRow]:
+    """Every (rate, endpoint) step against one server; `plans(endpoint, rate, count)`
+    gives the unsigned requests of a step."""
+    rows = []
+    for rate in RATES:
+        for endpoint in OPEN_ENDPOINTS:
+            count = int(rate * seconds)
+            requests = [server.signed(r) for r in plans(endpoint, rate, count)]
+            log(f"{server.name}: open loop, {endpoint} at {rate}/s for {seconds:g} s")
+            rows.append(
+                OpenRow.of(server.name, endpoint, rate, open_loop(server, requests, rate, seconds))
+            )
+    return rows
+
+
+def alternate(
+    servers: Sequence[Server],
+    plan: Callable[[Server, int], list[Request]],
+    alternations: int = ALTERNATIONS,
+) -> dict[str, PhaseResult]:
+    """One client, request after request, a block `plan(server, block)` to each server in
+    turn, the order swapped each alternation; per server, every latency and the summed
+    wall time of its blocks."""
+    merged = {s.name: PhaseResult() for s in servers}
+    for block in range(alternations):
+        order = servers if block % 2 == 0 else list(reversed(servers))
+        for server in order:
+            result = run_phase(server.host, server.port, [plan(server, block)])
+            into = merged[server.name]
+            into.latencies.extend(result.latencies)
+            into.errors += result.errors
+            into.first_error = into.first_error or result.first_error
+            into.finished += result.finished - result.started
+    return merged
