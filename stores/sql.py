@@ -46,6 +46,7 @@ from stores.base import (
 from stores.clone import clone
 from stores.codec import loads, text_time, time_text
 from stores.records import ApiKey, AuditEntry, KeyOwner, Server, User
+from stores.rendered import RenderMemo
 from stores.sql_cluster import SqlCluster, cluster_statements
 from stores.sql_tables import Column, Dialect, Index, Table
 
@@ -53,11 +54,6 @@ T = TypeVar("T")
 
 #: decoded job rows a store remembers (about 1.5 KB each)
 DECODED_JOBS_LIMIT = 10_000
-#: rendered job rows a store remembers per render function (`render_jobs`; a row and
-#: its text, about 2.5 KB each)
-RENDERED_JOBS_LIMIT = 10_000
-#: render functions remembered at once (the API has two: one per surface)
-RENDER_FUNCTIONS = 8
 #: rows per round trip when streaming a whole table out
 EXPORT_PAGE = 500
 #: the filters list_executions/count_executions accept, in statement-name order
@@ -323,8 +319,8 @@ class SqlStore(SqlCluster, Store):
         self._sql = {**build_statements(self.dialect), **cluster_statements(self.dialect)}
         #: job rows already decoded, by their values (see `_decode_job`)
         self._decoded: dict[tuple[Any, ...], Job] = {}
-        #: per render function, job rows already rendered, by their values (`render_jobs`)
-        self._rendered: dict[Callable[[Job], str], dict[tuple[Any, ...], str]] = {}
+        #: job rows already rendered, by their values (`render_jobs`)
+        self._rendered = RenderMemo()
 
     # -- what a backend supplies -----------------------------------------------------
     @abstractmethod
@@ -476,37 +472,12 @@ class SqlStore(SqlCluster, Store):
         return self._list("jobs", {} if owner is None else {"owner": owner})
 
     def render_jobs(self, owner: str | None, render: Callable[[Job], str]) -> list[str]:
-        """`list_jobs`' one query, with each row's rendering remembered by the row's exact
-        values (like `_decode_job`): a list read again costs a dictionary lookup per
-        unchanged job, not a decode, a copy, a view and its JSON (~35 us on the scheduler
-        surface). A changed job is a different row, so a stale text is never given.
-        Bounded: a function's table starts afresh when full; a list longer than the
-        table is rendered without it."""
+        """`list_jobs`' one query, each row's text remembered by the row's exact values
+        (stores/rendered.py): a list read again costs a lookup per unchanged job, not a
+        decode, a copy, a view and its JSON (~35 us a job on the scheduler surface)."""
         filters = {} if owner is None else {"owner": owner}
         rows = self._rows(filter_key("list_jobs", tuple(filters)), filters)
-        if len(rows) > RENDERED_JOBS_LIMIT:
-            with paused_gc(len(rows)):
-                return [render(JOBS.decode(row)) for row in rows]
-        memo = self._rendered.get(render)
-        if memo is None:
-            if len(self._rendered) >= RENDER_FUNCTIONS:
-                self._rendered.clear()
-            memo = self._rendered[render] = {}
-        texts = []
-        for row in rows:
-            key = tuple(row)
-            try:
-                text = memo.get(key)
-            except TypeError:  # a driver value that cannot be a key: just render
-                texts.append(render(JOBS.decode(row)))
-                continue
-            if text is None:
-                text = render(JOBS.decode(row))  # a fresh Job only `render` sees: no copy
-                if len(memo) >= RENDERED_JOBS_LIMIT:
-                    memo.clear()
-                memo[key] = text
-            texts.append(text)
-        return texts
+        return self._rendered.render([tuple(row) for row in rows], JOBS.decode, render)
 
     def count_jobs(self, owner: str | None = None) -> JobCounts:
         filters = {} if owner is None else {"owner": owner}

@@ -1,6 +1,7 @@
 """The job lists built from remembered per-job texts (api/job_lists.py) are byte for
-byte what encoding the whole answer at once gives, on a store that remembers
-(SQLite) and on one that renders every time (memory), before and after jobs change."""
+byte what encoding the whole answer at once gives, on the stores that remember (SQLite
+by row, MongoDB by BSON bytes, on a real server) and on one that renders every time
+(memory), before and after jobs change."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from engine.triggers import BoundedTrigger, CronTrigger, DateTrigger, IntervalTr
 from stores.base import Store
 from stores.memory import MemoryStore
 from stores.sqlite import SqliteStore
+from tests.mongo_server import MongoTarget
 
 T0 = datetime(2030, 3, 1, 8, 30, tzinfo=UTC)
 
@@ -27,10 +29,25 @@ def _sqlite(tmp_path: Path) -> Store:
     return SqliteStore(tmp_path / "cronwell.db")
 
 
-@pytest.fixture(params=[lambda _: MemoryStore(), _sqlite], ids=["memory", "sqlite"])
+def _mongo(request: pytest.FixtureRequest) -> Store:
+    from stores.mongo import MongoStore
+
+    target: MongoTarget = request.getfixturevalue("mongo")
+    name = target.fresh_db()
+    request.addfinalizer(lambda: target.drop(name))
+    return MongoStore(target.uri, name)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(lambda request, _: MemoryStore(), id="memory"),
+        pytest.param(lambda request, tmp_path: _sqlite(tmp_path), id="sqlite"),
+        pytest.param(lambda request, _: _mongo(request), id="mongo", marks=pytest.mark.mongo_real),
+    ]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    factory: Callable[[Path], Store] = request.param
-    backend = factory(tmp_path)
+    factory: Callable[[pytest.FixtureRequest, Path], Store] = request.param
+    backend = factory(request, tmp_path)
     backend.open()
     try:
         yield backend
