@@ -14,9 +14,10 @@ round. Each server gets 1,000 jobs through its API, then:
   job, schedule-job with unique ids). At the start of each phase two canary jobs are
   scheduled to fire during it; a canary script records when bash started, and the
   report shows how late each one was;
-- open loop (cronwell, cronwell-key, the peer): schedule-job and get-job sent at 100,
-  200 and 400 requests/s by `bench.open_loop` in a process of its own, latency from
-  each request's due time, with the rate the generator achieved;
+- open loop (cronwell and cronwell-key taking turns step by step, then the peer):
+  schedule-job and get-job sent at 100, 200 and 400 requests/s by `bench.open_loop` in
+  a process of its own, latency from each request's due time, with the rate the
+  generator achieved;
 - key A/B (cronwell against cronwell-key): one client, blocks of get-job and of
   schedule-job sent to the two servers in turn (bench/api_open.py).
 
@@ -307,10 +308,11 @@ def closed_loop(
     return SystemRun(server.name, phases, canaries)
 
 
-def open_plans(scripts: Scripts, system: str) -> Callable[[str, int, int], list[Request]]:
-    def plans(endpoint: str, rate: int, count: int) -> list[Request]:
+def open_plans(scripts: Scripts) -> Callable[[Server, str, int, int], list[Request]]:
+    def plans(server: Server, endpoint: str, rate: int, count: int) -> list[Request]:
         return [
-            one_request(endpoint, f"open-{system}-{rate}-{k}", k, scripts) for k in range(count)
+            one_request(endpoint, f"open-{server.name}-{rate}-{k}", k, scripts)
+            for k in range(count)
         ]
 
     return plans
@@ -354,10 +356,8 @@ def cronwell_round(
 
             for system, result in alternate(servers, plan).items():
                 runs[system].phases[name] = result
-        for server in servers:
-            runs[server.name].open_rows = grid(
-                server, open_plans(scripts, server.name), seconds, log
-            )
+        for row in grid(servers, open_plans(scripts), seconds, log):
+            runs[row.system].open_rows.append(row)
         return [finish(s, runs[s.name], scripts) for s in servers]
 
 
@@ -372,7 +372,7 @@ def peer_round(
         log(f"{server.name}: seeding {SEEDED_JOBS} jobs")
         seed(server, scripts)
         run = closed_loop(server, scripts, counts, log)
-        run.open_rows = grid(server, open_plans(scripts, server.name), seconds, log)
+        run.open_rows = grid([server], open_plans(scripts), seconds, log)
         return [finish(server, run, scripts)]
 
 

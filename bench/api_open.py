@@ -99,22 +99,26 @@ def open_loop(
 
 
 def grid(
-    server: Server,
-    plans: Callable[[str, int, int], list[Request]],
+    servers: Sequence[Server],
+    plans: Callable[[Server, str, int, int], list[Request]],
     seconds: float,
     log: Callable[[str], None],
 ) -> list[OpenRow]:
-    """Every (rate, endpoint) step against one server; `plans(endpoint, rate, count)`
-    gives the unsigned requests of a step."""
+    """Every (rate, endpoint) step against each server, the servers taking turns step by
+    step (the first one swapping each step); `plans(server, endpoint, rate, count)` gives
+    a step's unsigned requests."""
     rows = []
+    step = 0
     for rate in RATES:
         for endpoint in OPEN_ENDPOINTS:
             count = int(rate * seconds)
-            requests = [server.signed(r) for r in plans(endpoint, rate, count)]
-            log(f"{server.name}: open loop, {endpoint} at {rate}/s for {seconds:g} s")
-            rows.append(
-                OpenRow.of(server.name, endpoint, rate, open_loop(server, requests, rate, seconds))
-            )
+            order = servers if step % 2 == 0 else list(reversed(servers))
+            step += 1
+            for server in order:
+                requests = [server.signed(r) for r in plans(server, endpoint, rate, count)]
+                log(f"{server.name}: open loop, {endpoint} at {rate}/s for {seconds:g} s")
+                measured = open_loop(server, requests, rate, seconds)
+                rows.append(OpenRow.of(server.name, endpoint, rate, measured))
     return rows
 
 
