@@ -188,8 +188,8 @@ class Generator:
         tasks = []
         for index, data in enumerate(self.requests):
             due = start + index * interval
-            wait = due - time.perf_counter()
-            if wait > 0:
+            # a loop's timers may wake up to a millisecond early: never send before due
+            while (wait := due - time.perf_counter()) > 0:
                 await asyncio.sleep(wait)
             tasks.append(asyncio.create_task(self.one(data, due)))
         _, unfinished = await asyncio.wait(tasks, timeout=DRAIN_TIMEOUT)
