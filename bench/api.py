@@ -129,6 +129,9 @@ class SystemRun:
     canaries: list[Canary]
     open_rows: list[OpenRow] = field(default_factory=list)
     round: int = 1
+    #: the keyed server's: per one-client endpoint, its p50 over the open server's
+    #: minus 1, one per alternation (two blocks sent one right after the other)
+    key_extras: dict[str, list[float]] = field(default_factory=dict)
 
     def results(self) -> list[dict[str, Any]]:
         rows = []
@@ -354,8 +357,12 @@ def cronwell_round(
                     for k in range(block)
                 ]
 
-            for system, result in alternate(servers, plan).items():
+            alternated = alternate(servers, plan)
+            for system, result in alternated.merged.items():
                 runs[system].phases[name] = result
+            runs[KEYED].key_extras[name] = [
+                b[KEYED] / b["cronwell"] - 1 for b in alternated.block_p50s
+            ]
         for row in grid(servers, open_plans(scripts), seconds, log):
             runs[row.system].open_rows.append(row)
         return [finish(s, runs[s.name], scripts) for s in servers]
@@ -506,7 +513,7 @@ def open_table(runs: Sequence[SystemRun]) -> str:
             grouped.setdefault((o.system, o.endpoint, o.rate), []).append(o)
     headers = [
         "system", "endpoint", "offered/s", "rounds", "sent/s", "send lag p99 ms",
-        "answered/s", "p50 ms", "p99 ms", "errors", "kept up",
+        "answered/s", "p50 ms", "p99 ms", "errors", "waited", "kept up",
     ]  # fmt: skip
     rows = []
     for (system, endpoint, rate), steps in grouped.items():
@@ -522,6 +529,7 @@ def open_table(runs: Sequence[SystemRun]) -> str:
                 fmt(median_or_none(s.p50_ms for s in steps), 2),
                 fmt(median_or_none(s.p99_ms for s in steps), 2),
                 str(sum(s.errors for s in steps)),
+                str(sum(s.waited for s in steps)),
                 f"{sum(s.kept_up for s in steps)}/{len(steps)}",
             ]
         )
@@ -626,19 +634,15 @@ def key_check_seconds(folder: Path, checks: int = KEY_CHECKS) -> tuple[float, fl
 
 
 def key_cost_rows(runs: Sequence[SystemRun]) -> list[tuple[str, list[float]]]:
-    """Per endpoint, the keyed p50 over the open one, minus 1, per round (one-client A/B
-    on side-by-side servers)."""
-    found = []
-    for endpoint in SERIAL.values():
-        extras = []
-        for systems in by_round(runs).values():
-            plain, keyed = systems.get("cronwell"), systems.get(KEYED)
-            if plain and keyed and endpoint in plain.phases and endpoint in keyed.phases:
-                a = LatencySummary.of_seconds(plain.phases[endpoint].latencies).p50_ms
-                b = LatencySummary.of_seconds(keyed.phases[endpoint].latencies).p50_ms
-                extras.append(b / a - 1)
-        found.append((endpoint, extras))
-    return found
+    """Per one-client endpoint, the keyed p50 over the open one, minus 1, for every
+    alternation of every round."""
+    return [
+        (
+            endpoint,
+            [e for run in runs if run.system == KEYED for e in run.key_extras.get(endpoint, [])],
+        )
+        for endpoint in SERIAL.values()
+    ]
 
 
 def key_cost_lines(runs: Sequence[SystemRun], checks: tuple[float, float] | None) -> list[str]:
@@ -652,11 +656,15 @@ def key_cost_lines(runs: Sequence[SystemRun], checks: tuple[float, float] | None
     for endpoint, extras in key_cost_rows(runs):
         plain, keyed = by.get(("cronwell", endpoint)), by.get((KEYED, endpoint))
         middle = median_or_none(extras)
-        shown = ", ".join(f"{e * 100:+.1f}%" for e in extras) or "-"
+        low_high = spread(extras)
+        shown = (
+            "-" if low_high is None else f"{low_high[0] * 100:+.1f}% .. {low_high[1] * 100:+.1f}%"
+        )
         lines.append(
             f"{endpoint} p50 {fmt(plain['p50_ms'] if plain else None, 3)} ms open, "
-            f"{fmt(keyed['p50_ms'] if keyed else None, 3)} ms with a key: median "
-            f"{fmt(None if middle is None else middle * 100, 1)}% (rounds: {shown}) under "
+            f"{fmt(keyed['p50_ms'] if keyed else None, 3)} ms with a key; per block pair "
+            f"median {fmt(None if middle is None else middle * 100, 1)}% over {len(extras)} pairs "
+            f"({shown}) under "
             f"{KEY_COST_TARGET * 100:g}%  {verdict(None if middle is None else middle < KEY_COST_TARGET)}"
         )
     steps = [o for run in runs for o in run.open_rows]
@@ -755,7 +763,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "\ncanaries (two jobs due during each closed-loop phase; bash start - due, over the rounds):"
     )
     print(canary_table(runs))
-    print(f"\nopen loop ({sizes[2]:g} s per step, latency from each request's due time):")
+    print(
+        f"\nopen loop ({sizes[2]:g} s per step, latency from each request's due time; send lag: "
+        "due to taken up by the generator; waited: requests that found all of the generator's "
+        "100 connections busy):"
+    )
     print(open_table(runs))
     for line in open_lines(runs):
         print(f"  {line}")

@@ -48,6 +48,8 @@ class OpenRow:
     p99_ms: float | None
     errors: int
     first_error: str
+    #: requests that waited for a free connection (the generator's cap was reached)
+    waited: int = 0
 
     @classmethod
     def of(cls, system: str, endpoint: str, rate: int, measured: dict[str, Any]) -> OpenRow:
@@ -65,6 +67,7 @@ class OpenRow:
             summary.p99_ms if summary else None,
             measured["errors"],
             measured["first_error"],
+            measured.get("waited_for_connection", 0),
         )
 
     @property
@@ -122,22 +125,34 @@ def grid(
     return rows
 
 
+@dataclass(slots=True)
+class Alternated:
+    """The key A/B of one endpoint: per server every latency and the summed wall time
+    of its blocks, and per alternation each server's p50 (the pairs the cost is read
+    from: two blocks sent one right after the other)."""
+
+    merged: dict[str, PhaseResult]
+    block_p50s: list[dict[str, float]]
+
+
 def alternate(
     servers: Sequence[Server],
     plan: Callable[[Server, int], list[Request]],
     alternations: int = ALTERNATIONS,
-) -> dict[str, PhaseResult]:
+) -> Alternated:
     """One client, request after request, a block `plan(server, block)` to each server in
-    turn, the order swapped each alternation; per server, every latency and the summed
-    wall time of its blocks."""
-    merged = {s.name: PhaseResult() for s in servers}
+    turn, the order swapped each alternation."""
+    found = Alternated({s.name: PhaseResult() for s in servers}, [])
     for block in range(alternations):
         order = servers if block % 2 == 0 else list(reversed(servers))
+        p50s = {}
         for server in order:
             result = run_phase(server.host, server.port, [plan(server, block)])
-            into = merged[server.name]
+            into = found.merged[server.name]
             into.latencies.extend(result.latencies)
             into.errors += result.errors
             into.first_error = into.first_error or result.first_error
             into.finished += result.finished - result.started
-    return merged
+            p50s[server.name] = LatencySummary.of_seconds(result.latencies).p50_ms
+        found.block_p50s.append(p50s)
+    return found
