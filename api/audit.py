@@ -28,6 +28,7 @@ from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from api import context, permissions, schemas, views
 from api.auth import client_address
+from api.limits import MAX_OFFSET
 from api.openapi import documented
 from api.validation import QueryParam, parse_query
 from engine.errors import InvalidInput
@@ -51,7 +52,7 @@ AUDIT_QUERY = (
     QueryParam("user_id", "object_id", "only this user's requests"),
     QueryParam("since", "string", "only entries at or after this ISO 8601 time"),
     QueryParam("limit", "integer", "page size", default=100, minimum=1, maximum=1000),
-    QueryParam("offset", "integer", "entries to skip", default=0, minimum=0),
+    QueryParam("offset", "integer", "entries to skip", default=0, minimum=0, maximum=MAX_OFFSET),
 )
 
 

@@ -10,10 +10,12 @@ run's own (job id, execution id, scheduled time) and cannot be set.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from api.secrets import SecretBox
 from engine.errors import InvalidField
+from engine.model import NO_ENV
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 RESERVED_PREFIX = "CRONWELL_"
@@ -25,8 +27,9 @@ FIELD_DESCRIPTION = (
 )
 
 
-def encrypted_env(value: Any, box: SecretBox) -> dict[str, str]:
-    """The checked `env` object with every value encrypted (InvalidField if bad)."""
+def encrypted_env(value: Any, box: SecretBox) -> Mapping[str, str]:
+    """The checked `env` object with every value encrypted (InvalidField if bad); no
+    variables is the shared read-only NO_ENV, as the engine keeps it."""
     if not isinstance(value, dict):
         raise InvalidField("env", "env must be an object of name to string")
     if len(value) > MAX_VARIABLES:
@@ -42,4 +45,4 @@ def encrypted_env(value: Any, box: SecretBox) -> dict[str, str]:
         if "\x00" in text or len(text) > MAX_VALUE:
             raise InvalidField("env", f"env value of {name} is not a usable value")
         encrypted[name] = box.encrypt(text)
-    return encrypted
+    return encrypted or NO_ENV

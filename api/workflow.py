@@ -78,7 +78,7 @@ def job_values(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _job_ids(name: str, ids: list[str]) -> list[str]:
+def _job_ids(name: str, ids: list[str]) -> tuple[str, ...]:
     cleaned: list[str] = []
     for sent in ids:
         job_id = sent.strip()
@@ -86,7 +86,7 @@ def _job_ids(name: str, ids: list[str]) -> list[str]:
             raise InvalidField(name, f"{name} must hold job ids, not {job_id!r}")
         if job_id not in cleaned:
             cleaned.append(job_id)
-    return cleaned
+    return tuple(cleaned)
 
 
 def check_notify(notify: dict[str, Any]) -> dict[str, Any]:

@@ -7,16 +7,21 @@ memory per job is a measured target. Datetimes are aware and in UTC everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from operator import attrgetter
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from engine.interfaces import Trigger
 from engine.triggers import trigger_from_dict
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: the one `env` of every job without variables: read-only, so all of them share it
+#: (an empty dict per job, twice over with the store's copy, was 128 B of each job)
+NO_ENV: Mapping[str, str] = MappingProxyType({})
 
 
 class JobKind(StrEnum):
@@ -94,9 +99,10 @@ class Job:
     history_limit: int | None = None
     #: what a fire does while max_instances executions are active (OVERLAP_POLICIES)
     overlap: str = "skip"
-    #: job ids to run when a run of this job completes / ends failed or timed out
-    on_success: list[str] = field(default_factory=list)
-    on_failure: list[str] = field(default_factory=list)
+    #: job ids to run when a run of this job completes / ends failed or timed out; tuples,
+    #: so the empty ones most jobs have are one shared () rather than a list per job
+    on_success: tuple[str, ...] = ()
+    on_failure: tuple[str, ...] = ()
     #: {"on": [statuses], "webhook": url, "email": address, "secret": str}; None: no notices
     notify: dict[str, Any] | None = None
     next_run_time: datetime | None = None
@@ -106,7 +112,7 @@ class Job:
     total_executions: int = 0
     #: the job's own variables for its child processes, by name; the values are the
     #: service's encrypted tokens (the engine never reads them, runners decrypt them)
-    env: dict[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=lambda: NO_ENV)
 
     @property
     def timezone(self) -> str:
@@ -122,6 +128,9 @@ class Job:
         record["trigger"] = self.trigger.to_dict()
         record["kind"] = str(self.kind)
         record["surface"] = str(self.surface)
+        record["on_success"] = list(self.on_success)
+        record["on_failure"] = list(self.on_failure)
+        record["env"] = dict(self.env)
         return record
 
     @classmethod
@@ -134,6 +143,11 @@ class Job:
         values["kind"] = _KINDS.get(kind) or JobKind(kind)
         surface = record.get("surface", Surface.SCHEDULER)
         values["surface"] = _SURFACES.get(surface) or Surface(surface)
+        for name in _JOB_CHAINS:
+            if name in values:
+                values[name] = tuple(values[name])  # tuple([]) is the shared ()
+        if "env" in values:
+            values["env"] = dict(values["env"]) if values["env"] else NO_ENV
         for name in _JOB_TIMES:
             value = values.get(name)
             if value is not None and value.tzinfo is not UTC:
@@ -230,6 +244,7 @@ class Node:
 
 
 T = TypeVar("T")
+_JOB_CHAINS = ("on_success", "on_failure")
 _JOB_TIMES = ("next_run_time", "last_run_time", "created_at", "updated_at")
 #: value -> member without Enum.__call__ (two per decoded job)
 _KINDS: dict[str, JobKind] = {k.value: k for k in JobKind}

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from engine.model import JobKind, Status, Surface, as_utc
+from engine.model import NO_ENV, JobKind, Status, Surface, as_utc
 
 T = TypeVar("T")
 
@@ -71,8 +71,15 @@ def _copy_value(value: Any) -> Any:
         return value
     if isinstance(value, datetime):
         return value if value.tzinfo is UTC else as_utc(value)
+    if value is NO_ENV:  # read-only and shared by every job without variables
+        return value
     if not value and (kind is list or kind is dict):
         return kind()  # the usual kwargs: none
+    if kind is tuple:  # a job's chain targets: job ids, immutable all through
+        for item in value:
+            if type(item) not in shared:
+                return copy.deepcopy(value)
+        return value
     # plain loops, not all(<generator>): a generator per copied field was a third of an add
     if kind is list:
         for item in value:

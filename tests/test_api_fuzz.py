@@ -115,8 +115,13 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
             # schema'd body: tests/test_api_events.py and test_api_output_stream.py drive them
             "--exclude-path-regex",
             "/events$|/stream$",
+            # one worker thread: hypothesis parses source with `ast` as it generates, and
+            # CPython 3.11's AST builder keeps its recursion depth in state shared by the
+            # interpreter's threads (cpython#106905), so two workers generating at once
+            # crash with "AST constructor recursion depth mismatch", more often the
+            # busier the machine
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "10",
             "--no-color",
@@ -130,10 +135,10 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
                 timeout=140 if EXAMPLES <= 25 else 3500,
                 check=False,
             )
-            # a crash inside the fuzzer's own code generation (a CPython 3.11 AST error
-            # in hypothesis, seen a few times in ten runs) is the tool's, not a finding
-            # about the service: that run alone is tried once more; any check failure
-            # or other error fails the test
+            # a crash inside the fuzzer's own code generation (the CPython 3.11 AST error
+            # above, seen a few times in ten runs with two workers and none since one)
+            # is the tool's, not a finding about the service: that run alone is tried
+            # once more; any check failure or other error fails the test
             if TOOL_CRASH not in run.stdout + run.stderr:
                 break
     report = run.stdout + run.stderr

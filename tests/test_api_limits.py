@@ -14,7 +14,7 @@ import requests
 from api.limits import MAX_DEPTH, MAX_OFFSET, MAX_SECONDS
 from tests.api_support import BASH_ECHO, ThreadServer, make_settings, running_server, write_script
 
-SCHEDULER = ("/api/users", "/api/servers", "/api/scheduler")
+SCHEDULER = ("/api/users", "/api/servers", "/api/scheduler", "/api/audit")
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,10 @@ def schedule_body(script: str, **extra: Any) -> dict[str, Any]:
 
 
 # -- integers --------------------------------------------------------------------------
+#: the paged lists (the audit trail's offset once reached SQLite as a 64-bit overflow)
+PAGED = ("/api/scheduler/executions", "/api/audit")
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -97,14 +101,16 @@ def schedule_body(script: str, **extra: Any) -> dict[str, Any]:
         ("limit=" + "9" * 5000, "limit"),
     ],
 )
+@pytest.mark.parametrize("path", PAGED)
 def test_query_integers_out_of_range_are_400_naming_the_parameter(
-    server: ThreadServer, query: str, field: str
+    server: ThreadServer, path: str, query: str, field: str
 ) -> None:
-    refused(send(server, "GET", f"/api/scheduler/executions?{query}"), 400, field)
+    refused(send(server, "GET", f"{path}?{query}"), 400, field)
 
 
-def test_the_largest_offset_still_answers_a_page(server: ThreadServer) -> None:
-    answer = send(server, "GET", f"/api/scheduler/executions?offset={MAX_OFFSET}")
+@pytest.mark.parametrize("path", PAGED)
+def test_the_largest_offset_still_answers_a_page(server: ThreadServer, path: str) -> None:
+    answer = send(server, "GET", f"{path}?offset={MAX_OFFSET}")
     assert answer.status_code == 200, answer.text
     assert answer.json()["data"] == [] and answer.json()["offset"] == MAX_OFFSET
 

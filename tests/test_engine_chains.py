@@ -109,7 +109,7 @@ def test_a_loop_is_refused_naming_the_cycle() -> None:
             h.do(h.scheduler.modify_job("a", on_failure=["a"]))
         with pytest.raises(InvalidField, match=r"^on_success names no job: nowhere$"):
             h.add(make_job("d", date_at(later), on_success=["nowhere"]))
-        assert h.store.get_job("a").on_success == []  # nothing was changed
+        assert h.store.get_job("a").on_success == ()  # nothing was changed
         # chains that share targets without looping back are fine
         h.add(make_job("e", date_at(later), on_success=["c", "b"], on_failure=["a"]))
         h.add(make_job("f", date_at(later)))

@@ -18,16 +18,16 @@ def test_job_workflow_fields_round_trip(store: Store) -> None:  # noqa: F811
     job = make_job(overlap="queue", on_success=[target.id], on_failure=[target.id], notify=NOTIFY)
     store.add_job(job)
     got = store.get_job(job.id)
-    assert (got.overlap, got.on_success, got.on_failure, got.notify) == (
+    assert (got.overlap, list(got.on_success), list(got.on_failure), got.notify) == (
         "queue",
         [target.id],
         [target.id],
         NOTIFY,
     )
-    got.overlap, got.notify, got.on_failure = "replace", None, []
+    got.overlap, got.notify, got.on_failure = "replace", None, ()
     store.update_job(got)
     again = store.get_job(job.id)
-    assert (again.overlap, again.notify, again.on_failure) == ("replace", None, [])
+    assert (again.overlap, again.notify, list(again.on_failure)) == ("replace", None, [])
     assert store.get_job(target.id).overlap == "skip"  # the default
 
 

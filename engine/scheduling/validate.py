@@ -63,7 +63,7 @@ def check_job(job: Job) -> Job:
     if job.on_success or job.on_failure:
         for name in ("on_success", "on_failure"):
             ids = getattr(job, name)
-            if not isinstance(ids, list) or not all(type(i) is str and i for i in ids):
+            if not isinstance(ids, tuple | list) or not all(type(i) is str and i for i in ids):
                 raise InvalidInput(f"{name} must be a list of job ids")
     return job
 
