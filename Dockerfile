@@ -19,10 +19,13 @@ RUN python3 -m venv /opt/build-venv \
     && /opt/build-venv/bin/pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM ${BASE_IMAGE}
-# Two users: the service's (`cronwell`, owns /data, mode 0700) and `cronwell-jobs`, for
-# scripts when the container runs as root with CRONWELL_RUN_AS=cronwell-jobs (then no
-# script can read the database, the secret key or the backups; see README "Container").
-RUN groupadd --system cronwell \
+# Two users, so that no script can read the service's data: the service's (`cronwell`,
+# owns /data, mode 0700) and the scripts' (`cronwell-jobs`, CRONWELL_RUN_AS below). The
+# container starts as root only for its entrypoint, which runs the service as cronwell
+# with just the capabilities that starting scripts as cronwell-jobs takes (see
+# docker/entrypoint.sh and README "Container"). setpriv (util-linux) is what it uses.
+RUN command -v setpriv \
+    && groupadd --system cronwell \
     && useradd --system --gid cronwell --home-dir /data --shell /usr/sbin/nologin cronwell \
     && groupadd --system cronwell-jobs \
     && useradd --system --gid cronwell-jobs --no-create-home --home-dir /nonexistent \
@@ -31,6 +34,7 @@ RUN groupadd --system cronwell \
     && chown cronwell:cronwell /data \
     && chmod 0700 /data
 COPY --from=build /wheels /wheels
+COPY docker/entrypoint.sh /usr/local/bin/cronwell-entrypoint
 RUN python3 -m venv /opt/cronwell \
     && /opt/cronwell/bin/pip install --no-cache-dir --no-index --find-links /wheels cronwell \
     && rm -rf /wheels
@@ -47,9 +51,11 @@ ENV PATH=/opt/cronwell/bin:$PATH \
     CRONWELL_DATA_DIR=/data \
     CRONWELL_SCRIPT_ROOTS=/scripts \
     CRONWELL_SHUTDOWN_TIMEOUT=20 \
+    CRONWELL_RUN_AS=cronwell-jobs \
     PYTHONUNBUFFERED=1
 
-USER cronwell
+# root, for the entrypoint only: the service itself runs as cronwell (see above)
+USER root
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 5000
@@ -62,5 +68,5 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
 # for CRONWELL_SHUTDOWN_TIMEOUT seconds, then cancels and records the rest. Give it
 # longer than that (docker stop -t 30, or stop_grace_period in compose.yaml).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["cronwell"]
+ENTRYPOINT ["cronwell-entrypoint"]
 CMD ["serve"]

@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 STORE ?= sqlite:///var/cronwell.db
 
-.PHONY: run test lint typecheck image-test bench bench-quick clean
+.PHONY: run test test-browser lint typecheck image-test bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,17 +48,24 @@ test: $(STAMP_TEST) lint typecheck
 image-test:
 	$(PYTHON) tests/image/build_and_run.py
 
+# The dashboard in a real headless browser (Playwright driving Debian's chromium at
+# /usr/bin/chromium); writes docs/screenshots/. .ci/run installs chromium when missing.
+test-browser: $(STAMP_TEST)
+	$(BIN)/python -m pytest -q -m browser tests/browser
+
 bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench.dispatch
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.idle
 	$(BIN)/python -m bench.cluster
+	$(BIN)/python -m bench.ui
 
 bench-quick: $(STAMP_BENCH)
 	$(BIN)/python -m bench.dispatch --quick
 	$(BIN)/python -m bench.store --quick
 	$(BIN)/python -m bench.api --quick
+	$(BIN)/python -m bench.ui --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -43,12 +43,15 @@ from api.errors import ApiErrorHandler
 from api.retention import INTERVAL as RETENTION_INTERVAL
 from api.retention import Retention
 from api.secrets import load_secret_box
+from api.ui import session as page_session
+from api.ui.blueprints import BLUEPRINTS as PAGE_BLUEPRINTS
 from engine.clock import SystemClock
 from engine.scheduler import Scheduler
 from jobs.base import JobServices
 from jobs.notify import Notifier
 from jobs.registry import add_job_paths, load_job
 from runners import Runner
+from runners.capabilities import keep_from_children
 from runners.identity import describe_identity, script_identity
 from runners.lifeline import kill_leftovers
 from stores import open_store
@@ -72,6 +75,7 @@ BLUEPRINTS = (
     openapi.bp,
     swagger.bp,
     metrics.bp,
+    *PAGE_BLUEPRINTS,
 )
 #: the metrics middleware runs before any other (the API-key check included), so a
 #: refused request is counted and timed too
@@ -117,6 +121,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     app.register_middleware(
         app.ctx.metrics.request_answered, "response", priority=METRICS_MIDDLEWARE_PRIORITY
     )
+    # a request a dashboard page makes acts for its session (with its CSRF token)
+    app.register_middleware(page_session.from_session, "request", priority=page_session.PRIORITY)
     # always: a key made while the service runs (`cronwell keys create`) closes it
     app.register_middleware(authenticate, "request")
     app.register_middleware(audit.record, "response")
@@ -157,9 +163,11 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         )
     app.ctx.audit = audit.AuditTrail(store, app.ctx.clock.now, settings.audit_days)
     app.ctx.audit.start()
-    run_as = script_identity(settings.run_as)
-    identity = describe_identity(settings.run_as)
-    (log.info if run_as is not None else log.warning)("%s", identity)
+    keep_from_children()  # no script may inherit a capability (runners/capabilities.py)
+    run_as = script_identity(settings.run_as, settings.run_as_python)
+    identity = describe_identity(settings.run_as, settings.run_as_python, run_as)
+    separated = run_as is not None and run_as.python_usable  # else: say it louder
+    (log.info if separated else log.warning)("%s", identity)
     observed: metrics.Metrics = app.ctx.metrics
     scheduler = Scheduler(
         observed.timed_store(store),

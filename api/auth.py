@@ -7,7 +7,8 @@ exists (the store is asked on each request until it has one; a revoked key still
 counts, so revoking the last key never reopens the service), every request except the
 two health checks needs one, sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`:
 401 in the surface's envelope with `WWW-Authenticate: Bearer` otherwise. A
-CRONWELL_API_KEYS key acts as an admin of no user.
+CRONWELL_API_KEYS key acts as an admin of no user. The dashboard signs in with a key
+checked here too, and keeps it in a server-side session (api/ui/session.py).
 
 A failed authentication is logged with the client address and the key's first
 characters (never the key). More than FAILURE_LIMIT failures (a key sent
@@ -48,6 +49,7 @@ from api.errors import error_response
 from api.keys import MAX_KEY_LENGTH, hash_key, key_prefix, same_hash
 from api.open_paths import is_open
 from api.permissions import OPEN, Principal
+from api.ui.paths import is_page_path
 from engine.errors import NotAuthenticated, StoreError, TooManyAttempts
 from stores.base import Store
 from stores.records import KeyOwner
@@ -292,8 +294,14 @@ def client_address(request: Request) -> str:
 
 
 async def authenticate(request: Request) -> HTTPResponse | None:
-    """Request middleware: answer 401/429 early, before any handler or body parsing."""
-    if is_open(request.path):
+    """Request middleware: answer 401/429 early, before any handler or body parsing.
+
+    The dashboard's pages check their own sessions (a page without one redirects to
+    the sign-in form rather than answering 401), and a request a page makes may already
+    act for its session (api/ui/session.py's middleware runs first)."""
+    if is_open(request.path) or is_page_path(request.path):
+        return None
+    if hasattr(request.ctx, "principal"):
         return None
     if request.path == METRICS_PATH and request.app.ctx.settings.metrics_open:
         request.ctx.principal = OPEN  # CRONWELL_METRICS_OPEN: a scraper on a trusted network

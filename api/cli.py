@@ -23,7 +23,8 @@ from api.secrets import load_secret_box
 from api.validation import check_email
 from engine.errors import CronwellError, InvalidInput
 from engine.ids import new_id
-from runners.identity import describe_identity, parse_run_as
+from runners.capabilities import keep_from_children
+from runners.identity import describe_identity, script_identity
 from stores import masked, open_store
 from stores.base import Store
 from stores.records import User
@@ -138,7 +139,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         if not root.is_dir():
             raise InvalidInput(f"script root {root} is not a directory")
     if settings.run_as:
-        parse_run_as(settings.run_as)  # an unknown user or group is a configuration error
+        # an unknown user or group, or a CRONWELL_RUN_AS_PYTHON that user cannot run, is a
+        # configuration error
+        script_identity(settings.run_as, settings.run_as_python)
     if settings.log_level.upper() not in logging.getLevelNamesMapping():
         raise InvalidInput(
             f"CRONWELL_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {settings.log_level!r}"
@@ -152,6 +155,7 @@ def fail(message: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    keep_from_children()  # before any child (the interpreter probe) starts
     try:
         settings = settings_from(args)
     except CronwellError as exc:
@@ -181,12 +185,13 @@ def serve(args: argparse.Namespace) -> int:
         )
     if args.check:
         store.close()
+        identity = describe_identity(settings.run_as, settings.run_as_python)
         roots = ", ".join(str(r) for r in settings.script_roots) or "none"
         mode = "open (no API key yet)" if open_mode else "keys required"
         print(
             f"cronwell: configuration OK; store {where} ({store.backend}) opened; "
             f"script roots: {roots}; timezone {settings.timezone}; "
-            f"http://{settings.host}:{settings.port}; {mode}; {describe_identity(settings.run_as)}"
+            f"http://{settings.host}:{settings.port}; {mode}; {identity}"
         )
         return 0
     return run_server(settings, store)

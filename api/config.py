@@ -56,6 +56,9 @@ class Settings:
     auth_failure_limit: int = 10
     #: OS user[:group] scripts run as when the service may switch users (CRONWELL_RUN_AS)
     run_as: str = ""
+    #: the interpreter python scripts start with as that user (CRONWELL_RUN_AS_PYTHON;
+    #: default: the service's own if that user can run it, else the system's)
+    run_as_python: str = ""
     #: serve a non-loopback address with no key anywhere (--allow-open)
     allow_open: bool = False
     #: /metrics answers without an API key (for a scraper on a trusted network)
@@ -235,6 +238,7 @@ def load_settings(
         ("CRONWELL_SMTP_PASSWORD", "smtp_password"),
         ("CRONWELL_LOG_LEVEL", "log_level"),
         ("CRONWELL_RUN_AS", "run_as"),
+        ("CRONWELL_RUN_AS_PYTHON", "run_as_python"),
     ):
         if v := get(key):
             s[name] = v

@@ -32,9 +32,11 @@ from engine.errors import (
     InvalidInput,
     NotAuthenticated,
     NotFound,
+    ScriptPathError,
     StoreError,
     TooManyAttempts,
     TriggerError,
+    UnknownJobClass,
 )
 
 log = logging.getLogger("cronwell.api")
@@ -159,7 +161,25 @@ def error_response(
         headers["Retry-After"] = str(getattr(exc, "retry_after", STORE_RETRY_AFTER))
     if isinstance(exc, MethodNotAllowed):
         headers["Allow"] = ", ".join(allowed_methods(request, exc))
+    field = field_of(exc)
+    if field:
+        headers[FIELD_HEADER] = field
     return json_reply({key: message}, status, headers)
+
+
+#: names the request field an error is about, beside the unchanged envelope, so a form
+#: (the dashboard's) can show the message next to that field
+FIELD_HEADER = "X-Cronwell-Field"
+
+
+def field_of(exc: BaseException) -> str | None:
+    if isinstance(exc, (InvalidField, TriggerError)):
+        return exc.field
+    if isinstance(exc, ScriptPathError):
+        return "script_path"
+    if isinstance(exc, UnknownJobClass):
+        return "job_class_string"
+    return None
 
 
 class ApiErrorHandler(ErrorHandler):

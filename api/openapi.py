@@ -21,6 +21,7 @@ from sanic.response import HTTPResponse
 from api import schemas
 from api.errors import ApiSurface, dumps, surface_of
 from api.open_paths import is_open
+from api.ui.paths import is_page_path
 from api.validation import OBJECT_ID_PATTERN, SCRIPT_JOB_ID_PATTERN, Body, QueryParam
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -231,6 +232,8 @@ def build_openapi(app: Sanic[Any, Any]) -> dict[str, Any]:
         if getattr(route.handler, DOC_ATTR, RouteDoc()).hidden:
             continue
         path = "/" + _PARAM.sub(r"{\1}", route.path).strip("/")
+        if is_page_path(path):
+            continue  # the dashboard's HTML pages are not part of the JSON API
         for method in sorted(set(route.methods) - _HIDDEN_METHODS):
             operation = _operation(route, method, path, key_security)
             paths.setdefault(path, {})[method.lower()] = operation

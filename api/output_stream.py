@@ -4,11 +4,13 @@
 (`output_so_far`); `GET /api/scheduler/executions/{id}/stream` sends it as Server-Sent
 Events:
 
-    event: output   data: {"text": "..."}   id: <bytes sent so far>
+    event: output   data: {"text": "...", "stream": "stdout"}   id: <bytes sent so far>
     event: end      data: {"status": "completed", "exit_code": 0, "error": "", ...}
 
-stdout and stderr come interleaved, in the order the job wrote them (the stored output,
-once the run ends, has stdout first and stderr under a `[stderr]` line). The cap holds
+stdout and stderr come interleaved, in the order the job wrote them, each message
+saying which stream its text came from (`stdout` or `stderr`; the stored output, once
+the run ends, has stdout first and stderr under a `[stderr]` line). Output sent after
+the run ended (the stored record's, a note about dropped bytes) says `stdout`. The cap holds
 while it runs: past CRONWELL_OUTPUT_CAP bytes nothing more is kept or sent, and the
 stream says how much was dropped. A stream opened on a queued execution waits for it
 to start; one opened on a finished execution sends the stored output and the end at
@@ -34,11 +36,13 @@ from api import context, permissions, schemas, sse
 from api.event_hub import frame
 from api.openapi import documented
 from api.validation import object_id
+from engine.interfaces import STDERR, STDOUT
 from engine.model import Execution
 from engine.running.live import LiveOutput
 
 bp = Blueprint("output_stream", url_prefix="/api/scheduler/executions")
 
+STREAMS = (STDOUT, STDERR)
 #: seconds between checks for new output (and for the run's start or recorded end)
 POLL = 0.1
 
@@ -88,17 +92,22 @@ async def stream_output(request: Request, execution_id: str) -> HTTPResponse | N
     sent = _offset(request.headers.get("Last-Event-ID"))
     response = await sse.open_stream(request)
     live: LiveOutput | None = None
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    # one decoder per stream: a character split across two writes of one stream may
+    # have the other stream's bytes between its halves
+    decoders = {name: codecs.getincrementaldecoder("utf-8")(errors="replace") for name in STREAMS}
     quiet_since = time.monotonic()
     while True:
         if live is None and not execution.terminal:
             live = scheduler.live_output(wanted) if scheduler is not None else None
         if live is not None:
-            data = live.read(sent)
-            if data:
-                sent += len(data)
-                text = decoder.decode(data)
-                await response.send(frame(str(sent), "output", {"text": text}))
+            parts = live.read_parts(sent)
+            if parts:
+                for stream, data in parts:
+                    sent += len(data)
+                    text = decoders[stream].decode(data)
+                    if text:
+                        body = {"text": text, "stream": stream}
+                        await response.send(frame(str(sent), "output", body))
                 quiet_since = time.monotonic()
                 continue
             if not live.finished:
@@ -109,13 +118,13 @@ async def stream_output(request: Request, execution_id: str) -> HTTPResponse | N
             if execution.terminal:
                 break
         quiet_since = await _pause(response, quiet_since, heartbeat)
-    tail = decoder.decode(b"", final=True)
+    tail = "".join(decoders[name].decode(b"", final=True) for name in STREAMS)
     if live is None and execution.output and not sent:  # it ended before we looked
         tail += execution.output
     elif live is not None and live.dropped:
         tail += dropped_note(live)
     if tail:
-        await response.send(frame(str(sent), "output", {"text": tail}))
+        await response.send(frame(str(sent), "output", {"text": tail, "stream": STDOUT}))
     await response.send(frame(None, "end", _end(execution)))
     await response.send(end_stream=True)
     return None

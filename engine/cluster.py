@@ -31,10 +31,11 @@ from dataclasses import dataclass
 
 from engine.clock import Clock
 from engine.errors import EngineStopped
+from engine.events import EventBus
 from engine.interfaces import CHANGES_KEPT, SchedulerStore
 from engine.model import Execution, Node
 from engine.scheduling.commands import CancelExecution, Command, RunTakenOver, SyncJobs
-from engine.scheduling.recovery import abandon_begun
+from engine.scheduling.recovery import abandon_begun, announce_abandoned
 from engine.scheduling.takeover import requeue_note
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,11 @@ class NodeKeeper:
         lease_seconds: float = 10.0,
         heartbeat_every: float = 1.0,
         poll_every: float = 0.25,
+        events: EventBus | None = None,
     ) -> None:
         self.node_id = node_id
+        #: where the executions a sweep abandons are announced (None: nowhere)
+        self._events = events
         self.lease_seconds = lease_seconds
         self.heartbeat_every = heartbeat_every
         self.poll_every = poll_every
@@ -243,7 +247,10 @@ class NodeKeeper:
             unstarted = [e for e in taken if e.id not in self.journaled]
             if unstarted:
                 self._post(RunTakenOver(unstarted, node.node_id))
-            count = self._store.abandon_running(now, message, only_nodes=[node.node_id])
+            marked = self._store.abandon_running(now, message, only_nodes=[node.node_id])
+            if self._events is not None:
+                announce_abandoned(self._events, [*begun, *marked], now)
+            count = len(marked) + len(begun)
             if count:
                 log.warning(
                     "node %s is gone (lease passed); %d of its executions abandoned",

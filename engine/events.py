@@ -17,7 +17,8 @@ Kinds:
     execution_started     a worker started it (emitted by the recorder thread, after
                           the fire's execution_submitted and before its end)
     execution_executed    an execution completed
-    execution_failed      an execution ended failed, timeout or cancelled (see `status`)
+    execution_failed      an execution ended failed, timeout, cancelled or abandoned (see
+                          `status`; abandoned: recovery or a sweep marked it so)
     job_missed            a fire never ran: too late (missed) or no room in the backlog
     max_instances_reached a fire was skipped because max_instances were running
 """

@@ -274,7 +274,7 @@ class SchedulerStore(ABC):
         *,
         keep_nodes: Collection[str] = (),
         only_nodes: Collection[str] | None = None,
-    ) -> int:
+    ) -> list[Execution]:
         """Mark `running` executions abandoned (completed_at=now, error=message),
         atomically; `queued` and `scheduled` ones are left alone (they never started:
         see `take_over`). Its job's counters are not touched.
@@ -282,7 +282,8 @@ class SchedulerStore(ABC):
         Executions recorded by a node in `keep_nodes` (other nodes still alive) are
         left alone; with `only_nodes`, just the executions of those nodes (dead ones,
         found by a sweep) are marked. Called at start, before the engine fires
-        anything, and by the sweep of dead nodes. Returns how many.
+        anything, and by the sweep of dead nodes. Returns the executions it marked, as
+        written (the engine announces each, so a job's `notify` hears of it).
         """
 
     @abstractmethod
@@ -436,10 +437,16 @@ class RunObserver(Protocol):
         """Must be quick, must not block, must not keep or change `execution`."""
 
 
-class OutputSink(Protocol):
-    """Takes a job's output as it is printed (bytes, in arrival order); never blocks."""
+#: the names a write to an OutputSink is tagged with
+STDOUT = "stdout"
+STDERR = "stderr"
 
-    def write(self, data: bytes) -> None: ...
+
+class OutputSink(Protocol):
+    """Takes a job's output as it is printed (bytes, in arrival order), each write
+    tagged with the stream it came from (STDOUT or STDERR); never blocks."""
+
+    def write(self, data: bytes, stream: str = STDOUT) -> None: ...
 
 
 class JobRunner(Protocol):

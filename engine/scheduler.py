@@ -49,7 +49,7 @@ from engine.scheduling.commands import (
 from engine.scheduling.firing import Firer
 from engine.scheduling.handlers import CommandHandler
 from engine.scheduling.loop import EngineLoop
-from engine.scheduling.recovery import KillLeftovers, Recovery, recover
+from engine.scheduling.recovery import KillLeftovers, Recovery, announce_abandoned, recover
 from engine.scheduling.takeover import hand_over
 from engine.scheduling.timetable import Timetable
 
@@ -150,6 +150,7 @@ class Scheduler:
                 self._commands.post_internal,
                 lambda: len(self._pool.running_items()),
                 lease_seconds=lease_seconds,
+                events=self.events,
             )
             self._handler.following_changes = True
             self._firer.shared = lambda: self._node is not None and self._node.others_alive
@@ -191,6 +192,7 @@ class Scheduler:
         """Hand the unstarted fires recovery took over to the workers (they run before
         anything the first step fires), and tell listeners what became of each."""
         record = self._executor.record
+        announce_abandoned(self.events, recovery.abandoned_runs, now)
         hand_over(self._pool, record, self.events, list(recovery.requeued), recovery.ended, now)
 
     @property

@@ -5,6 +5,12 @@ A job's `notify` is `{"on": [statuses], "webhook": url, "email": address, "secre
 executions reaching a terminal status (the engine only emits events; it never waits
 for a notification) and hands each one whose job asks for that status to a small
 bounded pool of its own threads, so a slow peer delays neither the engine nor the bus.
+Every status `notify.on` accepts arrives as an event: completed (execution_executed),
+failed, timeout, cancelled and abandoned (execution_failed; abandoned is what recovery
+at start and the sweep of a dead node's runs mark), missed (job_missed: beyond the
+misfire grace, or a taken-over fire judged too late) and skipped (max_instances_reached,
+or job_missed when the backlog is full). Recovery's events are emitted as the engine
+starts, after this listener is attached (api/app.py), so a crash's ends notify too.
 
 - **Webhook**: a JSON POST of `{"event", "job_id", "execution"}`; with a secret, the
   header `X-Cronwell-Signature: sha256=<hex HMAC-SHA256 of the body>`. A transport

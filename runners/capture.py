@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from engine.interfaces import OutputSink
+from engine.interfaces import STDERR, STDOUT, OutputSink
 
 
 class CappedBuffer:
@@ -30,9 +30,11 @@ class CappedBuffer:
     def dropped(self) -> int:
         return self._dropped
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, stream: str | None = None) -> None:
+        """Keep `data`; the live sink hears it tagged with `stream` (a job class's one
+        buffer says which), else with this buffer's own pipe (a child's stderr buffer)."""
         if self.live is not None:
-            self.live.write(data)
+            self.live.write(data, stream or (STDERR if self.label == STDERR else STDOUT))
         with self._lock:
             room = self.cap - self._kept
             if room > 0:

@@ -27,11 +27,10 @@ from engine.interfaces import CancelSignal, Outcome, OutputSink
 from engine.model import JobKind, Status
 from runners.environment import child_environment
 from runners.identity import RunAs
+from runners.interpreter import PYHOST
 from runners.paths import check_runnable, resolve_script
 from runners.process import DEFAULT_GRACE, ProcessResult, run_process
 from runners.values import RESULT_SLACK, dropped_note
-
-PYHOST = Path(__file__).with_name("pyhost.py")
 
 
 def run_script(
@@ -104,14 +103,12 @@ def _run_python(
     run_as: RunAs | None,
     live: OutputSink | None,
 ) -> Outcome:
-    handle, name = tempfile.mkstemp(prefix="cronwell-result-", suffix=".json")
-    if run_as is not None:  # the host writes it as that user; only it and we may
-        os.fchown(handle, run_as.uid, run_as.gid)
-    os.close(handle)
+    folder, name = _result_file(run_as)
     result_file = Path(name)
+    python = sys.executable if run_as is None else run_as.python  # one it can start
     try:
         result = run_process(
-            [sys.executable, "-P", str(PYHOST), name, str(script), *args],
+            [python, "-P", str(PYHOST), name, str(script), *args],
             timeout=timeout,
             output_cap=output_cap,
             cancel=cancel,
@@ -125,7 +122,34 @@ def _run_python(
         reply = read_reply(result_file, output_cap)
     finally:
         result_file.unlink(missing_ok=True)
+        if folder is not None:
+            os.rmdir(folder)
     return python_outcome(result, reply)
+
+
+def _result_file(run_as: RunAs | None) -> tuple[str | None, str]:
+    """(its private folder or None, the path) of the file the host writes its result to.
+
+    As the service's own user, a temp file. For another user, the file is that user's
+    (the host writes it) in the service's group, mode 0640, so a service that is not
+    root (and cannot override file modes) still reads it; it sits in a folder of the
+    service's own, mode 0711, so the service may delete it afterwards (it could not
+    in the sticky /tmp, the file being another user's) and nobody else may list or
+    add anything there."""
+    if run_as is None:
+        handle, name = tempfile.mkstemp(prefix="cronwell-result-", suffix=".json")
+        os.close(handle)
+        return None, name
+    folder = tempfile.mkdtemp(prefix="cronwell-result-")
+    os.chmod(folder, 0o711)
+    name = os.path.join(folder, "result.json")
+    handle = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(handle, 0o640)  # first: once it is that user's, only that user may
+        os.fchown(handle, run_as.uid, os.getegid())
+    finally:
+        os.close(handle)
+    return folder, name
 
 
 def read_reply(result_file: Path, output_cap: int) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO, cast
 
-from engine.interfaces import OutputSink
+from engine.interfaces import STDOUT, OutputSink
 from runners.capture import CappedBuffer
 
 _current = threading.local()
@@ -31,14 +31,16 @@ def _sink() -> CappedBuffer | None:
 class ThreadRoutedStream:
     """A text stream that writes to this thread's capture buffer, else to `real`."""
 
-    def __init__(self, real: TextIO) -> None:
+    def __init__(self, real: TextIO, name: str = STDOUT) -> None:
         self.real = real
+        #: STDOUT or STDERR: which stream's writes these are (the live output tells them apart)
+        self.name = name
 
     def write(self, text: str) -> int:
         sink = _sink()
         if sink is None:
             return self.real.write(text)
-        sink.write(text.encode("utf-8", errors="replace"))
+        sink.write(text.encode("utf-8", errors="replace"), self.name)
         return len(text)
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -60,7 +62,7 @@ def install() -> None:
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if stream is not None and not isinstance(stream, ThreadRoutedStream):
-                setattr(sys, name, cast(TextIO, ThreadRoutedStream(stream)))
+                setattr(sys, name, cast(TextIO, ThreadRoutedStream(stream, name)))
 
 
 @contextmanager

@@ -315,9 +315,9 @@ class MemoryStore(Store):
         *,
         keep_nodes: Collection[str] = (),
         only_nodes: Collection[str] | None = None,
-    ) -> int:
+    ) -> list[Execution]:
         with self._lock:
-            count = 0
+            marked: list[Execution] = []
             for e in self._executions.values():
                 if not abandons(e.node, keep_nodes, only_nodes):
                     continue
@@ -325,8 +325,8 @@ class MemoryStore(Store):
                     e.status = Status.ABANDONED
                     e.completed_at = as_utc(now)
                     e.error = message
-                    count += 1
-            return count
+                    marked.append(clone(e))
+            return marked
 
     def delete_executions_before(
         self, cutoff: datetime, *, job_id: str | None = None, limit: int | None = None

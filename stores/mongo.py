@@ -535,7 +535,10 @@ class MongoStore(MongoCluster, Store):
         *,
         keep_nodes: Collection[str] = (),
         only_nodes: Collection[str] | None = None,
-    ) -> int:
+    ) -> list[Execution]:
+        # One update_many marks them all at once; the ids read first, and the update
+        # limited to them and to `running`, tell which this call marked (one that ended
+        # between the two reads is left as it ended).
         update = {
             "$set": {
                 "status": str(Status.ABANDONED),
@@ -549,8 +552,14 @@ class MongoStore(MongoCluster, Store):
                 query["node"] = {"$in": list(only_nodes)}
             elif keep_nodes:
                 query["node"] = {"$nin": list(keep_nodes)}  # a missing node matches too
-            result = self._collection("executions").update_many(query, update)
-        return int(result.matched_count)
+            executions = self._collection("executions")
+            ids = [d["_id"] for d in executions.find(query, {"_id": 1})]
+            if not ids:
+                return []
+            executions.update_many({**query, "_id": {"$in": ids}}, update)
+            marked = executions.find({"_id": {"$in": ids}, **update["$set"]})
+            found = [from_document(Execution, d) for d in marked]
+        return sorted(found, key=lambda e: (e.created_at, e.id))
 
     def delete_executions_before(
         self, cutoff: datetime, *, job_id: str | None = None, limit: int | None = None

@@ -617,7 +617,7 @@ class SqlStore(SqlCluster, Store):
         *,
         keep_nodes: Collection[str] = (),
         only_nodes: Collection[str] | None = None,
-    ) -> int:
+    ) -> list[Execution]:
         with self._transaction() as cursor:
             self._execute(cursor, self._sql["left_running"], {})
             executions = [
@@ -632,7 +632,7 @@ class SqlStore(SqlCluster, Store):
             if executions:
                 rows = [EXECUTIONS.update_row(e) for e in executions]
                 self._execute_many(cursor, self._sql["update_executions"], rows)
-            return len(executions)
+            return executions
 
     def take_over(self, from_node: str | None, to_node: str | None, note: str) -> list[Execution]:
         with self._transaction() as cursor:

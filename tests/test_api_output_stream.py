@@ -158,3 +158,55 @@ def test_unknown_and_malformed_ids(server: ThreadServer) -> None:
     assert missing.status_code == 404 and "detail" in missing.json()
     bad = requests.get(f"{server.url}/api/scheduler/executions/nope/stream", timeout=5)
     assert bad.status_code == 400
+
+
+MIXED_BASH = "#!/bin/bash\necho out one\nsleep 0.2\necho err one >&2\nsleep 0.2\necho out two\n"
+MIXED_PYTHON = (
+    "import sys, time\n"
+    "def main():\n"
+    '    print("out one", flush=True)\n'
+    "    time.sleep(0.2)\n"
+    '    print("err one", file=sys.stderr, flush=True)\n'
+    "    time.sleep(0.2)\n"
+    '    print("out two", flush=True)\n'
+)
+MIXED_CLASS = (
+    "import sys, time\n"
+    "from jobs.base import BaseJob\n"
+    "class MixedJob(BaseJob):\n"
+    '    description = "writes to stdout, then stderr, then stdout"\n'
+    "    arguments = ()\n"
+    "    def run(self):\n"
+    '        print("out one")\n'
+    "        time.sleep(0.2)\n"
+    '        print("err one", file=sys.stderr)\n'
+    "        time.sleep(0.2)\n"
+    '        print("out two")\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "target"),
+    [
+        (JobKind.BASH, "mixed.sh"),
+        (JobKind.PYTHON, "mixed.py"),
+        (JobKind.CLASS, "mixed_jobs.MixedJob"),
+    ],
+)
+def test_each_message_says_which_stream_it_came_from(
+    server: ThreadServer, kind: JobKind, target: str
+) -> None:
+    settings = server.app.ctx.settings
+    write_script(settings.script_roots[0], "mixed.sh", MIXED_BASH)
+    write_script(settings.script_roots[0], "mixed.py", MIXED_PYTHON, executable=False)
+    (settings.job_paths[0] / "mixed_jobs.py").write_text(MIXED_CLASS)
+    execution_id = run_now(server, f"mixed-{kind}", kind, target)
+    with SseStream(server.port, f"/api/scheduler/executions/{execution_id}/stream") as stream:
+        parts: list[tuple[str, str]] = []
+        while (message := stream.next(10)).event != "end":
+            body = message.json()
+            if parts and parts[-1][0] == body["stream"]:
+                parts[-1] = (body["stream"], parts[-1][1] + body["text"])
+            else:
+                parts.append((body["stream"], body["text"]))
+    assert parts == [("stdout", "out one\n"), ("stderr", "err one\n"), ("stdout", "out two\n")]

@@ -109,7 +109,10 @@ def test_dockerfile_runtime_contract() -> None:
     settings = load_settings(env, dotenv=None)
     assert instruction("EXPOSE") == str(settings.port)
     assert str(settings.data_dir) in instruction("VOLUME")
-    assert instruction("USER") not in {"root", "0"}
+    # root for the entrypoint only, which runs the service as the data dir's owner and
+    # scripts as CRONWELL_RUN_AS's user (docker/entrypoint.sh; make image-test runs it)
+    assert instruction("USER") == "root"
+    assert env["CRONWELL_RUN_AS"] == "cronwell-jobs"
     health = instruction("HEALTHCHECK")
     assert "/api/health" in health and "CRONWELL_PORT" in health
     for name in env:
@@ -128,7 +131,12 @@ def test_dockerfile_ships_every_package_and_the_console_script() -> None:
     }
     assert packages <= copied
     script = cfg["options.entry_points"]["console_scripts"].split("=")[0].strip()
-    assert instruction("ENTRYPOINT") == f'["{script}"]'
+    assert instruction("ENTRYPOINT") == '["cronwell-entrypoint"]'
+    assert "COPY docker/entrypoint.sh /usr/local/bin/cronwell-entrypoint" in dockerfile_lines()
+    entrypoint = (ROOT / "docker" / "entrypoint.sh").read_text()
+    # the service is the console script, run as the unprivileged user or as it was started
+    assert f'-- {script} "$@"' in entrypoint and f'exec {script} "$@"' in entrypoint
+    assert (ROOT / "docker" / "entrypoint.sh").stat().st_mode & 0o111
 
 
 def test_dockerignore_keeps_state_and_secrets_out() -> None:

@@ -8,6 +8,7 @@ files) is tests/test_cluster_processes.py.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -15,6 +16,7 @@ from datetime import timedelta
 import pytest
 
 import engine.cluster
+from engine import events as ev
 from engine.clock import FakeClock
 from engine.errors import ExecutionNotCancellable
 from engine.interfaces import JobChange
@@ -261,9 +263,18 @@ def test_the_sweep_abandons_only_what_a_dead_node_left() -> None:
         assert b.keeper.sweep() == 0  # the lease has not passed yet
         clock.set(T0 + timedelta(seconds=10, milliseconds=1))
         b.keeper.heartbeat()
+        heard: list[ev.Event] = []
+        b.scheduler.events.subscribe(heard.append, [ev.EXECUTION_FAILED])
         assert b.keeper.sweep() == 1
         dead = store.get_execution("dead-one")
         assert dead.status is Status.ABANDONED and "node a:1" in dead.error
+        # announced, so the job's `notify` hears of it (jobs/notify.py)
+        deadline = time.monotonic() + 5
+        while not heard and time.monotonic() < deadline:  # delivered on the bus's thread
+            time.sleep(0.01)
+        assert [(e.execution.id, e.execution.status) for e in heard if e.execution] == [
+            ("dead-one", Status.ABANDONED)
+        ]
         assert store.get_execution("live-one").status is Status.RUNNING
         assert "a:1" in [n.node_id for n in store.list_nodes()]  # listed, not alive
         clock.set(T0 + timedelta(seconds=301))

@@ -203,3 +203,34 @@ def test_leftover_processes_are_killed_before_their_runs_are_marked() -> None:
         recovery = h.scheduler.start(loop_thread=False)
     assert calls == [({running.id}, Status.RUNNING)]
     assert recovery.killed == 3 and recovery.abandoned == 1
+
+
+def test_runs_abandoned_at_start_are_announced_as_failed_events_saying_abandoned() -> None:
+    """A job's `notify` hears of an abandoned run through the event bus like any other
+    unhappy end (jobs/notify.py listens for execution_failed)."""
+    import threading
+
+    from engine import events as ev
+
+    store = MemoryStore()
+    job = stored(store, make_job("a", every(3600)), later(3600))
+    left = new_execution(job, "class", Status.RUNNING, T0, scheduled_for=T0)
+    store.add_execution(left)
+    heard: list[ev.Event] = []
+    arrived = threading.Event()
+
+    def listen(event: ev.Event) -> None:
+        heard.append(event)
+        arrived.set()
+
+    with Harness(store=store) as h:
+        h.scheduler.events.subscribe(listen, [ev.EXECUTION_FAILED])
+        h.clock.set(later(10))
+        recovery = h.scheduler.start(loop_thread=False)
+        assert [e.id for e in recovery.abandoned_runs] == [left.id]
+        assert arrived.wait(5), "no event for the abandoned run"
+    (event,) = heard
+    assert event.kind == ev.EXECUTION_FAILED and event.job_id == "a"
+    assert event.execution is not None and event.execution.id == left.id
+    assert event.execution.status == Status.ABANDONED
+    assert event.execution.error == ABANDONED_MESSAGE

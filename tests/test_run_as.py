@@ -72,7 +72,8 @@ def test_the_check_says_plainly_when_scripts_share_the_services_user(
     assert describe_identity("root").startswith(f"scripts share the service's user {me}")
     assert "needs the service to run as root" in describe_identity("root")
     monkeypatch.setattr(identity, "can_switch_users", lambda: True)
-    assert describe_identity("root") == "scripts run as root (uid 0, gid 0)"
+    said = describe_identity("root")  # and which interpreter (tested as root below)
+    assert said.startswith("scripts run as root (uid 0, gid 0); python scripts "), said
 
 
 def test_an_unknown_run_as_user_is_a_configuration_error(tmp_path: Path) -> None:
@@ -187,15 +188,214 @@ def test_a_script_running_as_another_user_cannot_open_the_database_or_the_key(
 def test_a_python_script_runs_as_the_other_user_too(
     service: tuple[ServeProcess, Path, Path], run_as_user: str
 ) -> None:
-    reachable = subprocess.run(  # noqa: PLW1510
-        ["runuser", "-u", run_as_user, "--", "test", "-x", sys.executable], capture_output=True
-    )
-    if reachable.returncode != 0:
-        pytest.skip(f"{sys.executable} is not executable by {run_as_user} on this machine")
+    """No skip: when the other user cannot start the service's own interpreter (a pyenv
+    under a 0700 /root, as on CI), the service chose one it can at start and said so."""
     proc, scripts, data = service
     files = [str(data / "cronwell.db"), str(data / "secret.key")]
     execution = _run(proc, "probe_python", "python", scripts / "probe.py", files)
-    assert execution["status"] == "completed", execution
+    assert execution["status"] == "completed", (execution, proc.output())
     assert f"user={run_as_user}" in execution["output"]
     for path in files:
         assert f"DENIED {path}" in execution["output"]
+    said = [line for line in proc.output().splitlines() if f"scripts run as {run_as_user}" in line]
+    assert said and "python scripts run with " in said[0], proc.output()
+    assert execution["return_value"] is None  # main() returned nothing, through the host
+
+
+def _unreachable_python(base: Path) -> Path:
+    """This interpreter behind a folder only root may enter, as a pyenv under /root is."""
+    closed = base / "closed"
+    closed.mkdir(mode=0o700)
+    link = closed / "python3"
+    link.symlink_to(sys.executable)
+    return link
+
+
+@needs_root
+def test_an_interpreter_the_user_cannot_start_is_replaced_by_one_it_can(
+    run_as_user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runners import interpreter
+
+    user = parse_run_as(run_as_user)
+    ids = (user.uid, user.gid, user.groups)
+    tmp_path.chmod(0o755)
+    unreachable = _unreachable_python(tmp_path)
+    assert not interpreter.runnable_by(str(unreachable), *ids)  # the probe really starts it
+    monkeypatch.setattr(interpreter.sys, "executable", str(unreachable))
+    system = [p for p in interpreter.SYSTEM_PYTHONS if interpreter.runnable_by(p, *ids)]
+    assert system, (
+        f"{run_as_user} can start none of {interpreter.SYSTEM_PYTHONS}: CI must have Debian's "
+        "python3 (.ci/run installs it)"
+    )
+    chosen = interpreter.python_for(run_as_user, *ids)
+    assert chosen.path == system[0] and chosen.usable
+    assert f"{run_as_user} cannot run the service's interpreter {unreachable}" in chosen.why
+    monkeypatch.setattr(interpreter, "SYSTEM_PYTHONS", ())
+    none = interpreter.python_for(run_as_user, *ids)
+    assert not none.usable and none.why.startswith("python scripts will fail")
+
+
+@needs_root
+def test_a_configured_interpreter_the_user_cannot_start_is_a_configuration_error(
+    run_as_user: str, tmp_path: Path
+) -> None:
+    tmp_path.chmod(0o755)
+    unreachable = _unreachable_python(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRONWELL_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        CRONWELL_RUN_AS=run_as_user,
+        CRONWELL_DATA_DIR=str(tmp_path / "data"),
+        CRONWELL_STORE=f"sqlite:///{tmp_path / 'cronwell.db'}",
+    )
+    check = [*CRONWELL, "serve", "--check"]
+    refused = subprocess.run(  # noqa: PLW1510
+        check,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "CRONWELL_RUN_AS_PYTHON": str(unreachable)},
+    )
+    assert refused.returncode == 1, refused
+    assert f"CRONWELL_RUN_AS_PYTHON={unreachable} cannot be run by {run_as_user}" in refused.stderr
+    chosen = subprocess.run(  # noqa: PLW1510
+        check, cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env
+    )
+    assert chosen.returncode == 0, chosen
+    assert f"scripts run as {run_as_user}" in chosen.stdout
+    assert "python scripts run with " in chosen.stdout
+
+
+SERVICE_TEST_USER = "cronwell-service-test"
+SWITCHING_CAPS = "+setuid,+setgid,+chown,+kill"
+#: what the service does at start and for each run, as an unprivileged user holding the
+#: four capabilities (the image's entrypoint starts it so): the real runner code
+AS_SERVICE = """
+import json, sys, threading
+from pathlib import Path
+from engine.model import JobKind
+from runners.capabilities import capability_sets, keep_from_children
+from runners.identity import script_identity
+from runners.scripts import run_script
+
+keep_from_children()
+run_as = script_identity(sys.argv[1])
+assert run_as is not None, "this process cannot switch users"
+probe, sleeper, secret = (Path(p) for p in sys.argv[2:5])
+roots = [probe.parent]
+def run(kind, script, args, timeout):
+    return run_script(kind, script, args, roots=roots, timeout=timeout, output_cap=65536,
+                      cancel=threading.Event(), run_as=run_as)
+read = run(JobKind.BASH, probe, [str(secret)], 30)
+slow = run(JobKind.BASH, sleeper, [], 0.5)
+python = run(JobKind.PYTHON, probe.with_name("probe.py"), [str(secret)], 30)
+print(json.dumps({"read": [str(read.status), read.output, read.error],
+                  "slow": [str(slow.status), slow.output, slow.error],
+                  "python": [str(python.status), python.output, python.error],
+                  "python_with": run_as.python, "caps": capability_sets()}))
+"""
+
+
+@pytest.fixture
+def world_readable() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="cronwell-caps-", dir="/tmp"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def service_user() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("switching users needs the tests to run as root")
+    try:
+        pwd.getpwnam(SERVICE_TEST_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVICE_TEST_USER,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    return SERVICE_TEST_USER
+
+
+@needs_root
+def test_an_unprivileged_service_with_four_capabilities_runs_scripts_as_another_user(
+    run_as_user: str, service_user: str, world_readable: Path
+) -> None:
+    """The image's design on this machine: the service is not root, holds only the
+    capabilities switching users takes, passes none on, and its scripts, another user,
+    cannot read its 0600 files. Debian's python3 runs it, with this tree and the venv's
+    packages on its path, because the venv's own interpreter is under a 0700 /root."""
+    python = "/usr/bin/python3"
+    assert os.access(python, os.X_OK), f"{python} is missing: .ci/run installs Debian's python3"
+    tmp_path = world_readable  # both users must reach it; only the files' modes keep out
+    scripts = tmp_path / "scripts"
+    scripts.mkdir(mode=0o755)
+    probe = write_script(
+        scripts,
+        "caps.sh",
+        '#!/bin/bash\necho "uid=$(id -u)"\ngrep -E "^Cap(Eff|Prm|Inh|Amb)" /proc/self/status\n'
+        'if cat "$1" > /dev/null 2>&1; then echo "READ $1"; else echo "DENIED $1"; fi\n',
+    )
+    sleeper = write_script(scripts, "sleeper.sh", '#!/bin/bash\necho "napping $$"\nsleep 30\n')
+    write_script(scripts, "probe.py", PYTHON_PROBE, executable=False).chmod(0o644)
+    service = pwd.getpwnam(service_user)
+    secret = tmp_path / "secret.key"
+    secret.write_text("the service's own\n")
+    secret.chmod(0o600)
+    os.chown(secret, service.pw_uid, service.pw_gid)
+    packages = next(p for p in map(Path, sys.path) if p.name == "site-packages" and p.is_dir())
+    done = subprocess.run(  # noqa: PLW1510
+        [
+            "setpriv",
+            f"--reuid={service_user}",
+            f"--regid={service_user}",
+            "--init-groups",
+            f"--inh-caps=-all,{SWITCHING_CAPS}",
+            f"--ambient-caps=-all,{SWITCHING_CAPS}",
+            f"--bounding-set=-all,{SWITCHING_CAPS}",
+            "--",
+            python,
+            "-c",
+            AS_SERVICE,
+            run_as_user,
+            str(probe),
+            str(sleeper),
+            str(secret),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}:{packages}", "LANG": "C.UTF-8"},
+    )
+    assert done.returncode == 0, done.stderr
+    seen = __import__("json").loads(done.stdout.splitlines()[-1])
+    assert seen["caps"]["Eff"] == 0xE1 and seen["caps"]["Amb"] == seen["caps"]["Inh"] == 0
+    status, output, error = seen["read"]
+    assert status == "completed", (output, error)
+    uid = pwd.getpwnam(run_as_user).pw_uid
+    assert f"uid={uid}" in output
+    for capability_set in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+        assert f"{capability_set}:\t0000000000000000" in output, output
+    assert f"DENIED {secret}" in output
+    status, output, error = seen["slow"]
+    assert status == "timeout", (output, error)  # stopped: a signal to another user's group
+    napper = int(output.split()[1])
+    assert not Path(f"/proc/{napper}").exists() or "Z" in Path(f"/proc/{napper}/stat").read_text()
+    status, output, error = seen["python"]
+    assert status == "completed", (output, error)
+    assert f"user={run_as_user}" in output and f"DENIED {secret}" in output
+    assert seen["python_with"] == python

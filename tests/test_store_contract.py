@@ -624,7 +624,11 @@ def test_abandon_running_marks_only_running(store: Store) -> None:
     for execution in [*kept.values(), *left]:
         store.add_execution(execution)
     now = T0 + timedelta(hours=1)
-    assert store.abandon_running(now, "the service stopped while this ran") == 2
+    marked = store.abandon_running(now, "the service stopped while this ran")
+    assert sorted(e.id for e in marked) == sorted(e.id for e in left)
+    for execution in marked:  # returned as written, for the engine to announce
+        assert execution.status == Status.ABANDONED and execution.completed_at == now
+        assert execution == store.get_execution(execution.id)
     for execution in left:
         got = store.get_execution(execution.id)
         assert got.status == Status.ABANDONED
@@ -632,7 +636,7 @@ def test_abandon_running_marks_only_running(store: Store) -> None:
         assert got.started_at == execution.started_at
     for execution in kept.values():
         assert store.get_execution(execution.id) == execution
-    assert store.abandon_running(now, "again") == 0
+    assert store.abandon_running(now, "again") == []
     assert store.get_job(job.id).total_executions == 0
 
 

@@ -136,10 +136,10 @@ def test_abandon_running_keeps_or_picks_executions_by_node(store: Store) -> None
             Execution(id=execution_id, job_id="j", status=Status.RUNNING, created_at=T0, node=node)
         )
     later = T0 + timedelta(seconds=30)
-    assert store.abandon_running(later, "b is gone", only_nodes=["b:2"]) == 1
+    assert [e.id for e in store.abandon_running(later, "b is gone", only_nodes=["b:2"])] == ["b1"]
     assert store.get_execution("b1").status is Status.ABANDONED
     assert store.get_execution("b1").error == "b is gone"
-    assert store.abandon_running(later, "restart", keep_nodes=["a:1"]) == 1  # n1 only
+    assert [e.id for e in store.abandon_running(later, "restart", keep_nodes=["a:1"])] == ["n1"]
     assert store.get_execution("n1").status is Status.ABANDONED
     assert store.get_execution("a1").status is Status.RUNNING
     assert store.get_execution("a1").node == "a:1"

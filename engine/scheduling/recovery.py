@@ -5,7 +5,9 @@ earlier life, nodes whose lease has passed, records written by no node):
 1. Runs that started and never finished: whatever they left running (child processes
    that outlived the service) is killed first, through the `kill_leftovers` the
    service passes in, and then they are marked `abandoned` (`abandon_running`); every
-   written execution thus reaches a terminal status.
+   written execution thus reaches a terminal status, and each is announced on the
+   event bus (`execution_failed`, status abandoned) once the engine starts, so a
+   job's `notify` and the other listeners hear of it.
 2. Fires claimed but never started are taken over (`take_over`: those left `queued`,
    less any whose start a dead process's start journal holds, engine/running/journal.py,
    which are abandoned as in 1; so `queued` here means "never started") with a note
@@ -26,10 +28,12 @@ earlier life, nodes whose lease has passed, records written by no node):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from engine import events as ev
+from engine.events import EventBus
 from engine.gcpause import BULK_ITEMS, paused_gc
 from engine.interfaces import SchedulerStore
 from engine.model import Execution, Status
@@ -60,6 +64,8 @@ class Recovery:
     #: journaled starts of dead processes whose fires a node still alive by its lease
     #: holds: when a sweep takes those over later, these started and are abandoned
     journaled: frozenset[str] = field(default_factory=frozenset)
+    #: the executions marked abandoned, as written (announced when the engine starts)
+    abandoned_runs: tuple[Execution, ...] = ()
 
 
 def recover(
@@ -88,8 +94,10 @@ def recover(
         left = {e.id for e in running} | {e.id for e in begun}
         if left:
             killed = kill_leftovers(left)
-    abandoned = store.abandon_running(now, ABANDONED_MESSAGE, keep_nodes=live)
-    abandoned += abandon_begun(store, begun, now, ABANDONED_MESSAGE)
+    marked = store.abandon_running(now, ABANDONED_MESSAGE, keep_nodes=live)
+    abandon_begun(store, begun, now, ABANDONED_MESSAGE)
+    marked += begun
+    abandoned = len(marked)
     requeued, ended = judge_unstarted(store, unstarted, now)
     timetable.clear()
     # Building the heap from every stored job allocates hundreds of thousands of
@@ -123,6 +131,7 @@ def recover(
         tuple(ended),
         killed,
         frozenset(started) - taken,
+        tuple(marked),
     )
 
 
@@ -136,6 +145,14 @@ def abandon_begun(
         execution.error = message
         store.update_execution(execution)
     return len(begun)
+
+
+def announce_abandoned(events: EventBus, abandoned: Iterable[Execution], now: datetime) -> None:
+    """Tell listeners of each execution marked abandoned (the notifier sends what a
+    job's `notify` asks for, the event stream and the logs show it), as an
+    `execution_failed` whose status says abandoned, like any other unhappy end."""
+    for execution in abandoned:
+        events.emit(ev.EXECUTION_FAILED, execution.job_id, now, execution=execution)
 
 
 def _every(store: SchedulerStore, status: Status) -> list[Execution]:

@@ -11,14 +11,20 @@ cron_schedule.py. Fires are on whole minutes, or whole seconds with the optional
 Where croniter reads a field otherwise than cron does, cron wins (cron_meaning.py): an
 equal range is that one value (`5-5`, `sun-sun`), a list containing `*` is every value
 (`*,0`), and a step larger than the range it steps through is refused (`*/31` days,
-`4-6/3`), as is a step over a wrapping range (`50-10/20`).
+`4-6/3`), as is a step over a wrapping range (`50-10/20`). A range whose start is past
+its end wraps round, as croniter reads it: `22-2` hours are 22, 23, 0, 1 and 2, `fri-mon`
+is Friday to Monday (APScheduler refuses such a range). There is no `year` field
+(APScheduler has one): a schedule that must stop has an `end_date`
+(engine/triggers/bounded.py). tests/test_triggers_cron_peers.py runs this trigger
+against the behaviours croniter's and APScheduler's test suites check, case by case.
 
 Day matching. Only day_of_month and day_of_week decide which days fire; `week` then
 narrows them (AND). A field is *restricted* unless it is `*` (or a list containing `*`,
 or a range covering every value, which croniter folds to `*`).
 - Neither restricted: every day. One restricted: the days it matches.
 - Both restricted: a day matching *either* fires (POSIX cron's rule): `0 0 1 * 1` is the
-  1st and every Monday.
+  1st and every Monday. (APScheduler's CronTrigger wants both, so there it is a Monday
+  the 1st; croniter's `day_or=False` does the same, and cronwell has no such switch.)
 - `L` in day_of_month is the month's last day (28-31) and lists with other days
   (`1,L`: the first and the last). `W` (nearest weekday) is refused.
 - `d#n` in day_of_week is the n-th (1-5) weekday d of the month; a month without a fifth

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from croniter import CroniterError, croniter
 
@@ -82,8 +83,12 @@ def expand(minute: str, hour: str, day_of_month: str, month: str, day_of_week: s
     )
 
 
+@lru_cache(maxsize=256)
 def expand_seconds(text: str) -> tuple[int, ...]:
-    """The seconds a `second` field allows (0-59, minute syntax), via croniter."""
+    """The seconds a `second` field allows (0-59, minute syntax), via croniter.
+
+    Remembered by text: nearly every expression's second is "0", and expanding it again
+    for each new minute/hour expression doubled the croniter work of compiling one."""
     try:
         lists, _ = croniter.expand(f"{canonical('second', text)} * * * *")
     except CroniterError as error:

@@ -12,9 +12,13 @@ No image registry and no OCI runtime are available on the build machines, so:
 4. the image's root filesystem is exported into a temporary folder and its ENTRYPOINT
    and CMD run there with `chroot --userspec` as the image's USER, with its ENV and
    WORKDIR (CRONWELL_HOST and CRONWELL_PORT overridden to a free loopback port, as
-   `docker run -e` would), and checked: credentials, health over HTTP, the image's own
-   HEALTHCHECK command, the data dir, a scheduled bash script from the image's script
-   root, and a clean exit on the image's STOPSIGNAL;
+   `docker run -e` would), and checked: the service runs as the data dir's owner, not
+   root, holding only the capabilities that switching users takes and passing none on;
+   health over HTTP, the image's own HEALTHCHECK command, the data dir (0700, its files
+   the service's, the database and key 0600); a scheduled bash script and a python
+   script from the image's script root run as CRONWELL_RUN_AS's user with no
+   capability, try to read the database and the key file and are refused; and a clean
+   exit on the image's STOPSIGNAL;
 5. everything made for the run is removed (the cached base is kept); a run that was
    killed midway is cleaned up by the next one.
 
@@ -31,6 +35,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -69,13 +74,37 @@ DEVICES = (
     ("tty", 5, 0),
 )
 SCRIPT_NAME = "image-test.sh"
-# Says who runs it and leaves a file, so the run is seen from outside the service too.
-# It writes to /tmp, not the data dir: scripts may run as a user of their own that has
-# no business in the service's data.
+PYTHON_SCRIPT_NAME = "image-test.py"
+# Says who runs it, with which capabilities, and whether it can read the files given
+# after the token (the service's database and key); leaves a file, so the run is seen
+# from outside the service too. It writes to /tmp, not the data dir: scripts run as a
+# user of their own that has no business in the service's data.
 SCRIPT = """#!/bin/bash
-set -eu
-echo "token=$1 uid=$(id -u) gid=$(id -g) groups=$(id -G) cwd=$PWD"
-echo "$1" > "/tmp/image-test-$1.txt"
+set -u
+token=$1
+shift
+caps=$(awk '/^CapEff:/ {print $2}' /proc/self/status)
+echo "token=$token uid=$(id -u) gid=$(id -g) cwd=$PWD capeff=$caps"
+for file in "$@"; do
+  if cat "$file" > /dev/null 2>&1; then echo "READ=$file"; else echo "DENIED=$file"; fi
+done
+echo "$token" > "/tmp/image-test-$token.txt"
+"""
+PYTHON_SCRIPT = """import os
+
+def main(token, *paths):
+    with open("/proc/self/status") as status:
+        caps = [line.split()[1] for line in status if line.startswith("CapEff:")][0]
+    print(f"token={token} uid={os.getuid()} gid={os.getgid()} capeff={caps}")
+    for path in paths:
+        try:
+            open(path, "rb").close()
+            print(f"READ={path}")
+        except PermissionError:
+            print(f"DENIED={path}")
+    with open(f"/tmp/image-test-{token}.txt", "w") as out:
+        out.write(token)
+    return {"token": token, "uid": os.getuid()}
 """
 
 
@@ -442,14 +471,64 @@ class Service:
             raise Failure(f"still running {timeout:.0f} s after {signame}") from None
 
 
+#: the capabilities the service may hold as its own user: CAP_CHOWN, CAP_KILL,
+#: CAP_SETGID, CAP_SETUID (runners/capabilities.py), and none it could pass on
+SWITCHING_CAPS = (1 << 0) | (1 << 5) | (1 << 6) | (1 << 7)
+
+
 def check_image(rootfs: Path, config: dict[str, Any]) -> None:
-    user = config.get("User") or ""
-    check(user.partition(":")[0] not in {"", "root", "0"}, f"the image runs as root ({user!r})")
+    """What the image must be before it runs: no build leftovers, no build-time ENV, and
+    a scripts user (CRONWELL_RUN_AS) of its own beside the data dir's owner."""
     for leftover in ("wheels", "src", "opt/build-venv"):
         check(not (rootfs / leftover).exists(), f"the runtime image carries /{leftover}")
     names = [item.split("=", 1)[0] for item in config.get("Env") or []]
     leaked = [n for n in names if any(w in n.upper() for w in ("PIP_", "PROXY", "TOKEN"))]
     check(not leaked, f"the image's ENV carries build-time settings: {leaked}")
+    env = dict(item.split("=", 1) for item in config.get("Env") or [])
+    check(bool(env.get("CRONWELL_RUN_AS")), "the image sets no CRONWELL_RUN_AS for its scripts")
+    data = rootfs / env.get("CRONWELL_DATA_DIR", "/data").lstrip("/")
+    owner = data.stat().st_uid
+    script_uid = user_ids(rootfs, env["CRONWELL_RUN_AS"])[0]
+    check(owner != 0, f"the image's data dir {data} belongs to root")
+    check(script_uid not in {0, owner}, f"scripts would run as uid {script_uid}")
+    check(stat.S_IMODE(data.stat().st_mode) == 0o700, f"{data} is not mode 0700")
+
+
+def proc_status(pid: int) -> dict[str, list[str]]:
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        found[key] = value.split()
+    return found
+
+
+def run_script_job(
+    service: Service, job_id: str, job_type: str, path: Path, args: list[str]
+) -> dict[str, Any]:
+    """Schedule a script two seconds ahead on the scripts surface; its execution."""
+    run_at = (datetime.now(UTC) + timedelta(seconds=2)).isoformat(timespec="seconds")
+    status_code, body = http(
+        "POST",
+        service.url("/api/schedule-job"),
+        {
+            "job_id": job_id,
+            "job_type": job_type,
+            "script_path": str(path),
+            "run_date": run_at,
+            "args": args,
+        },
+    )
+    check(status_code == 200, f"schedule-job answered {status_code}: {body}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status_code, body = http("GET", service.url(f"/api/scheduler/executions?job_id={job_id}"))
+        check(status_code == 200, f"executions answered {status_code}: {body}")
+        found = body.get("data") or []
+        if found and found[0].get("status") not in {"scheduled", "queued", "running"}:
+            execution: dict[str, Any] = found[0]
+            return execution
+        time.sleep(0.5)
+    raise Failure(f"the scheduled {job_type} script did not finish within 60 s")
 
 
 def exercise(service: Service) -> None:
@@ -459,25 +538,37 @@ def exercise(service: Service) -> None:
     script_root = Path(service.env.get("CRONWELL_SCRIPT_ROOTS", "/scripts").split(os.pathsep)[0])
     host_data = service.rootfs / data_dir.relative_to("/")
     before = set(host_data.rglob("*"))
+    # the service's user is the data dir's owner; its scripts', CRONWELL_RUN_AS's
+    owner = host_data.stat().st_uid
+    owner_name = next(
+        line.split(":")[0]
+        for line in (service.rootfs / "etc/passwd").read_text().splitlines()
+        if line.split(":")[2] == str(owner)
+    )
+    uid, gid, groups, _ = user_ids(service.rootfs, owner_name)
+    script_uid, script_gid, _, _ = user_ids(service.rootfs, service.env["CRONWELL_RUN_AS"])
 
     service.port = free_port()
     check(service.healthcheck() != 0, "the HEALTHCHECK passed with no service running")
     service.start()
     assert service.process is not None
     log(
-        f"entrypoint {config.get('Entrypoint')} {config.get('Cmd')} answers on port "
-        f"{service.port} as uid {service.uid}"
+        f"entrypoint {config.get('Entrypoint')} {config.get('Cmd')} started as uid "
+        f"{service.uid} answers on port {service.port}"
     )
 
-    status = {}
-    for line in Path(f"/proc/{service.process.pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        status[key] = value.split()
-    check(status["Uid"] == [str(service.uid)] * 4, f"service uids {status['Uid']}")
-    check(status["Gid"] == [str(service.gid)] * 4, f"service gids {status['Gid']}")
-    expected_groups = sorted(str(g) for g in {service.gid, *service.groups})
+    status = proc_status(service.process.pid)
+    check(status["Uid"] == [str(uid)] * 4, f"service uids {status['Uid']}, not {owner_name}'s")
+    check(status["Gid"] == [str(gid)] * 4, f"service gids {status['Gid']}")
+    expected_groups = sorted(str(g) for g in {gid, *groups})
     check(sorted(status["Groups"]) == expected_groups, f"service groups {status['Groups']}")
-    check(service.uid != 0 and service.gid != 0, "the service runs with uid or gid 0")
+    check(uid != 0 and gid != 0, "the service runs with uid or gid 0")
+    caps = {name: int(status[f"Cap{name}"][0], 16) for name in ("Eff", "Prm", "Bnd")}
+    check(caps["Eff"] == caps["Prm"] == SWITCHING_CAPS, f"service capabilities {caps}")
+    check(caps["Bnd"] == SWITCHING_CAPS, f"the service's bounding set is {caps['Bnd']:#x}")
+    passed_on = {name: status[f"Cap{name}"][0] for name in ("Inh", "Amb")}
+    check(all(int(v, 16) == 0 for v in passed_on.values()), f"children would get {passed_on}")
+    log(f"service runs as {owner_name} (uid {uid}) with capabilities {caps['Eff']:#x} only")
     root = os.readlink(f"/proc/{service.process.pid}/root")
     check(root == str(service.rootfs.resolve()), f"the service's root is {root}")
     cwd = os.readlink(f"/proc/{service.process.pid}/cwd")
@@ -486,53 +577,55 @@ def exercise(service: Service) -> None:
 
     made = set(host_data.rglob("*")) - before
     check(bool(made), f"the service wrote nothing to its data dir {data_dir}")
-    foreign = [p for p in made if (p.stat().st_uid, p.stat().st_gid) != (service.uid, service.gid)]
-    check(not foreign, f"data dir files not owned by the image's user: {foreign}")
+    foreign = [p for p in made if (p.stat().st_uid, p.stat().st_gid) != (uid, gid)]
+    check(not foreign, f"data dir files not owned by the service's user: {foreign}")
+    check(stat.S_IMODE(host_data.stat().st_mode) == 0o700, f"{data_dir} is not 0700")
+    private = [p for p in made if p.name == "secret.key" or p.suffix == ".db"]
+    check(len(private) >= 2, f"no database and key in the data dir: {sorted(made)}")
+    loose = [p for p in private if stat.S_IMODE(p.stat().st_mode) != 0o600]
+    check(not loose, f"data files not mode 0600: {loose}")
     log(
-        f"data dir {data_dir} written by uid {service.uid}: "
+        f"data dir {data_dir} (0700) written by uid {uid}: "
         f"{sorted(str(p.relative_to(host_data)) for p in made)}"
     )
 
-    script = service.rootfs / script_root.relative_to("/") / SCRIPT_NAME
-    script.write_text(SCRIPT)
-    script.chmod(0o755)
-    token = f"t{os.getpid()}x{int(time.time())}"
-    run_at = (datetime.now(UTC) + timedelta(seconds=2)).isoformat(timespec="seconds")
-    status_code, body = http(
-        "POST",
-        service.url("/api/schedule-job"),
-        {
-            "job_id": "image_test",
-            "job_type": "bash",
-            "script_path": str(script_root / SCRIPT_NAME),
-            "run_date": run_at,
-            "args": [token],
-        },
+    secrets = [str(Path("/") / p.relative_to(service.rootfs)) for p in private]
+    scripts = {
+        "bash": (SCRIPT_NAME, SCRIPT, 0o755),
+        "python": (PYTHON_SCRIPT_NAME, PYTHON_SCRIPT, 0o644),
+    }
+    for job_type, (name, text, mode) in scripts.items():
+        script = service.rootfs / script_root.relative_to("/") / name
+        script.write_text(text)
+        script.chmod(mode)
+        token = f"t{os.getpid()}x{int(time.time())}{job_type}"
+        execution = run_script_job(
+            service, f"image_test_{job_type}", job_type, script_root / name, [token, *secrets]
+        )
+        check(execution["status"] == "completed", f"the {job_type} script's run: {execution}")
+        output = execution.get("output") or ""
+        said = dict(w.split("=", 1) for w in output.split() if "=" in w)
+        check(said.get("token") == token, f"the script's output {output!r} lacks token={token}")
+        check(int(said.get("uid", "0")) == script_uid, f"the {job_type} script ran as {output!r}")
+        check(int(said.get("gid", "0")) == script_gid, f"the {job_type} script's gid: {output!r}")
+        check(int(said.get("capeff", "1"), 16) == 0, f"the {job_type} script holds {output!r}")
+        for secret in secrets:
+            check(f"DENIED={secret}" in output, f"the {job_type} script read {secret}: {output!r}")
+        written = service.rootfs / "tmp" / f"image-test-{token}.txt"
+        check(written.is_file(), f"the script did not write {written}")
+        check(written.read_text().strip() == token, f"{written} holds {written.read_text()!r}")
+        check(written.stat().st_uid == script_uid, f"{written} is owned by {written.stat().st_uid}")
+        if job_type == "python":
+            returned = execution.get("return_value") or {}
+            check(returned.get("token") == token, f"main() returned {returned!r}")
+        log(
+            f"scheduled {job_type} script {script_root / name} ran as uid {script_uid} with "
+            f"no capability and was refused {', '.join(secrets)}"
+        )
+    check(
+        "python scripts run with" in service.log_path.read_text(errors="replace"),
+        "the start-up log does not say which interpreter python scripts run with",
     )
-    check(status_code == 200, f"schedule-job answered {status_code}: {body}")
-    deadline = time.monotonic() + 60
-    execution: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        status_code, body = http("GET", service.url("/api/scheduler/executions?job_id=image_test"))
-        check(status_code == 200, f"executions answered {status_code}: {body}")
-        found = body.get("data") or []
-        if found and found[0].get("status") not in {"scheduled", "queued", "running"}:
-            execution = found[0]
-            break
-        time.sleep(0.5)
-    check(bool(execution), "the scheduled script did not finish within 60 s of being scheduled")
-    check(execution["status"] == "completed", f"the script's execution: {execution}")
-    output = execution.get("output") or ""
-    said = dict(w.split("=", 1) for w in output.split() if "=" in w)
-    check(said.get("token") == token, f"the script's output {output!r} lacks token={token}")
-    script_uid = int(said.get("uid", "0"))
-    check(script_uid != 0, f"the scheduled script ran as root: {output!r}")
-    check(script_uid in image_uids(service.rootfs), f"script uid {script_uid} not in the image")
-    written = service.rootfs / "tmp" / f"image-test-{token}.txt"
-    check(written.is_file(), f"the script did not write {written}")
-    check(written.read_text().strip() == token, f"{written} holds {written.read_text()!r}")
-    check(written.stat().st_uid == script_uid, f"{written} is owned by {written.stat().st_uid}")
-    log(f"scheduled bash script {script_root / SCRIPT_NAME} ran: {output.strip()}")
 
     grace = float(service.env.get("CRONWELL_SHUTDOWN_TIMEOUT", "30")) + 15
     code = service.stop(grace)
