@@ -48,8 +48,9 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     #: audit entries older than this many days are pruned (CRONWELL_AUDIT_DAYS)
     audit_days: int = 90
-    #: seconds a checked key is remembered (CRONWELL_KEY_CACHE_SECONDS; 0 = never)
-    key_cache_seconds: float = 0.0
+    #: seconds a checked key is remembered (CRONWELL_KEY_CACHE_SECONDS; 0 = never): how
+    #: long a key revoked on another node sharing the store may still work on this one
+    key_cache_seconds: float = 1.0
     #: failed authentications per client address per minute before 429
     #: (CRONWELL_AUTH_FAILURE_LIMIT)
     auth_failure_limit: int = 10

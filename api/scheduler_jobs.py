@@ -7,13 +7,12 @@ null, `job_class_string` like `bash:/path`), which can be paused, resumed, run, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, permissions, schedules, schemas, views, workflow
+from api import context, job_lists, permissions, schedules, schemas, views, workflow
 from api.job_env import FIELD_DESCRIPTION, encrypted_env
 from api.limits import MAX_SECONDS
 from api.openapi import documented, links_to
@@ -235,30 +234,22 @@ async def _drop_if_owner_gone(request: Request, job: Job) -> None:
 @documented(response=schemas.JOBS)
 async def list_jobs(request: Request) -> HTTPResponse:
     """Every job of both surfaces the key may see, oldest first."""
-    store = context.store(request)
-    owner = permissions.owner_filter(request)
-    return await _listing(request, lambda: store.list_jobs(owner))
+    return await _listing(request, permissions.owner_filter(request))
 
 
 @bp.get("/users/<user_id>/jobs")
 @documented(response=schemas.JOBS)
 async def jobs_of_user(request: Request, user_id: str) -> HTTPResponse:
     """The jobs one (existing) user owns."""
-    store = context.store(request)
     await context.in_store(request, permissions.visible_user, request, object_id(user_id, "user"))
-    return await _listing(request, lambda: store.list_jobs(owner=user_id))
+    return await _listing(request, user_id)
 
 
-async def _listing(request: Request, read: Callable[[], list[Job]]) -> HTTPResponse:
-    def render() -> dict[str, Any]:
-        jobs = read()
-        return views.success(
-            "Jobs retrieved successfully",
-            total=len(jobs),
-            data=[views.scheduler_job(j) for j in jobs],
-        )
-
-    return context.reply(await context.off_loop(request, render))
+async def _listing(request: Request, owner: str | None) -> HTTPResponse:
+    """The jobs of `owner` (every job for None), rendered off the event loop."""
+    store = context.store(request)
+    text = await context.off_loop(request, lambda: job_lists.scheduler_jobs(store, owner))
+    return context.reply_text(text)
 
 
 @bp.get("/jobs/<job_id>")

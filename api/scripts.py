@@ -14,7 +14,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api import context, permissions, schedules, schemas, views, workflow
+from api import context, job_lists, permissions, schedules, schemas, views, workflow
 from api.job_env import FIELD_DESCRIPTION, encrypted_env
 from api.openapi import documented, links_to
 from api.storecalls import store_health
@@ -140,12 +140,8 @@ async def list_jobs(request: Request) -> HTTPResponse:
     """Every job (both surfaces') the key may see, oldest first."""
     store = context.store(request)
     owner = permissions.owner_filter(request)
-
-    def render() -> dict[str, Any]:
-        jobs = store.list_jobs(owner)
-        return {"count": len(jobs), "jobs": [views.script_job(j) for j in jobs]}
-
-    return context.reply(await context.off_loop(request, render))
+    text = await context.off_loop(request, lambda: job_lists.script_jobs(store, owner))
+    return context.reply_text(text)
 
 
 @bp.get("/job/<job_id>")

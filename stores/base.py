@@ -18,12 +18,13 @@ entries are appended, listed newest first (created_at, then id, descending) and 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from engine.errors import InvalidInput
 from engine.interfaces import RUN_COUNTERS, FireClaim, JobCounts, SchedulerStore
+from engine.model import Job
 from stores.records import ApiKey, AuditEntry, KeyOwner, Server, User
 
 #: the collection names the scheduler seed documents, used by backup and cleanup too
@@ -176,6 +177,16 @@ class RecordStore(ABC):
 
 class Store(SchedulerStore, RecordStore):
     """A backend: the engine's contract and the service's records, over one database."""
+
+    def render_jobs(self, owner: str | None, render: Callable[[Job], str]) -> list[str]:
+        """`render(job)` for every job `list_jobs(owner)` gives, in its order.
+
+        For the API's job lists: `render` must be a pure function of the job (its JSON
+        text), so a backend may remember each answer by the job's stored row and give it
+        again while the row is unchanged, without decoding or rendering that job again.
+        This default renders every job; stores/sql.py remembers.
+        """
+        return [render(job) for job in self.list_jobs(owner)]
 
 
 __all__ = [

@@ -19,7 +19,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
+import bson
 import pymongo
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne, UpdateOne
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
@@ -49,6 +51,7 @@ from stores.base import (
 from stores.codec import plain, revive, revive_times, time_fields, time_text
 from stores.mongo_cluster import PENDING, MongoCluster
 from stores.records import ApiKey, AuditEntry, Server, User
+from stores.rendered import RenderMemo
 
 T = TypeVar("T")
 
@@ -209,6 +212,8 @@ class MongoStore(MongoCluster, Store):
         self.db_name = db_name
         self._factory = client_factory
         self._timeout_ms = timeout_ms
+        #: job documents already rendered, by their BSON bytes (`render_jobs`)
+        self._rendered = RenderMemo()
         self._client: Any = None
         self._db: Any = None
         self._transactions = False
@@ -391,6 +396,24 @@ class MongoStore(MongoCluster, Store):
             if len(documents) < limit:
                 return
             query = {"_id": {"$gt": documents[-1]["_id"]}}
+
+    def render_jobs(self, owner: str | None, render: Callable[[Job], str]) -> list[str]:
+        """`list_jobs`' one query read as raw BSON, each document's text remembered by
+        its exact bytes (stores/rendered.py); a new or changed one is decoded with the
+        collection's own options, as `list_jobs` decodes it."""
+        collection = self._collection("jobs")
+        options = collection.codec_options
+        raw = collection.with_options(
+            codec_options=options.with_options(document_class=RawBSONDocument)
+        )
+        query = {} if owner is None else {"owner": owner}
+        with self._driver():
+            stored = [d.raw for d in raw.find(query).sort(OLDEST_FIRST)]
+
+        def decode(data: bytes) -> Job:
+            return from_document(Job, bson.decode(data, codec_options=options))
+
+        return self._rendered.render(stored, decode, render)
 
     def count_jobs(self, owner: str | None = None) -> JobCounts:
         pipeline: list[dict[str, Any]] = [

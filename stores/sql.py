@@ -46,6 +46,7 @@ from stores.base import (
 from stores.clone import clone
 from stores.codec import loads, text_time, time_text
 from stores.records import ApiKey, AuditEntry, KeyOwner, Server, User
+from stores.rendered import RenderMemo
 from stores.sql_cluster import SqlCluster, cluster_statements
 from stores.sql_tables import Column, Dialect, Index, Table
 
@@ -337,6 +338,8 @@ class SqlStore(SqlCluster, Store):
         self._sql = {**build_statements(self.dialect), **cluster_statements(self.dialect)}
         #: job rows already decoded, by their values (see `_decode_job`)
         self._decoded: dict[tuple[Any, ...], Job] = {}
+        #: job rows already rendered, by their values (`render_jobs`)
+        self._rendered = RenderMemo()
 
     # -- what a backend supplies -----------------------------------------------------
     @abstractmethod
@@ -503,6 +506,14 @@ class SqlStore(SqlCluster, Store):
             if len(rows) < params["limit"]:
                 return
             name, params["after"] = "export_jobs_after", rows[-1][0]
+
+    def render_jobs(self, owner: str | None, render: Callable[[Job], str]) -> list[str]:
+        """`list_jobs`' one query, each row's text remembered by the row's exact values
+        (stores/rendered.py): a list read again costs a lookup per unchanged job, not a
+        decode, a copy, a view and its JSON (~35 us a job on the scheduler surface)."""
+        filters = {} if owner is None else {"owner": owner}
+        rows = self._rows(filter_key("list_jobs", tuple(filters)), filters)
+        return self._rendered.render([tuple(row) for row in rows], JOBS.decode, render)
 
     def count_jobs(self, owner: str | None = None) -> JobCounts:
         filters = {} if owner is None else {"owner": owner}

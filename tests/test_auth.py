@@ -19,6 +19,7 @@ import requests
 from api.audit import AuditTrail
 from api.auth import OPEN_RECHECK, FailureGuard
 from api.keys import hash_key
+from engine.errors import NotAuthenticated
 from stores.memory import MemoryStore
 from stores.records import AuditEntry
 from stores.sqlite import SqliteStore
@@ -317,7 +318,7 @@ def test_audit_entries_older_than_the_setting_are_pruned() -> None:
     assert store.list_audit_entries(limit=1)[0].id == "new"
 
 
-# -- the opt-in key cache ----------------------------------------------------------------
+# -- the key cache ----------------------------------------------------------------
 def test_with_a_key_cache_api_changes_still_hold_on_the_next_request(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, api_keys=("env-admin-key",), key_cache_seconds=60.0)
     admin = {"X-API-Key": "env-admin-key"}
@@ -374,7 +375,99 @@ def test_the_key_cache_setting_is_checked() -> None:
     assert (
         load_settings({"CRONWELL_KEY_CACHE_SECONDS": "1.5"}, dotenv=None).key_cache_seconds == 1.5
     )
-    assert load_settings({}, dotenv=None).key_cache_seconds == 0.0
+    assert load_settings({}, dotenv=None).key_cache_seconds == 1.0
+    assert load_settings({"CRONWELL_KEY_CACHE_SECONDS": "0"}, dotenv=None).key_cache_seconds == 0
     for bad in ("-1", "soon", "7200"):
         with pytest.raises(InvalidInput):
             load_settings({"CRONWELL_KEY_CACHE_SECONDS": bad}, dotenv=None)
+
+
+def _remembering(cache_seconds: float = 1.0) -> tuple[Any, Any, str, Any]:
+    """An Authenticator on a memory store holding one user's key, on fake clocks."""
+    from api.auth import Authenticator
+    from api.keys import make_key
+    from stores.records import User
+
+    store = MemoryStore()
+    store.open()
+    store.add_user(User(id="u" * 24, name="U", email="u@example.com", role="user"))
+    wall = datetime(2030, 1, 1, tzinfo=UTC)
+    clock = FakeClock()
+    times = {"now": wall}
+    record, key = make_key(store, "u" * 24, "k", wall)
+    authenticator = Authenticator(
+        store,
+        ("env-admin-key",),
+        lambda: times["now"],
+        FailureGuard(clock=clock),
+        cache_seconds=cache_seconds,
+        monotonic=clock,
+    )
+    return authenticator, record, key, (clock, times)
+
+
+def test_a_remembered_key_needs_no_store_until_its_entry_is_due() -> None:
+    authenticator, record, key, (clock, times) = _remembering()
+    headers = {"authorization": f"Bearer {key}"}
+    assert authenticator.remembered(headers, "c") is None  # never checked: the store decides
+    first = authenticator.authenticate(headers, "c")
+    assert (first.user_id, first.key_id) == ("u" * 24, record.id)
+    assert authenticator.remembered(headers, "c") == first
+    assert authenticator.remembered({"X-API-Key": key}, "c") == first
+    # a CRONWELL_API_KEYS key needs no store at all; a wrong or garbled one goes to the store path
+    assert authenticator.remembered({"X-API-Key": "env-admin-key"}, "c").admin
+    for wrong in ({"X-API-Key": key + "x"}, {"authorization": "Basic abc"}, {}):
+        assert authenticator.remembered(wrong, "c") is None
+    # re-checked against the store once the entry is cache_seconds old
+    clock.now += 1.0
+    assert authenticator.remembered(headers, "c") is None
+    assert authenticator.authenticate(headers, "c") == first
+    assert authenticator.remembered(headers, "c") == first
+    # last_used_at is due again after a minute: the store path writes it
+    times["now"] += timedelta(seconds=61)
+    assert authenticator.remembered(headers, "c") is None
+    authenticator.authenticate(headers, "c")
+    assert authenticator.store.get_api_key(record.id).last_used_at == times["now"]
+    assert authenticator.remembered(headers, "c") == first
+
+
+def test_a_forgotten_key_is_checked_again_and_an_overlapping_check_is_not_kept() -> None:
+    authenticator, record, key, (_, times) = _remembering()
+    headers = {"authorization": f"Bearer {key}"}
+    authenticator.authenticate(headers, "c")
+    authenticator.store.revoke_api_key(record.id, times["now"])
+    authenticator.forget(key_id=record.id)  # what revoking through the API does
+    assert authenticator.remembered(headers, "c") is None
+    with pytest.raises(NotAuthenticated):
+        authenticator.authenticate(headers, "c")
+    # a check whose store read a forget() overtook (a revocation racing it) keeps nothing
+    other, made, other_key, _ = _remembering()
+    real = other.store.find_key_owner
+
+    def overtaken(digest: str) -> Any:
+        found = real(digest)
+        other.forget(key_id=made.id)
+        return found
+
+    other.store.find_key_owner = overtaken
+    other.authenticate({"X-API-Key": other_key}, "c")
+    assert other.remembered({"X-API-Key": other_key}, "c") is None
+
+
+def test_no_key_cache_means_every_check_reads_the_store() -> None:
+    authenticator, _, key, _ = _remembering(cache_seconds=0)
+    headers = {"authorization": f"Bearer {key}"}
+    authenticator.authenticate(headers, "c")
+    assert authenticator.remembered(headers, "c") is None
+    assert authenticator.remembered({"X-API-Key": "env-admin-key"}, "c").admin
+
+
+def test_an_address_over_the_failure_limit_is_not_let_through_on_the_loop() -> None:
+    authenticator, _, key, _ = _remembering()
+    headers = {"authorization": f"Bearer {key}"}
+    authenticator.authenticate(headers, "c")
+    for _ in range(10):
+        with pytest.raises(NotAuthenticated):
+            authenticator.authenticate({"X-API-Key": "cw_wrong"}, "c")
+    assert authenticator.remembered(headers, "c") is None
+    assert authenticator.remembered(headers, "another address") is not None

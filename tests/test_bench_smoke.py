@@ -7,7 +7,9 @@ make sure the numbers they print are computed right.
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench import api as api_bench
-from bench import dispatch
+from bench import dispatch, open_loop
 from bench.common import (
     ChildFailed,
     LatencySummary,
@@ -132,15 +134,80 @@ def test_api_rows_have_the_json_keys() -> None:
 def test_api_targets_need_both_systems_and_on_time_canaries() -> None:
     fast = PhaseResult(latencies=[0.005] * 100, started=0.0, finished=0.1)
     slow = PhaseResult(latencies=[0.05] * 100, started=0.0, finished=1.0)
-    late = api_bench.Canary("c", due=100.0, phase="p", fired=100.5)
+    late = api_bench.Canary("c", due=100.0, phase="p", fired=100.011)
     runs = [
         api_bench.SystemRun("cronwell", {"schedule-job": fast}, [late]),
         api_bench.SystemRun("flask-apscheduler", {"schedule-job": slow}, []),
     ]
-    throughput, p99, errors, canaries = api_bench.target_lines(runs)
+    throughput, errors, canaries = api_bench.target_lines(runs)
     assert "10.00x" in throughput and throughput.endswith("PASS")
-    assert p99.endswith("PASS") and errors.endswith("PASS")
-    assert canaries.endswith("MISS")
+    assert errors.endswith("PASS")
+    assert "11.0 ms" in canaries and canaries.endswith("MISS")  # 10 ms is the bound
+
+
+def test_api_list_ratios_are_taken_round_by_round() -> None:
+    def lists(rate: float) -> dict[str, PhaseResult]:
+        return {"list-jobs": PhaseResult(latencies=[0.01] * int(rate), started=0.0, finished=1.0)}
+
+    runs = [
+        api_bench.SystemRun("cronwell", lists(300), [], round=1),
+        api_bench.SystemRun("flask-apscheduler", lists(20), [], round=1),
+        api_bench.SystemRun("cronwell", lists(100), [], round=2),
+        api_bench.SystemRun("flask-apscheduler", lists(10), [], round=2),
+    ]
+    assert api_bench.round_ratios(runs, "cronwell", "list-jobs") == [15.0, 10.0]
+    line = api_bench.list_lines(runs)[0]
+    assert "median 12.5x" in line and line.endswith("MISS")
+
+
+def test_api_key_cost_is_the_median_over_block_pairs() -> None:
+    keyed = api_bench.SystemRun("cronwell-key", {}, [], round=1)
+    keyed.key_extras["get-job-1-client"] = [0.01, 0.5, 0.03]
+    (endpoint, extras), _ = api_bench.key_cost_rows([keyed])
+    assert endpoint == "get-job-1-client" and extras == [0.01, 0.5, 0.03]
+    line = api_bench.key_cost_lines([keyed], None)[0]
+    assert "median 3.0% over 3 pairs" in line and line.endswith("PASS")
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = b'{"ok": true}'
+        self.send_response(200 if self.path == "/ok" else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    #: the generator opens its warm connections at once: a backlog of 5 drops SYNs
+    request_queue_size = 64
+
+
+def test_the_open_loop_generator_sends_at_its_rate_and_times_every_answer() -> None:
+    server = _Server(("127.0.0.1", 0), _Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        plan = {
+            "host": "127.0.0.1",
+            "port": server.server_address[1],
+            "rate": 200,
+            "requests": [["GET", "/ok", None, []]] * 59 + [["GET", "/missing", None, []]],
+        }
+        measured = open_loop.run_plan(plan)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert measured["sent"] == 60 and len(measured["latencies"]) == 60
+    assert measured["errors"] == 1 and measured["first_error"].startswith("404")
+    assert measured["send_rate"] > 0 and measured["answer_rate"] > 0
+    assert all(latency >= 0 for latency in measured["latencies"])
 
 
 def test_table_columns_line_up() -> None:

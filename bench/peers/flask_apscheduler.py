@@ -1,9 +1,9 @@
 """The peer `bench.api` measures: the stack the scripts seed describes, kept minimal.
 
 Flask, APScheduler 3.11's BackgroundScheduler with its SQLAlchemyJobStore on a SQLite
-file, and the three endpoints the benchmark drives (`/api/schedule-job`,
-`/api/job/<id>`, `/api/jobs`, plus `/api/health` to know it is up) with the seed's
-JSON. Served by werkzeug's `run_simple(threaded=True)`: a thread per connection, HTTP/1.1
+file, and the endpoints the benchmark drives (`/api/schedule-job`, `/api/job/<id>`,
+`/api/jobs`, the scheduler seed's list `/api/scheduler/jobs`, plus `/api/health` to
+know it is up) with the seeds' JSON. Served by werkzeug's `run_simple(threaded=True)`: a thread per connection, HTTP/1.1
 keep-alive, request logging off (cronwell runs with its access log off too).
 
     python -m bench.peers.flask_apscheduler --port 5001 --db /tmp/peer.db --pool-size 10
@@ -60,6 +60,26 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
+def scheduler_view(job: Job) -> dict[str, Any]:
+    """A job as the scheduler seed lists it, from what APScheduler keeps of it."""
+    job_type, script_path, args = job.args
+    return {
+        "_id": job.id,
+        "name": job.name,
+        "job_class_string": f"{job_type}:{script_path}",
+        "pub_args": list(args),
+        "pub_kwargs": dict(job.kwargs),
+        "is_enabled": True,
+        "is_paused": job.next_run_time is None,
+        "next_run_time": iso(job.next_run_time),
+        "trigger": str(job.trigger),
+        "timezone": str(getattr(job.trigger, "timezone", "UTC")),
+        "misfire_grace_time": job.misfire_grace_time,
+        "coalesce": job.coalesce,
+        "max_instances": job.max_instances,
+    }
+
+
 def error(message: str, status: int) -> tuple[Response, int]:
     return jsonify({"error": message}), status
 
@@ -112,6 +132,19 @@ def create_app(scheduler: BackgroundScheduler) -> Flask:
     def list_jobs() -> Any:
         jobs = [job_view(job) for job in scheduler.get_jobs()]
         return jsonify({"count": len(jobs), "jobs": jobs})
+
+    @app.get("/api/scheduler/jobs")
+    def list_scheduler_jobs() -> Any:
+        """The scheduler seed's list, in its envelope, from the same store read."""
+        jobs = [scheduler_view(job) for job in scheduler.get_jobs()]
+        return jsonify(
+            {
+                "status": "success",
+                "message": "Jobs retrieved successfully",
+                "total": len(jobs),
+                "data": jobs,
+            }
+        )
 
     @app.get("/api/job/<job_id>")
     def get_job(job_id: str) -> Any:
