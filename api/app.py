@@ -195,7 +195,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     retention.attach(scheduler.events)
     scheduler.events.subscribe(observed.on_event, metrics.LISTENED)
     app.ctx.event_hub.attach(asyncio.get_running_loop())
-    scheduler.events.subscribe(app.ctx.event_hub.on_event, hub.LISTENED)
+    app.ctx.event_hub.listen(scheduler.events)
     notifier = Notifier(
         store,
         settings,

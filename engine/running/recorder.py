@@ -192,7 +192,11 @@ class Recorder:
         reports = len(started) + len(finished)
         recorded_ids = [e.id for e in started]
         events = self._events
-        announce = started if events is not None and events.wants(EXECUTION_STARTED) else []
+        announce = (
+            [e for e in started if events.wants(EXECUTION_STARTED, e.job_id)]
+            if events is not None and events.wants(EXECUTION_STARTED)
+            else []
+        )
         if finished and started:  # a run that started and ended within one batch
             done_ids = {f.execution.id for f in finished}
             started = [e for e in started if e.id not in done_ids]
@@ -230,6 +234,7 @@ class Recorder:
                 execution.job_id,
                 execution.started_at,
                 execution=_as_started(execution),
+                fresh=True,  # the snapshot is the event's own: no second copy
             )
         for report in finished:
             try:
