@@ -24,8 +24,8 @@ reads or deletes a live process's journal.
 
 The journal is local to a machine. With several nodes on one store, a node restarting
 reads its own; a node on another machine taking over a dead node's fires cannot, and
-has only the store's `running` mark to go by (written within about a millisecond of a
-start), so a run started in that last millisecond could run again there.
+has only the store's `running` mark to go by (written within about 5 ms of a
+start), so a run started in those last milliseconds could run again there.
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ counts), multiplies by what arming one has been measured to cost, and wakes that
 earlier (at most MAX_ARM_LEAD). A crowd then starts at its due time as fast as the
 workers can take it, instead of trickling out behind the loop.
 
+Each wake also arms what falls due within ARM_WINDOW after the lead, so fires closer
+together than that are armed by one step: at 2,000 fires/s a wake arms about eight of
+them instead of one, and the loop's per-wake work (the timed wait, draining commands,
+planning the next wake, one claim and one job load from the store) is paid per batch.
+
 Tests call `run_once(now)` directly with a fake clock's time; a lock makes a step
 atomic, so driving it by hand while the thread runs is also safe.
 """
@@ -38,6 +43,9 @@ log = logging.getLogger(__name__)
 #: claim, store write and hand-off. A change made in the last ARM_LEAD seconds before a
 #: fire applies from the next fire on.
 ARM_LEAD = 0.002
+#: how far past the lead one wake arms: fires closer together than this are armed in
+#: one step, so at 2,000 fires/s the loop wakes every few fires, not for each one
+ARM_WINDOW = 0.004
 #: the most a crowd of fires is armed ahead of its due time
 MAX_ARM_LEAD = 1.0
 #: seconds arming one fire is taken to cost until the loop has measured it
@@ -144,7 +152,7 @@ class EngineLoop:
         while not self._stop:
             delay: float | None
             try:
-                head = self._step(clock.now(), lead)
+                head = self._step(clock.now(), lead + ARM_WINDOW if lead > 0.0 else 0.0)
                 # measured after the step, so the time the step took is not slept again
                 delay, lead = self.plan_wait(head, clock.timestamp())
             except Exception:
