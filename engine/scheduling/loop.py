@@ -32,6 +32,8 @@ import time
 from datetime import datetime
 
 from engine.clock import Clock
+from engine.gcpause import BULK_ITEMS, paused_gc
+from engine.scheduling.collector import CollectorPacer
 from engine.scheduling.commands import CommandQueue
 from engine.scheduling.firing import Firer
 from engine.scheduling.handlers import CommandHandler
@@ -83,6 +85,8 @@ class EngineLoop:
         self._crowd = 0
         #: timetable size when the crowd was counted
         self._crowd_size = 0
+        #: when the cyclic collector's full passes run (engine/scheduling/collector.py)
+        self.collector = CollectorPacer()
         self._thread: threading.Thread | None = None
         self._stop = False
 
@@ -98,15 +102,26 @@ class EngineLoop:
         """One step at `now` (arming fires due within `lead`); returns the heap head's
         timestamp."""
         with self.step_lock:
-            for command in self._commands.drain():
+            size = len(self._timetable)
+            commands = self._commands.drain()
+            for command in commands:
                 self._handler.apply(command, now)
+            self.collector.note(len(commands), abs(len(self._timetable) - size))
             self._fire(now, lead)
             return self._timetable.next_fire_ts()
 
     def _fire(self, now: datetime, lead: float) -> None:
-        """Fire and arm what is due, measuring what arming one fire costs."""
+        """Fire and arm what is due, measuring what arming one fire costs; a crowd is
+        armed with the cyclic collector paused (see engine/scheduling/collector.py)."""
         began = time.perf_counter()
-        fired = self._firer.fire_due(now, lead)
+        crowd = self._crowd if lead > self.lead + ARM_WINDOW else 0
+        with paused_gc(crowd):
+            fired = self._firer.fire_due(now, lead)
+        self.collector.note(0, fired)
+        if crowd >= BULK_ITEMS and self.collector.bulk_done():
+            # the pass the crowd's objects call for, now, ahead of its due time, rather
+            # than wherever an allocation among its starts would set it off
+            self.collector.collect()
         if fired:
             cost = (time.perf_counter() - began) / fired
             self._arm_cost += ARM_COST_WEIGHT * (cost - self._arm_cost)
@@ -127,7 +142,10 @@ class EngineLoop:
             limit = int(MAX_ARM_LEAD / max(self._arm_cost, 1e-7)) + 1
             self._crowd = self._timetable.count_due(head + self.lead, limit)
             self._crowd_head, self._crowd_size = head, size
-        return min(MAX_ARM_LEAD, self.lead + self._crowd * self._arm_cost * ARM_COST_MARGIN)
+        lead = self.lead + self._crowd * self._arm_cost * ARM_COST_MARGIN
+        if self._crowd >= BULK_ITEMS:  # room for the collector's pass before it is due
+            lead += self.collector.room_needed()
+        return min(MAX_ARM_LEAD, lead)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -155,6 +173,9 @@ class EngineLoop:
                 head = self._step(clock.now(), lead + ARM_WINDOW if lead > 0.0 else 0.0)
                 # measured after the step, so the time the step took is not slept again
                 delay, lead = self.plan_wait(head, clock.timestamp())
+                if self.collector.wanted(self._quiet_for(delay, clock.timestamp())):
+                    self.collector.collect()
+                    delay, lead = self.plan_wait(head, clock.timestamp())
             except Exception:
                 log.exception("engine step failed; continuing in %.1f s", STEP_FAILURE_PAUSE)
                 delay = STEP_FAILURE_PAUSE
@@ -162,6 +183,16 @@ class EngineLoop:
                 return
             if delay is None or delay > 0:
                 self._commands.wait(delay)
+
+    def _quiet_for(self, delay: float | None, now: float) -> float | None:
+        """Seconds until the loop or an armed fire needs the thread (None: never)."""
+        armed = self._firer.armed_from
+        while armed and armed[0] <= now:
+            armed.popleft()
+        starts = armed[0] - now if armed else None
+        if delay is None or starts is None:
+            return starts if delay is None else delay
+        return min(delay, starts)
 
     def plan_wait(self, head: float | None, now: float) -> tuple[float | None, float]:
         """(seconds to sleep, lead to arm with on waking) for the heap head `head`.
