@@ -42,8 +42,8 @@ from engine.scheduling.timetable import Timetable
 log = logging.getLogger(__name__)
 #: how early the loop thread arms a fire: the worker then sleeps until the due time
 #: itself, so a fire starts as promptly as a bare timed wait, not after the loop's
-#: claim, store write and hand-off. A change made in the last ARM_LEAD seconds before a
-#: fire applies from the next fire on.
+#: claim, store write and hand-off. A schedule change made in the last ARM_LEAD (plus
+#: up to ARM_WINDOW) seconds before a fire applies from the next fire on.
 ARM_LEAD = 0.002
 #: how far past the lead one wake arms: fires closer together than this are armed in
 #: one step, so at 2,000 fires/s the loop wakes every few fires, not for each one
