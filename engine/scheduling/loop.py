@@ -115,8 +115,11 @@ class EngineLoop:
         armed with the cyclic collector paused (see engine/scheduling/collector.py)."""
         began = time.perf_counter()
         crowd = self._crowd if lead > self.lead + ARM_WINDOW else 0
-        with paused_gc(crowd):
+        if crowd < BULK_ITEMS:
             fired = self._firer.fire_due(now, lead)
+        else:
+            with paused_gc(crowd):
+                fired = self._firer.fire_due(now, lead)
         self.collector.note(0, fired)
         if crowd >= BULK_ITEMS and self.collector.bulk_done():
             # the pass the crowd's objects call for, now, ahead of its due time, rather
