@@ -109,8 +109,13 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     app.ctx.max_client_connections = settings.max_client_connections
     app.ctx.client_connections = Counter()
     app.ctx.event_hub = hub.EventHub(settings.events_window, settings.events_client_queue)
+    #: the engine's name among the nodes on the store, and the `node` label of /metrics
+    app.ctx.node_id = settings.node_id or default_node_id()
     app.ctx.metrics = metrics.Metrics(
-        lambda: app.ctx.scheduler, lambda: app.ctx.store, lambda: app.ctx.event_hub
+        lambda: app.ctx.scheduler,
+        lambda: app.ctx.store,
+        lambda: app.ctx.event_hub,
+        node=app.ctx.node_id,
     )
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
@@ -179,7 +184,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         output_cap=settings.output_cap,
         script_roots=settings.script_roots,
         services=JobServices(store, settings, now=app.ctx.clock.now, run_as=run_as),
-        node_id=settings.node_id or default_node_id(),
+        node_id=app.ctx.node_id,
         lease_seconds=settings.node_lease,
         kill_leftovers=kill_leftovers,
         journal_folder=settings.data_dir / "journal",
@@ -198,7 +203,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     retention.attach(scheduler.events)
     scheduler.events.subscribe(observed.on_event, metrics.LISTENED)
     app.ctx.event_hub.attach(asyncio.get_running_loop())
-    scheduler.events.subscribe(app.ctx.event_hub.on_event, hub.LISTENED)
+    app.ctx.event_hub.listen(scheduler.events)
     notifier = Notifier(
         store,
         settings,

@@ -7,36 +7,55 @@ is connected, wakes the event loop once per batch of events (as api/bridge.py do
 for command futures). Everything else (subscribing, matching, encoding, queueing)
 runs on the event loop, so subscribers need no locks.
 
-Costs: an event no connected client wants (none connected, or all watching other jobs
-or users) costs a lock, a count, a deque append and two set lookups: it wakes nothing.
-The JSON text of an event is built on the event loop, once, and only when a client (or
-a resume) needs it. Clients are indexed by their filter, so an event for job A wakes
-only the clients watching A (or everything), not every connected one.
+What the engine hands over: only events some client may want. The hub's `Interest`
+(engine/events.py), which the engine reads before it copies an event, takes every
+job's events while a client without a job filter is connected, only the watched jobs'
+while every client watches one job, and nothing while nobody is connected; a client
+that leaves is still counted for `linger` seconds, so it resumes without a gap when
+it reconnects (EventSource retries within seconds; a slow client dropped is told to).
+So an idle service, or a dashboard left open on a quiet job, costs a fire nothing
+but a set lookup. The hub remembers since which event it has recorded everything, or
+each job, without a break: a resume from before that gets `event: gap` (as one from
+an id older than the ring, or from an earlier process, does).
+
+Costs: an event no connected client wants (all watching other jobs or users) costs a
+lock, a count, a deque append and two set lookups: it wakes nothing. The JSON text of
+an event is built on the event loop, once for every client, and only when a client
+(or a resume) needs it. Clients are indexed by their filter, so an event for job A
+wakes only the clients watching A (or everything), not every connected one.
 
 A slow client never slows the engine: its queue holds `client_queue` frames at most;
 the event that would overflow it drops the client instead (`dropped` is set, its stream
 ends with a final `dropped` event saying from where to resume).
 
-Ids are `<boot>-<n>`: n counts events since this hub started, boot tells this process
-from an earlier one, so a Last-Event-ID from before a restart is known to have a gap.
+Ids are `<boot>-<n>`: n counts the events this hub recorded since it started, boot
+tells this process from an earlier one, so a Last-Event-ID from before a restart is
+known to have a gap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import dataclasses
 import secrets
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from api import views
 from api.errors import dumps
 from engine import events as ev
+from engine.events import EventBus, Interest
 from engine.model import Status
+
+#: seconds the hub goes on recording what a client that left was watching, so that it
+#: resumes without a gap when it reconnects within that time
+RESUME_LINGER = 120.0
+#: the key of `EventHub._lingering` for clients that watched every job (or a user's)
+EVERY_JOB = ""
 
 #: engine kinds the hub listens to
 LISTENED = (
@@ -179,10 +198,13 @@ class Gap:
 
 
 class EventHub:
-    def __init__(self, window: int = 10_000, client_queue: int = 1000) -> None:
+    def __init__(
+        self, window: int = 10_000, client_queue: int = 1000, linger: float = RESUME_LINGER
+    ) -> None:
         self.boot = secrets.token_hex(4)
         self.window = window
         self.client_queue = client_queue
+        self.linger = linger
         self._lock = threading.Lock()
         self._ring: deque[Numbered] = deque(maxlen=window)
         self._number = 0
@@ -200,6 +222,20 @@ class EventHub:
         self._wants_everything = False
         self._wanted_jobs: frozenset[str] = frozenset()
         self._wanted_owners: frozenset[str] = frozenset()
+        #: which events the engine hands over (see the module docstring); the bus reads
+        #: it on the emitting threads
+        self.interest = Interest(everything=False)
+        #: (job id, or EVERY_JOB) -> monotonic time until which a departed client's
+        #: filter is still recorded
+        self._lingering: dict[str, float] = {}
+        #: number of the last event before every job's events were recorded without a
+        #: break up to now (None: they are not all recorded); per job likewise
+        self._everything_since: int | None = None
+        self._job_since: dict[str, int] = {}
+
+    def listen(self, events: EventBus) -> Callable[[], None]:
+        """Subscribe to the engine's events, as much of them as the clients want."""
+        return events.subscribe(self.on_event, LISTENED, self.interest)
 
     @property
     def client_count(self) -> int:
@@ -217,7 +253,7 @@ class EventHub:
             # would hold 640 MiB (streams leave the output out anyway)
             trimmed = copy.copy(execution)
             trimmed.output = ""
-            event = dataclasses.replace(event, execution=trimmed)
+            event = ev.Event(event.kind, event.job_id, event.at, execution=trimmed, job=event.job)
         with self._lock:
             self._number += 1
             item = Numbered(self._number, event, owner_of(event))
@@ -269,9 +305,11 @@ class EventHub:
         self, job_id: str | None, owner: str | None, last_id: str | None
     ) -> tuple[Subscriber, Gap | None]:
         """A new client, given every kept event after `last_id` (a Gap when some of
-        them are no longer kept, or the id is from an earlier process)."""
+        them are no longer kept, were never recorded, or the id is from an earlier
+        process)."""
         subscriber = Subscriber(job_id, owner, self.client_queue)
         with self._lock:  # registered under the lock: every later event reaches it
+            recorded_since = self._recorded_since(job_id)  # before its own filter counts
             if job_id is not None:
                 self._by_job.setdefault(job_id, set()).add(subscriber)
             elif owner is not None:
@@ -279,6 +317,7 @@ class EventHub:
             else:
                 self._everything.add(subscriber)
             self._refilter()
+            self._reinterest_locked()
             kept = list(self._ring)
             latest = self._number
             self._clients += 1
@@ -288,7 +327,13 @@ class EventHub:
         else:
             after = self._number_of(last_id)
             oldest = kept[0].number if kept else latest + 1
-            if after is None or after > latest or after < oldest - 1:
+            if (
+                after is None
+                or after > latest
+                or after < oldest - 1
+                or recorded_since is None
+                or after < recorded_since
+            ):
                 oldest_id = f"{self.boot}-{kept[0].number}" if kept else None
                 gap = Gap(last_id, oldest_id)
                 after = 0
@@ -299,7 +344,7 @@ class EventHub:
         return subscriber, gap
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        """Forget a client (idempotent)."""
+        """Forget a client (idempotent); what it watched is recorded `linger` seconds more."""
         if subscriber.closed:
             return
         subscriber.closed = True
@@ -313,14 +358,63 @@ class EventHub:
         self._refilter()
         with self._lock:
             self._clients -= 1
+            if self.linger > 0:
+                key = subscriber.job_id if subscriber.job_id is not None else EVERY_JOB
+                self._lingering[key] = time.monotonic() + self.linger
+            self._reinterest_locked()
+        if self._loop is not None and self.linger > 0:
+            try:
+                self._loop.call_later(self.linger + 0.05, self._reinterest)
+            except RuntimeError:  # the loop has closed
+                pass
+
+    def _reinterest(self) -> None:
+        with self._lock:
+            self._reinterest_locked()
+
+    def _reinterest_locked(self) -> None:
+        """Tell the engine which events to hand over now, and keep track of since when
+        each is recorded without a break (see the module docstring)."""
+        now = time.monotonic()
+        self._lingering = {key: until for key, until in self._lingering.items() if until > now}
+        everything = bool(self._everything or self._by_owner) or EVERY_JOB in self._lingering
+        jobs = {*self._by_job, *self._lingering}
+        jobs.discard(EVERY_JOB)
+        latest, before = self._number, self._everything_since
+        since: dict[str, int] = {}
+        for job_id in jobs:
+            kept = self._job_since.get(job_id)
+            if before is not None:  # recorded all along with every other job
+                kept = before if kept is None else min(kept, before)
+            since[job_id] = latest if kept is None else kept
+        if everything:
+            self._everything_since = latest if before is None else before
+        else:
+            self._everything_since = None
+        self._job_since = since
+        self.interest.set(everything, jobs)
+
+    def _recorded_since(self, job_id: str | None) -> int | None:
+        """The number after which every event a client filtered on `job_id` (None: no
+        job filter) may want has been recorded; None when they are not being recorded."""
+        everything = self._everything_since
+        if job_id is None:
+            return everything
+        own = self._job_since.get(job_id)
+        if everything is None or own is None:
+            return own if everything is None else everything
+        return min(everything, own)
 
     def close(self) -> None:
-        """End every stream (the server is stopping)."""
+        """End every stream (the server is stopping) and stop recording."""
         for subscriber in [*self._everything, *(s for g in self._by_job.values() for s in g)]:
             self.unsubscribe(subscriber)
         for group in list(self._by_owner.values()):
             for subscriber in list(group):
                 self.unsubscribe(subscriber)
+        with self._lock:
+            self._lingering.clear()
+            self._reinterest_locked()
 
     def oldest_id(self) -> str | None:
         """The id of the oldest event a resume can still get."""

@@ -10,8 +10,11 @@ it; an execution's output is left out: read it at /executions/{id} or its /strea
 
 Filters: `job_id`, `user_id`. Resume: send the last id seen as `Last-Event-ID` (what
 EventSource does by itself on reconnecting) or `?last_event_id=`; every kept event after
-it comes first. Only the last `CRONWELL_EVENTS_WINDOW` events are kept: an older id (or
-one from before a restart) gets an `event: gap` first, then everything kept. A comment
+it comes first. The last `CRONWELL_EVENTS_WINDOW` events are kept, of those some client
+watches (every job's while a client without a job filter is connected, else the watched
+jobs') and, for two minutes after a client leaves, of what it watched: an id older than
+that, from a stretch when nobody watched, or from before a restart gets an `event: gap`
+first, then everything kept (api/event_hub.py). A comment
 line every `CRONWELL_SSE_HEARTBEAT` seconds keeps proxies from closing a quiet stream. A
 client more than `CRONWELL_EVENTS_CLIENT_QUEUE` events behind is dropped with a final
 `event: dropped` (the engine never waits for a client).

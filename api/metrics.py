@@ -32,10 +32,16 @@ Metric names (all prefixed `cronwell_`):
     events_dropped_total                         counter: engine events lost to overflow
     sse_clients                                  gauge: connected event-stream clients
     sse_clients_dropped_total                    counter: stream clients dropped as slow
+
+Every sample also carries `node`: the engine's node id (`CRONWELL_NODE_ID`, else
+hostname:pid), so the series of several nodes on one store stay apart when one
+Prometheus scrapes them all. The label is added at scrape time to whatever the
+registry holds (`NodeLabelled`), so no instrument declares it and none can forget it.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import time
@@ -104,8 +110,11 @@ class Metrics:
         scheduler: Callable[[], Scheduler | None],
         store: Callable[[], Store | None],
         hub: Callable[[], EventHub | None] = lambda: None,
+        node: str | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
+        #: the `node` label on every sample (None: no label, an engine that is no node)
+        self.node = node
         r = self.registry
         #: fires, lateness and durations: plain numbers, families built at scrape time
         self.runs = RunTally(LATENESS_BUCKETS, DURATION_BUCKETS)
@@ -162,7 +171,26 @@ class Metrics:
             self.http_seconds.labels(*labels).observe(time.perf_counter() - started)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.node is None:
+            return generate_latest(self.registry)
+        return generate_latest(NodeLabelled(self.registry, self.node))
+
+
+class NodeLabelled(Collector):
+    """The families `inner` collects, with `node=<node>` added to every sample."""
+
+    def __init__(self, inner: Collector, node: str) -> None:
+        self._inner = inner
+        self._node = node
+
+    def collect(self) -> Iterator[Metric]:
+        node = self._node
+        for family in self._inner.collect():
+            labelled = copy.copy(family)  # the collector's own family stays as it was
+            labelled.samples = [
+                sample._replace(labels={**sample.labels, "node": node}) for sample in family.samples
+            ]
+            yield labelled
 
 
 @functools.cache

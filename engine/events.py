@@ -6,6 +6,11 @@ listeners, never a fire. When the queue is full the event is dropped, counted in
 `overflowed` and logged (the first time and every 1,000th time after), so emitting never
 blocks. With no listener for a kind, emitting it costs one set lookup.
 
+A listener may say which jobs it wants with an `Interest` it keeps changing (the SSE hub:
+the jobs its clients watch, every job, or none). The emitter asks it before it copies
+anything, so an event no listener takes costs a set lookup and an attribute read: a
+hub with no client, or whose clients all watch other jobs, costs a fire nothing.
+
 The queue is a `queue.SimpleQueue` (its put takes no Python-level lock, so an emitter
 never contends with the delivery thread), bounded by counting; the delivery thread
 lingers a moment after each wake so a busy second costs hundreds of wakeups, not one
@@ -82,6 +87,37 @@ class Event:
 
 
 Listener = Callable[[Event], object]
+
+
+class Interest:
+    """Which jobs' events a listener takes now: every job's, only those of some jobs, or
+    none. The listener changes it with `set` from any thread; emitters read it without
+    a lock, which is safe because `set` replaces one tuple (an atomic store)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, everything: bool = True, jobs: Iterable[str] = ()) -> None:
+        self._state: tuple[bool, frozenset[str]] = (everything, frozenset(jobs))
+
+    def set(self, everything: bool, jobs: Iterable[str] = ()) -> None:
+        self._state = (everything, frozenset(jobs))
+
+    @property
+    def everything(self) -> bool:
+        return self._state[0]
+
+    @property
+    def jobs(self) -> frozenset[str]:
+        return self._state[1]
+
+    def takes(self, job_id: str | None) -> bool:
+        """Whether an event of `job_id` is wanted (None: of any job at all)."""
+        everything, jobs = self._state
+        if everything:
+            return True
+        return bool(jobs) if job_id is None else job_id in jobs
+
+
 #: seconds the delivery thread waits after a wake for more events to join the batch
 LINGER = 0.002
 #: events delivered per wake at most
@@ -98,23 +134,32 @@ class EventBus:
         #: events queued so far (next() on a count is atomic: emitters take no lock)
         self._queued = itertools.count(1)
         self._lock = threading.Lock()
-        #: (listener, kinds or None for all), copied on write so delivery never locks
-        self._listeners: tuple[tuple[Listener, frozenset[str] | None], ...] = ()
+        #: (listener, kinds or None for all, its Interest or None for every job), copied
+        #: on write so delivery never locks
+        self._listeners: tuple[tuple[Listener, frozenset[str] | None, Interest | None], ...] = ()
+        #: kinds some listener takes for every job
         self._wanted: frozenset[str] = frozenset()
+        #: (kinds or None, interest) of the listeners that choose their jobs
+        self._narrow: tuple[tuple[frozenset[str] | None, Interest], ...] = ()
         self._thread: threading.Thread | None = None
         self._closed = False
         self.overflowed = 0
         self.delivered = 0
 
     def subscribe(
-        self, callback: Listener, kinds: Iterable[str] | None = None
+        self,
+        callback: Listener,
+        kinds: Iterable[str] | None = None,
+        interest: Interest | None = None,
     ) -> Callable[[], None]:
-        """Call `callback(event)` for events of `kinds` (all when None); returns unsubscribe."""
+        """Call `callback(event)` for events of `kinds` (all when None) of the jobs
+        `interest` takes when the event is emitted and again when it is delivered (every
+        job when None); returns unsubscribe."""
         wanted = None if kinds is None else frozenset(kinds)
         if wanted is not None and not wanted <= EVENT_KINDS:
             unknown = ", ".join(sorted(wanted - EVENT_KINDS))
             raise InvalidInput(f"unknown event kind(s): {unknown}")
-        entry = (callback, wanted)
+        entry = (callback, wanted, interest)
         with self._lock:
             self._listeners = (*self._listeners, entry)
             self._recompute_wanted()
@@ -127,9 +172,15 @@ class EventBus:
 
         return unsubscribe
 
-    def wants(self, kind: str) -> bool:
-        """True when some listener would receive `kind` (lets emitters skip the snapshot)."""
-        return kind in self._wanted
+    def wants(self, kind: str, job_id: str | None = None) -> bool:
+        """True when some listener would receive `kind` for `job_id` (None: for some
+        job); lets emitters skip building what they would emit."""
+        if kind in self._wanted:
+            return True
+        for kinds, interest in self._narrow:
+            if (kinds is None or kind in kinds) and interest.takes(job_id):
+                return True
+        return False
 
     def emit(
         self,
@@ -139,17 +190,22 @@ class EventBus:
         *,
         execution: Execution | None = None,
         job: Job | None = None,
+        fresh: bool = False,
     ) -> None:
-        """Queue an event for delivery; never blocks, drops (and counts) on overflow."""
+        """Queue an event for delivery; never blocks, drops (and counts) on overflow.
+
+        The execution and job are copied (the caller goes on changing them) unless
+        `fresh` says they are already copies nobody else holds."""
         if kind not in self._wanted:
-            return
-        event = Event(
-            kind,
-            job_id,
-            at,
-            execution=copy.copy(execution) if execution is not None else None,
-            job=copy.copy(job) if job is not None else None,
-        )
+            for kinds, interest in self._narrow:
+                if (kinds is None or kind in kinds) and interest.takes(job_id):
+                    break
+            else:
+                return
+        if not fresh:
+            execution = copy.copy(execution) if execution is not None else None
+            job = copy.copy(job) if job is not None else None
+        event = Event(kind, job_id, at, execution=execution, job=job)
         if next(self._queued) - self.delivered - self.overflowed <= self._queue_size:
             self._queue.put(event)
         else:
@@ -165,6 +221,7 @@ class EventBus:
         with self._lock:
             self._closed = True
             self._wanted = frozenset()
+            self._narrow = ()
             thread = self._thread
         if thread is None:
             return
@@ -177,9 +234,14 @@ class EventBus:
         if self._closed:
             return
         wanted: set[str] = set()
-        for _, kinds in self._listeners:
-            wanted |= EVENT_KINDS if kinds is None else kinds
+        narrow: list[tuple[frozenset[str] | None, Interest]] = []
+        for _, kinds, interest in self._listeners:
+            if interest is not None:
+                narrow.append((kinds, interest))
+            else:
+                wanted |= EVENT_KINDS if kinds is None else kinds
         self._wanted = frozenset(wanted)
+        self._narrow = tuple(narrow)
 
     def _ensure_thread(self) -> None:
         if self._thread is None and not self._closed:
@@ -197,8 +259,10 @@ class EventBus:
                 self._deliver(item)
 
     def _deliver(self, event: Event) -> None:
-        for callback, kinds in self._listeners:
+        for callback, kinds, interest in self._listeners:
             if kinds is not None and event.kind not in kinds:
+                continue
+            if interest is not None and not interest.takes(event.job_id):
                 continue
             try:
                 callback(event)

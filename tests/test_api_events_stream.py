@@ -277,6 +277,9 @@ def test_events_no_client_wants_wake_nobody() -> None:
         def call_soon_threadsafe(self, callback: object) -> None:
             woken.append(callback)
 
+        def call_later(self, delay: float, callback: object) -> None:
+            """The hub ends a departed client's linger so (not a wake-up)."""
+
     hub = EventHub()
     hub.attach(Loop())  # type: ignore[arg-type]
     job = Job(

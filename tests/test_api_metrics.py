@@ -206,6 +206,26 @@ def test_state_gauges_store_and_http_metrics(server: ThreadServer) -> None:
     )
 
 
+def test_every_sample_is_labelled_with_the_node(server: ThreadServer) -> None:
+    node_id = server.app.ctx.scheduler.node_id
+    assert node_id  # the service's engine is always a node (hostname:pid by default)
+    requests.get(f"{server.url}/api/scheduler/jobs", timeout=5)
+    samples = scrape(server)
+    names = {name for name, found in samples.items() if found}
+    for name in ("cronwell_jobs", "cronwell_executions_running", "cronwell_http_requests_total"):
+        assert name in names
+    unlabelled = [
+        (s.name, s.labels)
+        for found in samples.values()
+        for s in found
+        if s.labels.get("node") != node_id
+    ]
+    assert unlabelled == []
+    # the label is added, not swapped in: the series keep their own labels
+    assert value(samples, "cronwell_jobs", state="active", node=node_id) >= 0
+    assert any("state" in s.labels for s in samples["cronwell_jobs"])
+
+
 def test_two_apps_have_their_own_registries() -> None:
     first = Metrics(lambda: None, lambda: None)
     second = Metrics(lambda: None, lambda: None)  # the default registry would refuse this
@@ -224,7 +244,12 @@ def test_metrics_need_a_key_unless_opened(tmp_path: Path) -> None:
         samples = scrape(closed, **{"X-API-Key": "k1"})
         # the refused request was counted too: the metrics middleware runs first
         assert value(samples, "cronwell_http_requests_total", route="/metrics", status="401") == 1
-    opened = make_settings(tmp_path / "open", api_keys=("k1",), metrics_open=True)
+    opened = make_settings(
+        tmp_path / "open", api_keys=("k1",), metrics_open=True, node_id="metrics-node-b"
+    )
     with running_server(opened) as live:
-        assert scrape(live)  # no key needed for /metrics ...
+        samples = scrape(live)  # no key needed for /metrics ...
+        assert samples
+        # a configured node id is the label (CRONWELL_NODE_ID), on every sample
+        assert {s.labels["node"] for found in samples.values() for s in found} == {"metrics-node-b"}
         assert requests.get(f"{live.url}/api/scheduler/jobs", timeout=5).status_code == 401

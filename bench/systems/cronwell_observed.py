@@ -32,7 +32,6 @@ from typing import Any
 
 from api import events_stream
 from api.config import Settings
-from api.event_hub import LISTENED as HUB_KINDS
 from api.event_hub import EventHub
 from api.metrics import LISTENED as METRIC_KINDS
 from api.metrics import Metrics
@@ -90,7 +89,7 @@ class EventStreamSystem(CronwellSystem):
         self._received = 0
         self._reading = threading.Event()
         self._hub = EventHub()
-        self._scheduler.events.subscribe(self._hub.on_event, HUB_KINDS)
+        self._hub.listen(self._scheduler.events)
         self._server = _EventServer(self._hub)
         self._sockets: list[socket.socket] = []
 

@@ -174,7 +174,7 @@ class Executor:
     def _wait_until_due(self, item: WorkItem) -> bool:
         """Sleep until an armed fire is due; True when it was cancelled meanwhile."""
         delay = item.not_before - self._clock.timestamp()
-        return delay > 0 and item.cancel.wait(delay)
+        return delay > 0 and item.cancel.sleep(delay)
 
     def record(
         self, item: WorkItem, outcome: Outcome, job: Job | None = None, *, deferred: bool = False

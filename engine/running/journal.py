@@ -25,10 +25,10 @@ reads or deletes a live process's journal.
 The journal is local to a machine. With several nodes on one store, a node restarting
 reads its own; a node on another machine taking over a dead node's fires cannot, and
 has only the store's `running` mark to go by, so a run started before its mark landed
-could start again there. That window is the recorder's LINGER (1 ms) plus the batches
-queued ahead of the mark: measured by bench.journal_window, 1.5 ms median at a steady
-rate on SQLite, tens of milliseconds in a burst, more on a slow store (README, "Several
-nodes").
+could start again there. That window is the recorder's LINGER (5 ms) plus the batches
+queued ahead of the mark: measured by bench.journal_window while LINGER was 1 ms, 1.5 ms
+median at a steady rate on SQLite, tens of milliseconds in a burst, more on a slow store
+(README, "Several nodes").
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 
-from engine.interfaces import CancelSignal
 from engine.model import Execution, Job
 from engine.running.cancel import CancelFlag
 
@@ -52,7 +51,7 @@ class WorkItem:
         self.job = job
         #: the due timestamp: a fire armed ahead of time is started no earlier than this
         self.not_before = not_before
-        self.cancel: CancelSignal = CancelFlag()
+        self.cancel = CancelFlag()
         #: futures of cancel commands waiting for this execution's terminal status
         self.waiters: list[Future[Execution]] = []
         #: why the engine took this fire back before it started ("" when it did not)

@@ -24,6 +24,7 @@ max_instances: they continue a fire that was already admitted).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,6 +85,9 @@ class Firer:
         #: `Executor.record`: how an execution that never reached a worker is ended
         self._record = record
         self._backoff = StoreBackoff()
+        #: the earliest due time of each batch handed to workers ahead of its time, in
+        #: arming order (the loop drops those passed: engine/scheduling/collector.py)
+        self.armed_from: deque[float] = deque(maxlen=4096)
 
     def fire_due(self, now: datetime, lead: float = 0.0) -> int:
         """Fire everything due at `now`, and arm what falls due within `lead` seconds:
@@ -363,5 +367,7 @@ class Firer:
         if not items:
             return
         taken = self._pool.submit(items)
+        if taken and items[0].not_before:
+            self.armed_from.append(items[0].not_before)
         for item in items[taken:]:  # the pool stopped between claim and submit
             self._record(item, Outcome(Status.CANCELLED, error=SHUT_DOWN_BEFORE_START))

@@ -215,7 +215,7 @@ class CommandHandler:
     def remove_job(self, command: RemoveJob, now: datetime) -> None:
         # the removed job rides on its event (listeners filter by owner), read only
         # when someone listens; a missing id raises JobNotFound either way
-        wanted = self._events.wants(ev.JOB_REMOVED)
+        wanted = self._events.wants(ev.JOB_REMOVED, command.job_id)
         removed = self._store.get_job(command.job_id) if wanted else None
         self._store.remove_job(command.job_id)
         self._wrote(command.job_id)
