@@ -127,21 +127,29 @@ def executions(server: ThreadServer, job_id: str) -> int:
     return total
 
 
+def wait_for_executions(server: ThreadServer, job_id: str, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while executions(server, job_id) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert executions(server, job_id) >= count
+
+
 def test_a_disabled_job_never_fires_until_enabled(server: ThreadServer, user_id: str) -> None:
     job_id = created(server, user_id, interval_seconds=1, is_enabled=False)["_id"]
-    time.sleep(2.5)
+    # an enabled twin on the same trigger is the clock: each of its fires is one the
+    # disabled job would have made, so the waits are as long as two fires, no longer
+    twin = created(server, user_id, interval_seconds=1, name="enabled twin")["_id"]
+    wait_for_executions(server, twin, 2)
     assert executions(server, job_id) == 0
     enable(server, job_id, True)
-    deadline = time.monotonic() + 10
-    while executions(server, job_id) == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert executions(server, job_id) >= 1
+    wait_for_executions(server, job_id, 1)
     enable(server, job_id, False)
     time.sleep(0.5)  # a fire already armed may still finish
     settled = executions(server, job_id)
-    time.sleep(2.5)
+    wait_for_executions(server, twin, executions(server, twin) + 2)
     assert executions(server, job_id) == settled
-    call(server, "DELETE", f"/api/scheduler/jobs/{job_id}")
+    for removed in (job_id, twin):
+        call(server, "DELETE", f"/api/scheduler/jobs/{removed}")
 
 
 def test_a_scripts_job_disabled_on_the_scheduler_surface(server: ThreadServer) -> None:
