@@ -169,15 +169,16 @@ class GuardedProtocol(HttpProtocol):
         super().close(timeout)
 
     def _should_linger(self) -> bool:
-        """The answer was written before the client's body was read (and not because
-        the client was too slow)."""
+        """The answer was written before the client's request was read: its body (a
+        413, say), or the rest of a request that missed its deadline (the 408). Closing
+        with the client's bytes unread would send a reset that can destroy the answer
+        before the client reads it; a bounded drain lets it arrive."""
         http = self._last_http
         transport = self.transport
         return bool(
             http is not None
-            and http.request_body
+            and (http.request_body or self._timed_out)
             and http.response is not None
-            and not self._timed_out
             and self._lingered is None
             and transport is not None
             and not transport.is_closing()
