@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 STORE ?= sqlite:///var/cronwell.db
 
-.PHONY: run test test-cluster test-browser lint typecheck image-test bench bench-quick bench-scale clean
+.PHONY: run test test-slow test-cluster test-browser lint typecheck image-test bench bench-quick bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test: $(STAMP_TEST) lint typecheck
 
 # Three `cronwell serve` nodes on one store, on SQLite and on the real Mongo servers
 # (tests/test_cluster_processes.py, several minutes; .ci/run runs it after make test).
+# real processes killed, restarted and timed for seconds each: crash recovery, store
+# outages, the README walkthroughs (about 3 minutes; .ci/run runs it after make test)
+test-slow: $(STAMP_TEST)
+	$(BIN)/python -m pytest -q -m "slow and not cluster"
+
 test-cluster: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q -m cluster
 
