@@ -89,6 +89,12 @@ class FailureGuard:
         self._clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
+    @property
+    def watching(self) -> bool:
+        """Whether any failure may still count: without one, no request needs its
+        client's address looked at (`Authenticator.remembered`)."""
+        return bool(self._failures)
+
     def _recent(self, client: str, now: float) -> deque[float] | None:
         failures = self._failures.get(client)
         if failures is None:
@@ -133,6 +139,16 @@ def sent_key(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def _key_header(headers: Mapping[str, str]) -> str | None:
+    """The header `sent_key` reads, unparsed, tagged by its name (so one text sent in
+    each header is two entries): what `Authenticator.remembered` looks a repeat up by."""
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        return "A" + authorization
+    api_key = headers.get(HEADER)
+    return None if api_key is None else "X" + api_key
+
+
 def _carries_key(headers: Mapping[str, str]) -> bool:
     return "authorization" in headers or HEADER in headers
 
@@ -141,6 +157,11 @@ def _well_formed(key: str) -> str:
     if not key or len(key) > MAX_KEY_LENGTH or not set(key) <= _KEY_CHARACTERS:
         raise NotAuthenticated("Malformed API key")
     return key
+
+
+#: a principal `Authenticator.remembered` let in, and until when (monotonic) it may be
+#: let in again unchecked
+Remembered = tuple[Principal, float]
 
 
 class Authenticator:
@@ -167,6 +188,9 @@ class Authenticator:
         self.cache_seconds = cache_seconds
         self._monotonic = monotonic
         self._cache: dict[str, tuple[KeyOwner, float]] = {}
+        #: what `remembered` let in, by the key header's exact text (`_key_header`):
+        #: the principal and until when (monotonic) it may be let in again unchecked
+        self._sent: dict[str, Remembered] = {}
         #: counts `forget` calls: a check that read the store before one does not
         #: remember what it read (it may be what was just revoked)
         self._forgotten = 0
@@ -191,14 +215,44 @@ class Authenticator:
         wait for a store)."""
         return not self._closed and self._monotonic() - self._open_checked < OPEN_RECHECK
 
-    def remembered(self, headers: Mapping[str, str], client: str) -> Principal | None:
+    def remembered(self, headers: Mapping[str, str], client: Callable[[], str]) -> Principal | None:
         """The principal of a request whose key needs no store: a CRONWELL_API_KEYS key,
         or a stored key checked less than `cache_seconds` ago whose `last_used_at` is
         not due. None sends the request to `authenticate` (off the event loop), which
-        also answers every refusal, its logging and the failure guard. Pure memory and
-        one SHA-256: safe on the event loop."""
-        if not self._closed or self.guard.retry_after(client) is not None:
+        also answers every refusal, its logging and the failure guard. Pure memory:
+        safe on the event loop.
+
+        A key seen before is found by the header's exact text (`_sent`), so the
+        request that repeats it costs two dictionary lookups: no parse, no SHA-256, and
+        the client's address (Sanic parses forwarding headers for it) only while the
+        failure guard holds any failure. A dictionary keyed by the secret leaks nothing
+        by timing: the attacker's text is compared with a stored one only when their
+        randomly seeded string hashes collide, and what is stored was checked against
+        the key's SHA-256 in constant time when it was let in."""
+        if not self._closed:
             return None
+        if self.guard.watching and self.guard.retry_after(client()) is not None:
+            return None
+        header = _key_header(headers)
+        if header is None:
+            return None
+        seen = self._sent.get(header)
+        if seen is not None:
+            if seen[1] > self._monotonic():
+                return seen[0]
+            self._sent.pop(header, None)
+        found = self._checked(headers)
+        if found is not None:
+            if len(self._sent) >= CACHED_KEYS:
+                self._sent.clear()
+            self._sent[header] = found
+            return found[0]
+        return None
+
+    def _checked(self, headers: Mapping[str, str]) -> Remembered | None:
+        """The slower memory-only check: parse, hash, and the cache of checked keys;
+        with until when (monotonic) the answer may be repeated without checking again:
+        the cache entry's expiry, or sooner when the key's `last_used_at` falls due."""
         try:
             key = sent_key(headers)
         except NotAuthenticated:
@@ -208,15 +262,25 @@ class Authenticator:
         digest = hash_key(key)
         for index, env_hash in enumerate(self._env_hashes):
             if same_hash(digest, env_hash):
-                return Principal("admin", None, f"env:{index + 1}")
+                return Principal("admin", None, f"env:{index + 1}"), math.inf
         if self.cache_seconds <= 0:
             return None
-        owner = self._cached(digest)
-        if owner is None or owner.revoked or not same_hash(digest, owner.key_hash):
+        entry = self._cache.get(digest)
+        if entry is None:
             return None
-        if owner.last_used_at is None or self._now() - owner.last_used_at >= TOUCH_INTERVAL:
+        owner, expires = entry
+        if expires <= self._monotonic():
+            self._cache.pop(digest, None)
             return None
-        return Principal(owner.role, owner.user_id, owner.key_id)
+        if owner.revoked or not same_hash(digest, owner.key_hash):
+            return None
+        if owner.last_used_at is None:
+            return None
+        touch_due = (owner.last_used_at + TOUCH_INTERVAL - self._now()).total_seconds()
+        if touch_due <= 0:
+            return None
+        deadline = min(expires, self._monotonic() + touch_due)
+        return Principal(owner.role, owner.user_id, owner.key_id), deadline
 
     def authenticate(self, headers: Mapping[str, str], client: str) -> Principal:
         if self.open:
@@ -286,6 +350,11 @@ class Authenticator:
         for digest, (owner, _) in list(self._cache.items()):
             if owner.user_id == user_id or owner.key_id == key_id:
                 self._cache.pop(digest, None)
+        for header, (who, _) in list(self._sent.items()):
+            if (user_id is not None and who.user_id == user_id) or (
+                key_id is not None and who.key_id == key_id
+            ):
+                self._sent.pop(header, None)
 
 
 def client_address(request: Request) -> str:
@@ -310,7 +379,7 @@ async def authenticate(request: Request) -> HTTPResponse | None:
     if authenticator.surely_open():
         request.ctx.principal = OPEN
         return None
-    known = authenticator.remembered(request.headers, client_address(request))
+    known = authenticator.remembered(request.headers, lambda: client_address(request))
     if known is not None:
         request.ctx.principal = known
         return None

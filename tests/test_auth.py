@@ -409,35 +409,45 @@ def _remembering(cache_seconds: float = 1.0) -> tuple[Any, Any, str, Any]:
 def test_a_remembered_key_needs_no_store_until_its_entry_is_due() -> None:
     authenticator, record, key, (clock, times) = _remembering()
     headers = {"authorization": f"Bearer {key}"}
-    assert authenticator.remembered(headers, "c") is None  # never checked: the store decides
+    assert (
+        authenticator.remembered(headers, lambda: "c") is None
+    )  # never checked: the store decides
     first = authenticator.authenticate(headers, "c")
     assert (first.user_id, first.key_id) == ("u" * 24, record.id)
-    assert authenticator.remembered(headers, "c") == first
-    assert authenticator.remembered({"X-API-Key": key}, "c") == first
+    assert authenticator.remembered(headers, lambda: "c") == first
+    assert authenticator.remembered({"X-API-Key": key}, lambda: "c") == first
     # a CRONWELL_API_KEYS key needs no store at all; a wrong or garbled one goes to the store path
-    assert authenticator.remembered({"X-API-Key": "env-admin-key"}, "c").admin
+    assert authenticator.remembered({"X-API-Key": "env-admin-key"}, lambda: "c").admin
     for wrong in ({"X-API-Key": key + "x"}, {"authorization": "Basic abc"}, {}):
-        assert authenticator.remembered(wrong, "c") is None
+        assert authenticator.remembered(wrong, lambda: "c") is None
     # re-checked against the store once the entry is cache_seconds old
     clock.now += 1.0
-    assert authenticator.remembered(headers, "c") is None
+    assert authenticator.remembered(headers, lambda: "c") is None
     assert authenticator.authenticate(headers, "c") == first
-    assert authenticator.remembered(headers, "c") == first
-    # last_used_at is due again after a minute: the store path writes it
-    times["now"] += timedelta(seconds=61)
-    assert authenticator.remembered(headers, "c") is None
+    assert authenticator.remembered(headers, lambda: "c") == first
+    # last_used_at falls due a minute after it was written: 59.5 s on, the key is checked
+    # again (its entry expired) and may be let in unchecked for the half second left
+    times["now"] += timedelta(seconds=59.5)
+    clock.now += 59.5
+    assert authenticator.remembered(headers, lambda: "c") is None
+    assert authenticator.authenticate(headers, "c") == first
+    assert authenticator.remembered(headers, lambda: "c") == first
+    times["now"] += timedelta(seconds=0.6)
+    clock.now += 0.6
+    assert authenticator.remembered(headers, lambda: "c") is None
     authenticator.authenticate(headers, "c")
     assert authenticator.store.get_api_key(record.id).last_used_at == times["now"]
-    assert authenticator.remembered(headers, "c") == first
+    assert authenticator.remembered(headers, lambda: "c") == first
 
 
 def test_a_forgotten_key_is_checked_again_and_an_overlapping_check_is_not_kept() -> None:
     authenticator, record, key, (_, times) = _remembering()
     headers = {"authorization": f"Bearer {key}"}
     authenticator.authenticate(headers, "c")
+    assert authenticator.remembered(headers, lambda: "c") is not None  # a repeat now
     authenticator.store.revoke_api_key(record.id, times["now"])
     authenticator.forget(key_id=record.id)  # what revoking through the API does
-    assert authenticator.remembered(headers, "c") is None
+    assert authenticator.remembered(headers, lambda: "c") is None
     with pytest.raises(NotAuthenticated):
         authenticator.authenticate(headers, "c")
     # a check whose store read a forget() overtook (a revocation racing it) keeps nothing
@@ -451,23 +461,48 @@ def test_a_forgotten_key_is_checked_again_and_an_overlapping_check_is_not_kept()
 
     other.store.find_key_owner = overtaken
     other.authenticate({"X-API-Key": other_key}, "c")
-    assert other.remembered({"X-API-Key": other_key}, "c") is None
+    assert other.remembered({"X-API-Key": other_key}, lambda: "c") is None
 
 
 def test_no_key_cache_means_every_check_reads_the_store() -> None:
     authenticator, _, key, _ = _remembering(cache_seconds=0)
     headers = {"authorization": f"Bearer {key}"}
     authenticator.authenticate(headers, "c")
-    assert authenticator.remembered(headers, "c") is None
-    assert authenticator.remembered({"X-API-Key": "env-admin-key"}, "c").admin
+    assert authenticator.remembered(headers, lambda: "c") is None
+    assert authenticator.remembered({"X-API-Key": "env-admin-key"}, lambda: "c").admin
 
 
 def test_an_address_over_the_failure_limit_is_not_let_through_on_the_loop() -> None:
     authenticator, _, key, _ = _remembering()
     headers = {"authorization": f"Bearer {key}"}
     authenticator.authenticate(headers, "c")
+    assert authenticator.remembered(headers, lambda: "c") is not None  # a repeat now
     for _ in range(10):
         with pytest.raises(NotAuthenticated):
             authenticator.authenticate({"X-API-Key": "cw_wrong"}, "c")
-    assert authenticator.remembered(headers, "c") is None
-    assert authenticator.remembered(headers, "another address") is not None
+    assert authenticator.remembered(headers, lambda: "c") is None
+    assert authenticator.remembered(headers, lambda: "another address") is not None
+
+
+def test_a_repeated_key_is_let_in_without_looking_at_the_client_until_a_failure() -> None:
+    """The client's address costs a parse of forwarding headers: asked for only while
+    the failure guard holds a failure."""
+    authenticator, _, key, (clock, _) = _remembering()
+    headers = {"authorization": f"Bearer {key}"}
+    authenticator.authenticate(headers, "c")
+    asked: list[str] = []
+
+    def client() -> str:
+        asked.append("c")
+        return "c"
+
+    assert authenticator.remembered(headers, client) is not None
+    assert authenticator.remembered(headers, client) is not None
+    assert asked == []
+    with pytest.raises(NotAuthenticated):
+        authenticator.authenticate({"X-API-Key": "cw_wrong"}, "elsewhere")
+    assert authenticator.remembered(headers, client) is not None
+    assert asked == ["c"]
+    clock.now += 0.5  # still within the key's cache entry: the text sent again is let in
+    assert authenticator.remembered({"authorization": f"bearer {key}"}, client) is not None
+    assert authenticator.remembered({"authorization": f"Bearer {key}x"}, client) is None
