@@ -113,15 +113,21 @@ def _serving(
 
 @contextmanager
 def cronwell_server(
-    workdir: Path, script_root: Path, pool_size: int, **settings: str
+    workdir: Path,
+    script_root: Path,
+    pool_size: int,
+    pythonpath: str | None = None,
+    **settings: str,
 ) -> Iterator[Server]:
-    """`settings` are extra CRONWELL_* variables for it."""
+    """`settings` are extra CRONWELL_* variables for it; `pythonpath` serves another
+    checkout's code (this one's by default)."""
     with cronwell_node(
         workdir,
         script_root,
         pool_size,
         f"sqlite:///{workdir / 'cronwell.db'}",
         "cronwell",
+        pythonpath=pythonpath,
         **settings,
     ) as server:
         yield server
@@ -135,6 +141,7 @@ def cronwell_node(
     store_url: str,
     node_id: str,
     db_name: str = "cronwell",
+    pythonpath: str | None = None,
     **settings: str,
 ) -> Iterator[Server]:
     """One `cronwell serve` named `node_id` on `store_url` (several may share it;
@@ -153,7 +160,7 @@ def cronwell_node(
     ]  # fmt: skip
     env = clean_env(
         CRONWELL_DATA_DIR=str(workdir / "data"),
-        PYTHONPATH=repo_pythonpath(),
+        PYTHONPATH=repo_pythonpath() if pythonpath is None else pythonpath,
         DB_NAME=db_name,
         **settings,
     )

@@ -192,7 +192,11 @@ class _Child:
             stderr=subprocess.PIPE,
             cwd=cwd,
             env=environment,
-            start_new_session=True,  # its own session and process group: killpg reaches all
+            # its own process group (killpg reaches all it starts), not a session of its
+            # own: with the kernel's autogroups, setsid() in the child made each start
+            # wait for a new scheduling group, 2 ms on a quiet machine and 10-20 ms with
+            # another thread of the service busy (the list reader), before the exec
+            process_group=0,
             close_fds=True,
             user=None if run_as is None else run_as.uid,
             group=None if run_as is None else run_as.gid,

@@ -85,6 +85,22 @@ def test_output_beyond_the_cap_is_dropped_with_a_marker() -> None:
     assert result.stderr.startswith("e" * 1000 + "\n[cronwell: 4000 more bytes of stderr dropped")
 
 
+def test_the_child_leads_a_process_group_of_its_own_in_the_service_session(
+    tmp_path: Path,
+) -> None:
+    # its own group, so a stop reaches what it started; no session of its own, since
+    # setsid() in the child made every start wait for the kernel's new autogroup
+    script = write_script(
+        tmp_path,
+        "ids.sh",
+        "#!/bin/bash\nread -r -a stat < /proc/$$/stat\necho $$ ${stat[4]} ${stat[5]}\n",
+    )
+    result = run([str(script)])
+    pid, pgid, sid = (int(part) for part in result.stdout.split())
+    assert pgid == pid != os.getpgrp()
+    assert sid == os.getsid(0)
+
+
 def test_timeout_kills_the_whole_group_including_a_background_child(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
     script = write_script(
