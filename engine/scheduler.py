@@ -122,6 +122,8 @@ class Scheduler:
             run_chained=self._post_chained,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
+        pool, clock = self._pool, self.clock
+        self._recorder.behind = lambda: pool.due_waiting(clock.timestamp())
         self._firer = Firer(
             store,
             self._timetable,
