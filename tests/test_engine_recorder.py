@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from engine.errors import StoreError
 from engine.model import Execution, Status
@@ -181,3 +182,21 @@ def test_a_batch_is_written_at_once_when_the_workers_are_stuck() -> None:
     assert time.monotonic() - began < MAX_DEFER  # did not wait for the crowd
     assert store.calls == [(0, 1)]
     recorder.stop(WAIT)
+
+
+def test_batches_are_held_back_only_where_no_running_mark_closes_a_crash_window(
+    tmp_path: Path,
+) -> None:
+    from engine.scheduler import Scheduler
+    from stores.sqlite import SqliteStore
+
+    def runner(request: object) -> None:
+        raise AssertionError("nothing runs here")
+
+    bare = Scheduler(MemoryStore(), runner)
+    assert bare._recorder.behind is not None and bare._recorder.behind() == 0
+    store = SqliteStore(tmp_path / "t.db")
+    store.open()
+    journaled = Scheduler(store, runner, journal_folder=tmp_path / "journal")
+    assert journaled._journal is not None and journaled._recorder.behind is None
+    store.close()

@@ -20,6 +20,9 @@ MAX_DEFER) for as long as the workers keep getting through the crowd: its writes
 and follow-ups take the GIL from the starts (a third of a 10,000-fire burst's time),
 and they cost the same later, once the starts are done. The running marks and
 terminal records of such a crowd land that much later; one fire at a time never waits.
+Only without a start journal (the scheduler wires `behind` then): with one, a running
+mark not yet written is a run another machine could start again after a crash
+(engine/running/journal.py), and holding marks back would widen that window.
 
 Bounded: a worker that finds more than `limit` reports unwritten (a slow or failing
 store) waits for the thread to catch up before it reports more. `flush` waits until
