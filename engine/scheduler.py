@@ -126,7 +126,7 @@ class Scheduler:
             # holding batches back in a crowd delays its running marks; only with a start
             # journal is a mark what closes a crash window (journal.py), so only then not
             pool, clock = self._pool, self.clock
-            self._recorder.behind = lambda: pool.due_waiting(clock.timestamp())
+            self._recorder.hold_back_while(lambda: pool.due_waiting(clock.timestamp()))
         self._firer = Firer(
             store,
             self._timetable,

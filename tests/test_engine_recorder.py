@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.errors import StoreError
 from engine.model import Execution, Status
-from engine.running.recorder import MAX_DEFER, Recorder
+from engine.running.recorder import DEFAULT_LIMIT, HELD_LIMIT, MAX_DEFER, Recorder
 from stores.memory import MemoryStore
 from tests.engine_support import T0, every, make_job
 
@@ -195,8 +195,10 @@ def test_batches_are_held_back_only_where_no_running_mark_closes_a_crash_window(
 
     bare = Scheduler(MemoryStore(), runner)
     assert bare._recorder.behind is not None and bare._recorder.behind() == 0
+    assert bare._recorder._limit == HELD_LIMIT
     store = SqliteStore(tmp_path / "t.db")
     store.open()
     journaled = Scheduler(store, runner, journal_folder=tmp_path / "journal")
     assert journaled._journal is not None and journaled._recorder.behind is None
+    assert journaled._recorder._limit == DEFAULT_LIMIT
     store.close()

@@ -20,7 +20,7 @@ MAX_DEFER) for as long as the workers keep getting through the crowd: its writes
 and follow-ups take the GIL from the starts (a third of a 10,000-fire burst's time),
 and they cost the same later, once the starts are done. The running marks and
 terminal records of such a crowd land that much later; one fire at a time never waits.
-Only without a start journal (the scheduler wires `behind` then): with one, a running
+Only without a start journal (the scheduler calls `hold_back_while` then): with one, a running
 mark not yet written is a run another machine could start again after a crash
 (engine/running/journal.py), and holding marks back would widen that window.
 
@@ -56,9 +56,11 @@ MAX_BATCH = 512
 #: runs, where 1 ms gave twice per two; the running mark and the events follow the
 #: start by that much more
 LINGER = 0.005
-#: reports a worker may leave unwritten before it waits for the recorder (two per run:
-#: room for a deferred crowd of 10,000 runs twice over)
-DEFAULT_LIMIT = 40_000
+#: reports a worker may leave unwritten before it waits for the recorder
+DEFAULT_LIMIT = 10_000
+#: the same once batches may be held back in a crowd (two reports per run: room for a
+#: crowd of 10,000 runs twice over); with a journal the limit bounds the crash window
+HELD_LIMIT = 40_000
 #: the longest the thread holds a batch back while workers get through a crowd of due
 #: fires (see the module docstring)
 MAX_DEFER = 0.5
@@ -106,9 +108,15 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopped = False
-        #: how many due fires wait for a worker (0 when the workers keep up); set by the
-        #: scheduler, None: never defer
+        #: how many due fires wait for a worker (0 when the workers keep up); None: never
+        #: hold a batch back (see `hold_back_while`)
         self.behind: Callable[[], int] | None = None
+
+    def hold_back_while(self, behind: Callable[[], int]) -> None:
+        """Hold batches back while `behind()` (due fires waiting for a worker) shrinks:
+        for an engine without a start journal (module docstring)."""
+        self.behind = behind
+        self._limit = max(self._limit, HELD_LIMIT)
 
     # -- the workers' side -----------------------------------------------------------
     def started(self, execution: Execution) -> None:
