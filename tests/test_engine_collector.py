@@ -102,3 +102,19 @@ def test_the_collector_comes_back_once_the_crowd_has_been_taken() -> None:
         assert not loop._end_crowd_hold(due.timestamp())  # long before MAX_CROWD_HOLD
         assert gc.isenabled()
         assert len(h.runner.requests) == BULK_ITEMS
+
+
+def test_a_shutdown_ends_the_pause_of_a_crowd_armed_by_hand() -> None:
+    due = T0 + timedelta(seconds=5)
+    with Harness() as h:
+        loop: EngineLoop = h.scheduler._loop
+        for number in range(BULK_ITEMS):
+            h.scheduler.add_job(make_job(f"crowd-{number}", date_at(due)))
+        h.scheduler.run_once(h.clock.now())
+        head = due.timestamp()
+        _, lead = loop.plan_wait(head, head - 1.0)
+        now = due - timedelta(seconds=lead / 2)
+        h.clock.set(now)
+        loop._step(now, lead + 0.004)
+        assert not gc.isenabled()
+    assert gc.isenabled()  # no loop thread ever ran, and the shutdown let it go

@@ -178,6 +178,7 @@ class EngineLoop:
         self._commands.wake()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        self._end_crowd_hold(0.0, force=True)  # also when steps were driven by hand
 
     @property
     def alive(self) -> bool:
