@@ -4,14 +4,15 @@ Loading or scheduling 100,000 jobs allocates millions of long-lived containers, 
 them garbage, yet the collector keeps traversing them: a third of the SQLite load time
 and a fifth of start-up, measured. Stores use it while decoding big batches; recovery
 while building the heap. Nested and concurrent pauses are counted, and the collector
-comes back as it was.
+comes back as it was. `hold_gc` is the same pause held past the call that takes it,
+for the loop to keep the collector off while an armed crowd starts (collector.py).
 """
 
 from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 #: batches smaller than this run with the collector as it is
@@ -26,21 +27,45 @@ class _Pauses:
     was_enabled = False
 
 
+def _pause() -> None:
+    with _Pauses.lock:
+        if _Pauses.holders == 0:
+            _Pauses.was_enabled = gc.isenabled()
+            gc.disable()
+        _Pauses.holders += 1
+
+
+def _resume() -> None:
+    with _Pauses.lock:
+        _Pauses.holders -= 1
+        if _Pauses.holders == 0 and _Pauses.was_enabled:
+            gc.enable()
+
+
 @contextmanager
 def paused_gc(items: int) -> Iterator[None]:
     """Pause the cyclic collector while `items` (>= BULK_ITEMS) objects are built."""
     if items < BULK_ITEMS:
         yield
         return
-    with _Pauses.lock:
-        if _Pauses.holders == 0:
-            _Pauses.was_enabled = gc.isenabled()
-            gc.disable()
-        _Pauses.holders += 1
+    _pause()
     try:
         yield
     finally:
+        _resume()
+
+
+def hold_gc() -> Callable[[], None]:
+    """Pause the cyclic collector until the returned function is called (once; later
+    calls do nothing)."""
+    _pause()
+    held = [True]
+
+    def release() -> None:
         with _Pauses.lock:
-            _Pauses.holders -= 1
-            if _Pauses.holders == 0 and _Pauses.was_enabled:
-                gc.enable()
+            if not held:
+                return
+            held.clear()
+        _resume()
+
+    return release

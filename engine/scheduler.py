@@ -122,6 +122,11 @@ class Scheduler:
             run_chained=self._post_chained,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
+        if self._journal is None:
+            # holding batches back in a crowd delays its running marks; only with a start
+            # journal is a mark what closes a crash window (journal.py), so only then not
+            pool, clock = self._pool, self.clock
+            self._recorder.hold_back_while(lambda: pool.due_waiting(clock.timestamp()))
         self._firer = Firer(
             store,
             self._timetable,

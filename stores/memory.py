@@ -23,7 +23,7 @@ from engine.errors import (
     StoreError,
     UserNotFound,
 )
-from engine.interfaces import CHANGES_KEPT, JobChange, abandons
+from engine.interfaces import CHANGES_KEPT, FireClaim, JobChange, abandons
 from engine.model import (
     TERMINAL_STATUSES,
     Execution,
@@ -209,16 +209,35 @@ class MemoryStore(Store):
         next_run_time: datetime | None,
         executions: Sequence[Execution],
     ) -> bool:
+        copies = [clone(execution) for execution in executions]
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or job.next_run_time != expected_next_run_time:
-                return False
-            job.next_run_time = _utc(next_run_time)
-            if executions:
-                job.last_run_time = _utc(expected_next_run_time)
-            for execution in executions:
-                self._executions[execution.id] = clone(execution)
-            return True
+            return self._claim_locked(job_id, expected_next_run_time, next_run_time, copies)
+
+    def claim_fires(self, claims: Sequence[FireClaim]) -> list[bool]:
+        # one lock for the loop's whole batch, the copies made before it is taken
+        copies = [[clone(execution) for execution in c.executions] for c in claims]
+        with self._lock:
+            return [
+                self._claim_locked(c.job_id, c.expected_next_run_time, c.next_run_time, copied)
+                for c, copied in zip(claims, copies, strict=True)
+            ]
+
+    def _claim_locked(
+        self,
+        job_id: str,
+        expected_next_run_time: datetime | None,
+        next_run_time: datetime | None,
+        copies: list[Execution],
+    ) -> bool:
+        job = self._jobs.get(job_id)
+        if job is None or job.next_run_time != expected_next_run_time:
+            return False
+        job.next_run_time = _utc(next_run_time)
+        if copies:
+            job.last_run_time = _utc(expected_next_run_time)
+        for copied in copies:
+            self._executions[copied.id] = copied
+        return True
 
     # -- executions ------------------------------------------------------------------
     def add_execution(self, execution: Execution) -> None:

@@ -1,5 +1,6 @@
 """The loop paces CPython's full collector passes: after bulk work, at a quiet moment,
-and right after arming a crowd (armed with the collector paused), not among the starts.
+and right after arming a crowd (armed with the collector paused), not among the starts:
+the collector stays paused until the crowd's fires have all been taken by workers.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from datetime import datetime, timedelta
 
 from engine.gcpause import BULK_ITEMS
 from engine.scheduling.collector import BULK_MADE, QUIET, CollectorPacer
-from engine.scheduling.loop import EngineLoop
+from engine.scheduling.loop import MAX_CROWD_HOLD, EngineLoop
 from tests.engine_support import T0, Harness, date_at, make_job
 
 
@@ -67,7 +68,53 @@ def test_a_crowd_is_armed_with_the_collector_paused_then_collected_before_it_is_
         passes = loop.collector.passes
         loop._step(now, lead + 0.004)
         assert seen == [False]  # armed with the collector paused
-        assert gc.isenabled()
         assert loop.collector.passes == passes + 1  # and collected at once, before the due time
         armed = h.store.list_executions(limit=2 * BULK_MADE)
         assert len(armed) == BULK_MADE and all(e.created_at < due for e in armed)
+        # then paused again while the crowd's fires wait for workers, at most
+        # MAX_CROWD_HOLD past its due time
+        assert not gc.isenabled()
+        assert loop._firer.waiting() > 0
+        assert loop._end_crowd_hold(due.timestamp())
+        assert not gc.isenabled()
+        made = loop.collector.made
+        assert not loop._end_crowd_hold(due.timestamp() + lead + MAX_CROWD_HOLD)
+        assert gc.isenabled()
+        assert loop.collector.made == made + BULK_MADE  # its pass comes at a quiet moment
+
+
+def test_the_collector_comes_back_once_the_crowd_has_been_taken() -> None:
+    due = T0 + timedelta(seconds=5)
+    with Harness() as h:
+        loop: EngineLoop = h.scheduler._loop
+        for number in range(BULK_ITEMS):
+            h.scheduler.add_job(make_job(f"crowd-{number}", date_at(due)))
+        h.scheduler.run_once(h.clock.now())
+        head = due.timestamp()
+        _, lead = loop.plan_wait(head, head - 1.0)
+        now = due - timedelta(seconds=lead / 2)
+        h.clock.set(now)
+        loop._step(now, lead + 0.004)
+        assert not gc.isenabled()
+        h.clock.set(due)  # the workers start the crowd
+        h.settle()
+        assert loop._firer.waiting() == 0
+        assert not loop._end_crowd_hold(due.timestamp())  # long before MAX_CROWD_HOLD
+        assert gc.isenabled()
+        assert len(h.runner.requests) == BULK_ITEMS
+
+
+def test_a_shutdown_ends_the_pause_of_a_crowd_armed_by_hand() -> None:
+    due = T0 + timedelta(seconds=5)
+    with Harness() as h:
+        loop: EngineLoop = h.scheduler._loop
+        for number in range(BULK_ITEMS):
+            h.scheduler.add_job(make_job(f"crowd-{number}", date_at(due)))
+        h.scheduler.run_once(h.clock.now())
+        head = due.timestamp()
+        _, lead = loop.plan_wait(head, head - 1.0)
+        now = due - timedelta(seconds=lead / 2)
+        h.clock.set(now)
+        loop._step(now, lead + 0.004)
+        assert not gc.isenabled()
+    assert gc.isenabled()  # no loop thread ever ran, and the shutdown let it go

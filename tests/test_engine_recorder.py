@@ -4,12 +4,14 @@ and nothing reported is lost at shutdown."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from engine.errors import StoreError
 from engine.model import Execution, Status
-from engine.running.recorder import Recorder
+from engine.running.recorder import DEFAULT_LIMIT, HELD_LIMIT, MAX_DEFER, Recorder
 from stores.memory import MemoryStore
 from tests.engine_support import T0, every, make_job
 
@@ -146,3 +148,57 @@ def test_stop_writes_everything_reported_and_stragglers_are_written_inline() -> 
     recorder.finished(_finish(late), lambda: ran.append("after"))
     assert store.get_execution(late.id).status == Status.COMPLETED and ran == ["after"]
     assert recorder.flush(0.0)
+
+
+def test_a_batch_waits_while_workers_get_through_a_crowd_of_due_fires() -> None:
+    store = GatedStore()
+    executions = _queued(store, 4)
+    recorder = Recorder(store, threading.Event())
+    left = [3]
+
+    def behind() -> int:
+        """Three more due fires wait, then two, one, none: a worker starts one and
+        reports it between two looks."""
+        if left[0] > 0:
+            recorder.finished(_finish(executions[4 - left[0]]), lambda: None)
+        left[0] -= 1
+        return max(left[0] + 1, 0)
+
+    recorder.behind = behind
+    recorder.finished(_finish(executions[0]), lambda: None)
+    assert recorder.flush(WAIT)
+    assert store.calls == [(0, 4)]  # one write, after the crowd
+    recorder.stop(WAIT)
+
+
+def test_a_batch_is_written_at_once_when_the_workers_are_stuck() -> None:
+    store = GatedStore()
+    (execution,) = _queued(store, 1)
+    recorder = Recorder(store, threading.Event())
+    recorder.behind = lambda: 5  # due fires wait, and no worker takes any
+    began = time.monotonic()
+    recorder.finished(_finish(execution), lambda: None)
+    assert recorder.flush(WAIT)
+    assert time.monotonic() - began < MAX_DEFER  # did not wait for the crowd
+    assert store.calls == [(0, 1)]
+    recorder.stop(WAIT)
+
+
+def test_batches_are_held_back_only_where_no_running_mark_closes_a_crash_window(
+    tmp_path: Path,
+) -> None:
+    from engine.scheduler import Scheduler
+    from stores.sqlite import SqliteStore
+
+    def runner(request: object) -> None:
+        raise AssertionError("nothing runs here")
+
+    bare = Scheduler(MemoryStore(), runner)
+    assert bare._recorder.behind is not None and bare._recorder.behind() == 0
+    assert bare._recorder._limit == HELD_LIMIT
+    store = SqliteStore(tmp_path / "t.db")
+    store.open()
+    journaled = Scheduler(store, runner, journal_folder=tmp_path / "journal")
+    assert journaled._journal is not None and journaled._recorder.behind is None
+    assert journaled._recorder._limit == DEFAULT_LIMIT
+    store.close()

@@ -20,6 +20,11 @@ def take_batch(source: queue.SimpleQueue[T], linger: float, limit: int) -> list[
     `limit` items in all)."""
     batch = [source.get()]
     time.sleep(linger)
+    return take_more(source, batch, limit)
+
+
+def take_more(source: queue.SimpleQueue[T], batch: list[T], limit: int) -> list[T]:
+    """Add to `batch` what `source` holds now, up to `limit` items in all."""
     take_now = source.get_nowait
     while len(batch) < limit:
         try:

@@ -28,7 +28,8 @@ has only the store's `running` mark to go by, so a run started before its mark l
 could start again there. That window is the recorder's LINGER (5 ms) plus the batches
 queued ahead of the mark: measured by bench.journal_window while LINGER was 1 ms, 1.5 ms
 median at a steady rate on SQLite, tens of milliseconds in a burst, more on a slow store
-(README, "Several nodes").
+(README, "Several nodes"). This is why the recorder never holds its batches back in a
+crowd when the engine has a journal (engine/running/recorder.py, MAX_DEFER).
 """
 
 from __future__ import annotations

@@ -143,6 +143,15 @@ class WorkerPool:
         """Queued items no worker has taken yet."""
         return len(self._backlog)
 
+    def due_waiting(self, now: float) -> int:
+        """Queued items when the first is due by `now` (the workers are behind), else 0."""
+        backlog = self._backlog
+        try:
+            first = backlog[0]
+        except IndexError:  # empty, or a worker took the last one meanwhile
+            return 0
+        return len(backlog) if first.not_before <= now else 0
+
     def room(self) -> int:
         """How many more executions the backlog takes now."""
         return self.backlog_limit - len(self._backlog)

@@ -15,6 +15,15 @@ convoys under the GIL (a lock released to a sleeping waiter forces a GIL hand-of
 the next acquire): about five context switches per run and a fivefold slowdown on a
 burst of short jobs. With the recorder, a worker's only shared lock is the pool's.
 
+While a crowd of due fires waits for workers, the thread holds its batch back (up to
+MAX_DEFER) for as long as the workers keep getting through the crowd: its writes
+and follow-ups take the GIL from the starts (a third of a 10,000-fire burst's time),
+and they cost the same later, once the starts are done. The running marks and
+terminal records of such a crowd land that much later; one fire at a time never waits.
+Only without a start journal (the scheduler calls `hold_back_while` then): with one, a running
+mark not yet written is a run another machine could start again after a crash
+(engine/running/journal.py), and holding marks back would widen that window.
+
 Bounded: a worker that finds more than `limit` reports unwritten (a slow or failing
 store) waits for the thread to catch up before it reports more. `flush` waits until
 everything reported before it is written (`Scheduler.wait_idle`, shutdown).
@@ -27,6 +36,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -35,7 +45,7 @@ from engine.events import EXECUTION_STARTED, EventBus
 from engine.interfaces import SchedulerStore
 from engine.model import Execution, Status
 from engine.running.backoff import failure_text, is_transient, retry_store_call
-from engine.running.batches import take_batch
+from engine.running.batches import take_more
 from engine.running.journal import StartJournal
 
 log = logging.getLogger(__name__)
@@ -48,6 +58,12 @@ MAX_BATCH = 512
 LINGER = 0.005
 #: reports a worker may leave unwritten before it waits for the recorder
 DEFAULT_LIMIT = 10_000
+#: the same once batches may be held back in a crowd (two reports per run: room for a
+#: crowd of 10,000 runs twice over); with a journal the limit bounds the crash window
+HELD_LIMIT = 40_000
+#: the longest the thread holds a batch back while workers get through a crowd of due
+#: fires (see the module docstring)
+MAX_DEFER = 0.5
 
 
 @dataclass(slots=True)
@@ -92,6 +108,15 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopped = False
+        #: how many due fires wait for a worker (0 when the workers keep up); None: never
+        #: hold a batch back (see `hold_back_while`)
+        self.behind: Callable[[], int] | None = None
+
+    def hold_back_while(self, behind: Callable[[], int]) -> None:
+        """Hold batches back while `behind()` (due fires waiting for a worker) shrinks:
+        for an engine without a start journal (module docstring)."""
+        self.behind = behind
+        self._limit = max(self._limit, HELD_LIMIT)
 
     # -- the workers' side -----------------------------------------------------------
     def started(self, execution: Execution) -> None:
@@ -146,8 +171,33 @@ class Recorder:
 
     # -- the recorder thread ---------------------------------------------------------
     def _run(self) -> None:
-        while self._write(take_batch(self._queue, LINGER, MAX_BATCH)):
-            pass
+        reports = self._queue
+        while True:
+            batch = [reports.get()]
+            self._linger()
+            if not self._write(take_more(reports, batch, MAX_BATCH)):
+                return
+
+    def _linger(self) -> None:
+        """Wait for more reports to join the batch: LINGER, then on while workers get
+        through a crowd of due fires (module docstring); not at all when a full batch
+        is already waiting."""
+        reports = self._queue
+        if reports.qsize() >= MAX_BATCH:
+            return
+        time.sleep(LINGER)
+        behind = self.behind
+        waiting = behind() if behind is not None else 0
+        if not waiting:
+            return
+        deadline = time.monotonic() + MAX_DEFER
+        room = self._limit // 2
+        while reports.qsize() < room and time.monotonic() < deadline:
+            time.sleep(LINGER)
+            still = behind() if behind is not None else 0
+            if not still or still >= waiting:  # done, or the workers are stuck: write
+                return
+            waiting = still
 
     def _one_by_one(
         self, started: list[Execution], finished: list[Finished], exc: Exception

@@ -89,6 +89,10 @@ class Firer:
         #: arming order (the loop drops those passed: engine/scheduling/collector.py)
         self.armed_from: deque[float] = deque(maxlen=4096)
 
+    def waiting(self) -> int:
+        """Handed-over fires no worker has taken yet."""
+        return self._pool.backlog_count
+
     def fire_due(self, now: datetime, lead: float = 0.0) -> int:
         """Fire everything due at `now`, and arm what falls due within `lead` seconds:
         those are claimed and handed to a worker now, and the worker starts them at
