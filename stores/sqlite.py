@@ -207,10 +207,11 @@ class SqliteStore(SqlStore):
             if self._peek is None:
                 return None
             try:
-                row = self._peek.execute(revision.READ).fetchone()
+                # fetchall: the statement runs to its end, so no read stays open
+                rows = self._peek.execute(revision.READ).fetchall()
             except sqlite3.Error:
                 return None
-        return int(row[0]) if row else None
+        return int(rows[0][0]) if rows else None
 
     def revised_render_jobs(
         self, owner: str | None, render: Callable[[Job], str]
@@ -225,13 +226,13 @@ class SqliteStore(SqlStore):
             try:
                 db.execute("BEGIN")
                 try:
-                    counter = db.execute(revision.READ).fetchone()
+                    counter = db.execute(revision.READ).fetchall()
                     rows = db.execute(statement, filters).fetchall()
                 finally:
                     db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise self._failure(exc) from exc
-        return (int(counter[0]) if counter else None), self._render_rows(rows, render)
+        return (int(counter[0][0]) if counter else None), self._render_rows(rows, render)
 
     def close(self) -> None:
         with self._peek_lock:
