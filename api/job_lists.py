@@ -72,8 +72,10 @@ SCHEDULER_JOBS = JobList("scheduler", scheduler_job_text, scheduler_envelope)
 
 
 def script_jobs(store: Store, owner: str | None) -> str:
+    """`GET /api/jobs` read afresh (what a remembered answer must equal)."""
     return SCRIPT_JOBS.text(store, owner)
 
 
 def scheduler_jobs(store: Store, owner: str | None) -> str:
+    """`GET /api/scheduler/jobs` read afresh."""
     return SCHEDULER_JOBS.text(store, owner)
