@@ -40,6 +40,7 @@ from api import event_hub as hub
 from api.auth import Authenticator, FailureGuard, authenticate
 from api.config import Settings, default_node_id
 from api.errors import ApiErrorHandler
+from api.list_answers import ListAnswers
 from api.retention import INTERVAL as RETENTION_INTERVAL
 from api.retention import Retention
 from api.secrets import load_secret_box
@@ -104,6 +105,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     #: own events (fires missed while down) reach them too
     app.ctx.event_listeners = []
     app.ctx.reader = None
+    app.ctx.list_answers = ListAnswers()
     # read by api.protocol.GuardedProtocol, the protocol every server of this app runs
     app.ctx.request_deadline = settings.request_deadline
     app.ctx.max_client_connections = settings.max_client_connections

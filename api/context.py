@@ -18,7 +18,7 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from api.bridge import bridge_for
-from api.errors import json_reply, json_text_reply
+from api.errors import json_bytes_reply, json_reply
 from api.storecalls import LIST_WAIT, bounded, call
 from engine.errors import EngineBusy
 
@@ -100,6 +100,6 @@ def reply(body: Any, status: int = 200) -> HTTPResponse:
     return json_reply(body, status)
 
 
-def reply_text(text: str, status: int = 200) -> HTTPResponse:
-    """An answer already encoded as JSON text (the job lists)."""
-    return json_text_reply(text, status)
+def reply_bytes(body: bytes, status: int = 200) -> HTTPResponse:
+    """An answer already encoded as JSON bytes (remembered job lists)."""
+    return json_bytes_reply(body, status)

@@ -81,9 +81,9 @@ def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = No
     )
 
 
-def json_text_reply(text: str, status: int = 200) -> HTTPResponse:
-    """`json_reply` for an answer already encoded by `dumps` (api/job_lists.py)."""
-    return HTTPResponse(text.encode(), status=status, content_type=JSON_TYPE)
+def json_bytes_reply(body: bytes, status: int = 200) -> HTTPResponse:
+    """`json_reply` for an answer already encoded (the job lists, api/list_answers.py)."""
+    return HTTPResponse(body, status=status, content_type=JSON_TYPE)
 
 
 def status_for(exc: BaseException, surface: ApiSurface) -> int:

@@ -8,10 +8,14 @@ stored row (`Store.render_jobs`): an unchanged job costs a lookup, and the list 
 envelope with the texts joined into it. The bytes are exactly those of encoding the
 whole answer at once (`errors.dumps`: the same encoder, and a list nested in an object
 encodes as `[a, b]` with the same separators), which tests/test_job_lists.py checks.
+Whole answers are remembered on top of this by the job table's revision
+(api/list_answers.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from api import views
@@ -40,13 +44,38 @@ def _with_list(envelope: dict[str, Any], texts: list[str]) -> str:
     return f"{head[:-3]}[{', '.join(texts)}]}}"
 
 
-def script_jobs(store: Store, owner: str | None) -> str:
+def script_envelope(texts: list[str]) -> str:
     """The `GET /api/jobs` answer: `{"count": n, "jobs": [...]}`."""
-    texts = store.render_jobs(owner, script_job_text)
     return _with_list({"count": len(texts), "jobs": []}, texts)
 
 
-def scheduler_jobs(store: Store, owner: str | None) -> str:
+def scheduler_envelope(texts: list[str]) -> str:
     """The scheduler surface's job list in its envelope (`views.success`)."""
-    texts = store.render_jobs(owner, scheduler_job_text)
     return _with_list(views.success(SCHEDULER_MESSAGE, total=len(texts), data=[]), texts)
+
+
+@dataclass(frozen=True, slots=True)
+class JobList:
+    """One list's name (its key among remembered answers), entry and envelope."""
+
+    name: str
+    render: Callable[[Job], str]
+    envelope: Callable[[list[str]], str]
+
+    def text(self, store: Store, owner: str | None) -> str:
+        """The answer read afresh (no whole answer remembered)."""
+        return self.envelope(store.render_jobs(owner, self.render))
+
+
+SCRIPT_JOBS = JobList("scripts", script_job_text, script_envelope)
+SCHEDULER_JOBS = JobList("scheduler", scheduler_job_text, scheduler_envelope)
+
+
+def script_jobs(store: Store, owner: str | None) -> str:
+    """`GET /api/jobs` read afresh (what a remembered answer must equal)."""
+    return SCRIPT_JOBS.text(store, owner)
+
+
+def scheduler_jobs(store: Store, owner: str | None) -> str:
+    """`GET /api/scheduler/jobs` read afresh."""
+    return SCHEDULER_JOBS.text(store, owner)

@@ -15,6 +15,7 @@ from sanic.response import HTTPResponse
 from api import context, job_lists, permissions, schedules, schemas, views, workflow
 from api.job_env import FIELD_DESCRIPTION, encrypted_env
 from api.limits import MAX_SECONDS
+from api.list_answers import answer as list_answer
 from api.openapi import documented, links_to
 from api.validation import Body, Field, QueryParam, any_job_id, object_id, parse_query
 from engine.errors import InvalidField, InvalidInput, JobNotFound, UserNotFound
@@ -246,10 +247,8 @@ async def jobs_of_user(request: Request, user_id: str) -> HTTPResponse:
 
 
 async def _listing(request: Request, owner: str | None) -> HTTPResponse:
-    """The jobs of `owner` (every job for None), rendered off the event loop."""
-    store = context.store(request)
-    text = await context.off_loop(request, lambda: job_lists.scheduler_jobs(store, owner))
-    return context.reply_text(text)
+    """The jobs of `owner` (every job for None): remembered, or read off the loop."""
+    return await list_answer(request, job_lists.SCHEDULER_JOBS, owner)
 
 
 @bp.get("/jobs/<job_id>")

@@ -16,6 +16,7 @@ from sanic.response import HTTPResponse
 
 from api import context, job_lists, permissions, schedules, schemas, views, workflow
 from api.job_env import FIELD_DESCRIPTION, encrypted_env
+from api.list_answers import answer as list_answer
 from api.openapi import documented, links_to
 from api.storecalls import store_health
 from api.validation import SCRIPT_JOB_ID, Body, Field
@@ -138,10 +139,7 @@ def _owner(request: Request, job_id: str, replace: bool) -> str | None:
 @documented(response=schemas.SCRIPT_JOBS)
 async def list_jobs(request: Request) -> HTTPResponse:
     """Every job (both surfaces') the key may see, oldest first."""
-    store = context.store(request)
-    owner = permissions.owner_filter(request)
-    text = await context.off_loop(request, lambda: job_lists.script_jobs(store, owner))
-    return context.reply_text(text)
+    return await list_answer(request, job_lists.SCRIPT_JOBS, permissions.owner_filter(request))
 
 
 @bp.get("/job/<job_id>")

@@ -7,7 +7,9 @@ Here every handler's store call runs on a small pool of threads (`POOL_SIZE`), a
 handler waits at most `STORE_WAIT` seconds for it; a call that has not answered by
 then is answered `StoreBusy`, which api/errors.py turns into a 503 with `Retry-After`
 in the surface's envelope. Lists and aggregates, whose cost grows with the data, keep
-their one reader thread (`context.off_loop`), with the longer `LIST_WAIT`.
+their one reader thread (`context.off_loop`), with the longer `LIST_WAIT`; a list whose
+remembered answer still holds is answered on the loop after one counter read through a
+connection that never waits (api/list_answers.py).
 
 Nothing accepted is lost: a request answers 2xx only after its write returned, i.e.
 committed. A call still waiting in the pool when its wait runs out never starts (it is

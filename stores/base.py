@@ -188,6 +188,21 @@ class Store(SchedulerStore, RecordStore):
         """
         return [render(job) for job in self.list_jobs(owner)]
 
+    def jobs_revision(self) -> int | None:
+        """A number that changes with every write to any job's stored form, whoever
+        makes it (the API, the engine's fires, another node or program on the store),
+        read without waiting on the store: safe on the event loop. None when it cannot
+        be read at once or the backend keeps none; then a list reads its rows.
+        """
+        return None
+
+    def revised_render_jobs(
+        self, owner: str | None, render: Callable[[Job], str]
+    ) -> tuple[int | None, list[str]]:
+        """`render_jobs` and the `jobs_revision` its rows were read at, both from one
+        read snapshot: while the revision reads the same, so would the texts."""
+        return None, self.render_jobs(owner, render)
+
 
 __all__ = [
     "COLLECTIONS",

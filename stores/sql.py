@@ -513,6 +513,9 @@ class SqlStore(SqlCluster, Store):
         decode, a copy, a view and its JSON (~35 us a job on the scheduler surface)."""
         filters = {} if owner is None else {"owner": owner}
         rows = self._rows(filter_key("list_jobs", tuple(filters)), filters)
+        return self._render_rows(rows, render)
+
+    def _render_rows(self, rows: Sequence[Any], render: Callable[[Job], str]) -> list[str]:
         return self._rendered.render([tuple(row) for row in rows], JOBS.decode, render)
 
     def count_jobs(self, owner: str | None = None) -> JobCounts:

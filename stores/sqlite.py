@@ -9,7 +9,9 @@ measured against it (execution records, add + finish, on a shared 2-core VM): 1.
 writer in at a time anyway; bench/store.py keeps the four-thread figure.
 
 Stats and the executions page's totals read counts the file keeps by itself (triggers,
-stores/sqlite_counts.py), so they cost a few rows however long the history is.
+stores/sqlite_counts.py), so they cost a few rows however long the history is. The
+job table's revision (stores/sqlite_revision.py) is read through a second connection
+that never waits, so the event loop can ask whether a remembered job list still holds.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.errors import StoreError, StoreUnavailable
-from engine.model import Status
+from engine.model import Job, Status
 from stores import sqlite_counts as counts
+from stores import sqlite_revision as revision
 from stores.sql import TABLES, SqlStore, filter_key
 from stores.sql_cluster import CLUSTER_TABLES
 from stores.sql_tables import Dialect, Table
@@ -124,6 +127,9 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
+        #: read-only, busy timeout 0: `jobs_revision` on the event loop never waits
+        self._peek: sqlite3.Connection | None = None
+        self._peek_lock = threading.Lock()
         #: set while `write_batch` holds the lock and its transaction is open
         self._batch: _BatchConnection | None = None
 
@@ -160,13 +166,19 @@ class SqliteStore(SqlStore):
             for statement in counts.create_statements(counted):
                 db.execute(statement)
             self._seed_counters(db.cursor())
+            for statement in revision.create_statements():
+                db.execute(statement)
             db.execute("COMMIT")
+            peek = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            peek.execute("PRAGMA query_only=ON")
         except (StoreUnavailable, sqlite3.Error) as exc:
             db.close()
             if isinstance(exc, StoreUnavailable):
                 raise
             raise StoreUnavailable(f"cannot use {self.path}: {exc}") from exc
-        self._db = db
+        self._db, self._peek = db, peek
 
     # -- counts kept by triggers (stores/sqlite_counts.py) ------------------------------
     def execution_stats(self, owner: str | None = None) -> dict[str, int]:
@@ -186,7 +198,47 @@ class SqliteStore(SqlStore):
         by_status = self.execution_stats(owner)
         return by_status.get(str(status), 0) if status is not None else sum(by_status.values())
 
+    # -- the job table's revision (stores/sqlite_revision.py) ----------------------------
+    def jobs_revision(self) -> int | None:
+        """The kept revision, read on the peek connection: it waits neither for the
+        store's lock nor for another process's (SQLITE_BUSY answers None at once; a
+        WAL reader is not blocked by a writer anyway)."""
+        with self._peek_lock:
+            if self._peek is None:
+                return None
+            try:
+                # fetchall: the statement runs to its end, so no read stays open
+                rows = self._peek.execute(revision.READ).fetchall()
+            except sqlite3.Error:
+                return None
+        return int(rows[0][0]) if rows else None
+
+    def revised_render_jobs(
+        self, owner: str | None, render: Callable[[Job], str]
+    ) -> tuple[int | None, list[str]]:
+        """The counter and the rows in one deferred read transaction (one snapshot);
+        rendering after the lock is let go."""
+        filters = {} if owner is None else {"owner": owner}
+        statement = self._sql[filter_key("list_jobs", tuple(filters))]
+        with self._connection() as db:
+            if db is self._batch:  # this thread's own write batch: no committed snapshot
+                return None, self.render_jobs(owner, render)
+            try:
+                db.execute("BEGIN")
+                try:
+                    counter = db.execute(revision.READ).fetchall()
+                    rows = db.execute(statement, filters).fetchall()
+                finally:
+                    db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._failure(exc) from exc
+        return (int(counter[0][0]) if counter else None), self._render_rows(rows, render)
+
     def close(self) -> None:
+        with self._peek_lock:
+            if self._peek is not None:
+                self._peek.close()
+                self._peek = None
         with self._lock:
             if self._db is not None:
                 with suppress(sqlite3.Error):

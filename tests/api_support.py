@@ -23,6 +23,7 @@ from api.app import create_app
 from api.config import Settings
 from api.protocol import GuardedProtocol
 from stores.base import Store
+from stores.sqlite import SqliteStore
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +93,17 @@ def free_port() -> int:
     with free_socket() as sock:
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextmanager
+def opened_sqlite(path: Path) -> Iterator[SqliteStore]:
+    """A SQLite store on `path`, open for the block (e.g. another node on a server's file)."""
+    store = SqliteStore(path)
+    store.open()
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 class ThreadServer:

@@ -143,7 +143,9 @@ def test_a_file_made_before_the_counts_is_counted_once_when_opened(tmp_path: Pat
         assert again.execution_stats() == {"completed": 1, "failed": 1, "timeout": 1}
         with closing(sqlite3.connect(path)) as db:
             names = {
-                r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                r[0]
+                for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                if r[0].startswith("cw_executions_count_")  # the job revision has its own
             }
         assert len(names) == len(TRIGGERS)
     finally:

@@ -161,7 +161,8 @@ def test_writers_in_several_processes_get_unique_gapless_seqs(shared: StoreSpec)
     first.close()
     if shared[0] == "sqlite":
         with closing(sqlite3.connect(shared[1])) as db:
-            assert db.execute("SELECT seq FROM cw_counters").fetchall() == [(300,)]
+            feed = db.execute("SELECT seq FROM cw_counters WHERE id = 'job_changes'")
+            assert feed.fetchall() == [(300,)]
 
 
 def test_abandon_running_keeps_or_picks_executions_by_node(store: Store) -> None:
