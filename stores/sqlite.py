@@ -14,6 +14,7 @@ stores/sqlite_counts.py), so they cost a few rows however long the history is.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -31,6 +32,10 @@ from stores.sql_tables import Dialect, Table
 
 #: milliseconds a writer waits for another process's lock before failing
 BUSY_TIMEOUT_MS = 5000
+#: the jobs table's columns as the file has them (a file of an older version may lack some)
+JOB_COLUMNS = f"PRAGMA table_info({TABLES['jobs'].name})"
+
+log = logging.getLogger(__name__)
 
 
 class SqliteDialect(Dialect):
@@ -41,6 +46,10 @@ class SqliteDialect(Dialect):
         "time": "TEXT",
         "int": "INTEGER NOT NULL DEFAULT 0",
         "doc": "TEXT NOT NULL",
+        "long": "TEXT",
+        "real": "REAL",
+        "count": "INTEGER",
+        "json": "TEXT",
         "seq": "INTEGER NOT NULL PRIMARY KEY",
     }
     if_not_exists = "IF NOT EXISTS "
@@ -156,6 +165,10 @@ class SqliteStore(SqlStore):
             db.execute("BEGIN IMMEDIATE")
             for statement in schema(self.dialect):
                 db.execute(statement)
+            present = [row[1] for row in db.execute(JOB_COLUMNS)]
+            filled = self._migrate_jobs(db.cursor(), present)
+            if filled:
+                log.info("%s: the jobs' slot columns added and filled (%d jobs)", self.path, filled)
             counted = db.execute(counts.TABLE_EXISTS).fetchone() is not None
             for statement in counts.create_statements(counted):
                 db.execute(statement)
