@@ -5,6 +5,8 @@ Each table keeps indexed scalar columns for what is filtered, sorted or counted,
 (next_run_time, last_run_time, total_executions) are authoritative over the doc, so the
 fire claim and the counter bump are single conditional UPDATEs, never a read-modify-write;
 the run counters are `kept` columns, which a job update or replace never overwrites.
+The fields the start-up load needs have columns too (stores/sql_slots.py), copies of
+the document's written with it, so a million jobs start without a million JSON parses.
 
 Both drivers take `:name` binds, so the statements are shared; a `Dialect` supplies only
 what differs (column types, upsert, paging, "create if missing"). Every statement is

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from engine.errors import StoreUnavailable
 from engine.model import Execution, Job, JobKind, Status, Surface
 from engine.scheduling.timetable import RECORD_FIELDS
 from engine.triggers import BoundedTrigger, CronTrigger, DateTrigger, IntervalTrigger
@@ -237,3 +238,35 @@ def test_a_finished_run_keeps_the_columns(sqlite_store: SqliteStore) -> None:
     assert slot_columns(sqlite_store.path, "f")["history_limit"] == 2
     assert_in_sync(sqlite_store, "f")
     assert time_text(T0) == sqlite_store._rows("get_jobs", {"id": "f"})[0][2]
+
+
+def test_a_failed_fill_leaves_the_old_file_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The columns are added and filled in the open's one transaction: a fill that fails
+    adds no column, and the next open migrates the file whole."""
+    path = tmp_path / "old.db"
+    jobs = varied_jobs()
+    old_file(path, jobs)
+    real = SqliteStore._execute_many
+
+    def failing(self: SqliteStore, cursor: Any, sql: str, rows: Any) -> None:
+        if sql == self._sql["backfill_slots"]:
+            raise sqlite3.OperationalError("disk I/O error")
+        real(self, cursor, sql, rows)
+
+    monkeypatch.setattr(SqliteStore, "_execute_many", failing)
+    with pytest.raises(StoreUnavailable):
+        SqliteStore(path).open()
+    with closing(sqlite3.connect(path)) as db:
+        names = {row[1] for row in db.execute("PRAGMA table_info(cw_jobs)")}
+    assert names.isdisjoint(c.name for c in SLOT_COLUMNS)
+    monkeypatch.setattr(SqliteStore, "_execute_many", real)
+    store = SqliteStore(path)
+    store.open()
+    try:
+        assert [store.get_job(j.id) for j in jobs] == jobs
+        for job in jobs:
+            assert_in_sync(store, job.id)
+    finally:
+        store.close()
