@@ -61,8 +61,11 @@ class TimerHeap(Generic[K]):
             number = next(seq)
             live[key] = number
             added.append((fire_ts, number, key))
-        entries = self._entries
-        if len(added) >= len(entries):
+        entries = self._entries  # read after `items` ran: a removal meanwhile may prune
+        if not entries:  # the start-up load: the batch becomes the heap, no copy
+            heapq.heapify(added)
+            self._entries = added
+        elif len(added) >= len(entries):
             entries.extend(added)
             heapq.heapify(entries)
         else:

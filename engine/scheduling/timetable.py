@@ -19,7 +19,7 @@ Owned by the loop thread; not thread-safe.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import MISSING, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -183,20 +183,25 @@ class Timetable:
 
     def put_records(self, records: Iterable[Mapping[str, Any]]) -> int:
         """`put_record` for each record; return how many were scheduled. The heap takes
-        them in one `extend` at the end (heapified once when they outnumber what it
-        held: the start-up load), so a record's slot is due only after this returns."""
-        due: list[tuple[str, float]] = []
-        jobs = self.jobs
-        for record in records:
-            placed = self._slot_of(record)
-            if placed is None:
-                self.drop_job(record["id"])
-                continue
-            slot, when_ts = placed
-            jobs[slot.id] = slot
-            due.append((slot.id, when_ts))
-        self.heap.extend(due)
-        return len(due)
+        them in one `extend` (heapified once when they outnumber what it held: the
+        start-up load), fed as they are made, so no second list of a million pairs is
+        held beside the heap's; a record's slot is due only after this returns."""
+        jobs, scheduled = self.jobs, 0
+
+        def placed() -> Iterator[tuple[str, float]]:
+            nonlocal scheduled
+            for record in records:
+                found = self._slot_of(record)
+                if found is None:
+                    self.drop_job(record["id"])
+                    continue
+                slot, when_ts = found
+                jobs[slot.id] = slot
+                scheduled += 1
+                yield slot.id, when_ts
+
+        self.heap.extend(placed())
+        return scheduled
 
     def _slot_of(self, record: Mapping[str, Any]) -> tuple[JobSlot, float] | None:
         """The slot of a record and its heap timestamp; None when it will not fire."""
