@@ -20,10 +20,12 @@ from engine.errors import StoreError, StoreUnavailable
 from stores.base import MAINTENANCE_TASKS
 from stores.sql import TABLES, SqlStore, build_statements
 from stores.sql_cluster import CLUSTER_TABLES, cluster_statements
+from stores.sql_slots import slot_statements
 from stores.sql_tables import Dialect, Table
 
 TABLE_EXISTS = "SELECT COUNT(*) FROM user_tables WHERE table_name = :name"
 INDEX_EXISTS = "SELECT COUNT(*) FROM user_indexes WHERE index_name = :name"
+TABLE_COLUMNS = "SELECT column_name FROM user_tab_columns WHERE table_name = :name"
 CURRENT_SCHEMA = "SELECT SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA') FROM dual"
 FLUSH_SHARED_POOL = "ALTER SYSTEM FLUSH SHARED_POOL"
 #: the PL/SQL procedure optimize_queries calls (by callproc, not as statement text)
@@ -41,6 +43,10 @@ class OracleDialect(Dialect):
         "time": "VARCHAR2(32)",
         "int": "NUMBER(19) DEFAULT 0 NOT NULL",
         "doc": "CLOB NOT NULL",
+        "long": "CLOB",
+        "real": "BINARY_DOUBLE",
+        "count": "NUMBER(19)",
+        "json": "CLOB",
         "seq": "NUMBER(19) NOT NULL PRIMARY KEY",
     }
 
@@ -107,7 +113,8 @@ def all_statements() -> list[str]:
     """Every SQL text the Oracle store can send."""
     statements = list(build_statements(DIALECT).values())
     statements += list(cluster_statements(DIALECT).values())
-    statements += [TABLE_EXISTS, INDEX_EXISTS]
+    statements += list(slot_statements(DIALECT, TABLES["jobs"].name).values())
+    statements += [TABLE_EXISTS, INDEX_EXISTS, TABLE_COLUMNS]
     statements += [create for _, _, create in schema_objects()]
     for task in MAINTENANCE_TASKS:
         statements += maintenance_statements(task)
@@ -159,6 +166,8 @@ class OracleStore(SqlStore):
             with pool.acquire() as connection:
                 self._create_schema(connection)
                 with connection.cursor() as cursor:
+                    cursor.execute(TABLE_COLUMNS, {"name": TABLES["jobs"].name.upper()})
+                    self._migrate_jobs(cursor, [row[0] for row in cursor.fetchall()])
                     self._seed_counters(cursor)
                 connection.commit()
         except oracledb.Error as exc:

@@ -5,6 +5,8 @@ Each table keeps indexed scalar columns for what is filtered, sorted or counted,
 (next_run_time, last_run_time, total_executions) are authoritative over the doc, so the
 fire claim and the counter bump are single conditional UPDATEs, never a read-modify-write;
 the run counters are `kept` columns, which a job update or replace never overwrites.
+The fields the start-up load needs have columns too (stores/sql_slots.py), copies of
+the document's written with it, so a million jobs start without a million JSON parses.
 
 Both drivers take `:name` binds, so the statements are shared; a `Dialect` supplies only
 what differs (column types, upsert, paging, "create if missing"). Every statement is
@@ -48,6 +50,15 @@ from stores.codec import loads, text_time, time_text
 from stores.records import ApiKey, AuditEntry, KeyOwner, Server, User
 from stores.rendered import RenderMemo
 from stores.sql_cluster import SqlCluster, cluster_statements
+from stores.sql_slots import (
+    FIELD_COLUMNS,
+    SLOT_COLUMNS,
+    SLOT_DERIVED,
+    SlotReader,
+    covers,
+    missing_columns,
+    slot_statements,
+)
 from stores.sql_tables import Column, Dialect, Index, Table
 
 T = TypeVar("T")
@@ -72,6 +83,7 @@ JOBS = Table(
         Column("next_run_time", "time"),
         Column("last_run_time", "time"),
         Column("total_executions", "int"),
+        *SLOT_COLUMNS,
         Column("doc", "doc"),
     ),
     (
@@ -80,6 +92,7 @@ JOBS = Table(
         Index("cw_jobs_next_run", ("next_run_time",)),
     ),
     overlay=("next_run_time", "last_run_time", "total_executions"),
+    derived=SLOT_DERIVED,
     kept=RUN_COUNTERS,
 )
 EXECUTIONS = Table(
@@ -335,7 +348,11 @@ class SqlStore(SqlCluster, Store):
     integrity_error: type[Exception] = Exception
 
     def __init__(self) -> None:
-        self._sql = {**build_statements(self.dialect), **cluster_statements(self.dialect)}
+        self._sql = {
+            **build_statements(self.dialect),
+            **cluster_statements(self.dialect),
+            **slot_statements(self.dialect, JOBS.name),
+        }
         #: job rows already decoded, by their values (see `_decode_job`)
         self._decoded: dict[tuple[Any, ...], Job] = {}
         #: job rows already rendered, by their values (`render_jobs`)
@@ -495,16 +512,65 @@ class SqlStore(SqlCluster, Store):
     ) -> Iterator[list[dict[str, Any]]]:
         """Keyset pages by id (as `export`): each page is one short read that holds the
         store's lock only while its rows are fetched; decoding happens outside it.
-        Whole documents are read whatever `fields` asks: picking fields out of the JSON
-        with SQLite's json_extract was measured no faster than orjson's whole parse."""
+        When the job columns of stores/sql_slots.py hold every one of `fields` (the
+        start-up load's), those are read and no document is parsed; otherwise whole
+        documents are (picking fields out of the JSON with SQLite's json_extract was
+        measured no faster than orjson's whole parse)."""
+        if covers(fields):
+            reader = SlotReader(self._slot_fallback)
+            yield from self._pages("slots", page, reader.record, 0)
+            return
+        yield from self._pages("export_jobs", page, lambda row: JOBS.record(row[1:]), 0)
+
+    def _pages(
+        self, prefix: str, page: int, decode: Callable[[Sequence[Any]], T], key: int
+    ) -> Iterator[list[T]]:
+        """Rows of the `{prefix}_first` / `{prefix}_after` statements, keyset-paged by
+        the id in column `key`, decoded a page at a time outside the store's lock."""
         params: dict[str, Any] = {"limit": max(page, 1), "offset": 0}
-        name = "export_jobs_first"
+        name = f"{prefix}_first"
         while True:
             rows = self._rows(name, params)
             if rows:
-                yield [JOBS.record(row[1:]) for row in rows]
+                yield [decode(row) for row in rows]
             if len(rows) < params["limit"]:
                 return
+            name, params["after"] = f"{prefix}_after", rows[-1][key]
+
+    @staticmethod
+    def _slot_fallback(doc: str, next_run_time: str | None) -> dict[str, Any]:
+        """A job's record from its document, for a row whose slot columns are empty."""
+        record = JOBS.record((doc, next_run_time, None, 0))
+        return {name: record[name] for name in FIELD_COLUMNS if name in record}
+
+    def _migrate_jobs(self, cursor: Any, present: Collection[str]) -> int:
+        """Give a jobs table made before the slot columns (stores/sql_slots.py) those
+        columns, filled from each job's document in the caller's transaction; return how
+        many rows were filled (0: nothing was missing). A document that no longer
+        decodes leaves its row's columns empty, so start-up reads that document."""
+        missing = missing_columns(present)
+        if not missing:
+            return 0
+        for column in missing:
+            self._execute(cursor, self._sql[f"add_column:{column.name}"], {})
+        filled = 0
+        params: dict[str, Any] = {"limit": EXPORT_PAGE, "offset": 0}
+        name = "export_jobs_first"
+        while True:
+            self._execute(cursor, self._sql[name], params)
+            rows = cursor.fetchall()
+            binds = []
+            for row in rows:
+                try:
+                    job = JOBS.decode(row[1:])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                binds.append({"id": row[0], **JOBS.values(job, SLOT_COLUMNS)})
+            if binds:
+                self._execute_many(cursor, self._sql["backfill_slots"], binds)
+                filled += len(binds)
+            if len(rows) < EXPORT_PAGE:
+                return filled
             name, params["after"] = "export_jobs_after", rows[-1][0]
 
     def render_jobs(self, owner: str | None, render: Callable[[Job], str]) -> list[str]:

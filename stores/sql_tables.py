@@ -19,7 +19,9 @@ from stores.codec import dumps, loads, revive_times, time_text
 @dataclass(frozen=True, slots=True)
 class Column:
     name: str
-    #: "key", "text", "time", "int" or "doc"; a Dialect maps kinds to DDL types
+    #: "key", "text", "time", "int" or "doc"; or, nullable: "long" (text of any length),
+    #: "real" (a float), "count" (an int) or "json" (a value as JSON text); a Dialect
+    #: maps kinds to DDL types
     kind: str
 
 
@@ -68,19 +70,31 @@ class Table:
 
     def row(self, obj: Any) -> dict[str, Any]:
         """Bind values for one object: scalar columns plus the JSON doc."""
+        return self.values(obj, self.columns)
+
+    def values(self, obj: Any, columns: Sequence[Column]) -> dict[str, Any]:
+        """Bind values of `columns` (of this table) for one object."""
         row: dict[str, Any] = {}
-        for column in self.columns:
-            if column.kind == "doc":
+        for column in columns:
+            kind = column.kind
+            if kind == "doc":
                 row["doc"] = dumps(obj.to_record())
-            elif column.name in self.derived:
-                row[column.name] = self.derived[column.name](obj)
-            else:
-                value = getattr(obj, column.name)
-                if column.kind == "time":
-                    value = time_text(value)
-                elif column.kind == "int":
-                    value = int(value)
-                row[column.name] = value
+                continue
+            derive = self.derived.get(column.name)
+            value = getattr(obj, column.name) if derive is None else derive(obj)
+            if kind == "time":
+                value = time_text(value)
+            elif kind == "int":
+                value = int(value)
+            elif value is None:
+                pass
+            elif kind == "real":
+                value = float(value)
+            elif kind == "count":
+                value = int(value)
+            elif kind == "json":
+                value = dumps(value)
+            row[column.name] = value
         return row
 
     def update_row(self, obj: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ that never waits, so the event loop can ask whether a remembered job list still 
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -34,6 +35,10 @@ from stores.sql_tables import Dialect, Table
 
 #: milliseconds a writer waits for another process's lock before failing
 BUSY_TIMEOUT_MS = 5000
+#: the jobs table's columns as the file has them (a file of an older version may lack some)
+JOB_COLUMNS = f"PRAGMA table_info({TABLES['jobs'].name})"
+
+log = logging.getLogger(__name__)
 
 
 class SqliteDialect(Dialect):
@@ -44,6 +49,10 @@ class SqliteDialect(Dialect):
         "time": "TEXT",
         "int": "INTEGER NOT NULL DEFAULT 0",
         "doc": "TEXT NOT NULL",
+        "long": "TEXT",
+        "real": "REAL",
+        "count": "INTEGER",
+        "json": "TEXT",
         "seq": "INTEGER NOT NULL PRIMARY KEY",
     }
     if_not_exists = "IF NOT EXISTS "
@@ -162,6 +171,10 @@ class SqliteStore(SqlStore):
             db.execute("BEGIN IMMEDIATE")
             for statement in schema(self.dialect):
                 db.execute(statement)
+            present = [row[1] for row in db.execute(JOB_COLUMNS)]
+            filled = self._migrate_jobs(db.cursor(), present)
+            if filled:
+                log.info("%s: the jobs' slot columns added and filled (%d jobs)", self.path, filled)
             counted = db.execute(counts.TABLE_EXISTS).fetchone() is not None
             for statement in counts.create_statements(counted):
                 db.execute(statement)

@@ -64,3 +64,14 @@ def test_count_until_counts_entries_due_by_a_time_up_to_a_limit() -> None:
     assert heap.count_until(105.0, 10_000) == 505
     assert heap.count_until(100.0, 64) == 64  # stops at the limit
     assert TimerHeap[str]().count_until(100.0, 10) == 0
+
+
+def test_extend_orders_a_batch_as_pushes_would() -> None:
+    """A batch larger than the heap is heapified at once, a smaller one pushed in; a
+    key extended again keeps only its latest time."""
+    heap: TimerHeap[str] = TimerHeap()
+    heap.extend([("c", 3.0), ("a", 1.0), ("b", 2.0), ("d", 2.0)])
+    heap.extend([("e", 0.5), ("c", 1.5)])
+    assert len(heap) == 5
+    assert drain(heap, 10.0) == ["e", "a", "c", "b", "d"]
+    assert heap.peek() is None

@@ -103,3 +103,29 @@ def test_records_that_will_not_fire_get_no_slot() -> None:
         record = {**_record(job), **changes}
         assert table.put_record(record) is None
     assert len(table) == 0 and not table.jobs
+
+
+def test_put_records_schedules_what_put_record_does() -> None:
+    """The start-up load's batch: the same slots, the same heap order, records that
+    will not fire left out, and equal triggers shared as one object."""
+    jobs = [
+        scheduled("a", CronTrigger(minute="*/5"), owner="u1"),
+        scheduled("b", CronTrigger(minute="*/5"), misfire_grace_time=None),
+        scheduled("p", CronTrigger(minute="*/7"), paused=True),
+        scheduled("c", date_at(T0), max_instances=3),
+    ]
+    jobs[1].next_run_time = T0 - timedelta(minutes=1)
+    one_by_one, batched = Timetable(), Timetable()
+    for job in jobs:
+        one_by_one.put_record(_record(job))
+    assert batched.put_records(_record(job) for job in jobs) == 3
+    assert set(batched.jobs) == set(one_by_one.jobs) == {"a", "b", "c"}
+    for job_id, slot in batched.jobs.items():
+        for name in JobSlot.__slots__:
+            assert getattr(slot, name) == getattr(one_by_one.jobs[job_id], name), name
+    assert batched.jobs["a"].trigger is batched.jobs["b"].trigger
+    order = []
+    while (due := batched.pop_due(T0.timestamp() + 3600)) is not None:
+        assert isinstance(due, JobSlot)
+        order.append(due.id)
+    assert order[0] == "b" and sorted(order) == ["a", "b", "c"]

@@ -331,12 +331,17 @@ def test_job_records_are_every_job_once_as_from_record_takes_them(store: Store, 
     assert by_id[jobs[0].id].next_run_time == T0 + timedelta(days=1)
 
 
-def test_job_records_with_fields_hold_those_fields_as_stored(store: Store) -> None:
+@pytest.mark.parametrize("more", [(), ("last_run_time",)], ids=["start-up", "more"])
+def test_job_records_with_fields_hold_those_fields_as_stored(
+    store: Store, more: tuple[str, ...]
+) -> None:
     """The start-up load asks for some fields only: each record has at least those,
-    equal to the stored job's (a field left out reads as the Job's default)."""
+    equal to the stored job's (a field left out reads as the Job's default). The
+    start-up's own fields are what SQL stores read from columns (stores/sql_slots.py);
+    one field more and they read whole documents."""
     from engine.scheduling.timetable import JOB_DEFAULTS, RECORD_FIELDS
 
-    wanted = (*RECORD_FIELDS, "history_limit", "notify", "last_run_time")
+    wanted = (*RECORD_FIELDS, "history_limit", "notify", *more)
     jobs = [
         make_job(owner="u1", max_instances=3, overlap="queue", coalesce=False),
         make_job(owner=None, paused=True, notify={"on": ["failed"], "email": "a@b.c"}),

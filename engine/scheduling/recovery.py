@@ -29,7 +29,7 @@ earlier life, nodes whose lease has passed, records written by no node):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -155,19 +155,20 @@ def load_jobs(
     notification targets from the same pass instead of loading every job again).
     """
     wanted = tuple(dict.fromkeys((*RECORD_FIELDS, *observed_fields)))
-    jobs = 0
+
+    def observed() -> Iterator[Mapping[str, Any]]:
+        for page in store.job_records(LOAD_PAGE, wanted):
+            for record in page:
+                for observe in observers:
+                    observe(record)
+                yield record
+
     # Building the heap allocates long-lived objects and no cyclic garbage: pausing the
     # cyclic GC (as the stores do for bulk decoding) keeps the collector from
     # re-traversing them (a fifth of start-up); each page's records are freed by
     # reference counting as the next page is read.
     with paused_gc(BULK_ITEMS):
-        for page in store.job_records(LOAD_PAGE, wanted):
-            for record in page:
-                for observe in observers:
-                    observe(record)
-                if timetable.put_record(record) is not None:
-                    jobs += 1
-    return jobs
+        return timetable.put_records(observed())
 
 
 def abandon_begun(

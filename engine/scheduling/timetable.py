@@ -19,7 +19,7 @@ Owned by the loop thread; not thread-safe.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import MISSING, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -143,6 +143,8 @@ class Timetable:
         self.jobs: dict[str, JobSlot] = {}
         self.retries: dict[str, Execution] = {}
         self._triggers: dict[Any, Trigger] = {}
+        #: a stored trigger dict's items -> its shared trigger (`_trigger_of`)
+        self._specs: dict[tuple[Any, ...], Trigger] = {}
         #: fire time -> (the shared equal datetime, its timestamp)
         self._times: dict[datetime, tuple[datetime, float]] = {}
 
@@ -170,18 +172,65 @@ class Timetable:
 
     def put_record(self, record: Mapping[str, Any]) -> JobSlot | None:
         """`put_job` for a job's stored record (`SchedulerStore.job_records`)."""
-        when = record.get("next_run_time")
-        if when is None or not record.get("enabled", True) or record.get("paused", False):
+        placed = self._slot_of(record)
+        if placed is None:
             self.drop_job(record["id"])
             return None
-        if when.tzinfo is not UTC:
-            when = as_utc(when)
-        trigger = self._shared(trigger_from_dict(record["trigger"]))
-        when, when_ts = self._time(when, trigger)
-        slot = JobSlot.of_record(record, trigger, when)
+        slot, when_ts = placed
         self.jobs[slot.id] = slot
         self.heap.push(slot.id, when_ts)
         return slot
+
+    def put_records(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """`put_record` for each record; return how many were scheduled. The heap takes
+        them in one `extend` (heapified once when they outnumber what it held: the
+        start-up load), fed as they are made, so no second list of a million pairs is
+        held beside the heap's; a record's slot is due only after this returns."""
+        jobs, scheduled = self.jobs, 0
+
+        def placed() -> Iterator[tuple[str, float]]:
+            nonlocal scheduled
+            for record in records:
+                found = self._slot_of(record)
+                if found is None:
+                    self.drop_job(record["id"])
+                    continue
+                slot, when_ts = found
+                jobs[slot.id] = slot
+                scheduled += 1
+                yield slot.id, when_ts
+
+        self.heap.extend(placed())
+        return scheduled
+
+    def _slot_of(self, record: Mapping[str, Any]) -> tuple[JobSlot, float] | None:
+        """The slot of a record and its heap timestamp; None when it will not fire."""
+        when = record.get("next_run_time")
+        if when is None or not record.get("enabled", True) or record.get("paused", False):
+            return None
+        if when.tzinfo is not UTC:
+            when = as_utc(when)
+        trigger = self._trigger_of(record["trigger"])
+        when, when_ts = self._time(when, trigger)
+        return JobSlot.of_record(record, trigger, when), when_ts
+
+    def _trigger_of(self, spec: dict[str, Any]) -> Trigger:
+        """The shared trigger of a stored trigger dict: looked up by the dict's items,
+        which skips rebuilding it and hashing the trigger (a cron trigger's hash is a
+        Python method: a tenth of a slot's cost at start, paid per job)."""
+        try:
+            key = tuple(spec.items())
+            known = self._specs.get(key)
+        except TypeError:  # an unhashable value: not remembered
+            return self._shared(trigger_from_dict(spec))
+        if known is None:
+            known = self._shared(trigger_from_dict(spec))
+            if known.kind == "date":  # nearly always its own: not kept (see _shared)
+                return known
+            if len(self._specs) >= TRIGGER_INTERN_LIMIT:
+                self._specs.clear()
+            self._specs[key] = known
+        return known
 
     def move(self, slot: JobSlot, when: datetime | None) -> None:
         """Set a slot's next fire time (None: the job is done, drop it)."""

@@ -1,0 +1,169 @@
+"""The job columns the start-up load reads instead of each job's JSON document.
+
+Loading a million jobs parsed a million documents (~5 us each with orjson) for a dozen
+fields. These columns hold those fields (what the engine's timetable and the service's
+start-up observers read: `FIELD_COLUMNS`). `Table.row` writes them from the Job on
+every insert, update and upsert, in the statement that writes its document, so they
+never disagree with it; next_run_time was a column already, the one the fire claim
+writes. A trigger and a notify setting are JSON text, but few distinct triggers serve
+many jobs (1,440 daily cron expressions for a million), so `SlotReader` parses each
+distinct text once.
+
+A file made before these columns existed gets them on its first open
+(`SqlStore._migrate_jobs`): added, then filled from each job's document by the same
+`Table.row`. A row whose columns are empty (a document that would not decode then, or
+a row inserted by an older version since) is read from its document, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from stores.codec import loads, text_time
+from stores.sql_tables import Column, Dialect
+
+SLOT_COLUMNS = (
+    Column("name", "long"),
+    Column("kind", "text"),
+    Column("target", "long"),
+    Column("trigger_spec", "json"),
+    Column("misfire_grace_time", "real"),
+    Column("coalesced", "int"),
+    Column("max_instances", "int"),
+    Column("overlap_policy", "text"),
+    Column("history_limit", "count"),
+    Column("notify_spec", "json"),
+)
+#: the slot columns not named as the Job field they hold
+SLOT_DERIVED = {
+    "kind": lambda job: str(job.kind),
+    "trigger_spec": lambda job: job.trigger.to_dict(),
+    "coalesced": lambda job: job.coalesce,
+    "overlap_policy": lambda job: job.overlap,
+    "notify_spec": lambda job: job.notify,
+}
+#: Job field -> the column holding it: every field a slot record gives, in select order
+FIELD_COLUMNS = {
+    "id": "id",
+    "name": "name",
+    "kind": "kind",
+    "target": "target",
+    "owner": "owner",
+    "trigger": "trigger_spec",
+    "next_run_time": "next_run_time",
+    "enabled": "enabled",
+    "paused": "paused",
+    "misfire_grace_time": "misfire_grace_time",
+    "coalesce": "coalesced",
+    "max_instances": "max_instances",
+    "overlap": "overlap_policy",
+    "history_limit": "history_limit",
+    "notify": "notify_spec",
+}
+#: distinct trigger texts and fire times a reader keeps (it starts afresh when full)
+READER_LIMIT = 10_000
+
+
+def covers(fields: Sequence[str] | None) -> bool:
+    """True when a slot record holds every one of `fields`."""
+    return fields is not None and all(name in FIELD_COLUMNS for name in fields)
+
+
+def missing_columns(present: Collection[str]) -> list[Column]:
+    """The slot columns a jobs table with `present` columns lacks."""
+    have = {name.lower() for name in present}
+    return [c for c in SLOT_COLUMNS if c.name not in have]
+
+
+def slot_statements(dialect: Dialect, table: str) -> dict[str, str]:
+    """The statements of the slot read and of the migration, by name."""
+    columns = ", ".join(FIELD_COLUMNS.values())
+    # the document only where the columns are empty (see the module docstring)
+    select = f"SELECT {columns}, CASE WHEN trigger_spec IS NULL THEN doc END FROM {table}"
+    sql = {
+        "slots_first": dialect.page(f"{select} ORDER BY id"),
+        "slots_after": dialect.page(f"{select} WHERE id > :after ORDER BY id"),
+        "backfill_slots": (
+            f"UPDATE {table} SET "
+            + ", ".join(f"{c.name} = :{c.name}" for c in SLOT_COLUMNS)
+            + " WHERE id = :id"
+        ),
+    }
+    for column in SLOT_COLUMNS:
+        sql[f"add_column:{column.name}"] = (
+            f"ALTER TABLE {table} ADD {column.name} {dialect.types[column.kind]}"
+        )
+    return sql
+
+
+class SlotReader:
+    """Job records (as `SchedulerStore.job_records` gives them) from rows of the
+    `slots_*` statements. One reader per load: its caches last as long as the load."""
+
+    def __init__(self, from_document: Any) -> None:
+        #: the record of a row whose columns are empty, from its (doc, next_run_time)
+        self._from_document = from_document
+        self._triggers: dict[str, dict[str, Any]] = {}
+        self._times: dict[str, datetime | None] = {}
+
+    def record(self, row: Sequence[Any]) -> dict[str, Any]:
+        (
+            job_id,
+            name,
+            kind,
+            target,
+            owner,
+            trigger,
+            when,
+            enabled,
+            paused,
+            grace,
+            coalesce,
+            instances,
+            overlap,
+            limit,
+            notify,
+            doc,
+        ) = row
+        if trigger is None:
+            record: dict[str, Any] = self._from_document(doc, when)
+            return record
+        return {
+            "id": job_id,
+            "name": name,
+            "kind": kind,
+            "target": target,
+            "owner": owner,
+            "trigger": self._trigger(trigger),
+            "next_run_time": self._time(when),
+            "enabled": bool(enabled),
+            "paused": bool(paused),
+            "misfire_grace_time": None if grace is None else float(grace),
+            "coalesce": bool(coalesce),
+            "max_instances": int(instances),
+            "overlap": overlap,
+            "history_limit": None if limit is None else int(limit),
+            "notify": None if notify is None else loads(notify),
+        }
+
+    def _trigger(self, text: str) -> dict[str, Any]:
+        """The trigger's dict, parsed once per distinct text; a copy, since records are
+        the caller's (a trigger dict holds only JSON scalars, so a shallow one)."""
+        known = self._triggers.get(text)
+        if known is None:
+            if len(self._triggers) >= READER_LIMIT:
+                self._triggers.clear()
+            known = self._triggers[text] = loads(text)
+        return dict(known)
+
+    def _time(self, text: str | None) -> datetime | None:
+        if text is None:
+            return None
+        known = self._times.get(text)
+        if known is None:
+            if len(self._times) >= READER_LIMIT:
+                self._times.clear()
+            known = self._times[text] = text_time(text)
+        return known
