@@ -132,7 +132,10 @@ class Executor:
         execution.status = Status.RUNNING
         execution.started_at = self._clock.now()
         fence = self._fence
-        fenced = fence is not None and fence.doubtful(execution.created_at, self._clock.timestamp())
+        fenced = fence is not None and (  # a doubtful start (fence.py), tested inline
+            self._clock.timestamp() > fence.stale_after
+            or (fence.lapsed and execution.created_at.timestamp() <= fence.suspect_until)
+        )
         if fenced and not self._start_fenced(item):
             return
         if self._journal is not None:

@@ -5,7 +5,7 @@ by the others, whose sweep takes over the fires it claimed and had not started
 (engine/cluster.py). When it wakes, its workers still hold those fires; started as
 usual, each would run twice. So the node keeper tells the fence of every heartbeat
 that reached the store (the time it wrote, which is what other nodes judge the lease
-by), and before a worker starts a claimed run it asks `doubtful`:
+by), and before a worker starts a claimed run it tests whether the start is doubtful:
 - the last renewal is older than half the lease (the node may be stalled or cut off
   right now, its lease lapsing), or
 - renewals once stopped for longer than half the lease (a lapse), and the run was
@@ -45,8 +45,13 @@ class StartFence:
         self.renewal_wait = lease_seconds
         #: the time the last heartbeat that reached the store carried (POSIX seconds)
         self._renewed = -math.inf
-        #: when the last lapse ended (the renewal after it); -inf: never
-        self._lapse_end = -math.inf
+        # What makes a start doubtful (the executor tests it inline: two attribute reads):
+        #: after this time (POSIX seconds) starts are doubtful until the next renewal
+        self.stale_after = -math.inf
+        #: whether renewals ever stopped for longer than the margin (a lapse)
+        self.lapsed = False
+        #: runs claimed up to this time are doubtful: the last lapse's end plus `grace`
+        self.suspect_until = -math.inf
         self._renewal = threading.Condition()
 
     def renewed(self, written: datetime) -> None:
@@ -54,20 +59,15 @@ class StartFence:
         at = written.timestamp()
         with self._renewal:
             if self._renewed != -math.inf and at - self._renewed > self.margin:
-                self._lapse_end = at
+                self.suspect_until = at + self.grace
+                self.lapsed = True
             self._renewed = at
+            self.stale_after = at + self.margin
             self._renewal.notify_all()
-
-    def doubtful(self, claimed: datetime, now: float) -> bool:
-        """Whether a run claimed at `claimed` may have been taken over by now (see the
-        module docstring): then it starts only through the store's conditional write."""
-        if now - self._renewed > self.margin:
-            return True
-        return self._lapse_end != -math.inf and claimed.timestamp() <= self._lapse_end + self.grace
 
     def stale(self, now: float) -> bool:
         """Whether no renewal has reached the store within the margin."""
-        return now - self._renewed > self.margin
+        return now > self.stale_after
 
     def wait_renewal(self, now: float, stopping: threading.Event) -> bool:
         """Wait until a heartbeat newer than `now - margin` reached the store, up to
