@@ -34,6 +34,7 @@ from engine.errors import EngineStopped
 from engine.events import EventBus
 from engine.interfaces import CHANGES_KEPT, SchedulerStore
 from engine.model import Execution, Node
+from engine.running.fence import StartFence
 from engine.scheduling.commands import CancelExecution, Command, RunTakenOver, SyncJobs
 from engine.scheduling.recovery import abandon_begun, announce_abandoned
 from engine.scheduling.takeover import requeue_note
@@ -74,8 +75,11 @@ class NodeKeeper:
         heartbeat_every: float = 1.0,
         poll_every: float = 0.25,
         events: EventBus | None = None,
+        fence: StartFence | None = None,
     ) -> None:
         self.node_id = node_id
+        #: told of every heartbeat that reached the store (engine/running/fence.py)
+        self._fence = fence
         #: where the executions a sweep abandons are announced (None: nowhere)
         self._events = events
         self.lease_seconds = lease_seconds
@@ -159,6 +163,8 @@ class NodeKeeper:
             running=self._running(),
         )
         self._store.heartbeat(node)
+        if self._fence is not None:
+            self._fence.renewed(now)
         self.others_alive = any(
             n.node_id != self.node_id and n.alive(now) for n in self._store.list_nodes()
         )

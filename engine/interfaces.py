@@ -373,6 +373,19 @@ class SchedulerStore(ABC):
         """
 
     @abstractmethod
+    def start_claimed(self, execution: Execution) -> bool:
+        """Overwrite the stored execution with `execution` (which the caller marked
+        running) only if the stored one is still `queued` and still `execution.node`'s;
+        True when written, False (nothing written) when it is not, or is gone.
+
+        Atomic against `take_over` (SQL: the row read and written in one transaction,
+        locked with `FOR UPDATE` on Oracle; MongoDB: one conditional replace), so of a
+        node starting a fire and another taking it over, exactly one succeeds. A node
+        whose lease may have lapsed starts its claimed fires through this
+        (engine/running/fence.py); the ordinary start does not pay for it.
+        """
+
+    @abstractmethod
     def request_cancel(self, execution_id: str, node_id: str) -> None:
         """Ask node `node_id`, which runs `execution_id`, to cancel it (idempotent)."""
 

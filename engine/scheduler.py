@@ -29,6 +29,7 @@ from engine.events import EventBus
 from engine.interfaces import JobRunner, Outcome, RunObserver, SchedulerStore
 from engine.model import Execution, Job, Status, as_utc
 from engine.running.executor import SHUT_DOWN_BEFORE_START, Executor
+from engine.running.fence import StartFence
 from engine.running.journal import StartJournal
 from engine.running.live import LiveOutput
 from engine.running.pool import WorkerPool
@@ -105,6 +106,8 @@ class Scheduler:
         self._commands = CommandQueue(queue_size)
         self._timetable = Timetable()
         self._recorder = Recorder(store, self._stopping, journal=self._journal, events=self.events)
+        #: a node's starts after its lease may have lapsed go through the store
+        fence = StartFence(lease_seconds) if node_id is not None else None
         self._executor = Executor(
             store,
             runner,
@@ -120,6 +123,7 @@ class Scheduler:
             journal=self._journal,
             observer=observer,
             run_chained=self._post_chained,
+            fence=fence,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
         if self._journal is None:
@@ -162,6 +166,7 @@ class Scheduler:
                 lambda: len(self._pool.running_items()),
                 lease_seconds=lease_seconds,
                 events=self.events,
+                fence=fence,
             )
             self._handler.following_changes = True
             self._firer.shared = lambda: self._node is not None and self._node.others_alive

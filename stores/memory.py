@@ -163,6 +163,17 @@ class MemoryStore(Store):
                     taken.append(clone(execution))
             return sorted(taken, key=lambda e: (e.created_at, e.id))
 
+    def start_claimed(self, execution: Execution) -> bool:
+        copied = clone(execution)
+        with self._lock:
+            stored = self._executions.get(execution.id)
+            if stored is None or stored.status is not Status.QUEUED:
+                return False
+            if stored.node != execution.node:
+                return False
+            self._executions[execution.id] = copied
+            return True
+
     def request_cancel(self, execution_id: str, node_id: str) -> None:
         with self._lock:
             self._cancels[execution_id] = node_id

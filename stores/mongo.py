@@ -498,6 +498,14 @@ class MongoStore(MongoCluster, Store):
     def update_execution(self, execution: Execution) -> None:
         self._replace("executions", execution, ExecutionNotFound)
 
+    def start_claimed(self, execution: Execution) -> bool:
+        # one conditional single-document write: atomic against take_over's, which is
+        # conditional on the same two fields
+        condition = {"_id": execution.id, "status": str(Status.QUEUED), "node": execution.node}
+        with self._driver():
+            written = self._collection("executions").replace_one(condition, to_document(execution))
+        return bool(written.matched_count)
+
     def finish_execution(self, execution: Execution) -> None:
         def work(session: Any) -> None:
             written = self._collection("executions").replace_one(

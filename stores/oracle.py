@@ -66,6 +66,9 @@ class OracleDialect(Dialect):
     def lock_rows(self, select: str) -> str:
         return f"{select} FOR UPDATE SKIP LOCKED"
 
+    def lock_row(self, select: str) -> str:
+        return f"{select} FOR UPDATE"
+
     def insert_missing(self, table: Table, values: Mapping[str, str]) -> str:
         return (
             f"MERGE INTO {table.name} t USING (SELECT {values['id']} AS id FROM dual) s "

@@ -752,6 +752,16 @@ class SqlStore(SqlCluster, Store):
                 self._execute_many(cursor, self._sql["update_executions"], rows)
         return sorted(taken, key=lambda e: (e.created_at, e.id))
 
+    def start_claimed(self, execution: Execution) -> bool:
+        row = EXECUTIONS.update_row(execution)  # encoded before the lock is taken
+        with self._transaction() as cursor:
+            self._execute(cursor, self._sql["queued_execution"], {"id": execution.id})
+            found = cursor.fetchone()
+            if found is None or EXECUTIONS.decode(found).node != execution.node:
+                return False
+            self._execute(cursor, self._sql["update_executions"], row)
+            return True
+
     def delete_executions_before(
         self, cutoff: datetime, *, job_id: str | None = None, limit: int | None = None
     ) -> int:

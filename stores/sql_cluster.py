@@ -71,6 +71,9 @@ def cluster_statements(dialect: Dialect) -> dict[str, str]:
         "queued_executions": dialect.lock_rows(
             "SELECT doc FROM cw_executions WHERE status = 'queued'"
         ),
+        "queued_execution": dialect.lock_row(
+            "SELECT doc FROM cw_executions WHERE id = :id AND status = 'queued'"
+        ),
         "upsert_cancel": dialect.upsert(CANCELS),
         "cancels_of": "SELECT id FROM cw_cancels WHERE node = :node",
         "delete_cancel": "DELETE FROM cw_cancels WHERE id = :id AND node = :node",

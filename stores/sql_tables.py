@@ -146,6 +146,12 @@ class Dialect:
         transaction already excludes every other writer (SQLite)."""
         return select
 
+    def lock_row(self, select: str) -> str:
+        """`select`, locking the row it reads until the transaction ends, waiting for a
+        transaction that holds it (never skipping it). This default adds nothing, as
+        for `lock_rows`."""
+        return select
+
     @abstractmethod
     def insert_missing(self, table: Table, values: Mapping[str, str]) -> str:
         """Insert one row of `values` (column -> SQL expression) unless a row with the

@@ -205,6 +205,41 @@ def test_take_over_reassigns_only_the_queued_executions_of_one_node(store: Store
     assert store.get_execution("q-live").node == "live:2"
 
 
+def test_a_conditional_start_wins_only_a_queued_execution_still_its_nodes(store: Store) -> None:
+    """start_claimed against take_over: of the two, whichever comes first wins."""
+    import copy
+
+    from engine.model import Execution, Status
+
+    store.add_job(make_job("j"))
+    for execution_id in ("mine", "taken", "ended"):
+        store.add_execution(
+            Execution(id=execution_id, job_id="j", status=Status.QUEUED, created_at=T0, node="a:1")
+        )
+    ended = store.get_execution("ended")
+    ended.status, ended.completed_at = Status.MISSED, T0
+    store.update_execution(ended)
+    started = {}
+    for execution_id in ("mine", "taken", "ended", "never-added"):
+        running = Execution(
+            id=execution_id, job_id="j", status=Status.RUNNING, created_at=T0, node="a:1"
+        )
+        running.started_at = T0 + timedelta(seconds=1)
+        started[execution_id] = running
+    assert store.start_claimed(copy.copy(started["mine"]))
+    assert store.get_execution("mine").status is Status.RUNNING
+    assert store.get_execution("mine").started_at == T0 + timedelta(seconds=1)
+    taken = store.take_over("a:1", "b:2", "[note]\n")
+    assert [e.id for e in taken] == ["taken"]  # the started one is no longer queued
+    assert not store.start_claimed(started["taken"])  # b holds it now
+    assert store.get_execution("taken").status is Status.QUEUED
+    assert store.get_execution("taken").node == "b:2"
+    assert not store.start_claimed(started["ended"])
+    assert store.get_execution("ended").status is Status.MISSED
+    assert not store.start_claimed(started["never-added"])
+    assert not store.start_claimed(started["mine"])  # running already: once
+
+
 def test_count_active_counts_queued_and_running_per_job_on_every_node(store: Store) -> None:
     from engine.model import Execution, Status
 

@@ -9,7 +9,9 @@ with a start journal (the service's, engine/running/journal.py) the worker appen
 id there, a few microseconds; without one, on a durable store, it writes the running
 mark to the store itself. Every other write (the running mark, the terminal record)
 goes to the recorder thread (engine/running/recorder.py), which writes them in
-batches. `record` is also how the loop and shutdown end executions that never ran
+batches. A node's start that its lapsed lease makes doubtful (engine/running/fence.py)
+is written first, by the store's conditional write, and not made at all when another
+node took the run over meanwhile. `record` is also how the loop and shutdown end executions that never ran
 (cancelled while queued, cancelled at shutdown), so every path writes a terminal
 status the same way, once (`WorkItem.claim_finish`).
 
@@ -39,6 +41,7 @@ from engine.interfaces import JobRunner, Outcome, RunObserver, RunRequest, Sched
 from engine.model import Execution, Job, Status
 from engine.records import retry_of
 from engine.running.backoff import retry_store_call
+from engine.running.fence import StartFence, start_fenced
 from engine.running.journal import StartJournal
 from engine.running.live import LiveOutput
 from engine.running.pool import WorkItem
@@ -80,7 +83,10 @@ class Executor:
         journal: StartJournal | None = None,
         observer: RunObserver | None = None,
         run_chained: Callable[[Execution, list[str]], object] | None = None,
+        fence: StartFence | None = None,
     ) -> None:
+        #: a node's: doubtful starts go through the store (None: not a node)
+        self._fence = fence
         self._store = store
         self._node = node
         self._observer = observer
@@ -126,9 +132,16 @@ class Executor:
             return
         execution.status = Status.RUNNING
         execution.started_at = self._clock.now()
+        fence = self._fence
+        fenced = fence is not None and (  # a doubtful start (fence.py), tested inline
+            self._clock.timestamp() > fence.stale_after
+            or (fence.lapsed and execution.created_at.timestamp() <= fence.suspect_until)
+        )
+        if fenced and not self._start_fenced(item):
+            return
         if self._journal is not None:
             self._journal.started(execution.id)  # before the run: see journal.py
-        elif self._store.durable:
+        elif self._store.durable and not fenced:
             # no journal: write-ahead to the store itself, so after a crash `queued`
             # still means "never started" (one store transaction per run)
             try:
@@ -171,6 +184,37 @@ class Executor:
                 error=f"runner returned status {outcome.status!s}, not a final one",
             )
         self.record(item, outcome, job, deferred=True)
+
+    def _start_fenced(self, item: WorkItem) -> bool:
+        """Start a run this node's lease may have lapsed under only if the store says
+        it is still this node's (engine/running/fence.py); else let it go unrecorded
+        here (its record is the other node's) and settle what waits for it."""
+        assert self._fence is not None
+        execution = item.execution
+        try:
+            if start_fenced(self._store, self._fence, self._stopping, execution):
+                return True
+        except Exception as exc:  # the store gave up (shutting down): never left queued
+            error = f"{STORE_FAILED_BEFORE_START}: its start could not be checked ({exc})"
+            self.record(item, Outcome(Status.FAILED, error=error), deferred=True)
+            return False
+        execution.status, execution.started_at = Status.QUEUED, None
+        try:
+            stored = self._store.get_execution(execution.id)
+        except Exception:  # gone, or the store failed: what waits gets what we know
+            stored = execution
+        log.warning(
+            "execution %s was not started: this node's lease may have lapsed and the "
+            "store has it %s on node %s",
+            execution.id,
+            stored.status,
+            stored.node,
+        )
+        if item.claim_finish():  # nothing of this node records it any more
+            for waiter in item.waiters:
+                if not waiter.done():
+                    waiter.set_result(_snapshot(stored))
+        return False
 
     def _wait_until_due(self, item: WorkItem) -> bool:
         """Sleep until an armed fire is due; True when it was cancelled meanwhile."""
