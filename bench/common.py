@@ -18,17 +18,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+
 # -- time -------------------------------------------------------------------------------
-# One (time.time, perf_counter) pair taken at import: wall-clock readings made from it
-# are monotonic and sub-microsecond, yet comparable with the wall-clock due times the
-# schedulers work from. Every process takes its own pair.
-_WALL_ZERO = time.time()
-_PERF_ZERO = time.perf_counter()
-
-
 def wall_now() -> float:
-    """POSIX seconds, read through the monotonic perf_counter."""
-    return _WALL_ZERO + (time.perf_counter() - _PERF_ZERO)
+    """POSIX seconds: the clock the schedulers compare their due times with.
+
+    Read directly, not as perf_counter from an anchor taken at import: while NTP slews
+    the wall clock (seen here at its 500 ppm maximum for hours), the two drift apart by
+    half a millisecond every second, so a process's anchored readings fell behind the
+    schedulers' clock by tens of milliseconds and every system, the bare-wait floor
+    included, seemed to start its jobs early."""
+    return time.time()
 
 
 # -- statistics -------------------------------------------------------------------------
