@@ -46,7 +46,8 @@ test: $(STAMP_TEST) lint typecheck
 	$(BIN)/python -m pytest -q
 
 # Three `cronwell serve` nodes on one store, on SQLite and on the real Mongo servers
-# (tests/test_cluster_processes.py, several minutes; .ci/run runs it after make test).
+# (tests/test_cluster_processes.py and the stalled-node fence, tests/test_cluster_fence.py;
+# several minutes; .ci/run runs it after make test).
 # real processes killed, restarted and timed for seconds each: crash recovery, store
 # outages, the README walkthroughs (about 3 minutes; .ci/run runs it after make test)
 test-slow: $(STAMP_TEST)
