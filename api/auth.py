@@ -236,18 +236,20 @@ class Authenticator:
         header = _key_header(headers)
         if header is None:
             return None
+        generation = self._forgotten
         seen = self._sent.get(header)
         if seen is not None:
             if seen[1] > self._monotonic():
                 return seen[0]
             self._sent.pop(header, None)
         found = self._checked(headers)
-        if found is not None:
+        if found is None:
+            return None
+        if generation == self._forgotten:  # kept only when no forget() overtook the check
             if len(self._sent) >= CACHED_KEYS:
                 self._sent.clear()
             self._sent[header] = found
-            return found[0]
-        return None
+        return found[0]
 
     def _checked(self, headers: Mapping[str, str]) -> Remembered | None:
         """The slower memory-only check: parse, hash, and the cache of checked keys;
@@ -265,13 +267,10 @@ class Authenticator:
                 return Principal("admin", None, f"env:{index + 1}"), math.inf
         if self.cache_seconds <= 0:
             return None
-        entry = self._cache.get(digest)
+        entry = self._cached(digest)
         if entry is None:
             return None
         owner, expires = entry
-        if expires <= self._monotonic():
-            self._cache.pop(digest, None)
-            return None
         if owner.revoked or not same_hash(digest, owner.key_hash):
             return None
         if owner.last_used_at is None:
@@ -310,7 +309,8 @@ class Authenticator:
             if same_hash(digest, env_hash):
                 return Principal("admin", None, f"env:{index + 1}")
         generation = self._forgotten
-        owner = self._cached(digest) if self.cache_seconds > 0 else None
+        entry = self._cached(digest) if self.cache_seconds > 0 else None
+        owner = entry[0] if entry is not None else None
         if owner is None:
             owner = self.store.find_key_owner(digest)
         if owner is None or owner.revoked or not same_hash(digest, owner.key_hash):
@@ -323,14 +323,15 @@ class Authenticator:
             self._remember(digest, owner)
         return Principal(owner.role, owner.user_id, owner.key_id)
 
-    def _cached(self, digest: str) -> KeyOwner | None:
+    def _cached(self, digest: str) -> tuple[KeyOwner, float] | None:
+        """A checked key's owner and its entry's expiry (monotonic), while unexpired."""
         entry = self._cache.get(digest)
         if entry is None:
             return None
         if entry[1] <= self._monotonic():
             self._cache.pop(digest, None)
             return None
-        return entry[0]
+        return entry
 
     def _remember(self, digest: str, owner: KeyOwner) -> None:
         """Cache a check; one already cached keeps its expiry (a touch updates it)."""

@@ -506,3 +506,25 @@ def test_a_repeated_key_is_let_in_without_looking_at_the_client_until_a_failure(
     clock.now += 0.5  # still within the key's cache entry: the text sent again is let in
     assert authenticator.remembered({"authorization": f"bearer {key}"}, client) is not None
     assert authenticator.remembered({"authorization": f"Bearer {key}x"}, client) is None
+
+
+def test_a_repeat_is_not_kept_when_a_forget_overtook_its_check() -> None:
+    """A revocation made on another thread while the event loop checked the key: the
+    request in flight may pass, the next one must not find it remembered."""
+    authenticator, record, key, (_, times) = _remembering()
+    headers = {"authorization": f"Bearer {key}"}
+    authenticator.authenticate(headers, "c")
+    real = authenticator._checked
+
+    def overtaken(sent: Any) -> Any:
+        found = real(sent)
+        authenticator.store.revoke_api_key(record.id, times["now"])
+        authenticator.forget(key_id=record.id)
+        return found
+
+    authenticator._checked = overtaken  # type: ignore[method-assign]
+    assert authenticator.remembered(headers, lambda: "c") is not None
+    authenticator._checked = real  # type: ignore[method-assign]
+    assert authenticator.remembered(headers, lambda: "c") is None
+    with pytest.raises(NotAuthenticated):
+        authenticator.authenticate(headers, "c")
