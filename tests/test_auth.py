@@ -522,9 +522,9 @@ def test_a_repeat_is_not_kept_when_a_forget_overtook_its_check() -> None:
         authenticator.forget(key_id=record.id)
         return found
 
-    authenticator._checked = overtaken  # type: ignore[method-assign]
+    authenticator._checked = overtaken
     assert authenticator.remembered(headers, lambda: "c") is not None
-    authenticator._checked = real  # type: ignore[method-assign]
+    authenticator._checked = real
     assert authenticator.remembered(headers, lambda: "c") is None
     with pytest.raises(NotAuthenticated):
         authenticator.authenticate(headers, "c")
