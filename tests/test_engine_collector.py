@@ -83,19 +83,26 @@ def test_a_crowd_is_armed_with_the_collector_paused_then_collected_before_it_is_
         assert loop.collector.made == made + BULK_MADE  # its pass comes at a quiet moment
 
 
+def arm_crowd_by_hand(h: Harness, due: datetime) -> EngineLoop:
+    """A crowd of BULK_ITEMS one-off jobs due at `due`, armed by one loop step taken by
+    hand (no loop thread): the collector is paused from then on."""
+    loop: EngineLoop = h.scheduler._loop
+    for number in range(BULK_ITEMS):
+        h.scheduler.add_job(make_job(f"crowd-{number}", date_at(due)))
+    h.scheduler.run_once(h.clock.now())
+    head = due.timestamp()
+    _, lead = loop.plan_wait(head, head - 1.0)
+    now = due - timedelta(seconds=lead / 2)
+    h.clock.set(now)
+    loop._step(now, lead + 0.004)
+    assert not gc.isenabled()
+    return loop
+
+
 def test_the_collector_comes_back_once_the_crowd_has_been_taken() -> None:
     due = T0 + timedelta(seconds=5)
     with Harness() as h:
-        loop: EngineLoop = h.scheduler._loop
-        for number in range(BULK_ITEMS):
-            h.scheduler.add_job(make_job(f"crowd-{number}", date_at(due)))
-        h.scheduler.run_once(h.clock.now())
-        head = due.timestamp()
-        _, lead = loop.plan_wait(head, head - 1.0)
-        now = due - timedelta(seconds=lead / 2)
-        h.clock.set(now)
-        loop._step(now, lead + 0.004)
-        assert not gc.isenabled()
+        loop = arm_crowd_by_hand(h, due)
         h.clock.set(due)  # the workers start the crowd
         h.settle()
         assert loop._firer.waiting() == 0
@@ -107,14 +114,5 @@ def test_the_collector_comes_back_once_the_crowd_has_been_taken() -> None:
 def test_a_shutdown_ends_the_pause_of_a_crowd_armed_by_hand() -> None:
     due = T0 + timedelta(seconds=5)
     with Harness() as h:
-        loop: EngineLoop = h.scheduler._loop
-        for number in range(BULK_ITEMS):
-            h.scheduler.add_job(make_job(f"crowd-{number}", date_at(due)))
-        h.scheduler.run_once(h.clock.now())
-        head = due.timestamp()
-        _, lead = loop.plan_wait(head, head - 1.0)
-        now = due - timedelta(seconds=lead / 2)
-        h.clock.set(now)
-        loop._step(now, lead + 0.004)
-        assert not gc.isenabled()
+        arm_crowd_by_hand(h, due)
     assert gc.isenabled()  # no loop thread ever ran, and the shutdown let it go
