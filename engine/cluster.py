@@ -50,6 +50,10 @@ REMOTE_CANCEL_WAIT = 10.0
 SWEEP_EVERY = 2.0
 #: a dead node stays listed (alive: false) this many leases, then leaves the list
 DEAD_LISTED_LEASES = 30
+#: seconds a stop waits for the keeper's thread to finish its tick; a healthy store
+#: answers in milliseconds, so a thread still busy after this is stuck on a store that
+#: does not answer, and waiting out its timeouts only delays the shutdown
+STOP_JOIN = 2.0
 DEAD_NODE_MESSAGE = (
     "node {node} stopped renewing its lease (last heartbeat {last}) while this execution "
     "was queued or running; node {sweeper} marked it abandoned"
@@ -104,6 +108,9 @@ class NodeKeeper:
         #: node was still alive by its lease at start (see Recovery.journaled)
         self.journaled: set[str] = set()
         self._remote_lock = threading.Lock()
+        #: whether the thread's last tick failed on the store (then a stop does not
+        #: deregister: that call would wait out the same timeouts)
+        self._store_failing = False
 
     # -- lifecycle -------------------------------------------------------------------
     def register(self) -> None:
@@ -117,15 +124,30 @@ class NodeKeeper:
         self._thread = threading.Thread(target=self._run, name="cronwell-node", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread and leave the store's list of nodes (a clean shutdown)."""
+    def stop(self, join_timeout: float = STOP_JOIN) -> None:
+        """Stop the thread and leave the store's list of nodes (a clean shutdown).
+
+        With the store not answering (the last tick failed, or the thread is still in a
+        store call after `join_timeout`), the node is not deregistered: its lease runs
+        out instead, as a stopped node's does, and the shutdown is not held for the
+        store's timeouts (a SIGTERM took 10-15 s with the MongoDB server gone)."""
         self._stopping.set()
+        stuck = False
         if self._thread is not None:
-            self._thread.join(10)
-        try:
-            self._store.remove_node(self.node_id)
-        except Exception:
-            log.warning("node %s could not deregister; its lease will expire", self.node_id)
+            self._thread.join(join_timeout)
+            stuck = self._thread.is_alive()
+        if stuck or self._store_failing:
+            log.warning(
+                "node %s: the store is not answering; not deregistering, its lease "
+                "(%g s) will expire",
+                self.node_id,
+                self.lease_seconds,
+            )
+        else:
+            try:
+                self._store.remove_node(self.node_id)
+            except Exception:
+                log.warning("node %s could not deregister; its lease will expire", self.node_id)
         with self._remote_lock:
             waiting, self._remote = self._remote, {}
         for entry in waiting.values():
@@ -150,7 +172,10 @@ class NodeKeeper:
                     self._prune()
                     next_prune = now + PRUNE_EVERY
             except Exception:  # a store hiccup: the next tick tries again
+                self._store_failing = True
                 log.warning("node %s: store call failed; retrying", self.node_id, exc_info=True)
+            else:
+                self._store_failing = False
 
     # -- steps (each also called by the tests, on a fake clock) -----------------------
     def heartbeat(self) -> None:

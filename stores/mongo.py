@@ -15,7 +15,7 @@ this code on real servers (tests/mongo_server.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -74,7 +74,6 @@ MODELS: dict[str, type] = {
 }
 OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
 NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
-OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
 INDEXES: dict[str, list[IndexModel]] = {
     "users": [
         IndexModel([("email_key", ASCENDING)], name="email_key_unique", unique=True),
@@ -115,6 +114,9 @@ INDEXES: dict[str, list[IndexModel]] = {
 TERMINAL = sorted(str(s) for s in TERMINAL_STATUSES)
 #: claim tokens kept per job: enough to tell which claims of one bulk write won
 RECENT_CLAIMS = 8
+#: seconds closing the client may take (ending its sessions; milliseconds when the
+#: server answers)
+CLOSE_TIMEOUT_S = 1.0
 #: the server command behind each maintenance task that is one command per collection
 MAINTENANCE_COMMANDS = {"clear_cache": "planCacheClear", "vacuum": "compact"}
 
@@ -255,8 +257,12 @@ class MongoStore(MongoCluster, Store):
         self._transactions = self._supports_transactions()
 
     def close(self) -> None:
+        """Close the client within CLOSE_TIMEOUT_S: pymongo's close ends the server
+        sessions first, which with the server gone waited out the whole server
+        selection timeout and held every shutdown for it."""
         if self._client is not None:
-            self._client.close()
+            with pymongo.timeout(CLOSE_TIMEOUT_S), suppress(PyMongoError):
+                self._client.close()
             self._client = None
             self._db = None
 

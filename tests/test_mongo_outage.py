@@ -199,3 +199,27 @@ def test_a_frozen_server_times_out_instead_of_hanging(
         )
     finally:
         stop(service)
+
+
+#: a SIGTERM with the server gone: the keeper's bounded join (2 s), the client's bounded
+#: close (1 s) and Sanic's own stop; it took 15.5-16 s before both bounds
+STOP_WITHIN = 8.0
+
+
+def test_a_sigterm_with_the_server_gone_is_not_held_for_its_timeouts(
+    tmp_path: Path, server: SecantusProcess
+) -> None:
+    env = {"DB_NAME": "cronwell_gone", "CRONWELL_DATA_DIR": str(tmp_path / "data")}
+    service = ServeProcess(["--store", server.uri], tmp_path / "serve.log", env=env).wait_healthy()
+    try:
+        assert requests.get(f"{service.url}/api/jobs", timeout=10).status_code == 200
+        server.kill()
+        time.sleep(0.3)  # the keeper's next tick is now in a call to the missing server
+        started = time.monotonic()
+        status = service.terminate(timeout=60)
+        took = time.monotonic() - started
+        assert status == 0, service.output()
+        assert took < STOP_WITHIN, f"SIGTERM took {took:.1f} s with the server gone"
+        assert "not deregistering" in (tmp_path / "serve.log").read_text()
+    finally:
+        stop(service)
