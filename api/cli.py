@@ -22,6 +22,7 @@ from api.permissions import ROLES
 from api.secrets import load_secret_box
 from api.validation import check_email
 from engine.errors import CronwellError, InvalidInput
+from engine.gil import use_engine_switch_interval
 from engine.ids import new_id
 from runners.capabilities import keep_from_children
 from runners.identity import describe_identity, script_identity
@@ -246,9 +247,6 @@ def create_key(args: argparse.Namespace) -> int:
     return 0
 
 
-SWITCH_INTERVAL = 0.001
-
-
 def run_server(settings: Settings, store: Store) -> int:
     from api.app import create_app
     from api.logs import configure_logging, install_event_log
@@ -256,9 +254,9 @@ def run_server(settings: Settings, store: Store) -> int:
 
     configure_logging(settings)
     # The engine's loop and workers share the GIL with the event loop and the reader;
-    # a due fire waits for a switch. 1 ms instead of CPython's 5 ms cuts how late
-    # fires start while the API is busy (bench.api canaries), at a small CPU cost.
-    sys.setswitchinterval(SWITCH_INTERVAL)
+    # a due fire waits for a switch (engine/gil.py): 1 ms instead of CPython's 5 ms cuts
+    # how late fires start while the API is busy (bench.api canaries).
+    use_engine_switch_interval()
     app = create_app(settings, store=store)
     install_event_log(app)
     try:

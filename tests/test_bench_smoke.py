@@ -113,6 +113,39 @@ def test_dispatch_targets_compare_this_runs_figures() -> None:
     assert by_start["burst-10000 throughput >= 4x APScheduler's"].endswith("PASS")
     assert by_start["add-cron-10000 throughput >= 4x APScheduler's"].endswith("n/a")
     assert by_start["memory-cron-100000 bytes per job <= 1/4 of APScheduler's"].endswith("MISS")
+    assert by_start["date-1000 p99 below APScheduler's"].endswith("PASS")
+    assert not any("control" in line for line in lines)  # no control row ran
+
+
+def test_the_switch_interval_control_is_shown_beside_the_target_never_as_one() -> None:
+    results = [
+        _result("floor", "date-10000", p99_ms=0.2),
+        _result("cronwell", "date-10000", p99_ms=0.6),
+        _result("apscheduler", "date-10000", p99_ms=0.5),
+        _result("apscheduler-1ms", "date-10000", p99_ms=0.45),
+    ]
+    lines = dispatch.targets(results)
+    below = lines.index(next(x for x in lines if x.startswith("date-10000 p99 below")))
+    assert lines[below].endswith("MISS")  # against the peer as its users run it
+    assert "APScheduler with cronwell's 1 ms GIL switch interval: p99 0.450 ms" in lines[below + 1]
+    planned = dict(dispatch.plan(quick=True))
+    assert "apscheduler-1ms" in planned["date-10000"]
+
+
+def test_the_bench_times_cronwell_with_the_services_switch_interval() -> None:
+    import sys
+
+    from bench.systems import load_system
+    from bench.systems.base import StartRecorder
+    from engine.gil import SWITCH_INTERVAL
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        load_system("cronwell", StartRecorder(1))
+        assert sys.getswitchinterval() == SWITCH_INTERVAL
+    finally:
+        sys.setswitchinterval(before)
 
 
 def test_dispatch_plan_names_the_issue_workloads_and_measures_apscheduler_everywhere() -> None:

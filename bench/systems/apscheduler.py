@@ -7,6 +7,7 @@ however late too), so both systems run every job.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -66,4 +67,8 @@ class APSchedulerSystem:
 
 
 def make_system(name: str, recorder: StartRecorder) -> APSchedulerSystem:
+    if name == "apscheduler-1ms":  # a control: the peer given cronwell's switch interval
+        from engine.gil import SWITCH_INTERVAL
+
+        sys.setswitchinterval(SWITCH_INTERVAL)
     return APSchedulerSystem(name, recorder)

@@ -1,6 +1,7 @@
 """cronwell's engine as the service runs it: `engine.scheduler.Scheduler` over the
 in-memory reference store ("cronwell") or a SQLite file in a temp folder
-("cronwell-sqlite"), with a runner that only records when it was called.
+("cronwell-sqlite"), with a runner that only records when it was called, in a process
+with the service's GIL switch interval (engine/gil.py).
 
 Adds are acknowledged when their futures resolve: the job is in the store and on the
 heap, the same promise APScheduler's `add_job` makes when it returns.
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.systems.base import POOL_SIZE, CronSpec, StartRecorder
+from engine.gil import use_engine_switch_interval
 from engine.interfaces import Outcome, RunObserver, RunRequest
 from engine.model import Job, JobKind, Status
 from engine.scheduler import Scheduler
@@ -39,6 +41,7 @@ class CronwellSystem:
     def __init__(self, name: str, recorder: StartRecorder) -> None:
         self.name = name
         self._recorder = recorder
+        use_engine_switch_interval()  # as `cronwell serve` does (api/cli.py)
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._store = self._open_store(name)
         # as the service runs it: a durable store gets a start journal (engine/running/journal.py)
