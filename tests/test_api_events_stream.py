@@ -223,7 +223,13 @@ def test_a_stalled_client_is_dropped_and_fires_stay_on_time(tmp_path: Path) -> N
             if e.started_at is not None and e.scheduled_for is not None
         ]
         assert len(lateness) >= 5, lateness
-        assert max(lateness) < 0.1, (sorted(lateness)[-5:], dropped_after)
+        # A loop or bus held by the stalled client would hold fires until its drop,
+        # 2-3 s into the adds (dropped_after): so the bound is a fraction of that, not
+        # the 0.1 s this test once asserted, which the OS alone exceeded (130-380 ms) on
+        # a loaded 2-core machine whatever the tree. Typical fires stay prompt.
+        worst, typical = max(lateness), sorted(lateness)[len(lateness) // 2]
+        assert worst < min(0.5, dropped_after / 3), (sorted(lateness)[-5:], dropped_after)
+        assert typical < 0.1, (typical, dropped_after)
 
 
 def _drain(stream: SseStream) -> bytes:
