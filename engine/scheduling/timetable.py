@@ -203,8 +203,11 @@ class Timetable:
         time on). `observe` gets the record {id, history_limit, notify} of each row
         that holds either, notify parsed (what the service's observers read)."""
         jobs, shared, new_slot = self.jobs, _shared, JobSlot.__new__
+        # per-load caches of what rows repeat; graces shared as `_shared` does, without
+        # its call per job (floats only: 60 and 60.0 are equal keys of other types)
         texts: dict[str, tuple[datetime, float]] = {}
         specs: dict[str, Trigger] = {}
+        graces: dict[float, float] = {}
         scheduled = 0
 
         def placed() -> Iterator[tuple[str, float]]:
@@ -261,10 +264,14 @@ class Timetable:
                     slot.owner = None if owner is None else intern(owner)
                     slot.trigger = trigger
                     slot.next_run_time = timed[0]
-                    slot.misfire_grace_time = shared(grace)
+                    slot.misfire_grace_time = (
+                        graces.setdefault(grace, grace)
+                        if type(grace) is float and len(graces) < SHARED_VALUES_LIMIT
+                        else shared(grace)
+                    )
                     slot.coalesce = bool(coalesce)
                     slot.max_instances = int(instances)
-                    slot.overlap = shared(overlap)
+                    slot.overlap = intern(overlap)
                     jobs[job_id] = slot
                     scheduled += 1
                     yield job_id, timed[1]
