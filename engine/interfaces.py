@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -74,6 +75,39 @@ CHANGES_KEPT = 10_000
 #: job fields owned by claim_fire/finish_execution: update_job and add_job(replace=True)
 #: never overwrite them (the engine sets last_run_time only through those two writes)
 RUN_COUNTERS = ("total_executions", "last_run_time")
+#: the Job fields the engine's timetable keeps of a job (what its start-up load reads)
+JOB_SLOT_FIELDS = (
+    "id",
+    "name",
+    "kind",
+    "target",
+    "owner",
+    "trigger",
+    "next_run_time",
+    "enabled",
+    "paused",
+    "misfire_grace_time",
+    "coalesce",
+    "max_instances",
+    "overlap",
+)
+#: what a row of `SchedulerStore.job_rows` holds, in this order: the slot fields and
+#: those the service's start-up observers read
+JOB_ROW_FIELDS = (*JOB_SLOT_FIELDS, "history_limit", "notify")
+
+
+def record_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The `SchedulerStore.job_rows` row of a job's record (`job_records`)."""
+    defaults = _row_defaults()
+    return tuple(record.get(name, defaults[name]) for name in JOB_ROW_FIELDS)
+
+
+@cache
+def _row_defaults() -> dict[str, Any]:
+    """Each Job field's default; those every record holds (id, name, ...) have none."""
+    from engine.model import Job  # not at the top: engine.model imports this module
+
+    return {f.name: f.default for f in fields(Job)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +224,21 @@ class SchedulerStore(ABC):
         jobs = self.list_jobs()
         for start in range(0, len(jobs), max(page, 1)):
             yield [job.to_record() for job in jobs[start : start + page]]
+
+    def job_rows(self, page: int = 1000) -> Iterator[list[Sequence[Any]]]:
+        """Every stored job as a row of its `JOB_ROW_FIELDS` values in that order, in
+        pages of at most `page`, in no promised order: what the start-up load reads.
+
+        A value is what `job_records` would give for the field (a field missing from
+        the stored job reads as the Job's default), except that a store may give the
+        trigger and notify as their JSON text and next_run_time as its ISO 8601 text,
+        as it keeps them: the reader parses each distinct text once, where a million
+        jobs share a few thousand (building a record a job was most of the load's
+        cost). Pages are read as `job_records` reads them; rows are the caller's. This
+        default builds the rows from `job_records`.
+        """
+        for records in self.job_records(page, JOB_ROW_FIELDS):
+            yield [record_row(record) for record in records]
 
     @abstractmethod
     def count_jobs(self, owner: str | None = None) -> JobCounts:

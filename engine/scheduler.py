@@ -183,9 +183,9 @@ class Scheduler:
         observed_fields: Sequence[str] = (),
     ) -> Recovery:
         """Recover from the store, start the workers and (unless told not to, for tests
-        that drive `run_once` by hand) the loop thread. `observers` see every stored
-        job's record, holding at least `observed_fields`, as recovery loads it (see
-        `recovery.load_jobs`)."""
+        that drive `run_once` by hand) the loop thread. `observers` see stored
+        jobs' records, holding at least `observed_fields`, as recovery loads them
+        (which ones: `recovery.load_jobs`)."""
         with self._state_lock:
             if self._state != "new":
                 raise EngineStopped(f"the scheduler cannot start: it is {self._state}")

@@ -35,7 +35,7 @@ from engine.errors import (
     UserNotFound,
 )
 from engine.gcpause import paused_gc
-from engine.interfaces import abandons
+from engine.interfaces import abandons, record_row
 from engine.model import TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
     RUN_COUNTERS,
@@ -58,6 +58,7 @@ from stores.sql_slots import (
     covers,
     missing_columns,
     slot_statements,
+    with_documents,
 )
 from stores.sql_tables import Column, Dialect, Index, Table
 
@@ -517,22 +518,41 @@ class SqlStore(SqlCluster, Store):
         documents are (picking fields out of the JSON with SQLite's json_extract was
         measured no faster than orjson's whole parse)."""
         if covers(fields):
-            reader = SlotReader(self._slot_fallback)
-            yield from self._pages("slots", page, reader.record, 0)
+            reader = SlotReader()
+            for rows in self.job_rows(page):
+                yield [reader.record(row) for row in rows]
             return
         yield from self._pages("export_jobs", page, lambda row: JOBS.record(row[1:]), 0)
+
+    def job_rows(self, page: int = 1000) -> Iterator[list[Sequence[Any]]]:
+        """The slot columns (stores/sql_slots.py) as stored, which the contract allows:
+        the trigger and notify as JSON text, next_run_time as text; no Python work per
+        row. A row whose columns are empty is read from its document."""
+        for stored in self._keyset("rows", page, 0):
+            rows = with_documents(stored, self._row_from_document)
+            if rows:
+                yield rows
+
+    def _row_from_document(self, job_id: str) -> tuple[Any, ...] | None:
+        found = self._rows("row_document", {"id": job_id})
+        return record_row(self._slot_fallback(*found[0])) if found else None
 
     def _pages(
         self, prefix: str, page: int, decode: Callable[[Sequence[Any]], T], key: int
     ) -> Iterator[list[T]]:
-        """Rows of the `{prefix}_first` / `{prefix}_after` statements, keyset-paged by
-        the id in column `key`, decoded a page at a time outside the store's lock."""
+        """`_keyset` pages, decoded a page at a time outside the store's lock."""
+        for rows in self._keyset(prefix, page, key):
+            yield [decode(row) for row in rows]
+
+    def _keyset(self, prefix: str, page: int, key: int) -> Iterator[list[Any]]:
+        """Non-empty pages of rows of the `{prefix}_first` / `{prefix}_after` statements,
+        keyset-paged by the id in column `key`."""
         params: dict[str, Any] = {"limit": max(page, 1), "offset": 0}
         name = f"{prefix}_first"
         while True:
             rows = self._rows(name, params)
             if rows:
-                yield [decode(row) for row in rows]
+                yield rows
             if len(rows) < params["limit"]:
                 return
             name, params["after"] = f"{prefix}_after", rows[-1][key]

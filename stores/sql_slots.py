@@ -7,7 +7,9 @@ every insert, update and upsert, in the statement that writes its document, so t
 never disagree with it; next_run_time was a column already, the one the fire claim
 writes. A trigger and a notify setting are JSON text, but few distinct triggers serve
 many jobs (1,440 daily cron expressions for a million), so `SlotReader` parses each
-distinct text once.
+distinct text once. The start-up load itself reads them as rows (`job_rows`): the
+columns as stored, the texts parsed by the engine once per distinct text, no record
+built per job.
 
 A file made before these columns existed gets them on its first open
 (`SqlStore._migrate_jobs`): added, then filled from each job's document by the same
@@ -17,10 +19,11 @@ a row inserted by an older version since) is read from its document, as before.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
+from engine.interfaces import JOB_ROW_FIELDS
 from stores.codec import loads, text_time
 from stores.sql_tables import Column, Dialect
 
@@ -62,6 +65,8 @@ FIELD_COLUMNS = {
     "history_limit": "history_limit",
     "notify": "notify_spec",
 }
+#: where a `rows_*` row holds the trigger's text
+TRIGGER_AT = JOB_ROW_FIELDS.index("trigger")
 #: distinct trigger texts and fire times a reader keeps (it starts afresh when full)
 READER_LIMIT = 10_000
 
@@ -79,12 +84,12 @@ def missing_columns(present: Collection[str]) -> list[Column]:
 
 def slot_statements(dialect: Dialect, table: str) -> dict[str, str]:
     """The statements of the slot read and of the migration, by name."""
-    columns = ", ".join(FIELD_COLUMNS.values())
-    # the document only where the columns are empty (see the module docstring)
-    select = f"SELECT {columns}, CASE WHEN trigger_spec IS NULL THEN doc END FROM {table}"
+    row = ", ".join(FIELD_COLUMNS[name] for name in JOB_ROW_FIELDS)
     sql = {
-        "slots_first": dialect.page(f"{select} ORDER BY id"),
-        "slots_after": dialect.page(f"{select} WHERE id > :after ORDER BY id"),
+        # the document read apart for the rare row whose columns are empty
+        "rows_first": dialect.page(f"SELECT {row} FROM {table} ORDER BY id"),
+        "rows_after": dialect.page(f"SELECT {row} FROM {table} WHERE id > :after ORDER BY id"),
+        "row_document": f"SELECT doc, next_run_time FROM {table} WHERE id = :id",
         "backfill_slots": (
             f"UPDATE {table} SET "
             + ", ".join(f"{c.name} = :{c.name}" for c in SLOT_COLUMNS)
@@ -98,55 +103,51 @@ def slot_statements(dialect: Dialect, table: str) -> dict[str, str]:
     return sql
 
 
-class SlotReader:
-    """Job records (as `SchedulerStore.job_records` gives them) from rows of the
-    `slots_*` statements. One reader per load: its caches last as long as the load."""
+def with_documents(
+    rows: list[Any], from_document: Callable[[str], Sequence[Any] | None]
+) -> list[Any]:
+    """A page of `rows_*` rows as `job_rows` gives them: each whose columns are empty
+    (its trigger_spec is) replaced by `from_document`'s row of its job id, read from
+    its document, or left out (None: the job is gone since)."""
+    if all(row[TRIGGER_AT] is not None for row in rows):
+        return rows
+    out = []
+    for row in rows:
+        whole = row if row[TRIGGER_AT] is not None else from_document(row[0])
+        if whole is not None:
+            out.append(whole)
+    return out
 
-    def __init__(self, from_document: Any) -> None:
-        #: the record of a row whose columns are empty, from its (doc, next_run_time)
-        self._from_document = from_document
+
+class SlotReader:
+    """Job records (as `SchedulerStore.job_records` gives them) from the rows of
+    `SqlStore.job_rows`. One reader per load: its caches last as long as the load."""
+
+    def __init__(self) -> None:
         self._triggers: dict[str, dict[str, Any]] = {}
         self._times: dict[str, datetime | None] = {}
 
     def record(self, row: Sequence[Any]) -> dict[str, Any]:
-        (
-            job_id,
-            name,
-            kind,
-            target,
-            owner,
-            trigger,
-            when,
-            enabled,
-            paused,
-            grace,
-            coalesce,
-            instances,
-            overlap,
-            limit,
-            notify,
-            doc,
-        ) = row
-        if trigger is None:
-            record: dict[str, Any] = self._from_document(doc, when)
+        record = dict(zip(JOB_ROW_FIELDS, row, strict=True))
+        if type(record["trigger"]) is not str:  # read from its document: record values
             return record
-        return {
-            "id": job_id,
-            "name": name,
-            "kind": kind,
-            "target": target,
-            "owner": owner,
-            "trigger": self._trigger(trigger),
-            "next_run_time": self._time(when),
-            "enabled": bool(enabled),
-            "paused": bool(paused),
-            "misfire_grace_time": None if grace is None else float(grace),
-            "coalesce": bool(coalesce),
-            "max_instances": int(instances),
-            "overlap": overlap,
-            "history_limit": None if limit is None else int(limit),
-            "notify": None if notify is None else loads(notify),
-        }
+        grace, limit, notify = (
+            record["misfire_grace_time"],
+            record["history_limit"],
+            record["notify"],
+        )
+        record.update(
+            trigger=self._trigger(record["trigger"]),
+            next_run_time=self._time(record["next_run_time"]),
+            enabled=bool(record["enabled"]),
+            paused=bool(record["paused"]),
+            misfire_grace_time=None if grace is None else float(grace),
+            coalesce=bool(record["coalesce"]),
+            max_instances=int(record["max_instances"]),
+            history_limit=None if limit is None else int(limit),
+            notify=None if notify is None else loads(notify),
+        )
+        return record
 
     def _trigger(self, text: str) -> dict[str, Any]:
         """The trigger's dict, parsed once per distinct text; a copy, since records are

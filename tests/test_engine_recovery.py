@@ -105,26 +105,59 @@ def test_paused_jobs_stay_off_the_heap_and_scheduled_retries_come_back() -> None
         assert h.runner.job_ids == ["r"]
 
 
-def test_the_start_up_load_shows_every_stored_job_to_its_observers_once(
+def test_the_start_up_load_shows_each_job_holding_an_observed_field_to_its_observers_once(
     monkeypatch: Any,
 ) -> None:
-    """Paged (three jobs a page here), every job once: active, paused and finished
-    ones alike, while only the active ones go on the heap."""
+    """Paged (three jobs a page here), each job that holds a history_limit or a notify
+    once, with both (the service's observers learn from those only): active, paused
+    and finished ones alike, while only the active ones go on the heap; a job holding
+    neither is not shown."""
     monkeypatch.setattr("engine.scheduling.recovery.LOAD_PAGE", 3)
     store = MemoryStore()
-    active = [stored(store, make_job(f"a{i}", every(60)), later(60 + i)) for i in range(5)]
-    stored(store, make_job("p", every(60), paused=True), later(60))
-    stored(store, make_job("d", date_at(T0)), None)
-    seen: list[str] = []
+    notify = {"on": ["failed"], "webhook": "http://127.0.0.1:9/hook"}
+    active = [
+        stored(store, make_job(f"a{i}", every(60), history_limit=i + 1), later(60 + i))
+        for i in range(5)
+    ]
+    stored(store, make_job("p", every(60), paused=True, notify=notify), later(60))
+    stored(store, make_job("d", date_at(T0), history_limit=3, notify=notify), None)
+    stored(store, make_job("plain", every(60)), later(60))
+    seen: list[dict[str, Any]] = []
     also: list[str] = []
     with Harness(store=store) as h:
         recovery = h.scheduler.start(
             loop_thread=False,
-            observers=(lambda r: seen.append(r["id"]), lambda r: also.append(r["id"])),
+            observers=(lambda r: seen.append(dict(r)), lambda r: also.append(r["id"])),
+            observed_fields=("history_limit", "notify"),
         )
-        assert recovery.jobs == len(active) == h.scheduler.scheduled_jobs
+        assert recovery.jobs == len(active) + 1 == h.scheduler.scheduled_jobs
         assert h.at(0) == 60.0
-    assert sorted(seen) == sorted(also) == sorted([*(j.id for j in active), "p", "d"])
+    by_id = {r["id"]: r for r in seen}
+    assert len(seen) == len(by_id) and sorted(also) == sorted(by_id)
+    assert by_id == {
+        **{j.id: {"id": j.id, "history_limit": j.history_limit, "notify": None} for j in active},
+        "p": {"id": "p", "history_limit": None, "notify": notify},
+        "d": {"id": "d", "history_limit": 3, "notify": notify},
+    }
+
+
+def test_observers_wanting_other_fields_see_every_stored_job_once(monkeypatch: Any) -> None:
+    """Fields the rows do not show their observers (`put_rows`) take the records' way:
+    every job, with those fields."""
+    monkeypatch.setattr("engine.scheduling.recovery.LOAD_PAGE", 3)
+    store = MemoryStore()
+    for i in range(4):
+        stored(store, make_job(f"a{i}", every(60), description=f"d{i}"), later(60))
+    stored(store, make_job("p", every(60), paused=True, description="dp"), later(60))
+    seen: dict[str, str] = {}
+    with Harness(store=store) as h:
+        recovery = h.scheduler.start(
+            loop_thread=False,
+            observers=(lambda r: seen.setdefault(r["id"], r["description"]),),
+            observed_fields=("description", "notify"),
+        )
+        assert recovery.jobs == 4
+    assert seen == {"a0": "d0", "a1": "d1", "a2": "d2", "a3": "d3", "p": "dp"}
 
 
 class DurableMemoryStore(MemoryStore):

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 
 from engine.errors import StoreUnavailable
+from engine.interfaces import JOB_ROW_FIELDS
 from engine.model import Execution, Job, JobKind, Status, Surface
 from engine.scheduling.timetable import RECORD_FIELDS
 from engine.triggers import BoundedTrigger, CronTrigger, DateTrigger, IntervalTrigger
 from stores.codec import dumps, time_text
 from stores.sql import JOBS
-from stores.sql_slots import FIELD_COLUMNS, SLOT_COLUMNS
+from stores.sql_slots import FIELD_COLUMNS, SLOT_COLUMNS, with_documents
 from stores.sqlite import SqliteStore
 from tests.test_store_contract import T0, make_job
 
@@ -168,6 +169,24 @@ def test_a_row_without_columns_is_read_from_its_document(sqlite_store: SqliteSto
     assert slot_columns(sqlite_store.path, job.id)["trigger_spec"] is None
     whole = records(sqlite_store, None)[job.id]
     assert records(sqlite_store, LOAD_FIELDS)[job.id] == {n: whole[n] for n in FIELD_COLUMNS}
+    sqlite_store.add_job(make_job("new-writer"))
+    rows = {row[0]: row for page in sqlite_store.job_rows(1) for row in page}
+    assert set(rows) == {"old-writer", "new-writer"}
+    assert rows["old-writer"] == tuple(whole[n] for n in JOB_ROW_FIELDS)
+
+
+def test_a_row_without_columns_whose_job_is_gone_is_left_out() -> None:
+    """Its document is read apart from the page: a job removed in between has no row."""
+
+    def row(job_id: str, trigger: str | None) -> tuple[Any, ...]:
+        values = dict.fromkeys(JOB_ROW_FIELDS, 0) | {"id": job_id, "trigger": trigger}
+        return tuple(values[name] for name in JOB_ROW_FIELDS)
+
+    from_document = {"a": row("a", "{}")}.get
+    page = [row("a", None), row("b", '{"kind":"cron"}'), row("gone", None)]
+    assert with_documents(page, from_document) == [row("a", "{}"), page[1]]
+    whole = [page[1]]
+    assert with_documents(whole, from_document) is whole  # nothing to read: no copy
 
 
 @pytest.mark.parametrize("job", varied_jobs(), ids=lambda j: j.id)

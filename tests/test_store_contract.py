@@ -11,6 +11,7 @@ runs when CRONWELL_ORACLE_DSN is set (skipped otherwise).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -356,6 +357,35 @@ def test_job_records_with_fields_hold_those_fields_as_stored(
         stored = store.get_job(record["id"]).to_record()
         got = {f: record.get(f, JOB_DEFAULTS.get(f)) for f in wanted}
         assert got == {f: stored[f] for f in wanted}
+
+
+@pytest.mark.parametrize("page", [2, 1000])
+def test_job_rows_are_every_job_once_holding_its_stored_fields(store: Store, page: int) -> None:
+    """The start-up load's rows: pages of at most `page`, every job once, each value
+    the stored job's (its trigger, notify and next_run_time may be their text)."""
+    from engine.interfaces import JOB_ROW_FIELDS
+
+    jobs = [
+        make_job(owner="u1", max_instances=3, overlap="queue", coalesce=False),
+        make_job(owner=None, paused=True, notify={"on": ["failed"], "email": "a@b.c"}),
+        make_job(enabled=False, history_limit=5, misfire_grace_time=None),
+        make_job(trigger=DateTrigger(T0), next_run_time=None),
+        make_job(trigger=IntervalTrigger(seconds=90, start_date=T0)),
+    ]
+    for job in jobs:
+        store.add_job(job)
+    pages = list(store.job_rows(page))
+    assert pages and all(0 < len(p) <= page for p in pages)
+    rows = [dict(zip(JOB_ROW_FIELDS, row, strict=True)) for p in pages for row in p]
+    assert sorted(r["id"] for r in rows) == sorted(j.id for j in jobs)
+    for row in rows:
+        for name in ("trigger", "notify"):
+            if isinstance(row[name], str):
+                row[name] = json.loads(row[name])
+        if isinstance(row["next_run_time"], str):
+            row["next_run_time"] = datetime.fromisoformat(row["next_run_time"])
+        stored = store.get_job(row["id"]).to_record()
+        assert row == {f: stored[f] for f in JOB_ROW_FIELDS}
 
 
 def test_count_jobs(store: Store) -> None:

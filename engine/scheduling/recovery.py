@@ -41,7 +41,12 @@ from engine.interfaces import SchedulerStore
 from engine.model import Execution, Status
 from engine.running.pool import WorkItem
 from engine.scheduling.takeover import judge_unstarted, requeue_note
-from engine.scheduling.timetable import RECORD_FIELDS, Timetable
+from engine.scheduling.timetable import (
+    RECORD_FIELDS,
+    ROW_OBSERVED_FIELDS,
+    RowObserver,
+    Timetable,
+)
 
 log = logging.getLogger(__name__)
 ABANDONED_MESSAGE = "cronwell stopped while this execution was running"
@@ -52,7 +57,7 @@ LOAD_PAGE = 2000
 #: kills what runs of a stopped process left behind, given their execution ids, and
 #: returns how many processes it stopped (the service passes runners' own)
 KillLeftovers = Callable[[Collection[str]], int]
-#: sees one stored job's record (`SchedulerStore.job_records`) during the start-up load
+#: sees a stored job's record during the start-up load (which ones: `load_jobs`)
 JobObserver = Callable[[Mapping[str, Any]], None]
 
 
@@ -148,27 +153,49 @@ def load_jobs(
 ) -> int:
     """Put every stored job that will fire on the heap; return how many.
 
-    Streamed a page of records at a time (`SchedulerStore.job_records`), each with only
-    the fields the timetable reads (`RECORD_FIELDS`) and the `observed_fields`: a
-    million jobs are never in memory as Jobs, only as the timetable's slots. Each
-    record is shown to the `observers` (the service learns retention limits and
-    notification targets from the same pass instead of loading every job again).
+    Streamed a page at a time: a million jobs are never in memory as Jobs, only as the
+    timetable's slots. When the observers want no more than `ROW_OBSERVED_FIELDS`
+    (the service's do), the store's rows (`SchedulerStore.job_rows`) are read and
+    each slot is built straight from its row, and the observers see the record of
+    each job whose observed fields hold a value, the only ones they learn from;
+    otherwise records with the timetable's fields (`RECORD_FIELDS`) and the
+    `observed_fields` are read, and the observers see every one. Observing during
+    the load lets the service learn retention limits and notification targets from
+    this pass instead of loading every job again.
     """
-    wanted = tuple(dict.fromkeys((*RECORD_FIELDS, *observed_fields)))
-
-    def observed() -> Iterator[Mapping[str, Any]]:
-        for page in store.job_records(LOAD_PAGE, wanted):
-            for record in page:
-                for observe in observers:
-                    observe(record)
-                yield record
-
     # Building the heap allocates long-lived objects and no cyclic garbage: pausing the
     # cyclic GC (as the stores do for bulk decoding) keeps the collector from
-    # re-traversing them (a fifth of start-up); each page's records are freed by
-    # reference counting as the next page is read.
+    # re-traversing them (a fifth of start-up); each page is freed by reference
+    # counting as the next one is read.
     with paused_gc(BULK_ITEMS):
-        return timetable.put_records(observed())
+        if set(observed_fields) <= set(ROW_OBSERVED_FIELDS):
+            return timetable.put_rows(store.job_rows(LOAD_PAGE), _each(observers))
+        return timetable.put_records(_observed(store, observers, observed_fields))
+
+
+def _each(observers: Sequence[JobObserver]) -> RowObserver | None:
+    """One observer that shows a record to each of `observers` (None: there are none)."""
+    if not observers:
+        return None
+
+    def observe(record: dict[str, Any]) -> None:
+        for observer in observers:
+            observer(record)
+
+    return observe
+
+
+def _observed(
+    store: SchedulerStore, observers: Sequence[JobObserver], observed_fields: Sequence[str]
+) -> Iterator[Mapping[str, Any]]:
+    """Every stored job's record with the fields the timetable and the observers read,
+    each shown to the observers."""
+    wanted = tuple(dict.fromkeys((*RECORD_FIELDS, *observed_fields)))
+    for page in store.job_records(LOAD_PAGE, wanted):
+        for record in page:
+            for observe in observers:
+                observe(record)
+            yield record
 
 
 def abandon_begun(

@@ -18,13 +18,14 @@ Owned by the loop thread; not thread-safe.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Iterator, Mapping
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, fields
 from datetime import UTC, datetime
+from sys import intern
 from typing import Any
 
-from engine.interfaces import Trigger
+from engine.interfaces import JOB_ROW_FIELDS, JOB_SLOT_FIELDS, Trigger
 from engine.model import Execution, Job, JobKind, as_utc
 from engine.scheduling.heap import TimerHeap
 from engine.triggers import trigger_from_dict
@@ -38,21 +39,11 @@ TIME_INTERN_LIMIT = 10_000
 #: a job record's missing fields read as the Job's defaults (as `Job.from_record` does)
 JOB_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Job) if f.default is not MISSING}
 #: the Job fields `put_record` reads: what the start-up load asks the store for
-RECORD_FIELDS = (
-    "id",
-    "name",
-    "kind",
-    "target",
-    "owner",
-    "trigger",
-    "next_run_time",
-    "enabled",
-    "paused",
-    "misfire_grace_time",
-    "coalesce",
-    "max_instances",
-    "overlap",
-)
+RECORD_FIELDS = JOB_SLOT_FIELDS
+#: the fields of a job's record `put_rows` shows its observer, with the id
+ROW_OBSERVED_FIELDS = JOB_ROW_FIELDS[len(JOB_SLOT_FIELDS) :]
+#: sees {id, history_limit, notify} of each loaded row that holds either (`put_rows`)
+RowObserver = Callable[[dict[str, Any]], None]
 #: a record's kind text -> the slot's (shared) kind string
 _KIND_VALUES = {k.value: k.value for k in JobKind}
 #: small values many jobs repeat (grace seconds, overlap words), one object each
@@ -81,8 +72,8 @@ class JobSlot:
         self.id = job.id
         self.name = job.name
         self.kind: str = job.kind.value
-        self.target = sys.intern(job.target)
-        self.owner = None if job.owner is None else sys.intern(job.owner)
+        self.target = intern(job.target)
+        self.owner = None if job.owner is None else intern(job.owner)
         self.trigger = trigger
         self.next_run_time = next_run_time
         self.misfire_grace_time = job.misfire_grace_time
@@ -104,9 +95,9 @@ class JobSlot:
         slot.name = record["name"]
         kind = record["kind"]
         slot.kind = _KIND_VALUES.get(kind) or JobKind(kind).value
-        slot.target = sys.intern(record["target"])
+        slot.target = intern(record["target"])
         owner = get("owner")
-        slot.owner = None if owner is None else sys.intern(owner)
+        slot.owner = None if owner is None else intern(owner)
         slot.trigger = trigger
         slot.next_run_time = next_run_time
         slot.misfire_grace_time = _shared(get("misfire_grace_time", _GRACE))
@@ -199,6 +190,91 @@ class Timetable:
                 jobs[slot.id] = slot
                 scheduled += 1
                 yield slot.id, when_ts
+
+        self.heap.extend(placed())
+        return scheduled
+
+    def put_rows(
+        self, pages: Iterable[Sequence[Sequence[Any]]], observe: RowObserver | None = None
+    ) -> int:
+        """`put_records` for pages of `SchedulerStore.job_rows` rows, in one loop that
+        builds each slot straight from its row: no record per job, and each distinct
+        trigger and time text parsed once (what a million-job start-up spends its
+        time on). `observe` gets the record {id, history_limit, notify} of each row
+        that holds either, notify parsed (what the service's observers read)."""
+        jobs, shared, new_slot = self.jobs, _shared, JobSlot.__new__
+        # per-load caches of what rows repeat; graces shared as `_shared` does, without
+        # its call per job (floats only: 60 and 60.0 are equal keys of other types)
+        texts: dict[str, tuple[datetime, float]] = {}
+        specs: dict[str, Trigger] = {}
+        graces: dict[float, float] = {}
+        scheduled = 0
+
+        def placed() -> Iterator[tuple[str, float]]:
+            nonlocal scheduled
+            for rows in pages:
+                for (
+                    job_id,
+                    name,
+                    kind,
+                    target,
+                    owner,
+                    spec,
+                    when,
+                    enabled,
+                    paused,
+                    grace,
+                    coalesce,
+                    instances,
+                    overlap,
+                    limit,
+                    notify,
+                ) in rows:
+                    if observe is not None and (limit is not None or notify is not None):
+                        told = json.loads(notify) if type(notify) is str else notify
+                        observe({"id": job_id, "history_limit": limit, "notify": told})
+                    if when is None or not enabled or paused:
+                        self.drop_job(job_id)
+                        continue
+                    if type(spec) is str:
+                        trigger = specs.get(spec)
+                        if trigger is None:
+                            trigger = self._trigger_of(json.loads(spec))
+                            if trigger.kind != "date":  # its own: not kept (`_trigger_of`)
+                                if len(specs) >= TRIGGER_INTERN_LIMIT:
+                                    specs.clear()
+                                specs[spec] = trigger
+                    else:
+                        trigger = self._trigger_of(spec)
+                    if type(when) is str:
+                        timed = texts.get(when)
+                        if timed is None:
+                            timed = self._time(as_utc(datetime.fromisoformat(when)), trigger)
+                            if trigger.kind != "date":  # its own time: not kept (`_time`)
+                                if len(texts) >= TIME_INTERN_LIMIT:
+                                    texts.clear()
+                                texts[when] = timed
+                    else:
+                        timed = self._time(when if when.tzinfo is UTC else as_utc(when), trigger)
+                    slot = new_slot(JobSlot)
+                    slot.id = job_id
+                    slot.name = name
+                    slot.kind = _KIND_VALUES.get(kind) or JobKind(kind).value
+                    slot.target = intern(target)
+                    slot.owner = None if owner is None else intern(owner)
+                    slot.trigger = trigger
+                    slot.next_run_time = timed[0]
+                    slot.misfire_grace_time = (
+                        graces.setdefault(grace, grace)
+                        if type(grace) is float and len(graces) < SHARED_VALUES_LIMIT
+                        else shared(grace)
+                    )
+                    slot.coalesce = bool(coalesce)
+                    slot.max_instances = int(instances)
+                    slot.overlap = intern(overlap)
+                    jobs[job_id] = slot
+                    scheduled += 1
+                    yield job_id, timed[1]
 
         self.heap.extend(placed())
         return scheduled
