@@ -1,0 +1,99 @@
+"""WAL checkpoints on the store's own thread (stores/sqlite_checkpoint.py): the writer
+no longer checkpoints in its commit at 1,000 pages, a write wakes the thread, which
+copies what was committed, reads and an idle store do not wake it, a pass does not
+wait for a writer, and closing the store ends the thread."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from stores.sqlite import SqliteStore
+from stores.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
+from tests.api_support import opened_sqlite
+from tests.test_sqlite_revision import make_job
+
+#: long enough for a pass on a loaded machine; a passing test waits far less
+PASS_WAIT = 10.0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    with opened_sqlite(tmp_path / "cronwell.db") as opened:
+        yield opened
+
+
+def checkpointer_of(store: SqliteStore) -> Checkpointer:
+    assert store.checkpointer is not None
+    return store.checkpointer
+
+
+def test_the_writer_checkpoints_only_at_the_backstop(store: SqliteStore) -> None:
+    assert store._db is not None
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
+    checkpointer_of(store).stop()  # nobody checkpoints now but the writer itself
+    for k in range(300):  # about 8 pages each: well past SQLite's default 1,000
+        store.add_job(make_job(f"j{k}"))
+    by_hand = Checkpointer(store._checkpoint_connection)
+    by_hand.open()
+    try:
+        result = by_hand.checkpoint()
+    finally:
+        by_hand.stop()
+    assert result is not None
+    busy, frames, copied = result
+    assert busy == 0
+    assert 1000 < frames < BACKSTOP_PAGES  # the commits left every frame in the WAL
+    assert copied == frames
+
+
+def test_a_write_wakes_the_thread_and_it_copies_what_was_committed(store: SqliteStore) -> None:
+    checkpointer = checkpointer_of(store)
+    assert checkpointer.running
+    checkpointer.passed.clear()
+    store.add_job(make_job("a"))
+    assert checkpointer.passed.wait(PASS_WAIT)
+    assert checkpointer.last is not None
+    _, frames, copied = checkpointer.last
+    assert frames > 0 and copied == frames
+    assert {t.name for t in threading.enumerate()} >= {"cronwell-checkpoint"}
+
+
+def test_reads_do_not_wake_it(store: SqliteStore) -> None:
+    store.add_job(make_job("a"))
+    checkpointer = checkpointer_of(store)
+    assert checkpointer.passed.wait(PASS_WAIT)
+    assert not checkpointer.pending
+    passes = checkpointer.passes
+    store.get_job("a")
+    store.render_jobs(None, lambda job: job.id)
+    store.jobs_revision()
+    assert not checkpointer.pending
+    assert checkpointer.passes == passes
+
+
+def test_a_pass_does_not_wait_for_a_writer(store: SqliteStore, tmp_path: Path) -> None:
+    store.add_job(make_job("a"))
+    checkpointer = checkpointer_of(store)
+    with closing(sqlite3.connect(tmp_path / "cronwell.db", isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+        other.execute("UPDATE cw_jobs SET paused = 1 WHERE id = 'a'")
+        result = checkpointer.checkpoint()  # busy timeout 0: would raise if it waited
+        other.execute("ROLLBACK")
+    assert result is not None and result[0] == 0
+
+
+def test_closing_the_store_ends_the_thread(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "cronwell.db")
+    store.open()
+    checkpointer = checkpointer_of(store)
+    assert checkpointer.running
+    store.close()
+    assert store.checkpointer is None
+    assert not checkpointer.running
+    assert checkpointer.checkpoint() is None  # its connection is closed too
