@@ -1,7 +1,8 @@
 """WAL checkpoints on the store's own thread (stores/sqlite_checkpoint.py): the writer
-no longer checkpoints in its commit at 1,000 pages, a write wakes the thread, which
-copies what was committed, reads and an idle store do not wake it, a pass does not
-wait for a writer, and closing the store ends the thread."""
+no longer checkpoints in its commit at 1,000 pages; the thread copies what was
+committed once writes stop for a while, or sooner once enough were made; reads and an
+idle store do not wake it; a pass does not wait for a writer; closing the store ends
+the thread."""
 
 from __future__ import annotations
 
@@ -62,6 +63,42 @@ def test_a_write_wakes_the_thread_and_it_copies_what_was_committed(store: Sqlite
     _, frames, copied = checkpointer.last
     assert frames > 0 and copied == frames
     assert {t.name for t in threading.enumerate()} >= {"cronwell-checkpoint"}
+
+
+def own_checkpointer(store: SqliteStore, interval: float, pass_writes: int) -> Checkpointer:
+    """The store's thread stopped and one with these settings started on its file."""
+    checkpointer_of(store).stop()
+    mine = Checkpointer(store._checkpoint_connection, interval, pass_writes, name="test-checkpoint")
+    mine.start()
+    return mine
+
+
+def test_enough_writes_start_a_pass_before_writes_stop(store: SqliteStore) -> None:
+    mine = own_checkpointer(store, interval=3600.0, pass_writes=5)  # never quiet enough
+    try:
+        for k in range(4):
+            store.add_job(make_job(f"j{k}"))
+            mine.wrote()
+        assert mine.pending and mine.passes == 0
+        store.add_job(make_job("j4"))
+        mine.wrote()
+        assert mine.passed.wait(PASS_WAIT)
+        assert mine.last is not None and mine.last[2] == mine.last[1] > 0
+        assert not mine.pending
+    finally:
+        mine.stop()
+
+
+def test_a_pause_in_the_writes_starts_a_pass(store: SqliteStore) -> None:
+    mine = own_checkpointer(store, interval=0.01, pass_writes=10**9)
+    try:
+        store.add_job(make_job("a"))
+        mine.wrote()
+        assert mine.passed.wait(PASS_WAIT)
+        assert mine.passes == 1
+    finally:
+        mine.stop()
+    assert not mine.running
 
 
 def test_reads_do_not_wake_it(store: SqliteStore) -> None:
