@@ -66,6 +66,31 @@ def step(
     }
 
 
+def rotated(servers: Sequence[Server], round_no: int) -> list[Server]:
+    """The order of round `round_no`: each round starts one server further on, so each
+    is first (and follows each other one) equally often over len(servers) rounds."""
+    shift = round_no % len(servers)
+    return [*servers[shift:], *servers[:shift]]
+
+
+def summarise(names: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per tree: its rounds, the medians over them of p50 and p99, and each round's."""
+    summary = []
+    for name in names:
+        mine = [r for r in rows if r["system"] == name and r["p99_ms"] is not None]
+        summary.append(
+            {
+                "system": name,
+                "rounds": len(mine),
+                "p50_median_ms": statistics.median(r["p50_ms"] for r in mine) if mine else None,
+                "p99_median_ms": statistics.median(r["p99_ms"] for r in mine) if mine else None,
+                "p50_ms": [round(r["p50_ms"], 2) for r in mine],
+                "p99_ms": [round(r["p99_ms"], 2) for r in mine],
+            }
+        )
+    return summary
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.open_ab", description=__doc__)
     parser.add_argument("--tree", type=tree, action="append", required=True)
@@ -91,8 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             step(server, scripts, args.endpoint, args.rate, warm, f"warm-{server.name}")
         rows: list[dict[str, Any]] = []
         for round_no in range(args.rounds):
-            shift = round_no % len(servers)
-            for server in servers[shift:] + servers[:shift]:
+            for server in rotated(servers, round_no):
                 tag = f"r{round_no}-{server.name}"
                 row = step(server, scripts, args.endpoint, args.rate, args.seconds, tag)
                 row["round"] = round_no
@@ -103,27 +127,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f" errors {row['errors']}, load {row['load']}",
                     flush=True,
                 )
-    summary = []
-    for name, _ in args.tree:
-        mine = [r for r in rows if r["system"] == name]
-        summary.append(
-            {
-                "system": name,
-                "rounds": len(mine),
-                "p50_median_ms": statistics.median(r["p50_ms"] for r in mine),
-                "p99_median_ms": statistics.median(r["p99_ms"] for r in mine),
-                "p99_ms": [round(r["p99_ms"], 2) for r in mine],
-            }
-        )
+    summary = summarise([name for name, _ in args.tree], rows)
     print(
         render_table(
-            ["tree", "rounds", "p50 median", "p99 median", "p99 per round"],
+            ["tree", "rounds", "p50 median", "p99 median", "p50 per round", "p99 per round"],
             [
                 [
                     s["system"],
                     str(s["rounds"]),
                     f"{s['p50_median_ms']:.2f}",
                     f"{s['p99_median_ms']:.2f}",
+                    ", ".join(f"{v:.1f}" for v in s["p50_ms"]),
                     ", ".join(f"{v:.1f}" for v in s["p99_ms"]),
                 ]
                 for s in summary
