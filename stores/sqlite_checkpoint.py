@@ -10,7 +10,8 @@ writer's own automatic checkpoint is only a backstop (`BACKSTOP_PAGES`), and a
 `Checkpointer` thread on a connection of its own runs a PASSIVE checkpoint (it copies
 what is committed while the writer goes on appending, and never waits for a lock)
 once `PASS_WRITES` writes have been made since its last pass, or once writes stop for
-`INTERVAL`. Not after every write: the first write after a pass that copied the whole
+`INTERVAL` after at least `QUIET_WRITES` (fewer wait for more: a node's heartbeat alone
+does not cost two syncs a beat). Not after every write: the first write after a pass that copied the whole
 WAL starts the WAL afresh and syncs its header (SQLite's rule), so passes are spaced
 to leave the writer one such sync per PASS_WRITES writes (two syncs per ~120 before).
 An idle store never wakes the thread.
@@ -30,6 +31,8 @@ BACKSTOP_PAGES = 10_000
 PASS_WRITES = 500
 #: seconds without a write after which the writes since the last pass are checkpointed
 INTERVAL = 0.25
+#: writes since the last pass below which a pause in the writes runs no pass
+QUIET_WRITES = 100
 #: passes run at most after one, each for what was committed while the last one ran
 CATCH_UP = 5
 #: seconds `stop` waits for a pass under way to end
@@ -47,10 +50,12 @@ class Checkpointer:
         interval: float = INTERVAL,
         pass_writes: int = PASS_WRITES,
         name: str = "cronwell-checkpoint",
+        quiet_writes: int = QUIET_WRITES,
     ) -> None:
         self._connect = connect
         self._interval = interval
         self._pass_writes = pass_writes
+        self._quiet_writes = quiet_writes
         self._name = name
         #: writes since the last pass (a count a race may lose one of: it only paces)
         self._writes = 0
@@ -132,6 +137,9 @@ class Checkpointer:
             self._wait_for_pass()
             if self._stopping.is_set():
                 return
+            if not self._full.is_set() and self._writes < self._quiet_writes:
+                self._written.clear()  # a few writes and a pause: wait for more
+                continue
             self._full.clear()
             self._written.clear()
             self._writes = 0
