@@ -12,6 +12,8 @@ Stats and the executions page's totals read counts the file keeps by itself (tri
 stores/sqlite_counts.py), so they cost a few rows however long the history is. The
 job table's revision (stores/sqlite_revision.py) is read through a second connection
 that never waits, so the event loop can ask whether a remembered job list still holds.
+WAL checkpoints run on a thread of their own (stores/sqlite_checkpoint.py), not in the
+commit of the write that filled the WAL.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from stores import sqlite_revision as revision
 from stores.sql import TABLES, SqlStore, filter_key
 from stores.sql_cluster import CLUSTER_TABLES
 from stores.sql_tables import Dialect, Table
+from stores.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 
 #: milliseconds a writer waits for another process's lock before failing
 BUSY_TIMEOUT_MS = 5000
@@ -141,6 +144,8 @@ class SqliteStore(SqlStore):
         self._peek_lock = threading.Lock()
         #: set while `write_batch` holds the lock and its transaction is open
         self._batch: _BatchConnection | None = None
+        #: WAL checkpoints off the writers' path (stores/sqlite_checkpoint.py)
+        self.checkpointer: Checkpointer | None = None
 
     def open(self) -> None:
         if self._db is not None:
@@ -168,6 +173,8 @@ class SqliteStore(SqlStore):
             # insert 18 us more (measured); VACUUM switches back to files (_maintain)
             db.execute("PRAGMA temp_store=MEMORY")
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # checkpoints run on the Checkpointer's thread; this is only its backstop
+            db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             db.execute("BEGIN IMMEDIATE")
             for statement in schema(self.dialect):
                 db.execute(statement)
@@ -186,12 +193,19 @@ class SqliteStore(SqlStore):
                 self.path, isolation_level=None, check_same_thread=False, timeout=0
             )
             peek.execute("PRAGMA query_only=ON")
+            checkpointer = Checkpointer(self._checkpoint_connection)
+            checkpointer.start()
         except (StoreUnavailable, sqlite3.Error) as exc:
             db.close()
             if isinstance(exc, StoreUnavailable):
                 raise
             raise StoreUnavailable(f"cannot use {self.path}: {exc}") from exc
-        self._db, self._peek = db, peek
+        self._db, self._peek, self.checkpointer = db, peek, checkpointer
+
+    def _checkpoint_connection(self) -> sqlite3.Connection:
+        """The checkpointer's own connection: a busy timeout of 0, as a passive
+        checkpoint waits for nobody anyway."""
+        return sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
 
     # -- counts kept by triggers (stores/sqlite_counts.py) ------------------------------
     def execution_stats(self, owner: str | None = None) -> dict[str, int]:
@@ -248,6 +262,9 @@ class SqliteStore(SqlStore):
         return (int(counter[0][0]) if counter else None), self._render_rows(rows, render)
 
     def close(self) -> None:
+        checkpointer, self.checkpointer = self.checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
         with self._peek_lock:
             if self._peek is not None:
                 self._peek.close()
@@ -270,6 +287,8 @@ class SqliteStore(SqlStore):
             yield self._db
 
     def _begin(self, cursor: Any) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.wrote()
         if self._batch is not None:
             self._batch.check_open()
             return
@@ -299,6 +318,8 @@ class SqliteStore(SqlStore):
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._failure(exc) from exc
+            if self.checkpointer is not None:
+                self.checkpointer.wrote()
             self._batch = _BatchConnection(db)
             try:
                 yield

@@ -7,6 +7,7 @@ make sure the numbers they print are computed right.
 
 from __future__ import annotations
 
+import argparse
 import http.server
 import json
 import threading
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from bench import api as api_bench
-from bench import dispatch, open_loop
+from bench import dispatch, open_ab, open_loop
+from bench.api_servers import Server
 from bench.common import (
     ChildFailed,
     LatencySummary,
@@ -316,3 +318,34 @@ def test_store_scale_fills_serves_and_times_a_small_store(tmp_path: Path) -> Non
     assert "start-up with 300 jobs" in report
     rows = json.loads(json_line("store-scale", store_scale.results(figures)))["results"]
     assert {r["workload"] for r in rows} >= {"startup", "peak-rss", "stats", "page-user-status"}
+
+
+def test_open_ab_rotates_the_first_server_and_summarises_each_tree() -> None:
+    servers = [Server(name, "127.0.0.1", port) for port, name in enumerate("abc", 1)]
+    orders = [[s.name for s in open_ab.rotated(servers, k)] for k in range(4)]
+    assert orders == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+    rows = [
+        {"system": "a", "p50_ms": 2.0, "p99_ms": 10.0},
+        {"system": "b", "p50_ms": 3.0, "p99_ms": 30.0},
+        {"system": "a", "p50_ms": 4.0, "p99_ms": 20.0},
+        {"system": "a", "p50_ms": 1.0, "p99_ms": 5.0},
+    ]
+    a, b, c = open_ab.summarise(["a", "b", "c"], rows)
+    assert (a["rounds"], a["p50_median_ms"], a["p99_median_ms"]) == (3, 2.0, 10.0)
+    assert a["p99_ms"] == [10.0, 20.0, 5.0]
+    assert (b["rounds"], b["p99_median_ms"]) == (1, 30.0)
+    assert c == {
+        "system": "c",
+        "rounds": 0,
+        "p50_median_ms": None,
+        "p99_median_ms": None,
+        "p50_ms": [],
+        "p99_ms": [],
+    }
+
+
+def test_open_ab_reads_trees_as_name_and_path() -> None:
+    name, path = open_ab.tree("old=/tmp/st-old")
+    assert name == "old" and path == Path("/tmp/st-old")
+    with pytest.raises(argparse.ArgumentTypeError):
+        open_ab.tree("/tmp/st-old")
