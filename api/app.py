@@ -47,6 +47,7 @@ from api.secrets import load_secret_box
 from api.ui import session as page_session
 from api.ui.blueprints import BLUEPRINTS as PAGE_BLUEPRINTS
 from engine.clock import SystemClock
+from engine.gcpause import freeze_what_lives
 from engine.scheduler import Scheduler
 from jobs.base import JobServices
 from jobs.notify import Notifier
@@ -229,6 +230,13 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
     app.ctx.retention = await asyncio.to_thread(retention.start, loaded=True)
     app.ctx.notifier = await asyncio.to_thread(notifier.start, loaded=True)
     log.info("engine started on the %s store", store.backend)
+
+
+async def freeze_start_up(app: Sanic[Any, Any]) -> None:
+    """Once serving: what start-up built stops being traversed by the collector's full
+    passes (engine/gcpause.py). `cronwell serve` registers it; an app a test runs in
+    its own process does not."""
+    log.info("start-up done: %d objects frozen out of the collector's passes", freeze_what_lives())
 
 
 async def stop_engine(app: Sanic[Any, Any]) -> None:

@@ -248,7 +248,7 @@ def create_key(args: argparse.Namespace) -> int:
 
 
 def run_server(settings: Settings, store: Store) -> int:
-    from api.app import create_app
+    from api.app import create_app, freeze_start_up
     from api.logs import configure_logging, install_event_log
     from api.protocol import GuardedProtocol
 
@@ -259,6 +259,7 @@ def run_server(settings: Settings, store: Store) -> int:
     use_engine_switch_interval()
     app = create_app(settings, store=store)
     install_event_log(app)
+    app.register_listener(freeze_start_up, "after_server_start")
     try:
         app.run(
             host=settings.host,

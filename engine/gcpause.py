@@ -69,3 +69,14 @@ def hold_gc() -> Callable[[], None]:
         _resume()
 
     return release
+
+
+def freeze_what_lives() -> int:
+    """Move every object the collector tracks now into its permanent generation, and
+    return how many: what a service built at start-up (modules, its app, the loaded
+    jobs' slots) lives as long as it does, and a full pass traversed all of it, 30 ms
+    for the service's imports alone, on whichever thread's allocation set it off (the
+    event loop's, between two requests). Frozen, later passes see only what came
+    after. Nothing frozen is ever collected: call it once, when start-up is done."""
+    gc.freeze()
+    return gc.get_freeze_count()

@@ -83,3 +83,18 @@ def test_a_collector_switched_off_by_the_program_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_freezing_takes_what_lives_out_of_the_collectors_passes() -> None:
+    from engine.gcpause import freeze_what_lives
+
+    before = object.__new__(type("Lived", (), {}))  # a tracked object made before
+    try:
+        frozen = freeze_what_lives()
+        assert frozen >= 1 and frozen == gc.get_freeze_count()
+        assert not any(o is before for o in gc.get_objects())  # no pass traverses it
+        after = type("Later", (), {})()
+        assert any(o is after for o in gc.get_objects(generation=0))
+    finally:
+        gc.unfreeze()
+    assert any(o is before for o in gc.get_objects())
