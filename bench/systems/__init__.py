@@ -23,8 +23,9 @@ SYSTEM_MODULES = {
     "cronwell-sse100": "bench.systems.cronwell_observed",
     "cronwell-sse100-all": "bench.systems.cronwell_observed",
     "apscheduler": "bench.systems.apscheduler",
-    # a control, not a target: the peer with cronwell's GIL switch interval (engine/gil.py)
-    "apscheduler-1ms": "bench.systems.apscheduler",
+    # a control, not a target: the peer in a process set up as cronwell's (engine/gil.py,
+    # engine/gcpause.py's freeze)
+    "apscheduler-tuned": "bench.systems.apscheduler",
 }
 
 

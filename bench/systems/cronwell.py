@@ -1,7 +1,8 @@
 """cronwell's engine as the service runs it: `engine.scheduler.Scheduler` over the
 in-memory reference store ("cronwell") or a SQLite file in a temp folder
 ("cronwell-sqlite"), with a runner that only records when it was called, in a process
-with the service's GIL switch interval (engine/gil.py).
+set up as the service's: its GIL switch interval (engine/gil.py), and what start-up
+built frozen out of the collector's passes once started (engine/gcpause.py).
 
 Adds are acknowledged when their futures resolve: the job is in the store and on the
 heap, the same promise APScheduler's `add_job` makes when it returns.
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.systems.base import POOL_SIZE, CronSpec, StartRecorder
+from engine.gcpause import freeze_what_lives
 from engine.gil import use_engine_switch_interval
 from engine.interfaces import Outcome, RunObserver, RunRequest
 from engine.model import Job, JobKind, Status
@@ -82,6 +84,7 @@ class CronwellSystem:
 
     def start(self, *, fires: bool = True) -> None:
         self._scheduler.start()
+        freeze_what_lives()  # as `cronwell serve` does once started (api/app.py)
 
     def _job(self, index: int, trigger: DateTrigger | CronTrigger) -> Job:
         self._added += 1
