@@ -14,7 +14,8 @@ The watchdog starts with the first `watch` (or `start`, which start-up calls bef
 the service clears its inheritable capabilities, so a watchdog of a service holding
 CAP_KILL keeps it and can stop another user's scripts). If it dies, the next `watch`
 or `forget` finds the pipe broken and starts another, handing it every group still
-running. What it cannot cover (the service killed between a start and its `watch`,
+running (a replacement starts with no capabilities left: it can stop scripts of the
+service's own user, and the sweep on the next start the rest). What it cannot cover (the service killed between a start and its `watch`,
 or a group that left the watch) the sweep on the next start does (runners/lifeline.py).
 """
 
