@@ -111,7 +111,13 @@ class Watchdog:
         assert process.stdin is not None
         if self._groups:
             text = "".join(f"+{group}\n" for group in sorted(self._groups)).encode()
-            os.write(process.stdin.fileno(), text)
+            try:
+                os.write(process.stdin.fileno(), text)
+            except OSError as exc:  # it died at once: no watchdog for now
+                log.warning("the watchdog process %s has gone (%s)", process.pid, exc)
+                process.stdin.close()
+                process.wait()
+                return False
         self._process = process
         return True
 
