@@ -56,6 +56,7 @@ from runners import Runner
 from runners.capabilities import keep_from_children
 from runners.identity import describe_identity, script_identity
 from runners.lifeline import kill_leftovers
+from runners.watchdog import WATCHDOG
 from stores import open_store
 from stores.base import Store
 
@@ -171,6 +172,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         )
     app.ctx.audit = audit.AuditTrail(store, app.ctx.clock.now, settings.audit_days)
     app.ctx.audit.start()
+    WATCHDOG.start()  # before: it keeps the capabilities it stops scripts with
     keep_from_children()  # no script may inherit a capability (runners/capabilities.py)
     run_as = script_identity(settings.run_as, settings.run_as_python)
     identity = describe_identity(settings.run_as, settings.run_as_python, run_as)

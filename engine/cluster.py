@@ -272,10 +272,10 @@ class NodeKeeper:
                 node.node_id, self.node_id, requeue_note(now, node.node_id)
             )
             begun = [e for e in taken if e.id in self.journaled]
+            unstarted = [e for e in taken if e.id not in self.journaled]  # before the update
             if begun:  # this machine's journal says they started: never run twice
                 abandon_begun(self._store, begun, now, message)
                 self.journaled.difference_update(e.id for e in begun)
-            unstarted = [e for e in taken if e.id not in self.journaled]
             if unstarted:
                 self._post(RunTakenOver(unstarted, node.node_id))
             marked = self._store.abandon_running(now, message, only_nodes=[node.node_id])

@@ -9,9 +9,9 @@ CANCEL_CHECK_INTERVAL, because `threading.Event` offers no way to wait on the
 caller's cancel Event and the exit Event at once: an exit or a timeout is therefore
 noticed at once, a cancel within CANCEL_CHECK_INTERVAL.
 
-Started through runners/lifeline.py, so a child dies with the service (parent-death
-signal) and names its execution in its environment, for the next start to find what
-it left behind.
+A child's process group is watched from its start until its run ends, so it dies with
+the service (runners/watchdog.py), and the child names its execution in its
+environment, for the next start to find what it left behind (runners/lifeline.py).
 
 Stopping: SIGTERM to the whole group, then SIGKILL to the group once the leader has
 exited and the pipes have closed, or the grace (default 2 s) has run out, whichever
@@ -40,6 +40,7 @@ from runners import lifeline
 from runners.capture import CappedBuffer
 from runners.environment import child_environment
 from runners.identity import RunAs
+from runners.watchdog import WATCHDOG
 
 DEFAULT_GRACE = 2.0
 CANCEL_CHECK_INTERVAL = 0.1
@@ -116,10 +117,20 @@ def run_process(
     if execution_id is not None:
         env = {**(os.environ if env is None else env), lifeline.MARKER: execution_id}
     try:
-        child = _Child.start(lifeline.wrapped(command), output_cap, cwd, env, run_as, live)
+        child = _Child.start(command, output_cap, cwd, env, run_as, live)
     except OSError as exc:
         return ProcessResult(Status.FAILED, None, "", "", _spawn_error(command[0], exc))
+    try:
+        return _finish(child, timeout, cancel, grace)
+    finally:
+        WATCHDOG.forget(child.proc.pid)
 
+
+def _finish(
+    child: _Child, timeout: float | None, cancel: CancelSignal, grace: float
+) -> ProcessResult:
+    """Wait for a started child (stopping its group on a timeout or cancel) and say
+    what it did."""
     stopped_for = child.wait_for_exit(timeout, cancel)
     notes: list[str] = []
     how = ""
@@ -137,10 +148,6 @@ def run_process(
     exit_code = child.proc.returncode if child.exited.is_set() else None
     stdout = child.stdout.text() + "".join(f"[cronwell: {note}]\n" for note in notes)
     stderr = child.stderr.text()
-    not_started = lifeline.exec_failure(exit_code, stdout, stderr, command[0])
-    if not_started is not None:
-        error = f"cannot start {command[0]}: {not_started}"
-        return ProcessResult(Status.FAILED, None, "", "", error)
     if stopped_for is Status.TIMEOUT:
         error = f"timed out after {timeout:g} s; process group stopped with {how}"
         return ProcessResult(Status.TIMEOUT, exit_code, stdout, stderr, error)
@@ -202,11 +209,13 @@ class _Child:
             group=None if run_as is None else run_as.gid,
             extra_groups=None if run_as is None else list(run_as.groups),
         )
+        WATCHDOG.watch(proc.pid)  # after the start: not on the way to its first line
         try:
             return cls(proc, output_cap, live)
         except BaseException:  # could not start a thread: do not leave the child behind
             _kill_group(proc.pid, signal.SIGKILL)
             proc.wait()
+            WATCHDOG.forget(proc.pid)
             raise
 
     def _reap(self) -> None:

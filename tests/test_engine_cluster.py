@@ -300,13 +300,19 @@ def _queued_on(store: MemoryStore, node: str, execution_id: str, due_seconds: fl
     )
 
 
-def test_a_dead_nodes_claimed_fires_run_once_on_the_sweeper_or_are_missed() -> None:
+def _sweeper_of_dead_a() -> tuple[MemoryStore, FakeClock, Node]:
+    """Node b:2 on a store where node a:1 last heartbeat at T0 (lease 10 s), job j."""
     store = MemoryStore()
     clock = FakeClock(T0)
     b = Node("b:2", store, clock, Recorder())
+    store.add_job(make_job("j", date_at(T0), misfire_grace_time=30))
+    store.heartbeat(EngineNode("a:1", started_at=T0, last_heartbeat=T0, lease_seconds=10))
+    return store, clock, b
+
+
+def test_a_dead_nodes_claimed_fires_run_once_on_the_sweeper_or_are_missed() -> None:
+    store, clock, b = _sweeper_of_dead_a()
     try:
-        store.add_job(make_job("j", date_at(T0), misfire_grace_time=30))
-        store.heartbeat(EngineNode("a:1", started_at=T0, last_heartbeat=T0, lease_seconds=10))
         _queued_on(store, "a:1", "in-grace", due_seconds=0)
         _queued_on(store, "a:1", "too-late", due_seconds=-40)
         clock.set(T0 + timedelta(seconds=11))
@@ -323,6 +329,27 @@ def test_a_dead_nodes_claimed_fires_run_once_on_the_sweeper_or_are_missed() -> N
         b.keeper.sweep()  # a second sweep finds nothing left to take
         b.scheduler.run_once(clock.now())
         assert b.scheduler.wait_idle(5) and len(b.runner.requests) == 1
+    finally:
+        b.scheduler.shutdown(timeout=5)
+
+
+def test_a_dead_nodes_journaled_fire_is_abandoned_by_the_sweep_and_never_run() -> None:
+    """The fire a dead process's start journal names had started (its running mark had
+    not reached the store): the sweep abandons it and must not also run it again."""
+    store, clock, b = _sweeper_of_dead_a()
+    try:
+        _queued_on(store, "a:1", "begun", due_seconds=0)
+        _queued_on(store, "a:1", "never-begun", due_seconds=0)
+        b.keeper.journaled.add("begun")
+        for seconds in range(1, 12):  # b renews each second: its starts are not fenced
+            clock.set(T0 + timedelta(seconds=seconds))
+            b.keeper.heartbeat()
+        assert b.keeper.sweep() == 1
+        b.scheduler.run_once(clock.now())
+        assert b.scheduler.wait_idle(5)
+        assert [r.execution.id for r in b.runner.requests] == ["never-begun"]
+        assert store.get_execution("begun").status is Status.ABANDONED
+        assert store.get_execution("never-begun").status is Status.COMPLETED
     finally:
         b.scheduler.shutdown(timeout=5)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from runners import identity
 from runners.identity import describe_identity, parse_run_as
 from stores.sqlite import SqliteStore
 from tests.api_support import CRONWELL, ROOT, ServeProcess, finished_execution, write_script
+from tests.runners_support import wait_gone
 
 RUN_AS_USER = "cronwell-script-test"
 ADMIN_KEY = "cw_run-as-test-admin-key-0123456789abcdefghij"
@@ -279,7 +281,9 @@ from engine.model import JobKind
 from runners.capabilities import capability_sets, keep_from_children
 from runners.identity import script_identity
 from runners.scripts import run_script
+from runners.watchdog import WATCHDOG
 
+WATCHDOG.start()  # before the capabilities are cleared, as start-up does
 keep_from_children()
 run_as = script_identity(sys.argv[1])
 assert run_as is not None, "this process cannot switch users"
@@ -294,7 +298,14 @@ python = run(JobKind.PYTHON, probe.with_name("probe.py"), [str(secret)], 30)
 print(json.dumps({"read": [str(read.status), read.output, read.error],
                   "slow": [str(slow.status), slow.output, slow.error],
                   "python": [str(python.status), python.output, python.error],
-                  "python_with": run_as.python, "caps": capability_sets()}))
+                  "python_with": run_as.python, "caps": capability_sets()}), flush=True)
+# last, a script still running when the service is killed: the watchdog must stop it
+import os, psutil, signal, time
+threading.Thread(target=run, args=(JobKind.BASH, sleeper, [], 60), daemon=True).start()
+while not (left := [c for c in psutil.Process().children() if c.uids().real == run_as.uid]):
+    time.sleep(0.02)
+print(left[0].pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
@@ -381,8 +392,10 @@ def test_an_unprivileged_service_with_four_capabilities_runs_scripts_as_another_
         timeout=120,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}:{packages}", "LANG": "C.UTF-8"},
     )
-    assert done.returncode == 0, done.stderr
-    seen = __import__("json").loads(done.stdout.splitlines()[-1])
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    *_, report, left = done.stdout.splitlines()
+    assert wait_gone(int(left)), "another user's script outlived the service"
+    seen = __import__("json").loads(report)
     assert seen["caps"]["Eff"] == 0xE1 and seen["caps"]["Amb"] == seen["caps"]["Inh"] == 0
     status, output, error = seen["read"]
     assert status == "completed", (output, error)
