@@ -147,10 +147,13 @@ def test_journaled_writes_survive_kill_9_with_sync_on_commit(tmp_path: Path) -> 
 
 
 @pytest.mark.secantus_deviation
+# not strict: whether a write acknowledged before its sync is lost depends on whether
+# the server's journal reached the disk before the kill, which a quiet machine sometimes
+# allows (a fresh-clone CI run on 2026-12-02 saw it pass)
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="secantusdb 0.7.0b3 acknowledges a transaction with j: true before its journal "
-    "is synced: kill -9 of the server loses it",
+    "is synced: kill -9 of the server can lose it",
 )
 @pytest.mark.skipif(not SECANTUS_PLATFORM, reason="secantusdb has no wheel for this platform")
 def test_journaled_writes_survive_kill_9_on_plain_secantusdb(tmp_path: Path) -> None:
