@@ -7,8 +7,6 @@ however late too), so both systems run every job.
 
 from __future__ import annotations
 
-import gc
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -17,6 +15,8 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bench.systems.base import NO_MISFIRE, POOL_SIZE, CronSpec, StartRecorder
+from engine.gcpause import freeze_what_lives
+from engine.gil import use_engine_switch_interval
 
 #: measured 6,900-7,800 date adds/s on a shared 2-core machine
 ADD_RATE_HINT = 5000.0
@@ -37,7 +37,7 @@ class APSchedulerSystem:
     def start(self, *, fires: bool = True) -> None:
         self._scheduler.start(paused=not fires)
         if self.name == "apscheduler-tuned":  # the control: as cronwell's process is set up
-            gc.freeze()
+            freeze_what_lives()
 
     def _next_id(self) -> str:
         self._added += 1
@@ -71,7 +71,5 @@ class APSchedulerSystem:
 
 def make_system(name: str, recorder: StartRecorder) -> APSchedulerSystem:
     if name == "apscheduler-tuned":  # a control: the peer's process set up as cronwell's
-        from engine.gil import SWITCH_INTERVAL
-
-        sys.setswitchinterval(SWITCH_INTERVAL)
+        use_engine_switch_interval()
     return APSchedulerSystem(name, recorder)
