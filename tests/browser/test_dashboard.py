@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -45,6 +46,9 @@ LIVE = (
 )
 SLOW = "#!/bin/bash\necho started\nsleep 30\n"
 ZONE = "Europe/Berlin"
+# The dashboard formats times in the browser's own locale; the tests pin one with a
+# 24-hour clock, or the hour they look for depends on the machine's default locale.
+LOCALE = "en-GB"
 
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)", allow_module_level=True)
@@ -141,7 +145,9 @@ class Watched:
 
 @pytest.fixture(scope="module")
 def tab(browser: Any, service: dict[str, Any]) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id=ZONE)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, timezone_id=ZONE, locale=LOCALE
+    )
     context.set_default_timeout(15_000)
     watched = Watched(context.new_page())
     yield watched
@@ -264,7 +270,7 @@ def test_04_times_show_in_the_browser_zone_with_utc_on_hover(
     assert title is not None and title.endswith(" UTC")
     utc = datetime.fromisoformat(first.get_attribute("datetime") or "")
     # Berlin is an hour or two ahead of UTC: the shown hour differs from the title's
-    local_hour = (utc + timedelta(hours=1 if utc.month in (1, 2, 3, 11, 12) else 2)).hour
+    local_hour = utc.astimezone(ZoneInfo(ZONE)).hour
     assert f"{local_hour:02d}:" in shown, (shown, title)
     assert "UTC" not in shown
     tab.clean()
@@ -470,7 +476,7 @@ def test_11_every_page_at_both_widths(browser: Any, tab: Watched, service: dict[
     state = tab.page.context.storage_state()
     for width, (w, h) in WIDTHS.items():
         context = browser.new_context(
-            viewport={"width": w, "height": h}, timezone_id=ZONE, storage_state=state
+            viewport={"width": w, "height": h}, timezone_id=ZONE, locale=LOCALE, storage_state=state
         )
         watched = Watched(context.new_page())
         page = watched.page
@@ -511,7 +517,9 @@ def test_12_sign_out_ends_the_session(tab: Watched, service: dict[str, Any]) -> 
 def test_13_the_jobs_list_updates_itself_from_the_event_stream(
     browser: Any, service: dict[str, Any]
 ) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id=ZONE)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, timezone_id=ZONE, locale=LOCALE
+    )
     try:
         watched = Watched(context.new_page())
         page = watched.page
@@ -546,7 +554,9 @@ def sign_in(page: Any, service: dict[str, Any], key: str) -> None:
 
 
 def test_14_a_user_key_sees_only_its_own(browser: Any, service: dict[str, Any]) -> None:
-    context = browser.new_context(viewport={"width": 390, "height": 844}, timezone_id=ZONE)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, timezone_id=ZONE, locale=LOCALE
+    )
     try:
         watched = Watched(context.new_page())
         page = watched.page
