@@ -91,7 +91,8 @@ def test_freezing_takes_what_lives_out_of_the_collectors_passes() -> None:
     before = object.__new__(type("Lived", (), {}))  # a tracked object made before
     try:
         frozen = freeze_what_lives()
-        assert frozen >= 1 and frozen == gc.get_freeze_count()
+        # objects freed since (by refcount) leave the permanent generation; none join it
+        assert frozen >= 1 and 0 < gc.get_freeze_count() <= frozen
         assert not any(o is before for o in gc.get_objects())  # no pass traverses it
         after = type("Later", (), {})()
         assert any(o is after for o in gc.get_objects(generation=0))
