@@ -207,7 +207,9 @@ class OracleStore(SqlStore):
             cursor.setinputsizes(doc=oracledb.DB_TYPE_CLOB)
         cursor.execute(sql, params, fetch_lobs=False)
 
-    def _execute_many(self, cursor: Any, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _execute_many(
+        self, cursor: Any, sql: str, rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
+    ) -> None:
         if ":doc" in sql:
             cursor.setinputsizes(doc=oracledb.DB_TYPE_CLOB)
         cursor.executemany(sql, list(rows))

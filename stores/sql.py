@@ -374,7 +374,9 @@ class SqlStore(SqlCluster, Store):
     def _execute(self, cursor: Any, sql: str, params: Mapping[str, Any] | Sequence[Any]) -> None:
         cursor.execute(sql, params)
 
-    def _execute_many(self, cursor: Any, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _execute_many(
+        self, cursor: Any, sql: str, rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
+    ) -> None:
         cursor.executemany(sql, rows)
 
     # -- plumbing --------------------------------------------------------------------
