@@ -211,7 +211,7 @@ def fill_sqlite(path: Path, count: int) -> None:
     store.open()
     try:
         with store._transaction() as cursor:
-            rows = [JOBS.row(make_job(i)) for i in range(count)]
+            rows = [store._job_binds(JOBS.row(make_job(i))) for i in range(count)]
             store._execute_many(cursor, store._sql["insert_jobs"], rows)
     finally:
         store.close()

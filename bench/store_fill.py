@@ -127,9 +127,11 @@ def fill(kind: str, path: Path, count: int) -> dict[str, Any]:
         if kind == "executions":
             batches.append(("insert_executions", EXECUTIONS, make_executions(count, now)))
         for statement, table, records in batches:
-            rows: list[dict[str, Any]] = []
+            rows: list[Any] = []
+            # the store's own binds: its job writes may take a row by position
+            binds = store._job_binds if table is JOBS else dict
             for record in records:
-                rows.append(table.row(record))
+                rows.append(binds(table.row(record)))
                 if len(rows) >= CHUNK:
                     _insert(store, statement, rows)
                     rows = []
@@ -142,7 +144,7 @@ def fill(kind: str, path: Path, count: int) -> dict[str, Any]:
     return {"kind": kind, "count": count, "seconds": round(time.perf_counter() - began, 2)}
 
 
-def _insert(store: Any, statement: str, rows: list[dict[str, Any]]) -> None:
+def _insert(store: Any, statement: str, rows: list[Any]) -> None:
     with store._transaction() as cursor:
         store._execute_many(cursor, store._sql[statement], rows)
 

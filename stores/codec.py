@@ -43,11 +43,25 @@ def time_text(value: datetime | None) -> str | None:
     return text
 
 
+#: isoformat's digits, microseconds always, "Z" for its offset
+_TIME_FORMAT = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
+
+
 def _format_time(value: datetime) -> str:
+    """The fields through one %-format: an aware datetime's isoformat with timespec
+    formats its offset too, and that was most of a job insert's 4 misses (~12k
+    instructions each, callgrind, against ~4k)."""
     if value.tzinfo is not UTC:  # the engine's own times are already in UTC
         value = as_utc(value)
-    # "YYYY-MM-DDTHH:MM:SS.ffffff+00:00" cut before its offset: one call, no replace()
-    return value.isoformat(timespec="microseconds")[:26] + "Z"
+    return _TIME_FORMAT % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def text_time(value: str | None) -> datetime | None:

@@ -202,12 +202,14 @@ class OracleStore(SqlStore):
         with self._pool.acquire() as connection:
             yield connection
 
-    def _execute(self, cursor: Any, sql: str, params: Mapping[str, Any]) -> None:
+    def _execute(self, cursor: Any, sql: str, params: Mapping[str, Any] | Sequence[Any]) -> None:
         if ":doc" in sql:  # JSON docs may exceed VARCHAR2's 32 KB bind limit
             cursor.setinputsizes(doc=oracledb.DB_TYPE_CLOB)
         cursor.execute(sql, params, fetch_lobs=False)
 
-    def _execute_many(self, cursor: Any, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _execute_many(
+        self, cursor: Any, sql: str, rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
+    ) -> None:
         if ":doc" in sql:
             cursor.setinputsizes(doc=oracledb.DB_TYPE_CLOB)
         cursor.executemany(sql, list(rows))

@@ -53,7 +53,7 @@ from stores.sql_cluster import SqlCluster, cluster_statements
 from stores.sql_slots import (
     FIELD_COLUMNS,
     SLOT_COLUMNS,
-    SLOT_DERIVED,
+    SLOT_FROM_RECORD,
     SlotReader,
     covers,
     missing_columns,
@@ -93,7 +93,7 @@ JOBS = Table(
         Index("cw_jobs_next_run", ("next_run_time",)),
     ),
     overlay=("next_run_time", "last_run_time", "total_executions"),
-    derived=SLOT_DERIVED,
+    from_record=SLOT_FROM_RECORD,
     kept=RUN_COUNTERS,
 )
 EXECUTIONS = Table(
@@ -371,10 +371,12 @@ class SqlStore(SqlCluster, Store):
     def _begin(self, cursor: Any) -> None:
         """Start a write transaction (drivers that begin implicitly do nothing)."""
 
-    def _execute(self, cursor: Any, sql: str, params: Mapping[str, Any]) -> None:
+    def _execute(self, cursor: Any, sql: str, params: Mapping[str, Any] | Sequence[Any]) -> None:
         cursor.execute(sql, params)
 
-    def _execute_many(self, cursor: Any, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _execute_many(
+        self, cursor: Any, sql: str, rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
+    ) -> None:
         cursor.executemany(sql, rows)
 
     # -- plumbing --------------------------------------------------------------------
@@ -468,10 +470,16 @@ class SqlStore(SqlCluster, Store):
 
     # -- jobs ------------------------------------------------------------------------
     def add_job(self, job: Job, *, replace: bool = False) -> None:
+        name = "upsert_jobs" if replace else "insert_jobs"
         try:
-            self._write_job("upsert_jobs" if replace else "insert_jobs", JOBS.row(job), job.id)
+            self._write_job(name, self._job_binds(JOBS.row(job)), job.id)
         except _Duplicate:
             raise JobExists(job.id) from None
+
+    def _job_binds(self, row: dict[str, Any]) -> Mapping[str, Any] | Sequence[Any]:
+        """A job row's binds for insert_jobs and upsert_jobs: by name here; a backend
+        whose two statements bind by position (SQLite) gives the values in column order."""
+        return row
 
     def update_job(self, job: Job) -> None:
         if self._write_job("update_jobs", JOBS.update_row(job), job.id) == 0:
@@ -481,7 +489,7 @@ class SqlStore(SqlCluster, Store):
         if self._write_job("delete_jobs", {"id": job_id}, job_id) == 0:
             raise JobNotFound(job_id)
 
-    def _write_job(self, name: str, params: Mapping[str, Any], job_id: str) -> int:
+    def _write_job(self, name: str, params: Mapping[str, Any] | Sequence[Any], job_id: str) -> int:
         """One job write and its entry in the change feed, in one transaction (a write
         that touched no row records no change)."""
         with self._transaction() as cursor:

@@ -39,13 +39,15 @@ SLOT_COLUMNS = (
     Column("history_limit", "count"),
     Column("notify_spec", "json"),
 )
-#: the slot columns not named as the Job field they hold
-SLOT_DERIVED = {
-    "kind": lambda job: str(job.kind),
-    "trigger_spec": lambda job: job.trigger.to_dict(),
-    "coalesced": lambda job: job.coalesce,
-    "overlap_policy": lambda job: job.overlap,
-    "notify_spec": lambda job: job.notify,
+#: the slot columns not named as the Job field they hold, by that field's key in the
+#: job's record: taken from the record its document is encoded from, so the trigger's
+#: dict (and its run date's text) is built once per write, not twice
+SLOT_FROM_RECORD = {
+    "kind": "kind",
+    "trigger_spec": "trigger",
+    "coalesced": "coalesce",
+    "overlap_policy": "overlap",
+    "notify_spec": "notify",
 }
 #: Job field -> the column holding it: every field a slot record gives, in select order
 FIELD_COLUMNS = {

@@ -42,6 +42,10 @@ class Table:
     overlay: tuple[str, ...] = ()
     #: columns computed from the object instead of read from the same-named attribute
     derived: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    #: columns that hold a value of the object's record (`to_record`, what `doc` is
+    #: encoded from), by its key there: the record is built once per row, so a value it
+    #: computes (a job's trigger dict) is not computed again for its column
+    from_record: Mapping[str, str] = field(default_factory=dict)
     #: columns only their own statements write: an update or an upsert over an existing
     #: row leaves them as stored (an insert still writes them)
     kept: tuple[str, ...] = ()
@@ -75,13 +79,20 @@ class Table:
     def values(self, obj: Any, columns: Sequence[Column]) -> dict[str, Any]:
         """Bind values of `columns` (of this table) for one object."""
         row: dict[str, Any] = {}
+        record: dict[str, Any] | None = None
         for column in columns:
             kind = column.kind
-            if kind == "doc":
-                row["doc"] = dumps(obj.to_record())
-                continue
-            derive = self.derived.get(column.name)
-            value = getattr(obj, column.name) if derive is None else derive(obj)
+            key = self.from_record.get(column.name)
+            if kind == "doc" or key is not None:
+                if record is None:
+                    record = obj.to_record()
+                if key is None:  # the doc
+                    row["doc"] = dumps(record)
+                    continue
+                value = record[key]
+            else:
+                derive = self.derived.get(column.name)
+                value = getattr(obj, column.name) if derive is None else derive(obj)
             if kind == "time":
                 value = time_text(value)
             elif kind == "int":
