@@ -22,6 +22,7 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,9 @@ def fill(kind: str, path: Path, count: int) -> dict[str, Any]:
         for statement, table, records in batches:
             rows: list[Any] = []
             # the store's own binds: its job writes may take a row by position
-            binds = store._job_binds if table is JOBS else dict
+            binds: Callable[[dict[str, Any]], Any] = (
+                store._job_binds if table is JOBS else _as_named
+            )
             for record in records:
                 rows.append(binds(table.row(record)))
                 if len(rows) >= CHUNK:
@@ -142,6 +145,11 @@ def fill(kind: str, path: Path, count: int) -> dict[str, Any]:
     finally:
         store.close()
     return {"kind": kind, "count": count, "seconds": round(time.perf_counter() - began, 2)}
+
+
+def _as_named(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of a table whose writes bind by name: the row itself, not a copy."""
+    return row
 
 
 def _insert(store: Any, statement: str, rows: list[Any]) -> None:
