@@ -194,6 +194,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         kill_leftovers=kill_leftovers,
         journal_folder=settings.data_dir / "journal",
         observer=observed,
+        load_ahead=settings.load_ahead or None,
     )
     app.ctx.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronwell-reader")
     storecalls.open_pools(app)

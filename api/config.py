@@ -44,6 +44,9 @@ class Settings:
     #: connections one client address may hold open at once (0 = no cap)
     max_client_connections: int = 128
     misfire_grace_time: float = 60.0
+    #: seconds ahead the engine holds jobs in memory; the rest are read from the store
+    #: as they come near (CRONWELL_LOAD_AHEAD; 0 = hold every scheduled job)
+    load_ahead: float = 600.0
     shutdown_timeout: float = 30.0
     api_keys: tuple[str, ...] = ()
     #: audit entries older than this many days are pruned (CRONWELL_AUDIT_DAYS)
@@ -218,6 +221,7 @@ def load_settings(
         ("CRONWELL_MISFIRE_GRACE", "misfire_grace_time"),
         ("CRONWELL_SHUTDOWN_TIMEOUT", "shutdown_timeout"),
         ("CRONWELL_REQUEST_DEADLINE", "request_deadline"),
+        ("CRONWELL_LOAD_AHEAD", "load_ahead"),
     ):
         if v := get(key):
             seconds = _int(key, v, 0)

@@ -86,6 +86,7 @@ TIMED_OPERATIONS = (
     "get_jobs",
     "list_jobs",
     "count_jobs",
+    "due_job_rows",
     "claim_fire",
     "claim_fires",
     "add_execution",

@@ -267,6 +267,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--files", type=Path, help="with --scale: keep the filled files here and reuse them"
     )
+    parser.add_argument(
+        "--daily",
+        action="store_true",
+        help="with --scale: the jobs fire every day, spread over the next 24 hours "
+        "(default: on one day months away, so none is due)",
+    )
+    parser.add_argument(
+        "--hold-all",
+        action="store_true",
+        help="with --scale: also start this tree with every job in memory "
+        "(CRONWELL_LOAD_AHEAD=0) on the same files",
+    )
     args = parser.parse_args(argv)
     if args.scale:
         return scale_main(args)
@@ -315,6 +327,9 @@ def scale_main(args: argparse.Namespace) -> int:
     from bench import store_scale
 
     trees = [store_scale.Tree("cronwell", store_scale.HERE)]
+    if args.hold_all:  # the same code with every job in memory: the window's own A/B
+        hold = (("CRONWELL_LOAD_AHEAD", "0"),)
+        trees.append(store_scale.Tree("hold-all", store_scale.HERE, hold, files="cronwell"))
     if args.parent is not None:
         trees.insert(0, store_scale.Tree("parent", args.parent.resolve()))
     with tempfile.TemporaryDirectory(prefix="cronwell-bench-scale-") as tmp:
@@ -328,6 +343,7 @@ def scale_main(args: argparse.Namespace) -> int:
             runs=args.runs,
             requests=args.requests,
             log=sys.stderr,
+            daily=args.daily,
         )
     print(store_scale.report(figures, jobs=args.jobs, executions=args.executions))
     print(json_line("store-scale", store_scale.results(figures)))

@@ -1,6 +1,6 @@
 """Fill a SQLite file with many jobs or executions fast, through the store's own schema.
 
-    python bench/store_fill.py jobs|executions PATH COUNT [--tree TREE]
+    python bench/store_fill.py jobs|executions PATH COUNT [--tree TREE] [--daily]
 
 The store opens the file first (so its tables, indexes and whatever else its schema
 makes exist, exactly as the service would find them), then rows built by the store's
@@ -11,7 +11,9 @@ made. Run as a script by path for that reason: it imports nothing from `bench`.
 
 Jobs: scheduler-surface job-class jobs of 10 users on 1,440 daily cron expressions
 (one per minute of the day, in a month months away: real fleets share a few
-schedules, and nothing fires while start-up is measured). Executions: 1,000 jobs of 10
+schedules, and nothing fires while start-up is measured). With `--daily` the same
+1,440 expressions fire every day, so the jobs' next fire times spread over the coming
+24 hours, a minute's share of them due in each minute (what a load window holds). Executions: 1,000 jobs of 10
 users with COUNT / 1,000 executions each, created over the last 30 days, 90% completed,
 the rest failed, timed out, missed or skipped.
 """
@@ -51,13 +53,16 @@ def far_month(now: datetime) -> int:
     return (now.month + 4 - 1) % 12 + 1
 
 
-def make_jobs(count: int, now: datetime) -> Any:
+def make_jobs(count: int, now: datetime, daily: bool = False) -> Any:
     """Yield `count` Jobs; 1,440 shared triggers and their next fire times."""
     from engine.model import Job, JobKind
     from engine.triggers import CronTrigger
 
     month = far_month(now)
-    triggers = [CronTrigger(m % 60, m // 60, 1, month) for m in range(1440)]
+    if daily:
+        triggers = [CronTrigger(m % 60, m // 60) for m in range(1440)]
+    else:
+        triggers = [CronTrigger(m % 60, m // 60, 1, month) for m in range(1440)]
     nexts = [t.next_fire_time(now) for t in triggers]
     for i in range(count):
         spec = i % 1440
@@ -105,7 +110,7 @@ def make_executions(count: int, now: datetime) -> Any:
         )
 
 
-def fill(kind: str, path: Path, count: int) -> dict[str, Any]:
+def fill(kind: str, path: Path, count: int, daily: bool = False) -> dict[str, Any]:
     from stores.records import User
     from stores.sql import EXECUTIONS, JOBS
     from stores.sql import USERS as USER_TABLE
@@ -120,7 +125,7 @@ def fill(kind: str, path: Path, count: int) -> dict[str, Any]:
     began = time.perf_counter()
     try:
         users = [User(user_id(n), f"user {n}", f"user{n}@example.com") for n in range(USERS)]
-        jobs = make_jobs(count if kind == "jobs" else EXECUTION_JOBS, now)
+        jobs = make_jobs(count if kind == "jobs" else EXECUTION_JOBS, now, daily)
         batches: list[tuple[str, Any, Any]] = [
             ("insert_users", USER_TABLE, users),
             ("insert_jobs", JOBS, jobs),
@@ -163,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", type=Path)
     parser.add_argument("count", type=int)
     parser.add_argument("--tree", type=Path, help="the checkout whose store to use")
+    parser.add_argument("--daily", action="store_true", help="jobs fire every day")
     args = parser.parse_args(argv)
     tree = args.tree if args.tree is not None else Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(tree.resolve()))
-    print(fill(args.kind, args.path, args.count), flush=True)
+    print(fill(args.kind, args.path, args.count, args.daily), flush=True)
     return 0
 
 

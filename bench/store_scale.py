@@ -4,10 +4,13 @@ through a real `cronwell serve` on loopback.
 Start-up: a file holding `jobs` jobs (bench/store_fill.py: bulk-inserted through the
 store's own schema) is served; the figure is the wall time from starting the process
 to the first 200 from /api/health (Sanic answers only once `before_server_start` has
-opened the store, recovered, loaded and scheduled every job, so this is the moment the
-service serves and the first due fire would run), with the process's resident memory
-then (VmRSS) and at its peak (VmHWM), and the number of jobs the engine says it
-scheduled (its "recovered N scheduled job(s)" log line).
+opened the store, recovered, and loaded and scheduled every job its load window holds,
+so this is the moment the service serves and the first due fire would run), with the
+process's resident memory then (VmRSS) and at its peak (VmHWM), and the number of jobs
+the engine says it put in memory (its "recovered N scheduled job(s)" log line: with
+the default load window, those due within it; `--hold-all` adds the same tree holding
+every job, CRONWELL_LOAD_AHEAD=0, and `--daily` fills jobs due over the next day
+instead of months away).
 
 Queries: a file holding `executions` executions (1,000 jobs of 10 users) is served, and
 each endpoint is asked `requests` times over one keep-alive connection; the figure is
@@ -68,6 +71,11 @@ QUERY_TARGETS = {
 class Tree:
     name: str
     path: Path
+    #: environment the tree's server gets besides the bench's (CRONWELL_LOAD_AHEAD=0:
+    #: every job in memory, the load before the load window, on the same code)
+    env: tuple[tuple[str, str], ...] = ()
+    #: whose filled files it serves (None: its own); a tree of the same code shares them
+    files: str | None = None
 
 
 @dataclass(slots=True)
@@ -87,9 +95,11 @@ class Figures:
     queries_ms: dict[str, list[float]] = field(default_factory=dict)
 
 
-def fill(tree: Tree, kind: str, path: Path, count: int) -> float:
+def fill(tree: Tree, kind: str, path: Path, count: int, daily: bool = False) -> float:
     """Fill `path` with the filler run against `tree`'s store; its own seconds."""
     argv = [sys.executable, str(FILLER), kind, str(path), str(count), "--tree", str(tree.path)]
+    if daily and kind == "jobs":
+        argv.append("--daily")
     done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"filling {path} failed: {done.stderr.strip()[-800:]}")
@@ -152,7 +162,9 @@ def serving(tree: Tree, store: Path, workdir: Path) -> Iterator[Served]:
         "--pool-size", "4",
         "--node-id", f"bench-{tree.name}",
     ]  # fmt: skip
-    env = clean_env(CRONWELL_DATA_DIR=str(workdir / "data"), PYTHONPATH=str(tree.path))
+    env = clean_env(
+        CRONWELL_DATA_DIR=str(workdir / "data"), PYTHONPATH=str(tree.path), **dict(tree.env)
+    )
     log = workdir / f"{tree.name}.log"
     with log.open("wb") as sink:
         began = time.perf_counter()
@@ -232,9 +244,11 @@ def run(
     runs: int,
     requests: int,
     log: Any = None,
+    daily: bool = False,
 ) -> dict[str, Figures]:
     """Fill each tree's files, then `runs` rounds; each round starts every tree on its
-    jobs file (alternating which goes first) and times queries on its executions file."""
+    jobs file (alternating which goes first) and times queries on its executions file.
+    `daily`: the jobs fire every day (bench/store_fill.py)."""
 
     def say(text: str) -> None:
         if log is not None:
@@ -243,8 +257,9 @@ def run(
     figures = {tree.name: Figures() for tree in trees}
     files: dict[str, tuple[Path, Path]] = {}
     for tree in trees:
-        jobs_file = folder / f"{tree.name}-jobs.db"
-        executions_file = folder / f"{tree.name}-executions.db"
+        owner = tree.files or tree.name
+        jobs_file = folder / f"{owner}-jobs{'-daily' if daily else ''}.db"
+        executions_file = folder / f"{owner}-executions.db"
         for kind, path, count in (
             ("jobs", jobs_file, jobs),
             ("executions", executions_file, executions),
@@ -253,7 +268,7 @@ def run(
                 say(f"... {tree.name}: reusing {path}")
                 continue
             say(f"... {tree.name}: filling {count:,} {kind}")
-            figures[tree.name].fill_s[kind] = fill(tree, kind, path, count)
+            figures[tree.name].fill_s[kind] = fill(tree, kind, path, count, daily)
         files[tree.name] = (jobs_file, executions_file)
     for round_ in range(runs):
         order = list(trees) if round_ % 2 == 0 else list(reversed(trees))

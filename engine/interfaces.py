@@ -102,6 +102,14 @@ def record_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(record.get(name, defaults[name]) for name in JOB_ROW_FIELDS)
 
 
+def _starts(record: Mapping[str, Any], due_by: datetime) -> bool:
+    """True when a load window starting at `due_by` reads this record (`job_rows`)."""
+    when = record.get("next_run_time")
+    if when is not None and when <= due_by:
+        return True
+    return record.get("history_limit") is not None or record.get("notify") is not None
+
+
 @cache
 def _row_defaults() -> dict[str, Any]:
     """Each Job field's default; those every record holds (id, name, ...) have none."""
@@ -225,9 +233,15 @@ class SchedulerStore(ABC):
         for start in range(0, len(jobs), max(page, 1)):
             yield [job.to_record() for job in jobs[start : start + page]]
 
-    def job_rows(self, page: int = 1000) -> Iterator[list[Sequence[Any]]]:
+    def job_rows(
+        self, page: int = 1000, due_by: datetime | None = None
+    ) -> Iterator[list[Sequence[Any]]]:
         """Every stored job as a row of its `JOB_ROW_FIELDS` values in that order, in
         pages of at most `page`, in no promised order: what the start-up load reads.
+        With `due_by`, only the rows a load window starts from (engine/scheduling/
+        window.py): the jobs whose next_run_time is at or before it, and every job
+        that holds a history_limit or notify (what the start-up observers learn),
+        whatever its time.
 
         A value is what `job_records` would give for the field (a field missing from
         the stored job reads as the Job's default), except that a store may give the
@@ -238,7 +252,32 @@ class SchedulerStore(ABC):
         default builds the rows from `job_records`.
         """
         for records in self.job_records(page, JOB_ROW_FIELDS):
-            yield [record_row(record) for record in records]
+            rows: list[Sequence[Any]] = [
+                record_row(r) for r in records if due_by is None or _starts(r, due_by)
+            ]
+            if rows:
+                yield rows
+
+    def due_job_rows(
+        self, after: tuple[datetime, str | None], until: datetime, limit: int = 1000
+    ) -> list[Sequence[Any]]:
+        """One page of at most `limit` `job_rows` rows: the jobs whose next_run_time
+        is at or before `until` and whose (next_run_time, id) comes after `after` (an
+        id of None: after every job of that time), in (next_run_time, id) order. How a
+        load window slides forward, a page at a time; SQL and Mongo stores answer it
+        from their next_run_time index. This default reads every job."""
+        since, after_id = after
+        found = []
+        for records in self.job_records(1000, JOB_ROW_FIELDS):
+            for record in records:
+                when = record.get("next_run_time")
+                if when is None or when > until or when < since:
+                    continue
+                if when == since and (after_id is None or record["id"] <= after_id):
+                    continue
+                found.append((when, record["id"], record))
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [record_row(record) for _, _, record in found[:limit]]
 
     @abstractmethod
     def count_jobs(self, owner: str | None = None) -> JobCounts:

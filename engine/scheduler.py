@@ -59,6 +59,7 @@ from engine.scheduling.recovery import (
 )
 from engine.scheduling.takeover import hand_over
 from engine.scheduling.timetable import Timetable
+from engine.scheduling.window import LoadWindow
 
 log = logging.getLogger(__name__)
 #: after a shutdown timeout, how long cancelled runs get to stop before being recorded
@@ -87,7 +88,11 @@ class Scheduler:
         kill_leftovers: KillLeftovers | None = None,
         journal_folder: Path | None = None,
         observer: RunObserver | None = None,
+        load_ahead: float | None = None,
     ) -> None:
+        """`load_ahead` (seconds): hold in memory only the jobs due within it, reading
+        the rest from the store as they come near (engine/scheduling/window.py); None
+        holds every scheduled job."""
         self.store = store
         #: this process's name in the store: stamped on every execution it records
         self.node_id = node_id
@@ -155,6 +160,8 @@ class Scheduler:
             self._firer,
             self._handler,
         )
+        if load_ahead is not None:
+            self._loop.window = LoadWindow(store, self._timetable, load_ahead)
         #: with a node id, this engine is one node of several on the store
         self._node: NodeKeeper | None = None
         if node_id is not None:
@@ -195,6 +202,7 @@ class Scheduler:
                 now = self.clock.now()
                 journal = self._journal
                 started = journal.take_left_over() if journal is not None else set()
+                window = self._loop.window
                 recovery = recover(
                     self.store,
                     self._timetable,
@@ -204,6 +212,7 @@ class Scheduler:
                     self.node_id,
                     observers,
                     observed_fields,
+                    due_by=None if window is None else window.open(now),
                 )
                 if journal is not None:
                     journal.forget_left_over()
@@ -354,7 +363,8 @@ class Scheduler:
 
     @property
     def scheduled_jobs(self) -> int:
-        """Jobs currently on the heap (active, with a next fire time)."""
+        """Jobs currently on the heap (active, with a next fire time; with a load window,
+        due within it)."""
         return len(self._timetable.jobs)
 
     def _post_chained(self, execution: Execution, job_ids: list[str]) -> None:

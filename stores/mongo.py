@@ -39,6 +39,7 @@ from engine.errors import (
 )
 from engine.gcpause import paused_gc
 from engine.ids import new_id
+from engine.interfaces import JOB_ROW_FIELDS, record_row
 from engine.model import TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
     RUN_COUNTERS,
@@ -389,19 +390,58 @@ class MongoStore(MongoCluster, Store):
     ) -> Iterator[list[dict[str, Any]]]:
         """Keyset pages by _id: each page is one short query, no cursor held open;
         with `fields`, the server sends only those."""
+        yield from self._job_pages({}, page, fields)
+
+    def job_rows(
+        self, page: int = 1000, due_by: datetime | None = None
+    ) -> Iterator[list[Sequence[Any]]]:
+        """With `due_by`, the server picks the rows (on the next_run_time index for
+        what is due; the observers' fields have none)."""
         query: dict[str, Any] = {}
+        if due_by is not None:
+            query = {
+                "$or": [
+                    {"next_run_time": {"$lte": time_text(due_by)}},
+                    {"history_limit": {"$ne": None}},
+                    {"notify": {"$ne": None}},
+                ]
+            }
+        for records in self._job_pages(query, page, JOB_ROW_FIELDS):
+            yield [record_row(record) for record in records]
+
+    def due_job_rows(
+        self, after: tuple[datetime, str | None], until: datetime, limit: int = 1000
+    ) -> list[Sequence[Any]]:
+        since, after_id = time_text(after[0]), after[1]
+        window: dict[str, Any] = {"next_run_time": {"$gt": since, "$lte": time_text(until)}}
+        query = window
+        if after_id is not None:
+            query = {"$or": [window, {"next_run_time": since, "_id": {"$gt": after_id}}]}
+        wanted = {f: 1 for f in JOB_ROW_FIELDS if f != "id"}
+        with self._driver():
+            found = self._collection("jobs").find(query, wanted)
+            found = found.sort([("next_run_time", ASCENDING), ("_id", ASCENDING)])
+            documents = list(found.limit(max(limit, 1)))
+        return [record_row(job_record(d)) for d in documents]
+
+    def _job_pages(
+        self, query: Mapping[str, Any], page: int, fields: Sequence[str] | None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Keyset pages by _id of the jobs `query` matches."""
         limit = max(page, 1)
         wanted = None if fields is None else {f: 1 for f in fields if f != "id"}
+        paged: Mapping[str, Any] = query
         while True:
             with self._driver():
-                found = self._collection("jobs").find(query, wanted)
+                found = self._collection("jobs").find(paged, wanted)
                 found = found.sort("_id", ASCENDING).limit(limit)
                 documents = list(found)
             if documents:
                 yield [job_record(d) for d in documents]
             if len(documents) < limit:
                 return
-            query = {"_id": {"$gt": documents[-1]["_id"]}}
+            after = {"_id": {"$gt": documents[-1]["_id"]}}
+            paged = {"$and": [query, after]} if query else after
 
     def render_jobs(self, owner: str | None, render: Callable[[Job], str]) -> list[str]:
         """`list_jobs`' one query read as raw BSON, each document's text remembered by

@@ -532,14 +532,38 @@ class SqlStore(SqlCluster, Store):
             return
         yield from self._pages("export_jobs", page, lambda row: JOBS.record(row[1:]), 0)
 
-    def job_rows(self, page: int = 1000) -> Iterator[list[Sequence[Any]]]:
+    def job_rows(
+        self, page: int = 1000, due_by: datetime | None = None
+    ) -> Iterator[list[Sequence[Any]]]:
         """The slot columns (stores/sql_slots.py) as stored, which the contract allows:
         the trigger and notify as JSON text, next_run_time as text; no Python work per
         row. A row whose columns are empty is read from its document."""
-        for stored in self._keyset("rows", page, 0):
+        if due_by is None:
+            pages = self._keyset("rows", page, 0)
+        else:
+            pages = self._keyset("due_rows", page, 0, {"until": time_text(due_by)})
+        for stored in pages:
             rows = with_documents(stored, self._row_from_document)
             if rows:
                 yield rows
+
+    def due_job_rows(
+        self, after: tuple[datetime, str | None], until: datetime, limit: int = 1000
+    ) -> list[Sequence[Any]]:
+        """One short read on the next_run_time index (the times are fixed-width UTC
+        text, so their order is the times' order)."""
+        since, after_id = after
+        params: dict[str, Any] = {
+            "since": time_text(since),
+            "until": time_text(until),
+            "limit": max(limit, 1),
+            "offset": 0,
+        }
+        if after_id is None:
+            name = "window_rows_from"
+        else:
+            name, params["after"] = "window_rows_after", after_id
+        return with_documents(self._rows(name, params), self._row_from_document)
 
     def _row_from_document(self, job_id: str) -> tuple[Any, ...] | None:
         found = self._rows("row_document", {"id": job_id})
@@ -552,10 +576,12 @@ class SqlStore(SqlCluster, Store):
         for rows in self._keyset(prefix, page, key):
             yield [decode(row) for row in rows]
 
-    def _keyset(self, prefix: str, page: int, key: int) -> Iterator[list[Any]]:
-        """Non-empty pages of rows of the `{prefix}_first` / `{prefix}_after` statements,
-        keyset-paged by the id in column `key`."""
-        params: dict[str, Any] = {"limit": max(page, 1), "offset": 0}
+    def _keyset(
+        self, prefix: str, page: int, key: int, binds: Mapping[str, Any] | None = None
+    ) -> Iterator[list[Any]]:
+        """Non-empty pages of rows of the `{prefix}_first` / `{prefix}_after` statements
+        (with `binds` besides the paging ones), keyset-paged by the id in column `key`."""
+        params: dict[str, Any] = {**(binds or {}), "limit": max(page, 1), "offset": 0}
         name = f"{prefix}_first"
         while True:
             rows = self._rows(name, params)

@@ -87,10 +87,29 @@ def missing_columns(present: Collection[str]) -> list[Column]:
 def slot_statements(dialect: Dialect, table: str) -> dict[str, str]:
     """The statements of the slot read and of the migration, by name."""
     row = ", ".join(FIELD_COLUMNS[name] for name in JOB_ROW_FIELDS)
+    nrt = FIELD_COLUMNS["next_run_time"]
+    starts = (
+        f"{nrt} <= :until OR {FIELD_COLUMNS['history_limit']} IS NOT NULL "
+        f"OR {FIELD_COLUMNS['notify']} IS NOT NULL"
+    )
     sql = {
         # the document read apart for the rare row whose columns are empty
         "rows_first": dialect.page(f"SELECT {row} FROM {table} ORDER BY id"),
         "rows_after": dialect.page(f"SELECT {row} FROM {table} WHERE id > :after ORDER BY id"),
+        # a load window's start (`job_rows(due_by=...)`): what is due by :until, and
+        # whatever the observers learn from (a limit or a notify), whenever it is due
+        "due_rows_first": dialect.page(f"SELECT {row} FROM {table} WHERE {starts} ORDER BY id"),
+        "due_rows_after": dialect.page(
+            f"SELECT {row} FROM {table} WHERE ({starts}) AND id > :after ORDER BY id"
+        ),
+        # the window sliding forward (`due_job_rows`), on the next_run_time index
+        "window_rows_from": dialect.page(
+            f"SELECT {row} FROM {table} WHERE {nrt} > :since AND {nrt} <= :until ORDER BY {nrt}, id"
+        ),
+        "window_rows_after": dialect.page(
+            f"SELECT {row} FROM {table} WHERE {nrt} >= :since AND {nrt} <= :until "
+            f"AND ({nrt} > :since OR id > :after) ORDER BY {nrt}, id"
+        ),
         "row_document": f"SELECT doc, next_run_time FROM {table} WHERE id = :id",
         "backfill_slots": (
             f"UPDATE {table} SET "

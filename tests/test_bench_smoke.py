@@ -302,9 +302,15 @@ def test_store_scale_fills_serves_and_times_a_small_store(tmp_path: Path) -> Non
     from stores.sqlite import SqliteStore
 
     tree = store_scale.Tree("cronwell", store_scale.HERE)
-    figures = store_scale.run(tmp_path, [tree], jobs=300, executions=2000, runs=1, requests=2)
+    hold = store_scale.Tree(
+        "hold-all", store_scale.HERE, (("CRONWELL_LOAD_AHEAD", "0"),), files="cronwell"
+    )
+    figures = store_scale.run(tmp_path, [tree, hold], jobs=300, executions=2000, runs=1, requests=2)
     mine = figures["cronwell"]
-    assert mine.scheduled == [300]
+    # the filled jobs fire months away: the load window holds none of them, the
+    # service holding every job holds all, from the one shared file
+    assert mine.scheduled == [0] and figures["hold-all"].scheduled == [300]
+    assert not (tmp_path / "hold-all-jobs.db").exists()
     assert len(mine.startup_s) == len(mine.peak_mb) == 1 and mine.peak_mb[0] > 10
     assert set(mine.queries_ms) == set(store_scale.QUERIES)
     store = SqliteStore(tmp_path / "cronwell-executions.db")

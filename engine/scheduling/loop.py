@@ -39,6 +39,7 @@ from engine.scheduling.commands import CommandQueue
 from engine.scheduling.firing import Firer
 from engine.scheduling.handlers import CommandHandler
 from engine.scheduling.timetable import Timetable
+from engine.scheduling.window import LoadWindow
 
 log = logging.getLogger(__name__)
 #: how early the loop thread arms a fire: the worker then sleeps until the due time
@@ -99,6 +100,8 @@ class EngineLoop:
         self._crowd_held = 0
         self._thread: threading.Thread | None = None
         self._stop = False
+        #: with a load window, each step tops it up (engine/scheduling/window.py)
+        self.window: LoadWindow | None = None
 
     def run_once(self, now: datetime | None = None) -> float | None:
         """Apply pending commands, fire what is due; seconds from `now` until the next
@@ -118,6 +121,8 @@ class EngineLoop:
                 self._handler.apply(command, now)
             self.collector.note(len(commands), abs(len(self._timetable) - size))
             self._fire(now, lead)
+            if self.window is not None:
+                self.window.advance(now)
             return self._timetable.next_fire_ts()
 
     def _fire(self, now: datetime, lead: float) -> None:
@@ -216,6 +221,10 @@ class EngineLoop:
                     delay, lead = self.plan_wait(head, clock.timestamp())
                 if self._end_crowd_hold(clock.timestamp()):
                     delay = HOLD_CHECK if delay is None else min(delay, HOLD_CHECK)
+                if self.window is not None:
+                    refill = self.window.wait(clock.timestamp())
+                    if refill is not None and (delay is None or refill < delay):
+                        delay = refill
             except Exception:
                 log.exception("engine step failed; continuing in %.1f s", STEP_FAILURE_PAUSE)
                 delay = STEP_FAILURE_PAUSE

@@ -88,11 +88,13 @@ def recover(
     node_id: str | None = None,
     observers: Sequence[JobObserver] = (),
     observed_fields: Sequence[str] = (),
+    due_by: datetime | None = None,
 ) -> Recovery:
     """Rebuild `timetable` from `store` as of `now` (see the module docstring);
     `started` are the ids of runs a dead process's start journal says it started,
     `node_id` is this node's name (None: an engine that is no node), and `observers`
-    see every stored job's record (with at least `observed_fields`) as it is loaded."""
+    see every stored job's record (with at least `observed_fields`) as it is loaded;
+    with `due_by` (a load window's start), only the jobs due by then are loaded."""
     nodes = store.list_nodes()
     live = [n.node_id for n in nodes if n.alive(now) and n.node_id != node_id]
     dead = [n.node_id for n in nodes if n.node_id not in live and n.node_id != node_id]
@@ -114,7 +116,7 @@ def recover(
     abandoned = len(marked)
     requeued, ended = judge_unstarted(store, unstarted, now)
     timetable.clear()
-    jobs = load_jobs(store, timetable, observers, observed_fields)
+    jobs = load_jobs(store, timetable, observers, observed_fields, due_by)
     retries = 0
     for execution in _every(store, Status.SCHEDULED):
         if execution.scheduled_for is None:
@@ -123,9 +125,10 @@ def recover(
         timetable.put_retry(execution)
         retries += 1
     log.info(
-        "recovered %d scheduled job(s) and %d retry(ies); %d execution(s) abandoned "
+        "recovered %d scheduled job(s)%s and %d retry(ies); %d execution(s) abandoned "
         "(%d leftover process(es) killed); %d unstarted fire(s) queued again, %d ended",
         jobs,
+        "" if due_by is None else f" due by {due_by.isoformat()} (the load window)",
         retries,
         abandoned,
         killed,
@@ -150,8 +153,12 @@ def load_jobs(
     timetable: Timetable,
     observers: Sequence[JobObserver] = (),
     observed_fields: Sequence[str] = (),
+    due_by: datetime | None = None,
 ) -> int:
-    """Put every stored job that will fire on the heap; return how many.
+    """Put every stored job that will fire on the heap; return how many. With `due_by`
+    (a load window's start, engine/scheduling/window.py) only those due by then, and
+    the rows read are the store's `job_rows(due_by=...)`: those jobs and the ones the
+    observers learn from.
 
     Streamed a page at a time: a million jobs are never in memory as Jobs, only as the
     timetable's slots. When the observers want no more than `ROW_OBSERVED_FIELDS`
@@ -169,7 +176,7 @@ def load_jobs(
     # counting as the next one is read.
     with paused_gc(BULK_ITEMS):
         if set(observed_fields) <= set(ROW_OBSERVED_FIELDS):
-            return timetable.put_rows(store.job_rows(LOAD_PAGE), _each(observers))
+            return timetable.put_rows(store.job_rows(LOAD_PAGE, due_by), _each(observers))
         return timetable.put_records(_observed(store, observers, observed_fields))
 
 

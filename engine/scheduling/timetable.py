@@ -4,7 +4,8 @@ Memory per job is a measured target, so the loop does not hold whole `Job`s: a
 `JobSlot` carries only what deciding and recording a fire needs (trigger, next fire time,
 misfire/coalesce/max_instances/overlap, and the labels every Execution repeats). Workers load
 the full Job from the store when they run it. Only jobs that will fire have a slot:
-paused, disabled and finished jobs live in the store alone.
+paused, disabled and finished jobs live in the store alone, and so, with a load
+window (engine/scheduling/window.py), do jobs due past its edge (`horizon_ts`).
 
 Strings shared by many jobs (the target, the owner) are interned, and equal triggers
 share one object (triggers are immutable values), so 100,000 jobs on a handful of cron
@@ -19,6 +20,7 @@ Owned by the loop thread; not thread-safe.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, fields
 from datetime import UTC, datetime
@@ -138,6 +140,9 @@ class Timetable:
         self._specs: dict[tuple[Any, ...], Trigger] = {}
         #: fire time -> (the shared equal datetime, its timestamp)
         self._times: dict[datetime, tuple[datetime, float]] = {}
+        #: jobs due after this timestamp get no slot: with a load window (engine/
+        #: scheduling/window.py) they stay in the store until the window reaches them
+        self.horizon_ts = math.inf
 
     def __len__(self) -> int:
         return len(self.heap)
@@ -156,6 +161,9 @@ class Timetable:
             return None
         trigger = self._shared(job.trigger)
         when, when_ts = self._time(job.next_run_time, trigger)
+        if when_ts > self.horizon_ts:
+            self.drop_job(job.id)
+            return None
         slot = JobSlot(job, trigger, when)
         self.jobs[job.id] = slot
         self.heap.push(job.id, when_ts)
@@ -201,8 +209,9 @@ class Timetable:
         builds each slot straight from its row: no record per job, and each distinct
         trigger and time text parsed once (what a million-job start-up spends its
         time on). `observe` gets the record {id, history_limit, notify} of each row
-        that holds either, notify parsed (what the service's observers read)."""
-        jobs, shared, new_slot = self.jobs, _shared, JobSlot.__new__
+        that holds either, notify parsed (what the service's observers read). A row
+        due after the horizon is only observed."""
+        jobs, shared, new_slot, horizon = self.jobs, _shared, JobSlot.__new__, self.horizon_ts
         # per-load caches of what rows repeat; graces shared as `_shared` does, without
         # its call per job (floats only: 60 and 60.0 are equal keys of other types)
         texts: dict[str, tuple[datetime, float]] = {}
@@ -256,6 +265,9 @@ class Timetable:
                                 texts[when] = timed
                     else:
                         timed = self._time(when if when.tzinfo is UTC else as_utc(when), trigger)
+                    if timed[1] > horizon:
+                        self.drop_job(job_id)
+                        continue
                     slot = new_slot(JobSlot)
                     slot.id = job_id
                     slot.name = name
@@ -288,6 +300,8 @@ class Timetable:
             when = as_utc(when)
         trigger = self._trigger_of(record["trigger"])
         when, when_ts = self._time(when, trigger)
+        if when_ts > self.horizon_ts:
+            return None
         return JobSlot.of_record(record, trigger, when), when_ts
 
     def _trigger_of(self, spec: dict[str, Any]) -> Trigger:
@@ -314,6 +328,9 @@ class Timetable:
             self.drop_job(slot.id)
             return
         slot.next_run_time, when_ts = self._time(when, slot.trigger)
+        if when_ts > self.horizon_ts:  # the load window brings it back when it is near
+            self.drop_job(slot.id)
+            return
         self.jobs[slot.id] = slot
         self.heap.push(slot.id, when_ts)
 

@@ -1,0 +1,199 @@
+"""The load window (engine/scheduling/window.py) on a fake clock and real SQLite files:
+the engine holds only what is due within `load_ahead`, yet every job fires at its time,
+once; jobs fired, added or moved past the window leave memory and come back; the
+observers still see every job they learn from; a failed read is tried again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.errors import StoreUnavailable
+from engine.model import Job, Status
+from engine.scheduling.timetable import Timetable
+from engine.scheduling.window import RETRY_AFTER, LoadWindow
+from stores.sqlite import SqliteStore
+from tests.engine_support import T0, Harness, date_at, every, make_job
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    made = SqliteStore(tmp_path / "jobs.db")
+    made.open()
+    yield made
+    made.close()
+
+
+def at(seconds: float) -> Any:
+    return T0 + timedelta(seconds=seconds)
+
+
+def stored(store: SqliteStore, job: Job) -> Job:
+    job.next_run_time = job.trigger.next_fire_time(T0 - timedelta(seconds=1))
+    store.add_job(job)
+    return job
+
+
+def walk(h: Harness, until: float, step: float, sizes: list[int] | None = None) -> None:
+    """Step the engine every `step` seconds from 0 to `until`, as its thread would wake."""
+    t = 0.0
+    while t <= until:
+        h.at(t)
+        h.settle()  # runs start on the fake clock's time of the step that fired them
+        if sizes is not None:
+            sizes.append(h.scheduler.scheduled_jobs)
+        t += step
+    h.settle()
+
+
+def fired_at(h: Harness, job_id: str) -> list[tuple[float, float]]:
+    """(scheduled_for, started_at) of each run of a job, in seconds after T0."""
+    return [
+        ((e.scheduled_for - T0).total_seconds(), (e.started_at - T0).total_seconds())
+        for e in h.executions(job_id)
+        if e.status == Status.COMPLETED
+    ]
+
+
+def test_only_what_is_due_soon_is_held_and_the_rest_fires_on_time(store: SqliteStore) -> None:
+    stored(store, make_job("near", date_at(at(30))))
+    stored(store, make_job("far", date_at(at(3600))))
+    stored(store, make_job("hourly", every(3600, start=at(1800))))
+    with Harness(store=store, load_ahead=300) as h:
+        recovery = h.scheduler.start(loop_thread=False)
+        assert recovery.jobs == 1 and h.scheduler.scheduled_jobs == 1  # "near" alone
+        sizes: list[int] = []
+        walk(h, 5500, 30, sizes)
+        assert fired_at(h, "near") == [(30, 30)]
+        assert fired_at(h, "far") == [(3600, 3600)]
+        assert fired_at(h, "hourly") == [(1800, 1800), (5400, 5400)]
+        assert max(sizes) <= 2  # never more than the window's jobs in memory
+
+
+def test_a_job_fired_past_the_window_leaves_memory_and_comes_back(store: SqliteStore) -> None:
+    stored(store, make_job("ten-min", every(600, start=at(0))))
+    with Harness(store=store, load_ahead=120) as h:
+        h.scheduler.start(loop_thread=False)
+        sizes: list[int] = []
+        walk(h, 1900, 20, sizes)
+        assert fired_at(h, "ten-min") == [(t, t) for t in (0, 600, 1200, 1800)]
+        assert 0 in sizes and 1 in sizes  # out of memory between fires, back before each
+
+
+def test_jobs_added_or_moved_past_the_window_wait_in_the_store(store: SqliteStore) -> None:
+    with Harness(store=store, load_ahead=60) as h:
+        h.scheduler.start(loop_thread=False)
+        h.add(make_job("later", date_at(at(400))))
+        h.add(make_job("soon", date_at(at(20))))
+        assert h.scheduler.scheduled_jobs == 1
+        h.do(h.scheduler.modify_job("soon", trigger=date_at(at(500))))
+        assert h.scheduler.scheduled_jobs == 0
+        walk(h, 600, 10)
+        assert fired_at(h, "later") == [(400, 400)]
+        assert fired_at(h, "soon") == [(500, 500)]
+
+
+def test_a_job_paused_inside_the_window_stays_unfired_until_resumed(store: SqliteStore) -> None:
+    stored(store, make_job("a", every(100, start=at(100))))
+    with Harness(store=store, load_ahead=300) as h:
+        h.scheduler.start(loop_thread=False)
+        h.do(h.scheduler.pause_job("a"))
+        walk(h, 250, 10)
+        assert fired_at(h, "a") == []
+        h.do(h.scheduler.resume_job("a"))
+        for t in range(260, 420, 10):
+            h.at(t)
+            h.settle()
+        assert fired_at(h, "a") == [(300, 300), (400, 400)]
+
+
+def test_the_start_shows_observers_the_jobs_past_the_window(store: SqliteStore) -> None:
+    stored(store, make_job("kept", date_at(at(90_000)), history_limit=3))
+    stored(store, make_job("told", date_at(at(90_000)), notify={"on": ["failed"]}))
+    stored(store, make_job("plain", date_at(at(90_000))))
+    seen: list[dict[str, Any]] = []
+    with Harness(store=store, load_ahead=60) as h:
+        h.scheduler.start(
+            loop_thread=False,
+            observers=(seen.append,),
+            observed_fields=("history_limit", "notify"),
+        )
+        assert h.scheduler.scheduled_jobs == 0
+    assert sorted(record["id"] for record in seen) == ["kept", "told"]
+
+
+class Flaky(SqliteStore):
+    """A real SQLite store whose window reads fail while `down` is set."""
+
+    down = False
+    reads = 0
+
+    def due_job_rows(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        if self.down:
+            raise StoreUnavailable("the store is away")
+        return super().due_job_rows(*args, **kwargs)
+
+
+def test_a_failed_read_is_tried_again_and_the_job_still_fires(tmp_path: Path) -> None:
+    store = Flaky(tmp_path / "jobs.db")
+    store.open()
+    stored(store, make_job("a", date_at(at(200))))
+    with Harness(store=store, load_ahead=100) as h:
+        h.scheduler.start(loop_thread=False)
+        store.down = True
+        h.at(60)  # behind: reads and fails
+        h.at(60 + RETRY_AFTER / 2)  # waits out the retry pause
+        assert store.reads == 1
+        store.down = False
+        walk(h, 260, 10)
+        assert fired_at(h, "a") == [(200, 200)]
+    store.close()
+
+
+def test_a_crowd_at_one_time_comes_in_over_pages_none_twice(store: SqliteStore) -> None:
+    for number in range(7):
+        stored(store, make_job(f"j{number}", date_at(at(50))))
+    stored(store, make_job("after", date_at(at(55))))
+    table = Timetable()
+    window = LoadWindow(store, table, ahead=20, page=2)
+    window.open(at(0))
+    assert len(table) == 0
+    pages = 0
+    while window.behind(at(40).timestamp()):
+        window.advance(at(40))
+        pages += 1
+    assert pages == 5 and len(table) == 8
+    assert window.cursor == (at(60), None)
+    with pytest.raises(ValueError):
+        LoadWindow(store, table, ahead=0)
+
+
+def test_the_loop_thread_wakes_to_slide_the_window_with_nothing_on_its_heap(
+    store: SqliteStore,
+) -> None:
+    """The real clock and the loop thread: a job added past the window is read and
+    fired although the heap was empty, so the thread had no fire to wake for."""
+    from datetime import UTC, datetime
+
+    from engine.scheduler import Scheduler
+    from tests.engine_support import Recorder
+
+    runner = Recorder()
+    scheduler = Scheduler(store, runner, load_ahead=0.2)
+    scheduler.start()
+    try:
+        due = datetime.now(UTC) + timedelta(seconds=1.0)
+        scheduler.add_job(make_job("later", date_at(due))).result(timeout=5)
+        assert scheduler.scheduled_jobs == 0  # past the window: in the store alone
+        assert runner.started.wait(5)
+        assert runner.job_ids == ["later"]
+        assert scheduler.wait_idle(5)
+        (run,) = [e for e in store.list_executions(job_id="later") if e.started_at is not None]
+        assert run.started_at is not None and run.started_at >= due
+    finally:
+        scheduler.shutdown(timeout=5)
