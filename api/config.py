@@ -18,6 +18,9 @@ from api.limits import MAX_SECONDS
 from engine.errors import InvalidInput
 
 DEFAULT_STORE = "sqlite:///var/cronwell.db"
+#: the shortest load window: a job is read half of it before it is due, and a page read
+#: takes milliseconds, so under this the window would spend the loop on reads
+MIN_LOAD_AHEAD = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +231,11 @@ def load_settings(
             if seconds > MAX_SECONDS:  # past it a timer or a date sum overflows
                 raise InvalidInput(f"{key} must be at most {MAX_SECONDS} (a year), not {seconds}")
             s[name] = float(seconds)
+    if 0 < s.get("load_ahead", MIN_LOAD_AHEAD) < MIN_LOAD_AHEAD:
+        raise InvalidInput(
+            f"CRONWELL_LOAD_AHEAD must be 0 (every job in memory) or at least "
+            f"{MIN_LOAD_AHEAD:g} seconds, not {s['load_ahead']:g}"
+        )
     if v := get("CRONWELL_MAX_CLIENT_CONNECTIONS"):
         s["max_client_connections"] = _int("CRONWELL_MAX_CLIENT_CONNECTIONS", v, 0)
     if v := get("CRONWELL_KEY_CACHE_SECONDS"):

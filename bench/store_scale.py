@@ -358,7 +358,7 @@ def report(figures: dict[str, Figures], *, jobs: int, executions: int) -> str:
         if len(names) == 2 and per_tree[0] and per_tree[1]:
             row.append(f"{median(per_tree[0]) / median(per_tree[1]):.2f}x")
         rows.append(row)
-    headers = ["figure", "unit", *names, *(["parent / this"] if len(names) == 2 else [])]
+    headers = ["figure", "unit", *names, *([f"{names[0]} / {names[1]}"] if len(names) == 2 else [])]
     out = [
         (
             f"{jobs:,} jobs (start-up), {executions:,} executions (queries); "
@@ -368,8 +368,10 @@ def report(figures: dict[str, Figures], *, jobs: int, executions: int) -> str:
         "",
     ]
     this = figures["cronwell"]
-    scheduled = sorted({s for s in this.scheduled if s is not None})
-    out.append(f"jobs the engine scheduled at start: {scheduled or 'not found in its log'}")
+    for name in names:
+        scheduled = sorted({s for s in figures[name].scheduled if s is not None})
+        found = scheduled or "not found in its log"
+        out.append(f"jobs the engine put in memory at start ({name}): {found}")
     start = _median(this.startup_s)
     peak = _median(this.peak_mb)
     out.append(
@@ -389,6 +391,8 @@ def report(figures: dict[str, Figures], *, jobs: int, executions: int) -> str:
         )
     for name in names:
         fills = figures[name].fill_s
+        if not fills:  # it served another tree's files
+            continue
         out.append(
             f"filling ({name}): jobs {fills.get('jobs', 0):.1f} s, "
             f"executions {fills.get('executions', 0):.1f} s"

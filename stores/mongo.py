@@ -75,6 +75,8 @@ MODELS: dict[str, type] = {
 }
 OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
 NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+#: (collection, index) an earlier version made that nothing reads any more
+RETIRED_INDEXES = (("jobs", "next_run_time"),)
 INDEXES: dict[str, list[IndexModel]] = {
     "users": [
         IndexModel([("email_key", ASCENDING)], name="email_key_unique", unique=True),
@@ -87,7 +89,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     "jobs": [
         IndexModel(OLDEST_FIRST, name="created"),
         IndexModel([("owner", ASCENDING), ("created_at", ASCENDING)], name="owner_created"),
-        IndexModel([("next_run_time", ASCENDING)], name="next_run_time"),
+        # the load window pages by (next_run_time, _id) (engine/scheduling/window.py)
+        IndexModel([("next_run_time", ASCENDING), ("_id", ASCENDING)], name="next_run_time_id"),
     ],
     "executions": [
         IndexModel(NEWEST_FIRST, name="created"),
@@ -276,11 +279,16 @@ class MongoStore(MongoCluster, Store):
         return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
 
     def _ensure_indexes(self) -> dict[str, list[str]]:
-        """Create every index (a no-op for those that exist); return their names."""
-        return {
+        """Create every index (a no-op for those that exist) and drop those nothing
+        reads any more; return the names of those kept."""
+        made = {
             name: list(self._collection(name).create_indexes(models))
             for name, models in INDEXES.items()
         }
+        for collection, index in RETIRED_INDEXES:
+            if index in self._collection(collection).index_information():
+                self._collection(collection).drop_index(index)
+        return made
 
     def _collection(self, name: str) -> Any:
         if self._db is None:
@@ -412,16 +420,22 @@ class MongoStore(MongoCluster, Store):
     def due_job_rows(
         self, after: tuple[datetime, str | None], until: datetime, limit: int = 1000
     ) -> list[Sequence[Any]]:
+        """Two range scans of the (next_run_time, _id) index, as the SQL stores make:
+        the rest of the cursor's own time, then the times after it."""
         since, after_id = time_text(after[0]), after[1]
-        window: dict[str, Any] = {"next_run_time": {"$gt": since, "$lte": time_text(until)}}
-        query = window
-        if after_id is not None:
-            query = {"$or": [window, {"next_run_time": since, "_id": {"$gt": after_id}}]}
-        wanted = {f: 1 for f in JOB_ROW_FIELDS if f != "id"}
+        wanted = max(limit, 1)
+        fields = {f: 1 for f in JOB_ROW_FIELDS if f != "id"}
+        order = [("next_run_time", ASCENDING), ("_id", ASCENDING)]
+        documents: list[Any] = []
         with self._driver():
-            found = self._collection("jobs").find(query, wanted)
-            found = found.sort([("next_run_time", ASCENDING), ("_id", ASCENDING)])
-            documents = list(found.limit(max(limit, 1)))
+            jobs = self._collection("jobs")
+            if after_id is not None:
+                tied = {"next_run_time": since, "_id": {"$gt": after_id}}
+                documents = list(jobs.find(tied, fields).sort(order).limit(wanted))
+            if len(documents) < wanted:
+                later = {"next_run_time": {"$gt": since, "$lte": time_text(until)}}
+                found = jobs.find(later, fields).sort(order).limit(wanted - len(documents))
+                documents += list(found)
         return [record_row(job_record(d)) for d in documents]
 
     def _job_pages(

@@ -18,7 +18,7 @@ import oracledb
 
 from engine.errors import StoreError, StoreUnavailable
 from stores.base import MAINTENANCE_TASKS
-from stores.sql import TABLES, SqlStore, build_statements
+from stores.sql import RETIRED_INDEXES, TABLES, SqlStore, build_statements
 from stores.sql_cluster import CLUSTER_TABLES, cluster_statements
 from stores.sql_slots import slot_statements
 from stores.sql_tables import Dialect, Table
@@ -92,6 +92,12 @@ def schema_objects() -> list[tuple[str, str, str]]:
     return objects
 
 
+def retired_indexes() -> list[tuple[str, str]]:
+    """(index name, DROP statement) of each index an earlier version made and nothing
+    reads any more (Oracle has no DROP INDEX IF EXISTS: the name is looked up first)."""
+    return [(name.upper(), f"DROP INDEX {name}") for name in RETIRED_INDEXES]
+
+
 def maintenance_statements(task: str) -> list[str]:
     """The statements one maintenance task runs, in order."""
     if task == "rebuild_indexes":
@@ -119,6 +125,7 @@ def all_statements() -> list[str]:
     statements += list(slot_statements(DIALECT, TABLES["jobs"].name).values())
     statements += [TABLE_EXISTS, INDEX_EXISTS, TABLE_COLUMNS]
     statements += [create for _, _, create in schema_objects()]
+    statements += [drop for _, drop in retired_indexes()]
     for task in MAINTENANCE_TASKS:
         statements += maintenance_statements(task)
     return statements
@@ -189,6 +196,10 @@ class OracleStore(SqlStore):
                 except oracledb.DatabaseError as exc:
                     if _ora_code(exc) != ALREADY_EXISTS:
                         raise
+            for name, drop in retired_indexes():
+                cursor.execute(INDEX_EXISTS, {"name": name})
+                if cursor.fetchone()[0]:
+                    cursor.execute(drop)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -16,6 +16,7 @@ built by `build_statements`, so tests can enumerate them all. Backends implement
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -35,7 +36,7 @@ from engine.errors import (
     UserNotFound,
 )
 from engine.gcpause import paused_gc
-from engine.interfaces import abandons, record_row
+from engine.interfaces import JOB_ROW_FIELDS, abandons, record_row
 from engine.model import TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
     RUN_COUNTERS,
@@ -63,6 +64,7 @@ from stores.sql_slots import (
 from stores.sql_tables import Column, Dialect, Index, Table
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: decoded job rows a store remembers (about 1.5 KB each)
 DECODED_JOBS_LIMIT = 10_000
@@ -90,7 +92,9 @@ JOBS = Table(
     (
         Index("cw_jobs_created", ("created_at", "id")),
         Index("cw_jobs_owner", ("owner", "created_at")),
-        Index("cw_jobs_next_run", ("next_run_time",)),
+        # the load window pages by (next_run_time, id): one index range scan per page,
+        # ties at one time included (engine/scheduling/window.py)
+        Index("cw_jobs_next_run_id", ("next_run_time", "id")),
     ),
     overlay=("next_run_time", "last_run_time", "total_executions"),
     from_record=SLOT_FROM_RECORD,
@@ -192,6 +196,11 @@ TABLES: dict[str, Table] = {
     "api_keys": API_KEYS,
     "audit": AUDIT,
 }
+#: where a row of `job_rows` holds next_run_time
+WINDOW_TIME_AT = JOB_ROW_FIELDS.index("next_run_time")
+#: indexes earlier versions made that nothing reads any more: dropped on open, so a job
+#: write no longer updates them (cw_jobs_next_run: now cw_jobs_next_run_id)
+RETIRED_INDEXES = ("cw_jobs_next_run",)
 #: the filters list_audit_entries/count_audit_entries accept, in statement-name order
 AUDIT_FILTERS = ("user_id", "since")
 
@@ -550,24 +559,43 @@ class SqlStore(SqlCluster, Store):
     def due_job_rows(
         self, after: tuple[datetime, str | None], until: datetime, limit: int = 1000
     ) -> list[Sequence[Any]]:
-        """One short read on the next_run_time index (the times are fixed-width UTC
-        text, so their order is the times' order)."""
-        since, after_id = after
-        params: dict[str, Any] = {
-            "since": time_text(since),
-            "until": time_text(until),
-            "limit": max(limit, 1),
-            "offset": 0,
-        }
-        if after_id is None:
-            name = "window_rows_from"
-        else:
-            name, params["after"] = "window_rows_after", after_id
-        return with_documents(self._rows(name, params), self._row_from_document)
+        """Range scans of the (next_run_time, id) index (the times are fixed-width UTC
+        text, so their order is the times' order): the rest of the cursor's own time,
+        then the times after it. A row left out for its document (the job is gone) is
+        made up for by reading on, so a short page still means the window's end."""
+        wanted = max(limit, 1)
+        since, after_id = time_text(after[0]), after[1]
+        rows: list[Sequence[Any]] = []
+        while len(rows) < wanted:
+            params: dict[str, Any] = {"since": since, "limit": wanted - len(rows), "offset": 0}
+            if after_id is None:
+                name, params["until"] = "window_rows_from", time_text(until)
+            else:
+                name, params["after"] = "window_rows_tied", after_id
+            read = self._rows(name, params)
+            rows += with_documents(read, self._row_from_document)
+            if len(read) == params["limit"]:
+                since, after_id = read[-1][WINDOW_TIME_AT], read[-1][0]
+            elif after_id is not None:
+                after_id = None  # the cursor's time is done: on to the later ones
+            else:
+                break
+        return rows
 
     def _row_from_document(self, job_id: str) -> tuple[Any, ...] | None:
+        """The row of a job whose slot columns are empty, from its document; None when
+        the job is gone or its document does not decode (logged: such a job cannot be
+        scheduled, and one bad row must not stop a load or its window)."""
         found = self._rows("row_document", {"id": job_id})
-        return record_row(self._slot_fallback(*found[0])) if found else None
+        if not found:
+            return None
+        try:
+            return record_row(self._slot_fallback(*found[0]))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning(
+                "job %s: its stored document does not decode (%s); not scheduled", job_id, exc
+            )
+            return None
 
     def _pages(
         self, prefix: str, page: int, decode: Callable[[Sequence[Any]], T], key: int

@@ -102,13 +102,13 @@ def slot_statements(dialect: Dialect, table: str) -> dict[str, str]:
         "due_rows_after": dialect.page(
             f"SELECT {row} FROM {table} WHERE ({starts}) AND id > :after ORDER BY id"
         ),
-        # the window sliding forward (`due_job_rows`), on the next_run_time index
+        # the window sliding forward (`due_job_rows`), each a range scan of the
+        # (next_run_time, id) index: the rest of the cursor's own time, then later times
+        "window_rows_tied": dialect.page(
+            f"SELECT {row} FROM {table} WHERE {nrt} = :since AND id > :after ORDER BY id"
+        ),
         "window_rows_from": dialect.page(
             f"SELECT {row} FROM {table} WHERE {nrt} > :since AND {nrt} <= :until ORDER BY {nrt}, id"
-        ),
-        "window_rows_after": dialect.page(
-            f"SELECT {row} FROM {table} WHERE {nrt} >= :since AND {nrt} <= :until "
-            f"AND ({nrt} > :since OR id > :after) ORDER BY {nrt}, id"
         ),
         "row_document": f"SELECT doc, next_run_time FROM {table} WHERE id = :id",
         "backfill_slots": (

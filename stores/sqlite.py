@@ -31,7 +31,7 @@ from engine.errors import StoreError, StoreUnavailable
 from engine.model import Job, Status
 from stores import sqlite_counts as counts
 from stores import sqlite_revision as revision
-from stores.sql import TABLES, SqlStore, filter_key
+from stores.sql import RETIRED_INDEXES, TABLES, SqlStore, filter_key
 from stores.sql_cluster import CLUSTER_TABLES
 from stores.sql_tables import Dialect, Table
 from stores.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
@@ -96,6 +96,7 @@ def schema(dialect: Dialect) -> list[str]:
     for table in (*TABLES.values(), *CLUSTER_TABLES):
         statements.append(dialect.create_table(table))
         statements.extend(dialect.create_index(table, index) for index in table.indexes)
+    statements.extend(f"DROP INDEX IF EXISTS {name}" for name in RETIRED_INDEXES)
     return statements
 
 

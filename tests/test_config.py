@@ -238,6 +238,6 @@ def test_the_load_window_is_set_in_whole_seconds_and_0_holds_every_job() -> None
     assert load_settings({}, dotenv=None).load_ahead == 600.0
     assert load_settings({"CRONWELL_LOAD_AHEAD": "0"}, dotenv=None).load_ahead == 0.0
     assert load_settings({"CRONWELL_LOAD_AHEAD": "3600"}, dotenv=None).load_ahead == 3600.0
-    for bad in ("-1", "soon", "99999999999"):
+    for bad in ("-1", "soon", "99999999999", "5"):
         with pytest.raises(InvalidInput, match="CRONWELL_LOAD_AHEAD"):
             load_settings({"CRONWELL_LOAD_AHEAD": bad}, dotenv=None)

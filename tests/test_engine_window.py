@@ -197,3 +197,84 @@ def test_the_loop_thread_wakes_to_slide_the_window_with_nothing_on_its_heap(
         assert run.started_at is not None and run.started_at >= due
     finally:
         scheduler.shutdown(timeout=5)
+
+
+def test_a_job_whose_row_cannot_be_read_is_left_out_and_the_rest_fire(
+    store: SqliteStore,
+) -> None:
+    """A document that no longer decodes (its slot columns empty) and a stored trigger
+    that no longer parses, both in the page the window reads: each is logged and left
+    out, and the jobs before and after them in that page, and past it, fire."""
+    for job_id, seconds in (("a-ok", 300), ("bad-doc", 320), ("bad-trigger", 340)):
+        stored(store, make_job(job_id, date_at(at(seconds))))
+    stored(store, make_job("b-ok", date_at(at(400))))
+    stored(store, make_job("z-later", date_at(at(1000))))
+    with store._transaction() as cursor:
+        cursor.execute("UPDATE cw_jobs SET trigger_spec = NULL, doc = '{' WHERE id = 'bad-doc'")
+        cursor.execute(
+            "UPDATE cw_jobs SET trigger_spec = '{\"kind\": \"nope\"}' WHERE id = 'bad-trigger'"
+        )
+    with Harness(store=store, load_ahead=200) as h:
+        h.scheduler.start(loop_thread=False)
+        walk(h, 1100, 10)
+        assert fired_at(h, "a-ok") == [(300, 300)]
+        assert fired_at(h, "b-ok") == [(400, 400)]
+        assert fired_at(h, "z-later") == [(1000, 1000)]
+        assert fired_at(h, "bad-doc") == fired_at(h, "bad-trigger") == []
+
+
+class LosesRows(SqliteStore):
+    """A real SQLite store on which some jobs' documents are gone by the time their
+    empty slot columns send the read to them (deleted between the two reads)."""
+
+    gone: frozenset[str] = frozenset()
+
+    def _row_from_document(self, job_id: str) -> Any:
+        return None if job_id in self.gone else super()._row_from_document(job_id)
+
+
+def test_a_row_left_out_of_a_page_does_not_end_the_window_early(tmp_path: Path) -> None:
+    store = LosesRows(tmp_path / "jobs.db")
+    store.open()
+    for number in range(6):
+        stored(store, make_job(f"j{number}", date_at(at(50 + number))))
+    with store._transaction() as cursor:
+        cursor.execute("UPDATE cw_jobs SET trigger_spec = NULL WHERE id IN ('j1', 'j2')")
+    store.gone = frozenset({"j1"})
+    table = Timetable()
+    window = LoadWindow(store, table, ahead=100, page=2)
+    window.open(at(-100))
+    while window.behind(at(0).timestamp()):
+        window.advance(at(0))
+    assert sorted(table.jobs) == ["j0", "j2", "j3", "j4", "j5"]
+    store.close()
+
+
+def test_the_window_reads_are_range_scans_of_one_index(store: SqliteStore) -> None:
+    """No sort of the rows at the cursor's time (a million jobs on one daily time would
+    make every page sort them all): both reads walk (next_run_time, id) in order."""
+    assert store._db is not None
+    for name in ("window_rows_tied", "window_rows_from"):
+        plan = " | ".join(
+            row[-1]
+            for row in store._db.execute(
+                f"EXPLAIN QUERY PLAN {store._sql[name]}",
+                {"since": "x", "until": "y", "after": "z", "limit": 1, "offset": 0},
+            ).fetchall()
+        )
+        assert "cw_jobs_next_run_id" in plan and "TEMP B-TREE" not in plan, (name, plan)
+
+
+def test_the_index_the_window_replaced_is_dropped_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    made = SqliteStore(path)
+    made.open()
+    assert made._db is not None
+    made._db.execute("CREATE INDEX cw_jobs_next_run ON cw_jobs (next_run_time)")
+    made.close()
+    again = SqliteStore(path)
+    again.open()
+    assert again._db is not None
+    names = {row[0] for row in again._db.execute("SELECT name FROM sqlite_master")}
+    assert "cw_jobs_next_run" not in names and "cw_jobs_next_run_id" in names
+    again.close()

@@ -31,7 +31,7 @@ BIND = re.compile(r"(?<![:\w]):([a-z_]+)\b")
 
 def test_the_statement_list_covers_every_kind_of_work() -> None:
     kinds = {s.split()[0] for s in STATEMENTS}
-    assert kinds == {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER"}
+    assert kinds == {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER", "DROP"}
     assert len(STATEMENTS) == len(set(STATEMENTS)) > 60
 
 

@@ -57,10 +57,15 @@ class TimerHeap(Generic[K]):
         sifted in one entry at a time."""
         live, seq = self._live, self._seq
         added: list[tuple[float, int, K]] = []
-        for key, fire_ts in items:
-            number = next(seq)
-            live[key] = number
-            added.append((fire_ts, number, key))
+        try:
+            for key, fire_ts in items:
+                number = next(seq)
+                live[key] = number
+                added.append((fire_ts, number, key))
+        finally:  # `items` may raise part-way: what it gave is live, so it goes in
+            self._merge(added)
+
+    def _merge(self, added: list[tuple[float, int, K]]) -> None:
         entries = self._entries  # read after `items` ran: a removal meanwhile may prune
         if not entries:  # the start-up load: the batch becomes the heap, no copy
             heapq.heapify(added)

@@ -105,11 +105,16 @@ class EngineLoop:
 
     def run_once(self, now: datetime | None = None) -> float | None:
         """Apply pending commands, fire what is due; seconds from `now` until the next
-        fire, or None when nothing is scheduled."""
+        fire or load window read, or None when nothing is scheduled."""
         if now is None:
             now = self._clock.now()
         head = self._step(now)
-        return None if head is None else max(0.0, head - now.timestamp())
+        delay = None if head is None else max(0.0, head - now.timestamp())
+        if self.window is not None:  # the window's next read counts as work too
+            refill = self.window.wait(now.timestamp())
+            if refill is not None and (delay is None or refill < delay):
+                delay = refill
+        return delay
 
     def _step(self, now: datetime, lead: float = 0.0) -> float | None:
         """One step at `now` (arming fires due within `lead`); returns the heap head's

@@ -74,7 +74,7 @@ class LoadWindow:
         cursor = self._cursor
         if cursor is None:
             return False
-        return cursor[1] is not None or self._timetable.horizon_ts < now_ts + self.ahead / 2
+        return cursor[1] is not None or self._timetable.horizon_ts <= now_ts + self.ahead / 2
 
     def wait(self, now_ts: float) -> float | None:
         """Seconds until `advance` has work (None: no window)."""
@@ -108,7 +108,22 @@ class LoadWindow:
         else:
             self._move_to(_time_of(rows[-1]), rows[-1][0])
         # after the move: the timetable keeps no row due past its horizon
-        return self._timetable.put_rows([rows]) if rows else 0
+        try:
+            return self._timetable.put_rows([rows]) if rows else 0
+        except Exception:  # a row it cannot take: the page again, one row at a time
+            return self._put_each(rows)
+
+    def _put_each(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Put each row on its own, logging and leaving out those that fail (a stored
+        trigger that no longer parses), so one bad job never keeps the rest of its page
+        out of memory; a row put twice replaces itself."""
+        scheduled = 0
+        for row in rows:
+            try:
+                scheduled += self._timetable.put_rows([[row]])
+            except Exception as exc:
+                log.warning("load window: job %s cannot be scheduled (%s); left out", row[0], exc)
+        return scheduled
 
     def _move_to(self, when: datetime, job_id: str | None) -> None:
         self._cursor = (when, job_id)
