@@ -278,3 +278,23 @@ def test_the_index_the_window_replaced_is_dropped_on_open(tmp_path: Path) -> Non
     names = {row[0] for row in again._db.execute("SELECT name FROM sqlite_master")}
     assert "cw_jobs_next_run" not in names and "cw_jobs_next_run_id" in names
     again.close()
+
+
+def test_a_full_reload_looks_only_at_what_the_window_holds(store: SqliteStore) -> None:
+    """A cluster node passing a gap in the change feed reloads every job it may hold:
+    with a window, those due by its edge, not the whole store."""
+    from engine.scheduling.commands import SyncJobs
+
+    stored(store, make_job("near", date_at(at(30))))
+    stored(store, make_job("far", date_at(at(90_000))))
+    with Harness(store=store, load_ahead=300) as h:
+        h.scheduler.start(loop_thread=False)
+        assert h.scheduler.scheduled_jobs == 1
+        h.store.add_job(make_job("written-elsewhere", date_at(at(60)), next_run_time=at(60)))
+        asked: list[int] = []
+        get_jobs = store.get_jobs
+        store.get_jobs = lambda ids: asked.append(len(ids)) or get_jobs(ids)  # type: ignore[method-assign]
+        assert h.scheduler._commands.post_internal(SyncJobs(None))
+        h.at(0)
+        assert asked == [2]  # near and written-elsewhere; far stays in the store
+        assert h.scheduler.scheduled_jobs == 2

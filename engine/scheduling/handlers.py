@@ -12,11 +12,12 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from engine import events as ev
@@ -53,6 +54,8 @@ from engine.scheduling.validate import check_changes, check_job
 log = logging.getLogger(__name__)
 #: returned by a handler that resolves its command's future later
 DEFERRED = object()
+#: rows a full reload reads at a time (the ids of the jobs due within a load window)
+RELOAD_PAGE = 2000
 JOB_REMOVED = "the job was removed before this retry ran"
 #: how long a cancel waits for an execution in transition to show where it is
 TRANSITION_WAIT = 1.0
@@ -427,7 +430,7 @@ class CommandHandler:
         the timetable, and fires armed for it ahead of their time are withdrawn.
         """
         if command.job_ids is None:
-            wanted = {job.id for job in self._store.list_jobs()} | set(self._timetable.jobs)
+            wanted = self._due_ids() | set(self._timetable.jobs)
             self._own_changes.clear()
         else:
             wanted = set()
@@ -453,6 +456,16 @@ class CommandHandler:
                 self._timetable.share(job)
                 self._timetable.put_job(job)
                 self._pool.refresh_job(copy.copy(job))
+
+    def _due_ids(self) -> set[str]:
+        """Every stored job a full reload must look at: all of them, or with a load
+        window only those due by its edge (the window reads the later ones from the
+        store itself when it reaches them, so a million stored jobs are not reloaded)."""
+        edge = self._timetable.horizon_ts
+        if math.isinf(edge):
+            return {job.id for job in self._store.list_jobs()}
+        due_by = datetime.fromtimestamp(edge, UTC)
+        return {row[0] for page in self._store.job_rows(RELOAD_PAGE, due_by) for row in page}
 
     def run_taken_over(self, command: RunTakenOver, now: datetime) -> None:
         """Run the fires a dead node claimed and never started, exactly once each (the
