@@ -11,7 +11,8 @@ extra process to read a clock). The engine's own recorded start (`started_at`, t
 by the worker just before the runner) splits it into the engine's part and the
 process start's. Phases: `quiet` (no other requests), `list-jobs` (LIST_CLIENTS
 keep-alive clients listing the 1,000 jobs back to back throughout), `get-job` (the
-same with GET /api/job/<id>).
+same with GET /api/job/<id>), `schedule-job` (the same posting new one-off jobs, each a
+command the engine's loop thread applies).
 
 With `--parent TREE` (a checkout of another commit, e.g. main) every run serves both
 trees in turn, the order swapping run by run, so the A/B is same-run on the same
@@ -38,14 +39,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.api import ON_TIME_SECONDS, POOL_SIZE, schedule_request, seed, write_scripts
+from bench.api import (
+    ON_TIME_SECONDS,
+    POOL_SIZE,
+    future_date,
+    schedule_request,
+    seed,
+    write_scripts,
+)
 from bench.api_servers import Server, cronwell_server
 from bench.common import fmt, json_line, percentile, render_table
 from bench.http_load import Request, call
 
 HERE = Path(__file__).resolve().parent.parent
-PHASES = ("quiet", "list-jobs", "get-job")
-LOADS = {"list-jobs": "/api/jobs", "get-job": "/api/job/seed-7"}
+PHASES = ("quiet", "list-jobs", "get-job", "schedule-job")
+#: each phase's load: a GET path, or SCHEDULE for new one-off jobs due a day later
+SCHEDULE = "schedule-job"
+LOADS = {"list-jobs": "/api/jobs", "get-job": "/api/job/seed-7", "schedule-job": SCHEDULE}
 LIST_CLIENTS = 8
 #: seconds between scheduling a phase's fires and the first of them: a base, plus an
 #: allowance per fire for posting them all first (up to 30 ms each at load average 13)
@@ -83,22 +93,35 @@ class PhaseFigures:
 
 
 @contextmanager
-def background_load(server: Server, path: str | None, clients: int) -> Iterator[None]:
-    """`clients` threads sending GET `path` back to back until the block ends."""
+def background_load(
+    server: Server, path: str | None, clients: int, noop: Path | None = None
+) -> Iterator[None]:
+    """`clients` threads sending GET `path` back to back until the block ends (for
+    SCHEDULE: each posting new bash jobs of the `noop` script, due a day later)."""
     stop = threading.Event()
 
-    def client() -> None:
+    def client(number: int) -> None:
         conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
+        sent = 0
         while not stop.is_set():
+            if path == SCHEDULE and noop is not None:
+                sent += 1
+                job_id = f"load-{number}-{sent}-{time.monotonic_ns()}"
+                req = schedule_request(job_id, noop, future_date(1))
+            else:
+                req = Request("GET", path or "/")
             try:
-                conn.request("GET", path or "/")
+                conn.request(req.method, req.path, body=req.body, headers=req.all_headers())
                 conn.getresponse().read()
             except (OSError, http.client.HTTPException):
                 conn.close()
                 conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
         conn.close()
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients if path else 0)]
+    threads = [
+        threading.Thread(target=client, args=(n,), daemon=True)
+        for n in range(clients if path else 0)
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -146,7 +169,7 @@ def run_phase(
     if time.time() > base - 0.2:
         raise RuntimeError(f"{tree}: scheduling {fires} fires took longer than {lead:g} s")
     last = base + (fires - 1) * gap
-    with background_load(server, LOADS.get(phase), LIST_CLIENTS):
+    with background_load(server, LOADS.get(phase), LIST_CLIENTS, scripts.noop):
         time.sleep(max(0.0, last - time.time() + 0.1))
     deadline = last + SETTLE
     while not set(dues) <= set(read_log(scripts.canary_log)) and time.time() < deadline:
