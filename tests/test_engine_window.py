@@ -129,27 +129,39 @@ def test_the_start_shows_observers_the_jobs_past_the_window(store: SqliteStore) 
 class Flaky(SqliteStore):
     """A real SQLite store whose window reads fail while `down` is set."""
 
-    down = False
+    down: Exception | None = None
     reads = 0
 
     def due_job_rows(self, *args: Any, **kwargs: Any) -> Any:
         self.reads += 1
-        if self.down:
-            raise StoreUnavailable("the store is away")
+        if self.down is not None:
+            raise self.down
         return super().due_job_rows(*args, **kwargs)
 
 
-def test_a_failed_read_is_tried_again_and_the_job_still_fires(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "error", [StoreUnavailable("the store is away"), RuntimeError("a bug in a read")]
+)
+def test_a_failed_read_is_tried_again_and_the_job_still_fires(
+    tmp_path: Path, error: Exception
+) -> None:
+    """A store failure or a bug: either way the step goes on (a fire in memory is not
+    held up) and the read is tried again a second later."""
     store = Flaky(tmp_path / "jobs.db")
     store.open()
     stored(store, make_job("a", date_at(at(200))))
+    stored(store, make_job("held", date_at(at(61))))
     with Harness(store=store, load_ahead=100) as h:
         h.scheduler.start(loop_thread=False)
-        store.down = True
+        store.down = error
         h.at(60)  # behind: reads and fails
-        h.at(60 + RETRY_AFTER / 2)  # waits out the retry pause
-        assert store.reads == 1
-        store.down = False
+        h.at(61)
+        h.settle()
+        assert fired_at(h, "held") == [(61, 61)]
+        assert store.reads == 2  # at 60 and again at 61, RETRY_AFTER later
+        h.at(61 + RETRY_AFTER / 2)  # waits out the retry pause
+        assert store.reads == 2
+        store.down = None
         walk(h, 260, 10)
         assert fired_at(h, "a") == [(200, 200)]
     store.close()

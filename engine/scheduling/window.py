@@ -95,18 +95,15 @@ class LoadWindow:
         until = now + timedelta(seconds=self.ahead)
         try:
             rows = self._store.due_job_rows(cursor, until, self._page)
-        except StoreError as exc:
-            log.warning(
-                "load window: reading the jobs due next failed (%s); again in %.0f s",
-                exc,
-                RETRY_AFTER,
-            )
+            edge = (until, None) if len(rows) < self._page else (_time_of(rows[-1]), rows[-1][0])
+        except Exception as exc:  # the fires in memory go on; the read is tried again
+            if isinstance(exc, StoreError):
+                log.warning("load window: reading the jobs due next failed (%s)", exc)
+            else:  # a bug: its traceback, once a try
+                log.exception("load window: reading the jobs due next failed")
             self._retry_ts = now_ts + RETRY_AFTER
             return 0
-        if len(rows) < self._page:
-            self._move_to(until, None)
-        else:
-            self._move_to(_time_of(rows[-1]), rows[-1][0])
+        self._move_to(*edge)
         # after the move: the timetable keeps no row due past its horizon
         try:
             return self._timetable.put_rows([rows]) if rows else 0
