@@ -35,7 +35,7 @@ from datetime import datetime
 from engine.clock import Clock
 from engine.gcpause import BULK_ITEMS, hold_gc, paused_gc
 from engine.scheduling.collector import CollectorPacer
-from engine.scheduling.commands import Command, CommandQueue
+from engine.scheduling.commands import CommandQueue
 from engine.scheduling.firing import Firer
 from engine.scheduling.handlers import CommandHandler
 from engine.scheduling.timetable import Timetable
@@ -45,8 +45,7 @@ log = logging.getLogger(__name__)
 #: how early the loop thread arms a fire: the worker then sleeps until the due time
 #: itself, so a fire starts as promptly as a bare timed wait, not after the loop's
 #: claim, store write and hand-off. A schedule change made in the last ARM_LEAD (plus
-#: up to ARM_WINDOW) seconds before a fire, or still waiting behind other commands when
-#: the fire comes due, applies from the next fire on.
+#: up to ARM_WINDOW) seconds before a fire applies from the next fire on.
 ARM_LEAD = 0.002
 #: how far past the lead one wake arms: fires closer together than this are armed in
 #: one step, so at 2,000 fires/s the loop wakes every few fires, not for each one
@@ -117,40 +116,19 @@ class EngineLoop:
                 delay = refill
         return delay
 
-    def _step(self, now: datetime, lead: float = 0.0, between: bool = False) -> float | None:
+    def _step(self, now: datetime, lead: float = 0.0) -> float | None:
         """One step at `now` (arming fires due within `lead`); returns the heap head's
-        timestamp. `between` (the thread's steps): a fire that comes due for arming
-        while the step's commands are applied is armed before the next command, not
-        after the last (see `_apply_between_fires`)."""
+        timestamp."""
         with self.step_lock:
             size = len(self._timetable)
             commands = self._commands.drain()
-            if between and commands:
-                self._apply_between_fires(commands, now, lead)
-            else:
-                for command in commands:
-                    self._handler.apply(command, now)
+            for command in commands:
+                self._handler.apply(command, now)
             self.collector.note(len(commands), abs(len(self._timetable) - size))
             self._fire(now, lead)
             if self.window is not None:
                 self.window.advance(now)
             return self._timetable.next_fire_ts()
-
-    def _apply_between_fires(self, commands: list[Command], now: datetime, lead: float) -> None:
-        """Apply `commands` in order, arming whatever comes due (within `lead` of the
-        clock) before each: under a stream of writes (32 clients scheduling jobs) the
-        commands a step drains take milliseconds, and a fire waiting behind them
-        started that much late. A command drained but not yet applied has not been
-        answered, so a fire armed before it is, to its caller, a fire before it."""
-        clock, timetable = self._clock, self._timetable
-        head = timetable.next_fire_ts()
-        for command in commands:
-            if head is not None and clock.timestamp() >= head - lead:
-                now = clock.now()  # the commands after it apply after it, at this time
-                self._fire(now, lead)
-                head = timetable.next_fire_ts()
-            self._handler.apply(command, now)
-            head = timetable.next_fire_ts()  # the command may have moved the head
 
     def _fire(self, now: datetime, lead: float) -> None:
         """Fire and arm what is due, measuring what arming one fire costs; a crowd is
@@ -240,9 +218,7 @@ class EngineLoop:
         while not self._stop:
             delay: float | None
             try:
-                head = self._step(
-                    clock.now(), lead + ARM_WINDOW if lead > 0.0 else 0.0, between=True
-                )
+                head = self._step(clock.now(), lead + ARM_WINDOW if lead > 0.0 else 0.0)
                 # measured after the step, so the time the step took is not slept again
                 delay, lead = self.plan_wait(head, clock.timestamp())
                 if self.collector.wanted(self._quiet_for(delay, clock.timestamp())):
