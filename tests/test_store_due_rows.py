@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import pytest
-
 from engine.interfaces import JOB_ROW_FIELDS
 from engine.model import Job
 from stores.base import Store
@@ -73,13 +71,3 @@ def test_an_id_in_the_cursor_skips_only_its_time_up_to_it(store: Store) -> None:
     add(store, "a", 21)
     rows = store.due_job_rows((T0 + timedelta(minutes=20), "m"), T0 + timedelta(minutes=40), 10)
     assert [row[ID_AT] for row in rows] == ["n", "a"]
-
-
-def test_mongo_drops_the_index_the_window_replaced(store: Store) -> None:
-    if store.backend != "mongo":
-        pytest.skip("a MongoDB index")
-    jobs = store._collection("jobs")  # type: ignore[attr-defined]
-    jobs.create_index([("next_run_time", 1)], name="next_run_time")
-    store._ensure_indexes()  # type: ignore[attr-defined]  # what open and maintenance run
-    names = set(jobs.index_information())
-    assert "next_run_time" not in names and "next_run_time_id" in names
