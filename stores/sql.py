@@ -36,7 +36,7 @@ from engine.errors import (
     UserNotFound,
 )
 from engine.gcpause import paused_gc
-from engine.interfaces import JOB_ROW_FIELDS, abandons, record_row
+from engine.interfaces import abandons, record_row
 from engine.model import TERMINAL_STATUSES, Execution, Job, Status
 from stores.base import (
     RUN_COUNTERS,
@@ -55,6 +55,7 @@ from stores.sql_slots import (
     FIELD_COLUMNS,
     SLOT_COLUMNS,
     SLOT_FROM_RECORD,
+    TIME_AT,
     SlotReader,
     covers,
     missing_columns,
@@ -196,8 +197,6 @@ TABLES: dict[str, Table] = {
     "api_keys": API_KEYS,
     "audit": AUDIT,
 }
-#: where a row of `job_rows` holds next_run_time
-WINDOW_TIME_AT = JOB_ROW_FIELDS.index("next_run_time")
 #: indexes earlier versions made that nothing reads any more: dropped on open, so a job
 #: write no longer updates them (cw_jobs_next_run: now cw_jobs_next_run_id)
 RETIRED_INDEXES = ("cw_jobs_next_run",)
@@ -575,7 +574,7 @@ class SqlStore(SqlCluster, Store):
             read = self._rows(name, params)
             rows += with_documents(read, self._row_from_document)
             if len(read) == params["limit"]:
-                since, after_id = read[-1][WINDOW_TIME_AT], read[-1][0]
+                since, after_id = read[-1][TIME_AT], read[-1][0]
             elif after_id is not None:
                 after_id = None  # the cursor's time is done: on to the later ones
             else:

@@ -69,6 +69,8 @@ FIELD_COLUMNS = {
 }
 #: where a `rows_*` row holds the trigger's text
 TRIGGER_AT = JOB_ROW_FIELDS.index("trigger")
+#: where a `rows_*` row holds next_run_time's text (the window's cursor, `due_job_rows`)
+TIME_AT = JOB_ROW_FIELDS.index("next_run_time")
 #: distinct trigger texts and fire times a reader keeps (it starts afresh when full)
 READER_LIMIT = 10_000
 

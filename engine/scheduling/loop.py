@@ -109,11 +109,15 @@ class EngineLoop:
         if now is None:
             now = self._clock.now()
         head = self._step(now)
-        delay = None if head is None else max(0.0, head - now.timestamp())
-        if self.window is not None:  # the window's next read counts as work too
-            refill = self.window.wait(now.timestamp())
-            if refill is not None and (delay is None or refill < delay):
-                delay = refill
+        now_ts = now.timestamp()
+        return self._or_window(None if head is None else max(0.0, head - now_ts), now_ts)
+
+    def _or_window(self, delay: float | None, now_ts: float) -> float | None:
+        """`delay`, or sooner when the load window's next read is due before it: a read
+        counts as work, so an empty heap does not mean sleeping for ever."""
+        refill = None if self.window is None else self.window.wait(now_ts)
+        if refill is not None and (delay is None or refill < delay):
+            return refill
         return delay
 
     def _step(self, now: datetime, lead: float = 0.0) -> float | None:
@@ -226,10 +230,7 @@ class EngineLoop:
                     delay, lead = self.plan_wait(head, clock.timestamp())
                 if self._end_crowd_hold(clock.timestamp()):
                     delay = HOLD_CHECK if delay is None else min(delay, HOLD_CHECK)
-                if self.window is not None:
-                    refill = self.window.wait(clock.timestamp())
-                    if refill is not None and (delay is None or refill < delay):
-                        delay = refill
+                delay = self._or_window(delay, clock.timestamp())
             except Exception:
                 log.exception("engine step failed; continuing in %.1f s", STEP_FAILURE_PAUSE)
                 delay = STEP_FAILURE_PAUSE
