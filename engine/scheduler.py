@@ -34,6 +34,7 @@ from engine.running.journal import StartJournal
 from engine.running.live import LiveOutput
 from engine.running.pool import WorkerPool
 from engine.running.recorder import Recorder
+from engine.running.wakes import ArmedWakes
 from engine.scheduling.commands import (
     AddJob,
     Backfill,
@@ -111,6 +112,9 @@ class Scheduler:
         self._commands = CommandQueue(queue_size)
         self._timetable = Timetable()
         self._recorder = Recorder(store, self._stopping, journal=self._journal, events=self.events)
+        #: armed fires' due instants, which the loop and the recorder step aside for
+        wakes = ArmedWakes(self.clock.timestamp)
+        self._recorder.wakes = wakes
         #: a node's starts after its lease may have lapsed go through the store
         fence = StartFence(lease_seconds) if node_id is not None else None
         self._executor = Executor(
@@ -129,6 +133,7 @@ class Scheduler:
             observer=observer,
             run_chained=self._post_chained,
             fence=fence,
+            wakes=wakes,
         )
         self._pool = WorkerPool(pool_size, backlog_limit, self._executor)
         if self._journal is None:
@@ -160,6 +165,8 @@ class Scheduler:
             self._firer,
             self._handler,
         )
+        self._loop.wakes = wakes
+        self._firer.pace = self._loop.pace
         if load_ahead is not None:
             self._loop.window = LoadWindow(store, self._timetable, load_ahead)
         #: with a node id, this engine is one node of several on the store

@@ -46,6 +46,7 @@ from engine.running.journal import StartJournal
 from engine.running.live import LiveOutput
 from engine.running.pool import WorkItem
 from engine.running.recorder import Recorder
+from engine.running.wakes import ArmedWakes
 from engine.scheduling.chains import targets_after
 from engine.scheduling.policy import retry_delay, should_retry
 
@@ -84,7 +85,10 @@ class Executor:
         observer: RunObserver | None = None,
         run_chained: Callable[[Execution, list[str]], object] | None = None,
         fence: StartFence | None = None,
+        wakes: ArmedWakes | None = None,
     ) -> None:
+        #: where each sleep until an armed fire's due time is registered (wakes.py)
+        self._wakes = wakes
         #: a node's: doubtful starts go through the store (None: not a node)
         self._fence = fence
         self._store = store
@@ -219,7 +223,16 @@ class Executor:
     def _wait_until_due(self, item: WorkItem) -> bool:
         """Sleep until an armed fire is due; True when it was cancelled meanwhile."""
         delay = item.not_before - self._clock.timestamp()
-        return delay > 0 and item.cancel.sleep(delay)
+        if delay <= 0:
+            return False
+        wakes = self._wakes
+        if wakes is None:
+            return item.cancel.sleep(delay)
+        token = wakes.sleeping(item.not_before)
+        try:
+            return item.cancel.sleep(delay)
+        finally:
+            wakes.woke(token)
 
     def record(
         self, item: WorkItem, outcome: Outcome, job: Job | None = None, *, deferred: bool = False

@@ -88,6 +88,9 @@ class Firer:
         #: the earliest due time of each batch handed to workers ahead of its time, in
         #: arming order (the loop drops those passed: engine/scheduling/collector.py)
         self.armed_from: deque[float] = deque(maxlen=4096)
+        #: how many due entries the next batch may take, asked before each (the loop
+        #: thread's: it steps aside for armed fires first, engine/running/wakes.py)
+        self.pace: Callable[[int], int] | None = None
 
     def waiting(self) -> int:
         """Handed-over fires no worker has taken yet."""
@@ -102,7 +105,13 @@ class Firer:
         while True:
             jobs: list[JobSlot] = []
             retries: list[Execution] = []
-            while len(jobs) + len(retries) < BATCH:
+            limit = BATCH
+            if self.pace is not None:
+                head = self._timetable.next_fire_ts()
+                if head is None or head > horizon:
+                    return taken
+                limit = self.pace(BATCH)
+            while len(jobs) + len(retries) < limit:
                 due = self._timetable.pop_due(horizon)
                 if due is None:
                     break

@@ -1,0 +1,149 @@
+"""The loop and the recorder step aside for a worker waking at an armed fire's due time:
+they wait (with the GIL released) only when their next piece of work would overlap that
+wake, only until the worker has woken, and never for long when it does not wake.
+
+The times here are a hand-set clock; only the waits are real, and short."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from engine.interfaces import Outcome, RunRequest
+from engine.model import Status
+from engine.running.wakes import MAX_WAIT_PAST_DUE, ArmedWakes
+from engine.scheduler import Scheduler
+from engine.scheduling.loop import ARM_COST_MARGIN, PACE_BATCH
+from stores.memory import MemoryStore
+from tests.engine_support import Recorder, date_at, make_job, wait_for
+
+WAIT = 5.0
+
+
+class HandClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _near(gap: float | None, seconds: float) -> bool:
+    return gap is not None and abs(gap - seconds) < 1e-9
+
+
+def test_nothing_to_step_aside_for_when_no_worker_sleeps() -> None:
+    wakes = ArmedWakes(HandClock())
+    assert wakes.gap() is None
+    assert wakes.step_aside(1.0) is None
+
+
+def test_the_gap_is_to_the_earliest_sleeping_worker() -> None:
+    clock = HandClock()
+    wakes = ArmedWakes(clock)
+    later = wakes.sleeping(1000.5)
+    sooner = wakes.sleeping(1000.2)
+    assert _near(wakes.gap(), 0.2)
+    wakes.woke(sooner)
+    assert _near(wakes.gap(), 0.5)
+    wakes.woke(later)
+    assert wakes.gap() is None
+
+
+def test_work_that_fits_before_the_wake_does_not_wait() -> None:
+    wakes = ArmedWakes(HandClock())
+    token = wakes.sleeping(1010.0)  # 10 s away, and nobody will wake it
+    began = time.monotonic()
+    gap = wakes.step_aside(0.5)
+    assert time.monotonic() - began < 0.5
+    assert _near(gap, 10.0)
+    wakes.woke(token)
+
+
+def test_it_waits_until_the_worker_woke_then_reports_the_next_gap() -> None:
+    clock = HandClock()
+    wakes = ArmedWakes(clock)
+    first = wakes.sleeping(1002.0)  # the wait is bounded 2 s (+1 ms) past now
+    second = wakes.sleeping(1003.0)
+    order: list[str] = []
+
+    def worker() -> None:
+        time.sleep(0.01)
+        order.append("woke")
+        wakes.woke(first)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    gap = wakes.step_aside(2.5)  # the next 2.5 s of work would cover its wake
+    order.append("stepped back in")
+    thread.join(WAIT)
+    assert order == ["woke", "stepped back in"]
+    assert _near(gap, 3.0)  # the next one's, from the hand clock
+    wakes.woke(second)
+
+
+def test_a_worker_that_never_wakes_holds_it_up_only_briefly() -> None:
+    clock = HandClock()
+    wakes = ArmedWakes(clock)
+    token = wakes.sleeping(999.0)  # overdue, and its worker never gets to run
+    began = time.monotonic()
+    gap = wakes.step_aside(1.0)
+    waited = time.monotonic() - began
+    assert waited < MAX_WAIT_PAST_DUE + 0.25  # a bound for a busy machine, not a timing
+    assert gap is not None and gap < 0  # still overdue: the caller goes on with its work
+    wakes.woke(token)
+
+
+def test_two_callers_stepping_aside_for_one_worker_both_go_on() -> None:
+    wakes = ArmedWakes(HandClock())
+    token = wakes.sleeping(1000.001)
+    gaps: list[float | None] = []
+    callers = [threading.Thread(target=lambda: gaps.append(wakes.step_aside(1.0))) for _ in "ab"]
+    for caller in callers:
+        caller.start()
+    wakes.woke(token)
+    for caller in callers:
+        caller.join(WAIT)
+    assert gaps == [None, None]
+
+
+def test_pace_cuts_a_batch_to_what_fits_before_the_next_wake() -> None:
+    scheduler = Scheduler(MemoryStore(), Recorder())
+    loop = scheduler._loop
+    clock = HandClock()
+    wakes = loop.wakes = ArmedWakes(clock)
+    assert loop.pace(64) == 64  # nothing armed: a whole batch
+    loop._arm_cost = 0.1  # slow arming, so the waits below are long in real time
+    cost = loop._arm_cost * ARM_COST_MARGIN
+    token = wakes.sleeping(clock.now + cost * 10.5)
+    assert loop.pace(64) == 10  # ten fires' arming fits before it
+    clock.now += cost * (10.5 - PACE_BATCH + 1)  # fewer than PACE_BATCH fit: wait first
+    waker = threading.Timer(0.01, lambda: wakes.woke(token))
+    waker.start()
+    assert loop.pace(64) == 64  # the worker woke, nothing else is armed
+    waker.join(WAIT)
+
+
+def test_a_worker_registers_its_sleep_until_an_armed_fire_is_due() -> None:
+    ran = threading.Event()
+
+    def run(request: RunRequest) -> Outcome:
+        ran.set()
+        return Outcome(Status.COMPLETED)
+
+    scheduler = Scheduler(MemoryStore(), Recorder(run))
+    scheduler.arm_lead = 5.0  # armed at once, due in 1 s
+    scheduler.start()
+    try:
+        due = datetime.now(UTC) + timedelta(seconds=1)
+        scheduler.add_job(make_job("armed", date_at(due))).result(timeout=WAIT)
+        wakes = scheduler._loop.wakes
+        assert wakes is not None
+        assert wait_for(lambda: wakes.gap() is not None, WAIT)
+        gap = wakes.gap()
+        assert gap is not None and gap <= due.timestamp() - time.time() + 0.01
+        assert ran.wait(WAIT)
+        assert wakes.gap() is None  # it woke and went
+    finally:
+        scheduler.shutdown(timeout=WAIT)
