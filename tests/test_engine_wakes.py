@@ -16,7 +16,7 @@ from engine.running.wakes import MAX_WAIT_PAST_DUE, ArmedWakes
 from engine.scheduler import Scheduler
 from engine.scheduling.loop import ARM_COST_MARGIN, PACE_BATCH
 from stores.memory import MemoryStore
-from tests.engine_support import Recorder, date_at, make_job, wait_for
+from tests.engine_support import T0, Harness, Recorder, date_at, make_job, wait_for
 
 WAIT = 5.0
 
@@ -83,39 +83,57 @@ def test_it_waits_until_the_worker_woke_then_reports_the_next_gap() -> None:
     wakes.woke(second)
 
 
-def test_a_worker_that_never_wakes_holds_it_up_only_briefly() -> None:
+def test_a_worker_late_for_a_cpu_holds_it_up_only_until_a_millisecond_past_due() -> None:
     clock = HandClock()
     wakes = ArmedWakes(clock)
-    token = wakes.sleeping(999.0)  # overdue, and its worker never gets to run
+    token = wakes.sleeping(clock.now - MAX_WAIT_PAST_DUE / 2)  # overdue, never wakes
     began = time.monotonic()
     gap = wakes.step_aside(1.0)
     waited = time.monotonic() - began
-    assert waited < MAX_WAIT_PAST_DUE + 0.25  # a bound for a busy machine, not a timing
+    assert waited < 0.25  # half a millisecond, bounded loosely for a busy machine
     assert gap is not None and gap < 0  # still overdue: the caller goes on with its work
     wakes.woke(token)
 
 
-def test_two_callers_stepping_aside_for_one_worker_both_go_on() -> None:
-    wakes = ArmedWakes(HandClock())
-    token = wakes.sleeping(1000.001)
+def test_a_worker_long_overdue_is_not_waited_for_again() -> None:
+    clock = HandClock()
+    wakes = ArmedWakes(clock)
+    token = wakes.sleeping(clock.now - 2 * MAX_WAIT_PAST_DUE)
+    assert wakes.gap() is None
+    assert wakes.step_aside(1.0) is None
+    wakes.woke(token)
+
+
+def test_two_callers_stepping_aside_for_one_worker_both_go_on_when_it_wakes() -> None:
+    clock = HandClock()
+    wakes = ArmedWakes(clock)
+    token = wakes.sleeping(clock.now + 3.0)  # each caller would wait up to 3 s
     gaps: list[float | None] = []
-    callers = [threading.Thread(target=lambda: gaps.append(wakes.step_aside(1.0))) for _ in "ab"]
+    callers = [threading.Thread(target=lambda: gaps.append(wakes.step_aside(4.0))) for _ in "ab"]
     for caller in callers:
         caller.start()
+    assert not wait_for(lambda: bool(gaps), 0.05)  # both are waiting for the worker
+    woke_at = time.monotonic()
     wakes.woke(token)
     for caller in callers:
         caller.join(WAIT)
     assert gaps == [None, None]
+    assert time.monotonic() - woke_at < 1.5  # released by the wake, not the 3 s bound
+
+
+def _paced_loop() -> tuple[Scheduler, HandClock, ArmedWakes]:
+    scheduler = Scheduler(MemoryStore(), Recorder())
+    clock = HandClock()
+    wakes = scheduler._loop.wakes = ArmedWakes(clock)
+    scheduler._loop._arm_cpu = 0.1  # slow arming, so the waits below are long in real time
+    return scheduler, clock, wakes
 
 
 def test_pace_cuts_a_batch_to_what_fits_before_the_next_wake() -> None:
-    scheduler = Scheduler(MemoryStore(), Recorder())
+    scheduler, clock, wakes = _paced_loop()
     loop = scheduler._loop
-    clock = HandClock()
-    wakes = loop.wakes = ArmedWakes(clock)
     assert loop.pace(64) == 64  # nothing armed: a whole batch
-    loop._arm_cost = 0.1  # slow arming, so the waits below are long in real time
-    cost = loop._arm_cost * ARM_COST_MARGIN
+    cost = loop._arm_cpu * ARM_COST_MARGIN
     token = wakes.sleeping(clock.now + cost * 10.5)
     assert loop.pace(64) == 10  # ten fires' arming fits before it
     clock.now += cost * (10.5 - PACE_BATCH + 1)  # fewer than PACE_BATCH fit: wait first
@@ -123,6 +141,43 @@ def test_pace_cuts_a_batch_to_what_fits_before_the_next_wake() -> None:
     waker.start()
     assert loop.pace(64) == 64  # the worker woke, nothing else is armed
     waker.join(WAIT)
+
+
+def test_pace_never_cuts_a_batch_below_pace_batch() -> None:
+    scheduler, clock, wakes = _paced_loop()
+    loop = scheduler._loop
+    cost = loop._arm_cpu * ARM_COST_MARGIN
+    first = wakes.sleeping(clock.now + cost)
+    second = wakes.sleeping(clock.now + cost * 2)  # one fire's arming after the first
+    threading.Timer(0.01, lambda: wakes.woke(first)).start()
+    assert loop.pace(64) == PACE_BATCH
+    wakes.woke(second)
+
+
+def test_pace_takes_whole_batches_past_a_worker_late_for_a_cpu() -> None:
+    scheduler, clock, wakes = _paced_loop()
+    token = wakes.sleeping(clock.now - 2 * MAX_WAIT_PAST_DUE)
+    began = time.monotonic()
+    assert scheduler._loop.pace(64) == 64
+    assert time.monotonic() - began < 0.25
+    wakes.woke(token)
+
+
+def test_a_paced_step_still_fires_everything_due() -> None:
+    asked: list[int] = []
+
+    def pace(most: int) -> int:
+        asked.append(most)
+        return 3
+
+    with Harness() as harness:
+        for number in range(10):
+            harness.add(make_job(f"j{number}", date_at(T0)))
+        harness.scheduler._firer.pace = pace
+        harness.at(0)
+        harness.settle()
+        assert len(asked) == 4  # batches of 3, 3, 3 and 1; none asked once nothing is due
+        assert sorted(e.job_id for e in harness.executions()) == [f"j{n}" for n in range(10)]
 
 
 def test_a_worker_registers_its_sleep_until_an_armed_fire_is_due() -> None:
@@ -145,5 +200,22 @@ def test_a_worker_registers_its_sleep_until_an_armed_fire_is_due() -> None:
         assert gap is not None and gap <= due.timestamp() - time.time() + 0.01
         assert ran.wait(WAIT)
         assert wakes.gap() is None  # it woke and went
+    finally:
+        scheduler.shutdown(timeout=WAIT)
+
+
+def test_a_cancelled_armed_fire_leaves_no_sleeper_behind() -> None:
+    scheduler = Scheduler(MemoryStore(), Recorder())
+    scheduler.arm_lead = 5.0
+    scheduler.start()
+    try:
+        due = datetime.now(UTC) + timedelta(seconds=3)
+        scheduler.add_job(make_job("armed", date_at(due))).result(timeout=WAIT)
+        wakes = scheduler._loop.wakes
+        assert wakes is not None
+        assert wait_for(lambda: wakes.gap() is not None, WAIT)
+        (queued,) = scheduler.store.list_executions(job_id="armed")
+        scheduler.cancel_execution(queued.id).result(timeout=WAIT)
+        assert wait_for(lambda: wakes.gap() is None, WAIT)
     finally:
         scheduler.shutdown(timeout=WAIT)

@@ -46,14 +46,25 @@ class ArmedWakes:
 
     # -- the side of the loop and the recorder ---------------------------------------
     def _earliest(self) -> tuple[threading.Lock, float] | None:
-        sleepers = list(self._sleepers.items())  # one C-level copy: safe while workers change it
-        if not sleepers:
+        """The sleeper due first, leaving out those already MAX_WAIT_PAST_DUE overdue:
+        their workers are not waiting for the GIL the caller holds but for a CPU (or a
+        clock stepped), and stepping aside again would not help them."""
+        # dict.copy() runs no Python code, so a worker's change cannot interrupt it (a
+        # copy through items() allocates tuples, which can set off a collector pass)
+        try:
+            sleepers = self._sleepers.copy()
+        except RuntimeError:  # not seen; stepping aside is an optimisation, never a failure
             return None
-        return min(sleepers, key=lambda entry: entry[1])
+        oldest = self._now() - MAX_WAIT_PAST_DUE
+        earliest: tuple[threading.Lock, float] | None = None
+        for token, due in sleepers.items():
+            if due > oldest and (earliest is None or due < earliest[1]):
+                earliest = (token, due)
+        return earliest
 
     def gap(self) -> float | None:
         """Seconds until the earliest armed fire is due (negative: overdue, its worker
-        not yet awake); None when no worker sleeps on one."""
+        not yet awake); None when no worker sleeps on one that is not long overdue."""
         earliest = self._earliest()
         return None if earliest is None else earliest[1] - self._now()
 
@@ -68,6 +79,6 @@ class ArmedWakes:
         wait = due - self._now()
         if wait >= work:
             return wait
-        if token.acquire(True, max(0.0, wait) + MAX_WAIT_PAST_DUE):
+        if token.acquire(True, max(0.0, wait + MAX_WAIT_PAST_DUE)):
             token.release()  # the loop and the recorder may both wait on one worker
         return self.gap()

@@ -65,9 +65,9 @@ ARM_COST_MARGIN = 1.5
 MAX_CROWD_HOLD = 2.0
 #: how often the loop looks whether the crowd's fires have all been taken, meanwhile
 HOLD_CHECK = 0.01
-#: the fewest fires a batch is cut to for an armed fire due soon: with fewer, the loop
-#: first waits for that fire's worker to wake (each batch costs a claim and a hand-off,
-#: so one or two fires a batch cost a fifth more CPU per fire than four)
+#: the fewest fires a batch is cut to for an armed fire due soon: when fewer fit, the
+#: loop first waits for that fire's worker to wake (each batch costs a claim and a
+#: hand-off, so batches of one or two fires cost a fifth more CPU per fire than four)
 PACE_BATCH = 4
 #: pause after a step failed in a way nothing else caught (a bug), so it cannot spin
 STEP_FAILURE_PAUSE = 1.0
@@ -92,6 +92,9 @@ class EngineLoop:
         self.lead = ARM_LEAD
         #: running estimate of the seconds one fire takes to claim, record and hand over
         self._arm_cost = FIRST_ARM_COST
+        #: the same in the loop thread's CPU time, which is what holds the GIL: the
+        #: store's I/O (done with the GIL released) left out, for `pace`
+        self._arm_cpu = FIRST_ARM_COST
         #: the head whose crowd was last counted, and its size
         self._crowd_head: float | None = None
         self._crowd = 0
@@ -146,7 +149,7 @@ class EngineLoop:
     def _fire(self, now: datetime, lead: float) -> None:
         """Fire and arm what is due, measuring what arming one fire costs; a crowd is
         armed with the cyclic collector paused (see engine/scheduling/collector.py)."""
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.thread_time()
         self._aside = 0.0
         crowd = self._crowd if lead > self.lead + ARM_WINDOW else 0
         if crowd < BULK_ITEMS:
@@ -168,22 +171,26 @@ class EngineLoop:
         if fired:
             cost = (time.perf_counter() - began - self._aside) / fired
             self._arm_cost += ARM_COST_WEIGHT * (cost - self._arm_cost)
+            cpu = (time.thread_time() - cpu_began) / fired
+            self._arm_cpu += ARM_COST_WEIGHT * (cpu - self._arm_cpu)
 
     def pace(self, most: int) -> int:
         """How many due entries the next batch may arm (the Firer asks before each):
-        as many as fit before the next armed fire is due, at what arming one costs, so
-        its worker does not wake into the loop holding the GIL; when fewer than
-        PACE_BATCH fit, first wait until that worker has woken (running/wakes.py)."""
+        as many as fit before the next armed fire is due, at the CPU time arming one
+        costs, so its worker does not wake into the loop holding the GIL. When fewer
+        than PACE_BATCH fit, the loop first waits until that worker has woken
+        (engine/running/wakes.py), and the batch is never cut below PACE_BATCH: the
+        claim each batch costs must not shrink batches further and further."""
         wakes = self.wakes
         if wakes is None:
             return most
-        cost = self._arm_cost * ARM_COST_MARGIN
+        cost = self._arm_cpu * ARM_COST_MARGIN
         began = time.perf_counter()
         gap = wakes.step_aside(cost * PACE_BATCH)
         self._aside += time.perf_counter() - began
-        if gap is None:
+        if gap is None or gap <= 0.0:  # nothing armed, or a worker late for a CPU
             return most
-        return max(1, min(most, int(gap / cost)))
+        return max(PACE_BATCH, min(most, int(gap / cost)))
 
     def _lead_for(self, head: float) -> float:
         """How early to wake for the fires due by `head`: the base lead plus the time
