@@ -125,7 +125,7 @@ def _paced_loop() -> tuple[Scheduler, HandClock, ArmedWakes]:
     scheduler = Scheduler(MemoryStore(), Recorder())
     clock = HandClock()
     wakes = scheduler._loop.wakes = ArmedWakes(clock)
-    scheduler._loop._arm_cpu = 0.1  # slow arming, so the waits below are long in real time
+    scheduler._loop._arm_cost = scheduler._loop._arm_cpu = 0.1  # slow: long waits in real time
     return scheduler, clock, wakes
 
 

@@ -92,8 +92,8 @@ class EngineLoop:
         self.lead = ARM_LEAD
         #: running estimate of the seconds one fire takes to claim, record and hand over
         self._arm_cost = FIRST_ARM_COST
-        #: the same in the loop thread's CPU time, which is what holds the GIL: the
-        #: store's I/O (done with the GIL released) left out, for `pace`
+        #: the same in the loop thread's CPU time: the store's I/O (done with the GIL
+        #: released) left out, for `pace`
         self._arm_cpu = FIRST_ARM_COST
         #: the head whose crowd was last counted, and its size
         self._crowd_head: float | None = None
@@ -176,15 +176,17 @@ class EngineLoop:
 
     def pace(self, most: int) -> int:
         """How many due entries the next batch may arm (the Firer asks before each):
-        as many as fit before the next armed fire is due, at the CPU time arming one
-        costs, so its worker does not wake into the loop holding the GIL. When fewer
-        than PACE_BATCH fit, the loop first waits until that worker has woken
-        (engine/running/wakes.py), and the batch is never cut below PACE_BATCH: the
-        claim each batch costs must not shrink batches further and further."""
+        as many as fit before the next armed fire is due, at the lesser of the wall and
+        CPU time arming one costs, so its worker does not wake into the loop holding
+        the GIL. When fewer than PACE_BATCH fit, the loop first waits until that worker
+        has woken (engine/running/wakes.py), and the batch is never cut below
+        PACE_BATCH: the claim each batch costs must not shrink batches further and
+        further."""
         wakes = self.wakes
         if wakes is None:
             return most
-        cost = self._arm_cpu * ARM_COST_MARGIN
+        # the GIL is held no longer than either (the CPU time also counts the waits' wakes)
+        cost = min(self._arm_cost, self._arm_cpu) * ARM_COST_MARGIN
         began = time.perf_counter()
         gap = wakes.step_aside(cost * PACE_BATCH)
         self._aside += time.perf_counter() - began
