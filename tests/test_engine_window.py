@@ -235,6 +235,35 @@ def test_a_job_whose_row_cannot_be_read_is_left_out_and_the_rest_fire(
         assert fired_at(h, "bad-doc") == fired_at(h, "bad-trigger") == []
 
 
+@pytest.mark.parametrize("load_ahead", [None, 200])
+def test_start_up_leaves_out_a_job_whose_trigger_or_time_no_longer_parses(
+    store: SqliteStore, load_ahead: int | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The rows start-up reads (every job, or those due within the window): a stored
+    trigger and a stored time that no longer parse are logged and left out, and the
+    service starts and fires the rest; before, start-up failed on the first of them."""
+    for job_id, seconds in (("a-ok", 30), ("bad-trigger", 40), ("bad-time", 45)):
+        stored(store, make_job(job_id, date_at(at(seconds))))
+    stored(store, make_job("b-ok", date_at(at(50))))
+    with store._transaction() as cursor:
+        cursor.execute(
+            "UPDATE cw_jobs SET trigger_spec = '{\"kind\": \"nope\"}' WHERE id = 'bad-trigger'"
+        )
+        cursor.execute("UPDATE cw_jobs SET next_run_time = 'soon' WHERE id = 'bad-time'")
+    with Harness(store=store, load_ahead=load_ahead) as h:
+        h.scheduler.start(loop_thread=False)
+        walk(h, 100, 10)
+        assert fired_at(h, "a-ok") == [(30, 30)]
+        assert fired_at(h, "b-ok") == [(50, 50)]
+        assert fired_at(h, "bad-trigger") == fired_at(h, "bad-time") == []
+    left_out = " ".join(
+        r.getMessage() for r in caplog.records if "cannot be scheduled" in r.getMessage()
+    )
+    assert "bad-trigger" in left_out
+    # a window reads rows by their time's index, where 'soon' sorts after every date
+    assert ("bad-time" in left_out) is (load_ahead is None)
+
+
 class LosesRows(SqliteStore):
     """A real SQLite store on which some jobs' documents are gone by the time their
     empty slot columns send the read to them (deleted between the two reads)."""

@@ -20,6 +20,7 @@ Owned by the loop thread; not thread-safe.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, fields
@@ -31,6 +32,8 @@ from engine.interfaces import JOB_ROW_FIELDS, JOB_SLOT_FIELDS, Trigger
 from engine.model import Execution, Job, JobKind, as_utc
 from engine.scheduling.heap import TimerHeap
 from engine.triggers import trigger_from_dict
+
+log = logging.getLogger(__name__)
 
 #: heap key of a scheduled retry; job keys are the job ids themselves
 RetryKey = tuple[str, str]
@@ -210,7 +213,9 @@ class Timetable:
         trigger and time text parsed once (what a million-job start-up spends its
         time on). `observe` gets the record {id, history_limit, notify} of each row
         that holds either, notify parsed (what the service's observers read). A row
-        due after the horizon is only observed."""
+        due after the horizon is only observed. A row whose trigger or time no longer
+        parses is logged and left out: one bad job must not keep the service from
+        starting, nor the rest of its page out of memory."""
         jobs, shared, new_slot, horizon = self.jobs, _shared, JobSlot.__new__, self.horizon_ts
         # per-load caches of what rows repeat; graces shared as `_shared` does, without
         # its call per job (floats only: 60 and 60.0 are equal keys of other types)
@@ -245,26 +250,33 @@ class Timetable:
                     if when is None or not enabled or paused:
                         self.drop_job(job_id)
                         continue
-                    if type(spec) is str:
-                        trigger = specs.get(spec)
-                        if trigger is None:
-                            trigger = self._trigger_of(json.loads(spec))
-                            if trigger.kind != "date":  # its own: not kept (`_trigger_of`)
-                                if len(specs) >= TRIGGER_INTERN_LIMIT:
-                                    specs.clear()
-                                specs[spec] = trigger
-                    else:
-                        trigger = self._trigger_of(spec)
-                    if type(when) is str:
-                        timed = texts.get(when)
-                        if timed is None:
-                            timed = self._time(as_utc(datetime.fromisoformat(when)), trigger)
-                            if trigger.kind != "date":  # its own time: not kept (`_time`)
-                                if len(texts) >= TIME_INTERN_LIMIT:
-                                    texts.clear()
-                                texts[when] = timed
-                    else:
-                        timed = self._time(when if when.tzinfo is UTC else as_utc(when), trigger)
+                    try:  # a stored trigger or time that no longer parses: left out
+                        if type(spec) is str:
+                            trigger = specs.get(spec)
+                            if trigger is None:
+                                trigger = self._trigger_of(json.loads(spec))
+                                if trigger.kind != "date":  # its own: not kept (`_trigger_of`)
+                                    if len(specs) >= TRIGGER_INTERN_LIMIT:
+                                        specs.clear()
+                                    specs[spec] = trigger
+                        else:
+                            trigger = self._trigger_of(spec)
+                        if type(when) is str:
+                            timed = texts.get(when)
+                            if timed is None:
+                                timed = self._time(as_utc(datetime.fromisoformat(when)), trigger)
+                                if trigger.kind != "date":  # its own time: not kept (`_time`)
+                                    if len(texts) >= TIME_INTERN_LIMIT:
+                                        texts.clear()
+                                    texts[when] = timed
+                        else:
+                            timed = self._time(
+                                when if when.tzinfo is UTC else as_utc(when), trigger
+                            )
+                    except Exception as exc:
+                        log.warning("job %s cannot be scheduled (%s); left out", job_id, exc)
+                        self.drop_job(job_id)
+                        continue
                     if timed[1] > horizon:
                         self.drop_job(job_id)
                         continue
