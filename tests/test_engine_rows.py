@@ -131,3 +131,35 @@ def test_rows_of_jobs_that_will_not_fire_drop_their_slots() -> None:
         store.update_job(job)
     assert table.put_rows(store.job_rows()) == 1
     assert set(table.jobs) == {"j3"} and [i for i, _ in drained(table)] == ["j3"]
+
+
+def test_a_fleet_sharing_a_trigger_that_no_longer_parses_is_left_out_in_a_few_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """200 jobs share a stored trigger text an older release wrote and this one refuses;
+    the good job beside them loads, the log names the first LEFT_OUT_LOGGED and counts
+    the rest, and the bad text is parsed once, not once a job."""
+    from engine.scheduling import timetable as timetable_module
+
+    bad = '{"kind": "cron", "minute": "5", "day": "*"}'  # "day": not a cron field here
+    good = '{"kind": "cron", "minute": "5"}'
+    due = "2026-12-02T10:05:00+00:00"
+    fields = ("job", "class", "jobs.noop", None)
+    tail = (due, True, False, 60.0, True, 1, "skip", None, None)
+    rows = [(f"bad{n}", *fields, bad, *tail) for n in range(200)]
+    rows.append(("good", *fields, good, *tail))
+    parsed: list[Any] = []
+    table = Timetable()
+    real = table._trigger_of
+
+    def counting(spec: Any) -> Any:
+        parsed.append(spec)
+        return real(spec)
+
+    table._trigger_of = counting  # type: ignore[method-assign]
+    assert table.put_rows([rows]) == 1
+    assert sorted(table.jobs) == ["good"]
+    assert len(parsed) == 2  # the bad text once, the good one once
+    lines = [r.getMessage() for r in caplog.records if "scheduled" in r.getMessage()]
+    assert len(lines) == timetable_module.LEFT_OUT_LOGGED + 1
+    assert lines[-1].startswith("200 jobs in all cannot be scheduled")

@@ -41,6 +41,9 @@ RetryKey = tuple[str, str]
 TRIGGER_INTERN_LIMIT = 10_000
 #: distinct fire times kept for sharing; the table starts afresh when it is full
 TIME_INTERN_LIMIT = 10_000
+#: jobs left out of one load (their trigger or time no longer parses) named in the log;
+#: the rest are counted, so a fleet sharing one bad trigger is not a line per job
+LEFT_OUT_LOGGED = 20
 #: a job record's missing fields read as the Job's defaults (as `Job.from_record` does)
 JOB_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Job) if f.default is not MISSING}
 #: the Job fields `put_record` reads: what the start-up load asks the store for
@@ -222,10 +225,12 @@ class Timetable:
         texts: dict[str, tuple[datetime, float]] = {}
         specs: dict[str, Trigger] = {}
         graces: dict[float, float] = {}
-        scheduled = 0
+        #: trigger texts that failed to parse, and how (each is parsed once per load)
+        unparsed: dict[str, Exception] = {}
+        scheduled = left_out = 0
 
         def placed() -> Iterator[tuple[str, float]]:
-            nonlocal scheduled
+            nonlocal scheduled, left_out
             for rows in pages:
                 for (
                     job_id,
@@ -254,6 +259,8 @@ class Timetable:
                         if type(spec) is str:
                             trigger = specs.get(spec)
                             if trigger is None:
+                                if spec in unparsed:
+                                    raise unparsed[spec]
                                 trigger = self._trigger_of(json.loads(spec))
                                 if trigger.kind != "date":  # its own: not kept (`_trigger_of`)
                                     if len(specs) >= TRIGGER_INTERN_LIMIT:
@@ -274,7 +281,11 @@ class Timetable:
                                 when if when.tzinfo is UTC else as_utc(when), trigger
                             )
                     except Exception as exc:
-                        log.warning("job %s cannot be scheduled (%s); left out", job_id, exc)
+                        if type(spec) is str and len(unparsed) < TRIGGER_INTERN_LIMIT:
+                            unparsed[spec] = exc  # a fleet sharing it is parsed once
+                        left_out += 1
+                        if left_out <= LEFT_OUT_LOGGED:
+                            log.warning("job %s cannot be scheduled (%s); left out", job_id, exc)
                         self.drop_job(job_id)
                         continue
                     if timed[1] > horizon:
@@ -301,6 +312,12 @@ class Timetable:
                     yield job_id, timed[1]
 
         self.heap.extend(placed())
+        if left_out > LEFT_OUT_LOGGED:
+            log.warning(
+                "%d jobs in all cannot be scheduled and were left out (the first %d named above)",
+                left_out,
+                LEFT_OUT_LOGGED,
+            )
         return scheduled
 
     def _slot_of(self, record: Mapping[str, Any]) -> tuple[JobSlot, float] | None:
