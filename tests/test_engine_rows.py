@@ -163,3 +163,17 @@ def test_a_fleet_sharing_a_trigger_that_no_longer_parses_is_left_out_in_a_few_li
     lines = [r.getMessage() for r in caplog.records if "scheduled" in r.getMessage()]
     assert len(lines) == timetable_module.LEFT_OUT_LOGGED + 1
     assert lines[-1].startswith("200 jobs in all cannot be scheduled")
+
+
+def test_a_bad_time_leaves_out_only_its_own_job_not_others_of_its_trigger() -> None:
+    """Two jobs with one date trigger text (date triggers are not kept between rows):
+    the first one's stored time no longer parses, the second's does, and it loads."""
+    spec = '{"kind": "date", "run_date": "2026-12-02T10:05:00+00:00"}'
+    tail = (True, False, 60.0, True, 1, "skip", None, None)
+    rows = [
+        ("bad-time", "job", "class", "jobs.noop", None, spec, "soon", *tail),
+        ("good", "job", "class", "jobs.noop", None, spec, "2026-12-02T10:05:00+00:00", *tail),
+    ]
+    table = Timetable()
+    assert table.put_rows([rows]) == 1
+    assert sorted(table.jobs) == ["good"]

@@ -255,6 +255,7 @@ class Timetable:
                     if when is None or not enabled or paused:
                         self.drop_job(job_id)
                         continue
+                    trigger = None
                     try:  # a stored trigger or time that no longer parses: left out
                         if type(spec) is str:
                             trigger = specs.get(spec)
@@ -281,8 +282,13 @@ class Timetable:
                                 when if when.tzinfo is UTC else as_utc(when), trigger
                             )
                     except Exception as exc:
-                        if type(spec) is str and len(unparsed) < TRIGGER_INTERN_LIMIT:
-                            unparsed[spec] = exc  # a fleet sharing it is parsed once
+                        # the trigger failed (not its time): a fleet sharing it is parsed once
+                        if (
+                            trigger is None
+                            and type(spec) is str
+                            and len(unparsed) < TRIGGER_INTERN_LIMIT
+                        ):
+                            unparsed[spec] = exc
                         left_out += 1
                         if left_out <= LEFT_OUT_LOGGED:
                             log.warning("job %s cannot be scheduled (%s); left out", job_id, exc)
