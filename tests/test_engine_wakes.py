@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from engine.interfaces import Outcome, RunRequest
@@ -180,6 +182,24 @@ def test_a_paced_step_still_fires_everything_due() -> None:
         assert sorted(e.job_id for e in harness.executions()) == [f"j{n}" for n in range(10)]
 
 
+@contextmanager
+def armed(seconds: float, runner: Recorder) -> Iterator[tuple[Scheduler, ArmedWakes, datetime]]:
+    """A running scheduler holding one fire armed at once and due in `seconds`, once its
+    worker has registered the sleep; shut down afterwards."""
+    scheduler = Scheduler(MemoryStore(), runner)
+    scheduler.arm_lead = 5.0
+    scheduler.start()
+    try:
+        due = datetime.now(UTC) + timedelta(seconds=seconds)
+        scheduler.add_job(make_job("armed", date_at(due))).result(timeout=WAIT)
+        wakes = scheduler._loop.wakes
+        assert wakes is not None
+        assert wait_for(lambda: wakes.gap() is not None, WAIT)
+        yield scheduler, wakes, due
+    finally:
+        scheduler.shutdown(timeout=WAIT)
+
+
 def test_a_worker_registers_its_sleep_until_an_armed_fire_is_due() -> None:
     ran = threading.Event()
 
@@ -187,35 +207,15 @@ def test_a_worker_registers_its_sleep_until_an_armed_fire_is_due() -> None:
         ran.set()
         return Outcome(Status.COMPLETED)
 
-    scheduler = Scheduler(MemoryStore(), Recorder(run))
-    scheduler.arm_lead = 5.0  # armed at once, due in 1 s
-    scheduler.start()
-    try:
-        due = datetime.now(UTC) + timedelta(seconds=1)
-        scheduler.add_job(make_job("armed", date_at(due))).result(timeout=WAIT)
-        wakes = scheduler._loop.wakes
-        assert wakes is not None
-        assert wait_for(lambda: wakes.gap() is not None, WAIT)
+    with armed(1.0, Recorder(run)) as (_, wakes, due):
         gap = wakes.gap()
         assert gap is not None and gap <= due.timestamp() - time.time() + 0.01
         assert ran.wait(WAIT)
         assert wakes.gap() is None  # it woke and went
-    finally:
-        scheduler.shutdown(timeout=WAIT)
 
 
 def test_a_cancelled_armed_fire_leaves_no_sleeper_behind() -> None:
-    scheduler = Scheduler(MemoryStore(), Recorder())
-    scheduler.arm_lead = 5.0
-    scheduler.start()
-    try:
-        due = datetime.now(UTC) + timedelta(seconds=3)
-        scheduler.add_job(make_job("armed", date_at(due))).result(timeout=WAIT)
-        wakes = scheduler._loop.wakes
-        assert wakes is not None
-        assert wait_for(lambda: wakes.gap() is not None, WAIT)
+    with armed(3.0, Recorder()) as (scheduler, wakes, _):
         (queued,) = scheduler.store.list_executions(job_id="armed")
         scheduler.cancel_execution(queued.id).result(timeout=WAIT)
         assert wait_for(lambda: wakes.gap() is None, WAIT)
-    finally:
-        scheduler.shutdown(timeout=WAIT)

@@ -110,9 +110,9 @@ class EngineLoop:
         self._stop = False
         #: with a load window, each step tops it up (engine/scheduling/window.py)
         self.window: LoadWindow | None = None
-        #: armed fires the arming steps aside for (engine/running/wakes.py; see `_pace`)
+        #: armed fires the arming steps aside for (engine/running/wakes.py; see `pace`)
         self.wakes: ArmedWakes | None = None
-        #: seconds `_pace` spent waiting in the current `_fire`, kept out of the arm cost
+        #: seconds `pace` spent waiting in the current `_fire`, kept out of the arm cost
         self._aside = 0.0
 
     def run_once(self, now: datetime | None = None) -> float | None:
