@@ -40,6 +40,7 @@ from api import event_hub as hub
 from api.auth import Authenticator, FailureGuard, authenticate
 from api.config import Settings, default_node_id
 from api.errors import ApiErrorHandler
+from api.give_way import GiveWay
 from api.list_answers import ListAnswers
 from api.retention import INTERVAL as RETENTION_INTERVAL
 from api.retention import Retention
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic[Any, 
     app.ctx.store = store
     app.ctx.owns_store = store is None
     app.ctx.scheduler = None
+    app.ctx.give_way = None
     app.ctx.clock = SystemClock()
     app.ctx.available_jobs = None
     #: engine event listeners, subscribed before the engine starts so that recovery's
@@ -230,6 +232,7 @@ async def start_engine(app: Sanic[Any, Any]) -> None:
         observed_fields=("history_limit", "notify"),
     )
     app.ctx.scheduler = scheduler
+    app.ctx.give_way = GiveWay(scheduler.wakes)  # the protocol calls it (api/protocol.py)
     app.ctx.retention = await asyncio.to_thread(retention.start, loaded=True)
     app.ctx.notifier = await asyncio.to_thread(notifier.start, loaded=True)
     log.info("engine started on the %s store", store.backend)

@@ -26,6 +26,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, cast
 
 from sanic.exceptions import RequestTimeout
@@ -56,6 +57,7 @@ class GuardedProtocol(HttpProtocol):
         "_clients",
         "_deadline",
         "_deadline_timer",
+        "_give_way",
         "_last_http",
         "_linger_timer",
         "_lingered",
@@ -69,6 +71,8 @@ class GuardedProtocol(HttpProtocol):
         ctx = self.app.ctx
         self._deadline: float = getattr(ctx, "request_deadline", 0.0)
         self._client_cap: int = getattr(ctx, "max_client_connections", 0)
+        #: waits for a fire's start due within the next moments (api/give_way.py)
+        self._give_way: Callable[[], None] | None = getattr(ctx, "give_way", None)
         clients = getattr(ctx, "client_connections", None)
         self._clients: Counter[str] = clients if isinstance(clients, Counter) else Counter()
         self._client: str | None = None
@@ -136,6 +140,8 @@ class GuardedProtocol(HttpProtocol):
             if self._lingered > LINGER_BYTES:
                 self._stop_lingering()
             return
+        if self._give_way is not None:
+            self._give_way()
         if not self._receiving:
             self._start_clock()
         super().data_received(data)

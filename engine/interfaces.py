@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -542,6 +542,11 @@ class RunRequest:
     #: where a runner also writes output as it is produced, for readers while the job
     #: runs (`engine.running.live.LiveOutput`); None when nobody reads it live
     live: OutputSink | None = None
+    #: called by the runner once the run has begun (its process spawned; a job class
+    #: about to be called), so what gives way to a fire's start stops waiting
+    #: (engine/running/wakes.py); None when nothing waits. The executor calls it again
+    #: after the run, so a runner that never does costs only a longer wait.
+    started: Callable[[], None] | None = None
 
 
 class RunObserver(Protocol):

@@ -114,6 +114,8 @@ class Scheduler:
         self._recorder = Recorder(store, self._stopping, journal=self._journal, events=self.events)
         #: armed fires' due instants, which the loop and the recorder step aside for
         wakes = ArmedWakes(self.clock.timestamp)
+        #: the service's event loop gives way to their starts too (api/give_way.py)
+        self.wakes = wakes
         self._recorder.wakes = wakes
         #: a node's starts after its lease may have lapsed go through the store
         fence = StartFence(lease_seconds) if node_id is not None else None

@@ -68,6 +68,7 @@ class Runner:
                 env=request.env,
                 run_as=self._run_as,
                 live=request.live,
+                on_start=request.started,
             )
         except Exception as exc:
             return Outcome(Status.FAILED, error=runner_failure(request, exc))

@@ -88,6 +88,8 @@ def run_class_job(request: RunRequest, *, timeout: float | None, load: ClassLoad
         run = load(request)
     except UnknownJobClass as exc:
         return Outcome(Status.FAILED, error=str(exc))
+    if request.started is not None:
+        request.started()  # the run begins here, in this thread
     started = time.monotonic()
     with (
         captured_output(request.output_cap, request.live) as output,

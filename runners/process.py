@@ -98,6 +98,7 @@ def run_process(
     execution_id: str | None = None,
     run_as: RunAs | None = None,
     live: OutputSink | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> ProcessResult:
     """Run argv to a ProcessResult: exit 0 COMPLETED, non-zero FAILED, TIMEOUT when
     `timeout` seconds pass first, CANCELLED when `cancel` is set first. Never raises
@@ -108,7 +109,8 @@ def run_process(
     `env` is the child's whole environment; None gives it the allow-listed service
     variables only (runners.environment), never the service's own environment.
     With `run_as` the child starts as that OS user (its groups, its HOME). Both pipes
-    are also written to `live` as they are read, when given."""
+    are also written to `live` as they are read, when given. `on_start` is called
+    once the child is spawned (what waits for the start stops waiting)."""
     command = [str(part) for part in argv]
     if not command:
         return ProcessResult(Status.FAILED, None, "", "", "nothing to run: the argv list is empty")
@@ -117,7 +119,7 @@ def run_process(
     if execution_id is not None:
         env = {**(os.environ if env is None else env), lifeline.MARKER: execution_id}
     try:
-        child = _Child.start(command, output_cap, cwd, env, run_as, live)
+        child = _Child.start(command, output_cap, cwd, env, run_as, live, on_start)
     except OSError as exc:
         return ProcessResult(Status.FAILED, None, "", "", _spawn_error(command[0], exc))
     try:
@@ -188,6 +190,7 @@ class _Child:
         env: Mapping[str, str] | None,
         run_as: RunAs | None = None,
         live: OutputSink | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> _Child:
         environment = child_environment() if env is None else dict(env)
         if run_as is not None:
@@ -209,6 +212,8 @@ class _Child:
             group=None if run_as is None else run_as.gid,
             extra_groups=None if run_as is None else list(run_as.groups),
         )
+        if on_start is not None:
+            on_start()
         WATCHDOG.watch(proc.pid)  # after the start: not on the way to its first line
         try:
             return cls(proc, output_cap, live)

@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,13 @@ def run_script(
     env: Mapping[str, str] | None = None,
     run_as: RunAs | None = None,
     live: OutputSink | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> Outcome:
     """Check the path, then run the script to an Outcome (see the module docstring);
     `execution_id` is named in the child's environment (runners/lifeline.py). The
     script sees the allow-listed service variables and `env`, nothing else; with
     `run_as` it runs as that OS user; its output also goes to `live` as it is printed,
-    when given."""
+    when given; `on_start` is called once its process is spawned."""
     if kind not in (JobKind.BASH, JobKind.PYTHON):
         return Outcome(Status.FAILED, error=f"run_script runs bash and python scripts, not {kind}")
     try:
@@ -74,6 +75,7 @@ def run_script(
             execution_id=execution_id,
             run_as=run_as,
             live=live,
+            on_start=on_start,
         )
         return result.to_outcome()
     return _run_python(
@@ -87,6 +89,7 @@ def run_script(
         env=environment,
         run_as=run_as,
         live=live,
+        on_start=on_start,
     )
 
 
@@ -102,6 +105,7 @@ def _run_python(
     env: Mapping[str, str],
     run_as: RunAs | None,
     live: OutputSink | None,
+    on_start: Callable[[], None] | None,
 ) -> Outcome:
     folder, name = _result_file(run_as)
     result_file = Path(name)
@@ -118,6 +122,7 @@ def _run_python(
             execution_id=execution_id,
             run_as=run_as,
             live=live,
+            on_start=on_start,
         )
         reply = read_reply(result_file, output_cap)
     finally:

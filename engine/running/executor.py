@@ -118,6 +118,19 @@ class Executor:
 
     def __call__(self, item: WorkItem) -> None:
         """Run one execution to its terminal status (the pool's work function)."""
+        wakes = self._wakes
+        if wakes is None:
+            self._run(item, None)
+            return
+        # its start is expected at its due time until the runner says it began: the
+        # service's event loop gives way meanwhile (wakes.py)
+        start = wakes.expect_start(item.not_before)
+        try:
+            self._run(item, partial(wakes.started, start))
+        finally:
+            wakes.started(start)
+
+    def _run(self, item: WorkItem, started: Callable[[], None] | None) -> None:
         execution = item.execution
         if item.cancel.is_set() or self._wait_until_due(item) or not item.begin():
             error = item.withdrawn or CANCELLED_BEFORE_START
@@ -170,6 +183,7 @@ class Executor:
             script_roots=self._script_roots,
             services=self._services,
             live=live,
+            started=started,
         )
         try:
             outcome = self._runner(request)

@@ -138,6 +138,11 @@ class EngineLoop:
         with self.step_lock:
             size = len(self._timetable)
             commands = self._commands.drain()
+            if commands and lead > 0.0 and self._arms_ahead(now.timestamp(), lead):
+                # fires armed ahead of their due time go before this step's commands,
+                # which apply from the next fire on (ARM_LEAD): under a stream of new
+                # jobs, applying them first made the fire's worker wake late
+                self._fire(now, lead)
             for command in commands:
                 self._handler.apply(command, now)
             self.collector.note(len(commands), abs(len(self._timetable) - size))
@@ -145,6 +150,12 @@ class EngineLoop:
             if self.window is not None:
                 self.window.advance(now)
             return self._timetable.next_fire_ts()
+
+    def _arms_ahead(self, now: float, lead: float) -> bool:
+        """Whether the head is due within `lead` but not yet: nothing is overdue, so
+        nothing a queued command (sent before its due time) should change comes first."""
+        head = self._timetable.next_fire_ts()
+        return head is not None and now < head <= now + lead
 
     def _fire(self, now: datetime, lead: float) -> None:
         """Fire and arm what is due, measuring what arming one fire costs; a crowd is
@@ -252,12 +263,21 @@ class EngineLoop:
             self._end_crowd_hold(0.0, force=True)
 
     def _run_steps(self) -> None:
-        clock = self._clock
+        clock, wakes = self._clock, self.wakes
         lead = self.lead
+        #: the arming step the next wake is for, registered as an expected start so the
+        #: service's event loop gives way to it (running/wakes.py); released once run
+        arming: threading.Lock | None = None
         while not self._stop:
             delay: float | None
+            head: float | None = None
             try:
-                head = self._step(clock.now(), lead + ARM_WINDOW if lead > 0.0 else 0.0)
+                try:
+                    head = self._step(clock.now(), lead + ARM_WINDOW if lead > 0.0 else 0.0)
+                finally:
+                    if wakes is not None and arming is not None:
+                        wakes.started(arming)
+                        arming = None
                 # measured after the step, so the time the step took is not slept again
                 delay, lead = self.plan_wait(head, clock.timestamp())
                 if self.collector.wanted(self._quiet_for(delay, clock.timestamp())):
@@ -272,7 +292,12 @@ class EngineLoop:
             if self._stop:
                 return
             if delay is None or delay > 0:
+                now = clock.timestamp()
+                if wakes is not None and head is not None and head - now <= MAX_ARM_LEAD + lead:
+                    arming = wakes.expect_start(head - lead)  # the wake to arm `head`
                 self._commands.wait(delay)
+        if wakes is not None and arming is not None:  # stopped while waiting
+            wakes.started(arming)
 
     def _quiet_for(self, delay: float | None, now: float) -> float | None:
         """Seconds until the loop or an armed fire needs the thread (None: never)."""
