@@ -46,6 +46,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     return predicate()
 
 
+class HandClock:
+    """A timestamp source the test sets by hand (`clock.now += 0.5`)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Recorder:
     """A runner that records each request; `behave` decides each outcome."""
 

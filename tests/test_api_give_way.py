@@ -14,16 +14,9 @@ import requests
 from api.give_way import CREDIT_CAP, GiveWay
 from engine.running.wakes import ArmedWakes
 from tests.api_support import make_settings, running_server
+from tests.engine_support import HandClock
 
 WAIT = 5.0
-
-
-class HandClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_nothing_expected_costs_no_wait_and_no_credit() -> None:

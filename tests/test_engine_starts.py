@@ -17,17 +17,9 @@ from engine.model import Status
 from engine.running.wakes import MAX_START_WAIT, ArmedWakes
 from engine.scheduler import Scheduler
 from stores.memory import MemoryStore
-from tests.engine_support import Recorder, date_at, make_job, wait_for
+from tests.engine_support import HandClock, Recorder, date_at, make_job, wait_for
 
 WAIT = 5.0
-
-
-class HandClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_nothing_expected_means_no_wait() -> None:

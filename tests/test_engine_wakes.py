@@ -18,17 +18,9 @@ from engine.running.wakes import MAX_WAIT_PAST_DUE, ArmedWakes
 from engine.scheduler import Scheduler
 from engine.scheduling.loop import ARM_COST_MARGIN, PACE_BATCH
 from stores.memory import MemoryStore
-from tests.engine_support import T0, Harness, Recorder, date_at, make_job, wait_for
+from tests.engine_support import T0, HandClock, Harness, Recorder, date_at, make_job, wait_for
 
 WAIT = 5.0
-
-
-class HandClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _near(gap: float | None, seconds: float) -> bool:
