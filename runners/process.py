@@ -212,10 +212,10 @@ class _Child:
             group=None if run_as is None else run_as.gid,
             extra_groups=None if run_as is None else list(run_as.groups),
         )
-        if on_start is not None:
-            on_start()
         WATCHDOG.watch(proc.pid)  # after the start: not on the way to its first line
         try:
+            if on_start is not None:
+                on_start()  # inside: a hook that raises leaves no child behind
             return cls(proc, output_cap, live)
         except BaseException:  # could not start a thread: do not leave the child behind
             _kill_group(proc.pid, signal.SIGKILL)

@@ -138,11 +138,6 @@ class EngineLoop:
         with self.step_lock:
             size = len(self._timetable)
             commands = self._commands.drain()
-            if commands and lead > 0.0 and self._arms_ahead(now.timestamp(), lead):
-                # fires armed ahead of their due time go before this step's commands,
-                # which apply from the next fire on (ARM_LEAD): under a stream of new
-                # jobs, applying them first made the fire's worker wake late
-                self._fire(now, lead)
             for command in commands:
                 self._handler.apply(command, now)
             self.collector.note(len(commands), abs(len(self._timetable) - size))
@@ -150,12 +145,6 @@ class EngineLoop:
             if self.window is not None:
                 self.window.advance(now)
             return self._timetable.next_fire_ts()
-
-    def _arms_ahead(self, now: float, lead: float) -> bool:
-        """Whether the head is due within `lead` but not yet: nothing is overdue, so
-        nothing a queued command (sent before its due time) should change comes first."""
-        head = self._timetable.next_fire_ts()
-        return head is not None and now < head <= now + lead
 
     def _fire(self, now: datetime, lead: float) -> None:
         """Fire and arm what is due, measuring what arming one fire costs; a crowd is
